@@ -1,0 +1,124 @@
+"""Credentials: API keys, OAuth client-credentials tokens, and who is calling.
+
+Lenient mode (the default): any non-empty ``X-API-KEY`` or bearer token is accepted,
+and any client id gets a token. Strict mode (any ``--api-key`` or ``--oauth-client``
+configured): only those keys, and only unexpired tokens issued to those clients.
+
+Every caller is an *account*: the API key itself, or the OAuth client id behind a
+token (a lenient unknown token is its own account).
+
+Example::
+
+    auth = Authenticator(Settings(api_keys=("k1",)), clock)
+    auth.authenticate(api_key="k1", bearer=None).account   # "k1"
+"""
+
+from __future__ import annotations
+
+import hmac
+import random
+import secrets
+from dataclasses import dataclass
+
+from otpsim.clock import Clock
+from otpsim.config import Settings
+from otpsim.errors import E, ProviderError
+
+# The scopes a token may ask for; a token asked for with no scope gets them all.
+KNOWN_SCOPES: tuple[str, ...] = (
+    "sms", "otp", "groups", "templates", "originators", "numbers", "reports",
+    "shortlinks", "attachments", "viber", "whatsapp", "multichannel", "conversations",
+    "optouts", "account",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    account: str
+    scopes: frozenset[str] | None  # None: every scope (API keys)
+
+    def require(self, scope: str) -> None:
+        if self.scopes is not None and scope not in self.scopes:
+            raise ProviderError(E.AUTH_SCOPE)
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    client_id: str
+    scopes: frozenset[str]
+    expires_at: float
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+class Authenticator:
+    def __init__(self, settings: Settings, clock: Clock, rng: random.Random | None = None) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._rng = rng
+        self._clients = dict(settings.oauth_clients)
+        self._tokens: dict[str, Token] = {}
+
+    @property
+    def strict(self) -> bool:
+        return self._settings.strict_auth
+
+    def authenticate(self, *, api_key: str | None, bearer: str | None) -> Principal:
+        """Who is calling, from ``X-API-KEY`` or ``Authorization: Bearer``; 401 if no one."""
+        if api_key is not None and api_key.strip():
+            key = api_key.strip()
+            if self.strict and not any(_same(key, k) for k in self._settings.api_keys):
+                raise ProviderError(E.AUTH_BAD_KEY)
+            return Principal(key, None)
+        if api_key is not None:
+            raise ProviderError(E.AUTH_BAD_KEY, "Invalid API key (empty)")
+        if bearer is not None and bearer.strip():
+            return self._from_token(bearer.strip())
+        raise ProviderError(E.AUTH_MISSING)
+
+    def _from_token(self, value: str) -> Principal:
+        token = self._tokens.get(value)
+        if token is not None and token.expires_at > self._clock.time():
+            return Principal(token.client_id, token.scopes)
+        if token is not None:
+            self._tokens.pop(value, None)
+            if self.strict:
+                raise ProviderError(E.AUTH_BAD_TOKEN, "The access token has expired")
+        if self.strict:
+            raise ProviderError(E.AUTH_BAD_TOKEN)
+        return Principal(value, None)
+
+    def check_client(self, client_id: str | None, secret: str | None) -> str:
+        """The client id, if these Basic credentials are acceptable; else 401 invalid_client."""
+        if not client_id:
+            raise ProviderError(
+                E.OAUTH_INVALID_CLIENT,
+                "Invalid client: send HTTP Basic credentials (application id and secret)",
+            )
+        if self.strict:
+            expected = self._clients.get(client_id)
+            if expected is None or not _same(expected, secret or ""):
+                raise ProviderError(E.OAUTH_INVALID_CLIENT)
+        return client_id
+
+    def issue_token(self, client_id: str, scope: str | None) -> dict[str, object]:
+        """A new bearer token (the ``/oauth/token`` response body)."""
+        requested = (scope or "").split()
+        unknown = [s for s in requested if s not in KNOWN_SCOPES]
+        if unknown:
+            raise ProviderError(
+                E.OAUTH_INVALID_SCOPE,
+                f"The requested scope is invalid, unknown, or malformed: {' '.join(unknown)}",
+            )
+        scopes = frozenset(requested) if requested else frozenset(KNOWN_SCOPES)
+        now = self._clock.time()
+        ttl = self._settings.token_ttl
+        self._tokens = {k: t for k, t in self._tokens.items() if t.expires_at > now}
+        value = (
+            secrets.token_urlsafe(32) if self._rng is None else f"{self._rng.getrandbits(256):064x}"
+        )
+        self._tokens[value] = Token(client_id, scopes, now + ttl)
+        granted = " ".join(s for s in KNOWN_SCOPES if s in scopes)
+        return {"access_token": value, "expires_in": ttl, "scope": granted, "token_type": "Bearer"}

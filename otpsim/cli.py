@@ -1,0 +1,181 @@
+"""The ``otpsim`` command: ``serve`` the simulator, ``wait`` for one to be ready.
+
+Every ``serve`` flag has an ``OTPSIM_*`` environment twin and a config-file key (see
+``otpsim.config.OPTIONS``). Errors print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from typing import Any
+
+from aiohttp import web
+
+from otpsim import __version__
+from otpsim.config import DEFAULT_PORT, OPTIONS, Settings, is_loopback, load_settings
+from otpsim.errors import OtpsimError
+from otpsim.server.app import create_app
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="otpsim",
+        description="A local SMS-gateway simulator: a fake OTP-over-SMS provider for tests.",
+    )
+    parser.add_argument("--version", action="version", version=f"otpsim {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the simulator",
+        description="Run the simulator. Every flag can also be set as an OTPSIM_* "
+        "environment variable (e.g. --rate-limit as OTPSIM_RATE_LIMIT) or in --config.",
+    )
+    serve.add_argument(
+        "--config", metavar="FILE", help="YAML config file (env OTPSIM_CONFIG)", default=None
+    )
+    for option in OPTIONS:
+        serve.add_argument(
+            option.flag,
+            dest=option.field,
+            metavar=option.metavar,
+            action="append" if option.repeatable else "store",
+            default=None,
+            help=f"{option.help} [env {option.env}]",
+        )
+
+    wait = commands.add_parser(
+        "wait",
+        help="wait until a simulator answers (for CI scripts)",
+        description="Exit 0 as soon as URL/_sim/health answers 200; exit 1 on timeout.",
+    )
+    wait.add_argument(
+        "url",
+        nargs="?",
+        default=None,
+        help=f"base URL (default $OTPSIM_URL or http://127.0.0.1:{DEFAULT_PORT})",
+    )
+    wait.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
+    return parser
+
+
+def _cli_values(args: argparse.Namespace) -> dict[str, Any]:
+    """Parse the flags the user gave with the same parsers as env and config values."""
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        raw = getattr(args, option.field)
+        if raw is None:
+            continue
+        try:
+            values[option.field] = option.parse(raw)
+        except ValueError as exc:
+            raise OtpsimError(f"{option.flag}: {exc}") from None
+    return values
+
+
+def _url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+async def serve(settings: Settings, *, out: Any = None) -> None:
+    """Run until SIGINT or SIGTERM; print where the API and the inbox are."""
+    out = out or sys.stdout
+    app = create_app(settings)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise OtpsimError(
+            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
+        ) from None
+    port = runner.addresses[0][1]
+    base = _url(settings.host, port)
+    print(f"otpsim {__version__}: a fake SMS provider is listening", file=out)
+    print(f"  API:     {base}", file=out)
+    print(f"  Inbox:   {base}/", file=out)
+    print(f"  Control: {base}/_sim/", file=out)
+    auth = "strict (configured credentials only)" if settings.strict_auth else "any non-empty key"
+    print(f"  Auth:    {auth}", file=out)
+    print("Press Ctrl-C to stop.", file=out, flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
+        print("otpsim: stopped", file=out, flush=True)
+
+
+def wait_ready(url: str, timeout: float) -> str:
+    """Poll ``url/_sim/health`` until it answers 200; returns the simulator's version."""
+    health = url.rstrip("/") + "/_sim/health"
+    give_up = time.monotonic() + timeout
+    last = "no answer yet"
+    while True:
+        try:
+            with urllib.request.urlopen(health, timeout=2) as response:
+                if response.status == 200:
+                    return str(json.load(response).get("version", "?"))
+                last = f"HTTP {response.status}"
+        except urllib.error.HTTPError as exc:
+            last = f"HTTP {exc.code}"
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            last = str(reason)
+        if time.monotonic() >= give_up:
+            raise TimeoutError(f"{health} did not answer within {timeout:g}s (last: {last})")
+        time.sleep(0.1)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "wait":
+            url = args.url or os.environ.get("OTPSIM_URL") or _url("127.0.0.1", DEFAULT_PORT)
+            if not url.startswith(("http://", "https://")):
+                raise OtpsimError(f"wait: expected an http:// URL, got {url!r}")
+            try:
+                version = wait_ready(url, args.timeout)
+            except TimeoutError as exc:
+                print(f"otpsim: not ready: {exc}", file=sys.stderr)
+                return 1
+            print(f"otpsim {version} is ready at {url}")
+            return 0
+        settings = load_settings(cli=_cli_values(args), config_path=args.config)
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        if not is_loopback(settings.host):
+            print(
+                f"otpsim: warning: listening on {settings.host} exposes the simulator, its "
+                "control API and every PIN to the network; prefer 127.0.0.1",
+                file=sys.stderr,
+            )
+        asyncio.run(serve(settings))
+        return 0
+    except OtpsimError as exc:
+        print(f"otpsim: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,156 @@
+"""The simulator's clock: real time by default, movable for tests.
+
+Everything time-based in otpsim (expiry, rate-limit windows, token lifetimes, waits)
+reads this clock instead of the system's, so a test can jump ten minutes ahead
+instantly and replay the same run.
+
+Example::
+
+    clock = Clock()                 # follows real time
+    clock.advance(600)              # ten minutes later, at once
+    clock.freeze(True)              # time stands still until moved
+    clock.set(datetime(2030, 1, 1, tzinfo=UTC))
+    await clock.sleep_until(clock.time() + 30)   # wakes when the clock gets there
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+
+def to_datetime(ts: float) -> datetime:
+    """A Unix timestamp as an aware UTC datetime."""
+    return datetime.fromtimestamp(ts, tz=UTC)
+
+
+def iso(ts: float) -> str:
+    """A Unix timestamp as ISO 8601 UTC with milliseconds, e.g. ``2026-01-02T03:04:05.678Z``."""
+    return to_datetime(ts).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> float:
+    """Parse an ISO 8601 time (``Z`` or an offset; naive means UTC) to a Unix timestamp.
+
+    Raises ``ValueError`` with a readable message when it is not one.
+    """
+    try:
+        dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"not an ISO 8601 time: {text!r}") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+class Clock:
+    """A clock that follows real time, shifted by an offset, or stands frozen.
+
+    ``time_source`` is the real clock (``time.time``); tests may pass their own.
+    Coroutines waiting in :meth:`sleep_until` wake as soon as the clock reaches their
+    deadline, whether real time passes or the clock is moved.
+    """
+
+    def __init__(
+        self,
+        *,
+        start: float | None = None,
+        frozen: bool = False,
+        time_source: Callable[[], float] = time.time,
+    ) -> None:
+        self._source = time_source
+        self._offset = 0.0 if start is None else start - time_source()
+        self._frozen_at: float | None = None
+        self._changed = asyncio.Event()
+        if frozen:
+            self.freeze(True)
+        self._initial = (self._offset, self._frozen_at)
+
+    # -- reading ---------------------------------------------------------------------
+
+    def time(self) -> float:
+        """Now, as a Unix timestamp in seconds."""
+        if self._frozen_at is not None:
+            return self._frozen_at
+        return self._source() + self._offset
+
+    def now(self) -> datetime:
+        """Now, as an aware UTC datetime."""
+        return to_datetime(self.time())
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen_at is not None
+
+    @property
+    def offset(self) -> float:
+        """Seconds between this clock and real time."""
+        return self.time() - self._source()
+
+    def snapshot(self) -> dict[str, object]:
+        """The clock's state as JSON-ready data."""
+        now = self.time()
+        return {"now": iso(now), "timestamp": now, "frozen": self.frozen, "offset": self.offset}
+
+    # -- moving ----------------------------------------------------------------------
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward (or, with a negative number, back)."""
+        if self._frozen_at is not None:
+            self._frozen_at += seconds
+        else:
+            self._offset += seconds
+        self._notify()
+
+    def set(self, when: float | datetime) -> None:
+        """Jump to an absolute time (a Unix timestamp or an aware datetime)."""
+        ts = when.timestamp() if isinstance(when, datetime) else float(when)
+        if self._frozen_at is not None:
+            self._frozen_at = ts
+        else:
+            self._offset = ts - self._source()
+        self._notify()
+
+    def freeze(self, frozen: bool) -> None:
+        """Stop the clock where it is, or let it run again from where it stands."""
+        if frozen and self._frozen_at is None:
+            self._frozen_at = self.time()
+        elif not frozen and self._frozen_at is not None:
+            self._offset = self._frozen_at - self._source()
+            self._frozen_at = None
+        self._notify()
+
+    def reset(self) -> None:
+        """Back to how the clock was configured: real time (or the configured start)."""
+        self._offset, self._frozen_at = self._initial
+        self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    # -- waiting ---------------------------------------------------------------------
+
+    async def sleep_until(self, deadline: float, *, real_timeout: float | None = None) -> bool:
+        """Wait until the clock reads ``deadline`` or later.
+
+        Returns True when the clock got there, False when ``real_timeout`` wall-clock
+        seconds passed first (a bound so that a frozen clock never hangs a caller).
+        """
+        give_up = None if real_timeout is None else time.monotonic() + real_timeout
+        while True:
+            remaining = deadline - self.time()
+            if remaining <= 0:
+                return True
+            limit = None if self.frozen else remaining
+            if give_up is not None:
+                left = give_up - time.monotonic()
+                if left <= 0:
+                    return False
+                limit = left if limit is None else min(limit, left)
+            changed = self._changed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timeout=limit)

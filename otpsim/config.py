@@ -1,0 +1,483 @@
+"""Settings: one frozen dataclass, and the one table of options that fills it.
+
+Every setting has a default here and nowhere else. Each can be set, from weakest to
+strongest, in a YAML config file (``--config``), an ``OTPSIM_*`` environment
+variable, or a command-line flag. :data:`OPTIONS` is the single table from which the
+CLI flags, the environment variables and the config-file keys are all derived.
+
+Example::
+
+    settings = Settings(rate_limit=10)
+    settings = load_settings(cli={"port": 0}, env=os.environ)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from otpsim.domain.request import OtpDefaults, check_defaults
+from otpsim.errors import OtpsimError, ProviderError
+from otpsim.yamlutil import YamlDoc, load_yaml
+
+DEFAULT_PORT = 8790
+_API_DEFAULTS = OtpDefaults()
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    # Strict auth: when either is non-empty, only these credentials are accepted.
+    api_keys: tuple[str, ...] = ()
+    oauth_clients: tuple[tuple[str, str], ...] = ()
+    token_ttl: int = 86400
+    # Defaults for fields a POST /otp leaves out.
+    default_from: str = _API_DEFAULTS.sender
+    default_template: str = _API_DEFAULTS.template
+    default_ttl: int = _API_DEFAULTS.ttl
+    default_max_attempts: int = _API_DEFAULTS.max_attempts
+    default_pin_type: str = _API_DEFAULTS.pin_type
+    default_pin_length: int = _API_DEFAULTS.pin_length
+    price_per_part: float = 0.05
+    # Requests per window per credential; None = no limit (the default).
+    rate_limit: int | None = None
+    rate_limit_window: float = 60.0
+    max_body_bytes: int = 64 * 1024
+    # Longest a GET /_sim/messages/latest?wait= may hold a request, in seconds.
+    max_wait: float = 60.0
+    # A seed makes PINs and ids reproducible (NOT secret): for replaying test runs only.
+    seed: int | None = None
+    clock_frozen: bool = False
+    clock_start: str | None = None
+    log_level: str = "info"
+
+    @property
+    def strict_auth(self) -> bool:
+        return bool(self.api_keys or self.oauth_clients)
+
+    @property
+    def otp_defaults(self) -> OtpDefaults:
+        return OtpDefaults(
+            sender=self.default_from,
+            template=self.default_template,
+            ttl=self.default_ttl,
+            max_attempts=self.default_max_attempts,
+            pin_type=self.default_pin_type,
+            pin_length=self.default_pin_length,
+        )
+
+
+# -- value parsers (each takes a YAML value or a string; raises ValueError) ----------
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("expected an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise ValueError(f"expected an integer, got {value!r}")
+
+
+def _port(value: Any) -> int:
+    port = _int(value)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"expected a port from 0 to 65535, got {port}")
+    return port
+
+
+def _positive_int(value: Any) -> int:
+    number = _int(value)
+    if number < 1:
+        raise ValueError(f"expected a whole number of at least 1, got {number}")
+    return number
+
+
+def _optional_positive_int(value: Any) -> int | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "off", "none")):
+        return None
+    return _positive_int(value)
+
+
+def _positive_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("expected a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a number, got {value!r}") from None
+    if not number > 0 or number == float("inf"):
+        raise ValueError(f"expected a positive number, got {value!r}")
+    return number
+
+
+def _non_negative_float(value: Any) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0:
+        return 0.0
+    return _positive_float(value)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ValueError(f"expected text, got {value!r}")
+    return str(value)
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _host(value: Any) -> str:
+    host = _text(value).strip()
+    if not host:
+        raise ValueError("expected a host name or IP address")
+    return host
+
+
+def _list(item: Callable[[Any], Any]) -> Callable[[Any], tuple[Any, ...]]:
+    """A list: a YAML sequence, or comma-separated text (environment variables)."""
+
+    def parse(value: Any) -> tuple[Any, ...]:
+        if isinstance(value, str):
+            value = [v for v in (p.strip() for p in value.split(",")) if v]
+        if not isinstance(value, list):
+            raise ValueError(f"expected a list, got {value!r}")
+        return tuple(item(v) for v in value)
+
+    return parse
+
+
+def _api_key(value: Any) -> str:
+    key = _text(value).strip()
+    if not key:
+        raise ValueError("an API key cannot be empty")
+    return key
+
+
+def _oauth_client(value: Any) -> tuple[str, str]:
+    text = _text(value)
+    client_id, sep, secret = text.partition(":")
+    if not sep or not client_id or not secret:
+        raise ValueError(f"expected ID:SECRET, got {text!r}")
+    return client_id, secret
+
+
+def _log_level(value: Any) -> str:
+    level = _text(value).lower()
+    if level not in ("debug", "info", "warning", "error"):
+        raise ValueError(f"expected one of debug, info, warning, error; got {level!r}")
+    return level
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One setting as the CLI, the environment and the config file name it."""
+
+    field: str
+    flag: str
+    key: tuple[str, ...]
+    parse: Callable[[Any], Any]
+    help: str
+    metavar: str | None = None
+    repeatable: bool = False
+
+    @property
+    def env(self) -> str:
+        return "OTPSIM_" + self.flag.removeprefix("--").replace("-", "_").upper()
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("host", "--host", ("host",), _host, "address to bind (default 127.0.0.1)", "ADDR"),
+    Option(
+        "port",
+        "--port",
+        ("port",),
+        _port,
+        f"port (default {DEFAULT_PORT}; 0 picks a free one)",
+        "N",
+    ),
+    Option(
+        "api_keys",
+        "--api-key",
+        ("api_keys",),
+        _list(_api_key),
+        "accept only this API key (repeatable; env: comma-separated)",
+        "KEY",
+        repeatable=True,
+    ),
+    Option(
+        "oauth_clients",
+        "--oauth-client",
+        ("oauth_clients",),
+        _list(_oauth_client),
+        "accept only this OAuth client (repeatable; env: comma-separated)",
+        "ID:SECRET",
+        repeatable=True,
+    ),
+    Option(
+        "token_ttl",
+        "--token-ttl",
+        ("token_ttl",),
+        _positive_int,
+        "access token lifetime, seconds",
+        "S",
+    ),
+    Option(
+        "default_from", "--default-from", ("defaults", "from"), _text, "default sender id", "NAME"
+    ),
+    Option(
+        "default_template",
+        "--default-template",
+        ("defaults", "template"),
+        _text,
+        "default SMS template (must contain {{pin}})",
+        "TEXT",
+    ),
+    Option("default_ttl", "--default-ttl", ("defaults", "ttl"), _int, "default ttl, seconds", "S"),
+    Option(
+        "default_max_attempts",
+        "--default-max-attempts",
+        ("defaults", "maxAttempts"),
+        _int,
+        "default maxAttempts",
+        "N",
+    ),
+    Option(
+        "default_pin_type",
+        "--default-pin-type",
+        ("defaults", "pinType"),
+        _text,
+        "default pinType: numbers, letters or alphanumeric",
+        "TYPE",
+    ),
+    Option(
+        "default_pin_length",
+        "--default-pin-length",
+        ("defaults", "pinLength"),
+        _int,
+        "default pinLength",
+        "N",
+    ),
+    Option(
+        "price_per_part",
+        "--price-per-part",
+        ("price_per_part",),
+        _non_negative_float,
+        "price of one SMS part (cost = price x parts)",
+        "PRICE",
+    ),
+    Option(
+        "rate_limit",
+        "--rate-limit",
+        ("rate_limit",),
+        _optional_positive_int,
+        "requests per window per credential (default: no limit)",
+        "N",
+    ),
+    Option(
+        "rate_limit_window",
+        "--rate-limit-window",
+        ("rate_limit_window",),
+        _positive_float,
+        "rate-limit window, seconds (default 60)",
+        "S",
+    ),
+    Option(
+        "max_body_bytes",
+        "--max-body-bytes",
+        ("max_body_bytes",),
+        _positive_int,
+        "largest request body accepted (413 beyond)",
+        "BYTES",
+    ),
+    Option(
+        "max_wait",
+        "--max-wait",
+        ("max_wait",),
+        _positive_float,
+        "longest long-poll wait on /_sim/messages/latest, seconds",
+        "S",
+    ),
+    Option(
+        "seed",
+        "--seed",
+        ("seed",),
+        _int,
+        "seed for PINs and ids: reproducible runs (not secure)",
+        "N",
+    ),
+    Option(
+        "clock_frozen",
+        "--clock-frozen",
+        ("clock", "frozen"),
+        _bool,
+        "start with the simulator clock frozen (true/false)",
+        "BOOL",
+    ),
+    Option(
+        "clock_start",
+        "--clock-start",
+        ("clock", "start"),
+        _optional_text,
+        "start the simulator clock at this ISO 8601 time",
+        "ISO",
+    ),
+    Option(
+        "log_level",
+        "--log-level",
+        ("log_level",),
+        _log_level,
+        "debug, info, warning or error",
+        "LEVEL",
+    ),
+)
+
+_CONFIG_KEYS: dict[tuple[str, ...], Option] = {o.key: o for o in OPTIONS}
+_SECTIONS = {o.key[0] for o in OPTIONS if len(o.key) > 1}
+
+
+def _walk_config(doc: YamlDoc) -> dict[str, Any]:
+    """Map a config file's keys to Settings fields, rejecting unknown keys."""
+    if doc.data is None:
+        return {}
+    if not isinstance(doc.data, dict):
+        raise doc.error((), "expected a mapping of settings at the top level")
+    found: dict[str, Any] = {}
+    top_keys = sorted({o.key[0] for o in OPTIONS})
+    for key, value in doc.data.items():
+        if key in _SECTIONS:
+            if not isinstance(value, dict):
+                raise doc.error((key,), "expected a mapping")
+            sub_keys = sorted(k[1] for k in _CONFIG_KEYS if k[0] == key)
+            for sub, sub_value in value.items():
+                option = _CONFIG_KEYS.get((key, sub))
+                if option is None:
+                    raise doc.error(
+                        (key, sub), f"unknown key (expected one of: {', '.join(sub_keys)})"
+                    )
+                found[option.field] = _parse(option, sub_value, _prefix(doc, (key, sub)))
+            continue
+        option = _CONFIG_KEYS.get((key,))
+        if option is None:
+            raise doc.error((key,), f"unknown key (expected one of: {', '.join(top_keys)})")
+        found[option.field] = _parse(option, value, _prefix(doc, (key,)))
+    return found
+
+
+def _prefix(doc: YamlDoc, path: tuple[str, ...]) -> str:
+    return f"{doc.where(path)}: {'.'.join(path)}: "
+
+
+def _parse(option: Option, value: Any, prefix: str) -> Any:
+    """Parse one value; a bad one raises OtpsimError starting with ``prefix``."""
+    try:
+        return option.parse(value)
+    except ValueError as exc:
+        raise OtpsimError(f"{prefix}{exc}") from None
+
+
+def load_settings(
+    cli: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_path: str | None = None,
+) -> Settings:
+    """Settings from defaults < config file < environment < command line.
+
+    ``cli`` maps Settings field names to already-parsed values (None = not given).
+    Raises OtpsimError with one line naming the source of a bad value.
+    """
+    env = os.environ if env is None else env
+    cli = cli or {}
+    values: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+
+    path = config_path or env.get("OTPSIM_CONFIG") or None
+    doc: YamlDoc | None = None
+    if path:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise OtpsimError(f"{path}: cannot read config file: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise OtpsimError(f"{path}:1: config file is not UTF-8 text") from None
+        doc = load_yaml(text, path)
+        for name, value in _walk_config(doc).items():
+            values[name] = value
+            origin[name] = "config"
+
+    for option in OPTIONS:
+        raw = env.get(option.env)
+        if raw is not None:
+            values[option.field] = _parse(option, raw, f"{option.env}: ")
+            origin[option.field] = "env"
+        given = cli.get(option.field)
+        if given is not None:
+            values[option.field] = given
+            origin[option.field] = "cli"
+
+    settings = replace(Settings(), **values)
+    _check(settings, origin, doc)
+    return settings
+
+
+def _source(option: Option, origin: Mapping[str, str], doc: YamlDoc | None) -> str:
+    kind = origin.get(option.field)
+    if kind == "config" and doc is not None:
+        return _prefix(doc, option.key)
+    if kind == "env":
+        return f"{option.env}: "
+    if kind == "cli":
+        return f"{option.flag}: "
+    return f"default {option.field}: "
+
+
+def _check(settings: Settings, origin: Mapping[str, str], doc: YamlDoc | None) -> None:
+    """Cross-field checks: defaults follow the API's own rules."""
+    by_field = {o.field: o for o in OPTIONS}
+    try:
+        check_defaults(settings.otp_defaults)
+    except ProviderError as exc:
+        # Name the default the API rule is about (the message quotes the parameter).
+        names = {
+            "'from'": "default_from",
+            "'template'": "default_template",
+            "'ttl'": "default_ttl",
+            "'maxAttempts'": "default_max_attempts",
+            "'pinType'": "default_pin_type",
+            "'pinLength'": "default_pin_length",
+        }
+        field = next((f for k, f in names.items() if k in exc.message), "default_template")
+        raise OtpsimError(_source(by_field[field], origin, doc) + exc.message) from None
+    if settings.clock_start is not None:
+        from otpsim.clock import parse_iso
+
+        try:
+            parse_iso(settings.clock_start)
+        except ValueError as exc:
+            raise OtpsimError(_source(by_field["clock_start"], origin, doc) + str(exc)) from None
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` names this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

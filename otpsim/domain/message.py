@@ -1,0 +1,53 @@
+"""An SMS as the simulated network carries it to the phone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from otpsim.clock import iso
+
+
+class Delivery(StrEnum):
+    QUEUED = "QUEUED"  # accepted, on its way
+    DELIVERED = "DELIVERED"  # arrived on the phone (shown in the inbox)
+    UNDELIVERED = "UNDELIVERED"  # the network gave up; it never arrives
+
+
+@dataclass(slots=True)
+class Message:
+    message_id: str
+    otp_id: str
+    account: str
+    phone_number: str
+    country_iso: str
+    sender: str
+    text: str
+    pin: str
+    parts: int
+    encoding: str
+    created_at: float
+    status: Delivery = Delivery.QUEUED
+    delivered_at: float | None = None
+
+    def deliver(self, now: float) -> None:
+        self.status = Delivery.DELIVERED
+        self.delivered_at = now
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.message_id,
+            "otpId": self.otp_id,
+            "account": self.account,
+            "phoneNumber": self.phone_number,
+            "countryIso": self.country_iso,
+            "from": self.sender,
+            "text": self.text,
+            "pin": self.pin,
+            "parts": self.parts,
+            "encoding": self.encoding,
+            "status": self.status.value,
+            "createdAt": iso(self.created_at),
+            "deliveredAt": None if self.delivered_at is None else iso(self.delivered_at),
+        }

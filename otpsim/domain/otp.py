@@ -1,0 +1,205 @@
+"""The OTP entity and its state machine.
+
+PENDING is the start. From PENDING: the correct PIN makes it VERIFIED; the TTL
+passing makes it EXPIRED; wrong PINs reaching maxAttempts make it FAILED; a cancel
+makes it CANCELLED. The other four statuses are final.
+
+Methods never raise for a refused action: they return the error to answer (an
+:class:`~otpsim.errors.ErrorSpec`) together with whether the OTP changed, because a
+refused verification can still change state (a wrong PIN counts an attempt) and the
+caller must record and announce that before it answers.
+
+Example::
+
+    otp = Otp.issue(request, pin="123456", otp_id="...", now=0.0, account="key")
+    otp.verify("000000", now=1.0)   # Outcome(changed=True, error=E.PIN_WRONG)
+    otp.verify("123456", now=2.0)   # Outcome(changed=True, error=None); VERIFIED
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from otpsim.clock import iso
+from otpsim.domain import pins
+from otpsim.errors import E, ErrorSpec
+
+
+class Status(StrEnum):
+    PENDING = "PENDING"
+    VERIFIED = "VERIFIED"
+    EXPIRED = "EXPIRED"
+    CANCELLED = "CANCELLED"
+    FAILED = "FAILED"
+
+
+# The error a verification gets when the OTP is already in a final status.
+_FINAL_VERIFY_ERRORS: dict[Status, ErrorSpec] = {
+    Status.VERIFIED: E.OTP_ALREADY_VERIFIED,
+    Status.CANCELLED: E.OTP_CANCELLED,
+    Status.EXPIRED: E.OTP_ALREADY_EXPIRED,
+    Status.FAILED: E.OTP_ALREADY_FAILED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OtpRequest:
+    """A validated ``POST /otp`` request, defaults applied (see ``domain.request``)."""
+
+    phone_number: str
+    country_iso: str
+    sender: str
+    template: str
+    template_language: str | None
+    ttl: int
+    max_attempts: int
+    pin_type: str
+    pin_length: int
+    track_id: str | None
+    callback_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What an action did: whether the OTP changed, and the error to answer, if any."""
+
+    changed: bool
+    error: ErrorSpec | None = None
+
+
+@dataclass(slots=True)
+class VerifyAttempt:
+    at: float
+    pin: str
+    result: str  # "VERIFIED", or the error type answered (invalid_pin, otp_expired, ...)
+    code: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"at": iso(self.at), "pin": self.pin, "result": self.result, "code": self.code}
+
+
+@dataclass(slots=True)
+class Otp:
+    otp_id: str
+    account: str
+    request: OtpRequest
+    pin: str
+    created_at: float
+    cost: float
+    parts: int
+    status: Status = Status.PENDING
+    attempts: int = 0
+    updated_at: float = 0.0
+    history: list[VerifyAttempt] = field(default_factory=list)
+
+    @classmethod
+    def issue(
+        cls,
+        request: OtpRequest,
+        *,
+        otp_id: str,
+        pin: str,
+        now: float,
+        account: str,
+        cost: float,
+        parts: int,
+    ) -> Otp:
+        return cls(
+            otp_id=otp_id,
+            account=account,
+            request=request,
+            pin=pin,
+            created_at=now,
+            updated_at=now,
+            cost=cost,
+            parts=parts,
+        )
+
+    @property
+    def expires_at(self) -> float:
+        return self.created_at + self.request.ttl
+
+    def is_due(self, now: float) -> bool:
+        """True when the OTP is PENDING but its TTL has passed."""
+        return self.status is Status.PENDING and now >= self.expires_at
+
+    def expire_if_due(self, now: float) -> bool:
+        """Record the expiry of a PENDING OTP whose TTL has passed; True if it changed."""
+        if not self.is_due(now):
+            return False
+        self._move(Status.EXPIRED, now)
+        return True
+
+    def verify(self, pin: str, now: float) -> Outcome:
+        """Check a PIN against this OTP, following the contract's verify table."""
+        if self.expire_if_due(now):
+            return self._record(now, pin, E.PIN_EXPIRED, changed=True)
+        final_error = _FINAL_VERIFY_ERRORS.get(self.status)
+        if final_error is not None:
+            return self._record(now, pin, final_error, changed=False)
+        if pins.matches(self.pin, pin):
+            self._move(Status.VERIFIED, now)
+            return self._record(now, pin, None, changed=True)
+        self.attempts += 1
+        self.updated_at = now
+        if self.attempts >= self.request.max_attempts:
+            self._move(Status.FAILED, now)
+            return self._record(now, pin, E.OTP_MAX_ATTEMPTS, changed=True)
+        return self._record(now, pin, E.PIN_WRONG, changed=True)
+
+    def cancel(self, now: float) -> Outcome:
+        """Cancel a PENDING OTP (an OTP past its TTL is EXPIRED, not cancellable)."""
+        changed = self.expire_if_due(now)
+        if self.status is Status.CANCELLED:
+            return Outcome(changed, E.CANCEL_ALREADY_CANCELLED)
+        if self.status is not Status.PENDING:
+            return Outcome(changed, E.CANCEL_NOT_PENDING)
+        self._move(Status.CANCELLED, now)
+        return Outcome(True)
+
+    def _move(self, status: Status, now: float) -> None:
+        self.status = status
+        self.updated_at = now
+
+    def _record(self, now: float, pin: str, error: ErrorSpec | None, *, changed: bool) -> Outcome:
+        result = "VERIFIED" if error is None else error.type
+        self.history.append(VerifyAttempt(now, pin, result, None if error is None else error.code))
+        return Outcome(changed, error)
+
+    # -- views -----------------------------------------------------------------------
+
+    def to_api(self) -> dict[str, Any]:
+        """The provider's OTP object (never the PIN)."""
+        r = self.request
+        return {
+            "otpId": self.otp_id,
+            "trackId": r.track_id,
+            "phoneNumber": r.phone_number,
+            "countryIso": r.country_iso,
+            "status": self.status.value,
+            "cost": self.cost,
+            "parts": self.parts,
+            "maxAttempts": r.max_attempts,
+            "attempts": self.attempts,
+            "ttl": r.ttl,
+            "otpCallbackUrl": r.callback_url,
+            "dateCreated": iso(self.created_at),
+            "dateExpires": iso(self.expires_at),
+        }
+
+    def to_sim(self) -> dict[str, Any]:
+        """The control API's view: the OTP object plus PIN, request and attempt history."""
+        r = self.request
+        return {
+            **self.to_api(),
+            "pin": self.pin,
+            "pinType": r.pin_type,
+            "pinLength": r.pin_length,
+            "from": r.sender,
+            "templateLanguage": r.template_language,
+            "account": self.account,
+            "dateUpdated": iso(self.updated_at),
+            "verifyAttempts": [a.to_json() for a in self.history],
+        }

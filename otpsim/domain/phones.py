@@ -1,0 +1,75 @@
+"""Phone numbers: parsing and validation with ``phonenumbers``, and country languages.
+
+Example::
+
+    >>> parse("0612345678", "FR")
+    PhoneNumber(e164='+33612345678', country_iso='FR')
+    >>> country_languages("BE")
+    ('nl', 'fr', 'de')
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import phonenumbers
+from babel.languages import get_official_languages
+
+from otpsim.errors import E, ProviderError
+
+
+class PhoneNumber(NamedTuple):
+    e164: str
+    country_iso: str
+
+
+def is_country(iso: str) -> bool:
+    """True for an ISO-3166 alpha-2 code that has a telephone numbering plan."""
+    return iso.upper() in phonenumbers.SUPPORTED_REGIONS
+
+
+def parse(raw: str, country_iso: str | None) -> PhoneNumber:
+    """Parse an E.164 number, or a national one with its country.
+
+    Raises ProviderError 2002 (country needed), 2003 (bad country) or 2020 (invalid).
+    ``country_iso`` is ignored when ``raw`` is in international form.
+    """
+    text = raw.strip()
+    region: str | None = None
+    if not text.startswith("+"):
+        if not country_iso:
+            raise ProviderError(
+                E.COUNTRY_MISSING,
+                "The parameter 'countryIso' is empty or not set "
+                "(needed when 'phoneNumber' is not in E.164 format, e.g. +33612345678)",
+            )
+        if not is_country(country_iso):
+            raise ProviderError(
+                E.COUNTRY_INVALID,
+                f"Country ISO provided is invalid: {country_iso!r} "
+                "(expected an ISO-3166 alpha-2 code such as 'GB' or 'FR')",
+            )
+        region = country_iso.upper()
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        raise ProviderError(E.PHONE_INVALID) from None
+    if not phonenumbers.is_valid_number(number):
+        raise ProviderError(E.PHONE_INVALID)
+    country = phonenumbers.region_code_for_number(number)
+    if not country:
+        raise ProviderError(E.PHONE_INVALID)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return PhoneNumber(e164, country)
+
+
+@functools.lru_cache(maxsize=512)
+def country_languages(country_iso: str) -> tuple[str, ...]:
+    """Languages spoken in a country, most used first, as two-letter codes."""
+    langs: list[str] = []
+    for tag in get_official_languages(country_iso, de_facto=True):
+        base = str(tag).split("_")[0]
+        if base not in langs:
+            langs.append(base)
+    return tuple(langs)

@@ -1,0 +1,203 @@
+"""Validation of a ``POST /otp`` body into an :class:`OtpRequest`.
+
+Each broken rule raises :class:`~otpsim.errors.ProviderError` with the contract's
+code. Fields are checked in the contract's table order, so a body with several
+problems always gets the same, first, error. JSON ``null`` counts as "not sent".
+
+Example::
+
+    >>> req = parse_new_otp({"phoneNumber": "+33612345678"}, OtpDefaults())
+    >>> req.country_iso, req.pin_type
+    ('FR', 'numbers')
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from otpsim.domain import phones
+from otpsim.domain.otp import OtpRequest
+from otpsim.domain.pins import ALPHABETS
+from otpsim.domain.sms import PIN_PLACEHOLDER
+from otpsim.errors import E, ErrorSpec, ProviderError
+
+TTL_RANGE = (60, 1800)
+MAX_ATTEMPTS_RANGE = (1, 10)
+PIN_LENGTH_RANGE = (4, 10)
+FROM_LENGTH_RANGE = (3, 15)
+MAX_URL_LENGTH = 2048
+
+_DIGITS = re.compile(r"\s*-?\d{1,9}\s*")
+_TEMPLATE_KEY = re.compile(r"^template_([a-z]{2})$")
+_UUID_V1_V5 = re.compile(
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-[1-5][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.IGNORECASE
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OtpDefaults:
+    """The application's defaults for fields a request leaves out (set in Settings)."""
+
+    sender: str = "OTPSIM"
+    template: str = "Your verification code is {{pin}}"
+    ttl: int = 300
+    max_attempts: int = 3
+    pin_type: str = "numbers"
+    pin_length: int = 6
+
+
+def _present(body: Mapping[str, Any], key: str) -> bool:
+    return body.get(key) is not None
+
+
+def _integer(
+    value: Any, name: str, bounds: tuple[int, int], errors: tuple[ErrorSpec, ErrorSpec, ErrorSpec]
+) -> int:
+    """An integer field: a JSON number or a string of digits, within bounds."""
+    nan, too_low, too_high = errors
+    whole_float = isinstance(value, float) and value.is_integer()
+    digits = isinstance(value, str) and _DIGITS.fullmatch(value) is not None
+    if isinstance(value, bool) or not (isinstance(value, int) or whole_float or digits):
+        raise ProviderError(nan, f"The parameter '{name}' is not a number (got {value!r})")
+    number = int(value)
+    low, high = bounds
+    if number < low:
+        raise ProviderError(too_low)
+    if number > high:
+        raise ProviderError(too_high)
+    return number
+
+
+def _template(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ProviderError(E.TEMPLATE_INVALID, f"The parameter '{name}' is empty or not set")
+    if PIN_PLACEHOLDER not in value:
+        raise ProviderError(
+            E.TEMPLATE_INVALID, f"The parameter '{name}' does not contain placeholder {{{{pin}}}}"
+        )
+    return value
+
+
+def _choose_template(
+    body: Mapping[str, Any], country_iso: str, default: str
+) -> tuple[str, str | None]:
+    """The localized template for the number's country, else ``template``, else default."""
+    localized: dict[str, str] = {}
+    for key, value in body.items():
+        match = _TEMPLATE_KEY.match(key)
+        if match and value is not None:
+            localized[match.group(1)] = _template(value, key)
+    generic = _template(body["template"], "template") if _present(body, "template") else None
+    for language in phones.country_languages(country_iso):
+        if language in localized:
+            return localized[language], language
+    return (generic or default), None
+
+
+def _sender(value: Any) -> str:
+    if isinstance(value, str) and not value.strip():
+        raise ProviderError(E.FROM_EMPTY)
+    low, high = FROM_LENGTH_RANGE
+    if not isinstance(value, str) or not low <= len(value) <= high:
+        raise ProviderError(E.FROM_LENGTH)
+    return value
+
+
+def _callback_url(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > MAX_URL_LENGTH or any(c.isspace() for c in value):
+        raise ProviderError(E.CALLBACK_URL_INVALID)
+    try:
+        parts = urlsplit(value)
+        hostname = parts.hostname
+        _ = parts.port  # raises ValueError on a malformed port
+    except ValueError:
+        raise ProviderError(E.CALLBACK_URL_INVALID) from None
+    if parts.scheme.lower() not in ("http", "https") or not hostname:
+        raise ProviderError(E.CALLBACK_URL_INVALID)
+    return value
+
+
+def parse_new_otp(body: Mapping[str, Any], defaults: OtpDefaults) -> OtpRequest:
+    """Validate a ``POST /otp`` body; raises ProviderError on the first broken rule."""
+    raw_phone = body.get("phoneNumber")
+    if raw_phone is None or (isinstance(raw_phone, str) and not raw_phone.strip()):
+        raise ProviderError(E.PHONE_MISSING)
+    if not isinstance(raw_phone, str):
+        raise ProviderError(E.PHONE_INVALID, "The phone number provided is invalid (not a string)")
+    raw_country = body.get("countryIso")
+    if raw_country is not None and not isinstance(raw_country, str):
+        raise ProviderError(E.COUNTRY_INVALID)
+    phone = phones.parse(raw_phone, raw_country or None)
+
+    sender = (
+        _sender(body["from"]) if "from" in body and body["from"] is not None else defaults.sender
+    )
+    template, language = _choose_template(body, phone.country_iso, defaults.template)
+
+    ttl = defaults.ttl
+    if _present(body, "ttl"):
+        ttl = _integer(body["ttl"], "ttl", TTL_RANGE, (E.TTL_NAN, E.TTL_TOO_LOW, E.TTL_TOO_HIGH))
+    max_attempts = defaults.max_attempts
+    if _present(body, "maxAttempts"):
+        max_attempts = _integer(
+            body["maxAttempts"],
+            "maxAttempts",
+            MAX_ATTEMPTS_RANGE,
+            (E.ATTEMPTS_NAN, E.ATTEMPTS_TOO_LOW, E.ATTEMPTS_TOO_HIGH),
+        )
+    pin_type = defaults.pin_type
+    if "pinType" in body and body["pinType"] is not None:
+        value = body["pinType"]
+        if isinstance(value, str) and not value.strip():
+            raise ProviderError(E.PIN_TYPE_EMPTY)
+        if not isinstance(value, str) or value not in ALPHABETS:
+            raise ProviderError(E.PIN_TYPE_INVALID)
+        pin_type = value
+    pin_length = defaults.pin_length
+    if _present(body, "pinLength"):
+        pin_length = _integer(
+            body["pinLength"],
+            "pinLength",
+            PIN_LENGTH_RANGE,
+            (E.PIN_LENGTH_NAN, E.PIN_LENGTH_TOO_LOW, E.PIN_LENGTH_TOO_HIGH),
+        )
+    track_id = None
+    if _present(body, "trackId"):
+        track_id = body["trackId"]
+        if not isinstance(track_id, str) or not _UUID_V1_V5.match(track_id):
+            raise ProviderError(E.TRACK_ID_INVALID)
+    callback_url = None
+    if _present(body, "otpCallbackUrl"):
+        callback_url = _callback_url(body["otpCallbackUrl"])
+
+    return OtpRequest(
+        phone_number=phone.e164,
+        country_iso=phone.country_iso,
+        sender=sender,
+        template=template,
+        template_language=language,
+        ttl=ttl,
+        max_attempts=max_attempts,
+        pin_type=pin_type,
+        pin_length=pin_length,
+        track_id=track_id,
+        callback_url=callback_url,
+    )
+
+
+def check_defaults(defaults: OtpDefaults) -> None:
+    """Validate configured defaults with the same rules a request gets."""
+    probe = {
+        "phoneNumber": "+33612345678",
+        "from": defaults.sender,
+        "template": defaults.template,
+        "ttl": defaults.ttl,
+        "maxAttempts": defaults.max_attempts,
+        "pinType": defaults.pin_type,
+        "pinLength": defaults.pin_length,
+    }
+    parse_new_otp(probe, defaults)

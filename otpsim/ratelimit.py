@@ -1,0 +1,66 @@
+"""A fixed-window rate limiter on the simulator clock, one budget per credential.
+
+Windows are aligned to the clock (a 60 s window runs from :00 to :59), so
+``X-Rate-Limit-Reset`` is the same for every caller and advancing the virtual clock
+opens the next window at once. With no limit configured nothing is refused, and the
+headers report a nominal budget of :data:`NOMINAL_LIMIT`.
+
+Example::
+
+    limiter = RateLimiter(clock, limit=2, window=60)
+    limiter.hit("key-a").allowed   # True, True, then False until the window turns
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from otpsim.clock import Clock
+
+NOMINAL_LIMIT = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class RateState:
+    limit: int
+    remaining: int
+    reset: int  # Unix time (seconds) when the window reopens
+    allowed: bool
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "X-Rate-Limit-Limit": str(self.limit),
+            "X-Rate-Limit-Remaining": str(self.remaining),
+        }
+        if not self.allowed:
+            headers["X-Rate-Limit-Reset"] = str(self.reset)
+        return headers
+
+
+class RateLimiter:
+    def __init__(self, clock: Clock, limit: int | None, window: float) -> None:
+        self._clock = clock
+        self.limit = limit
+        self.window = window
+        self._window_start = -math.inf
+        self._counts: dict[str, int] = {}
+
+    def hit(self, key: str) -> RateState:
+        """Count one request for ``key`` and say whether it may proceed."""
+        now = self._clock.time()
+        start = math.floor(now / self.window) * self.window
+        if start != self._window_start:
+            # Every budget shares the aligned window: a new window forgets the old counts.
+            self._window_start = start
+            self._counts = {}
+        count = self._counts.get(key, 0) + 1
+        self._counts[key] = count
+        limit = self.limit if self.limit is not None else NOMINAL_LIMIT
+        allowed = self.limit is None or count <= self.limit
+        reset = math.ceil(start + self.window)
+        return RateState(limit, max(0, limit - count), reset, allowed)
+
+    def reset(self) -> None:
+        self._window_start = -math.inf
+        self._counts = {}

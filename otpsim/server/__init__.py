@@ -1,0 +1,1 @@
+"""The HTTP side: the emulated provider API, the control API and the inbox page."""

@@ -1,0 +1,145 @@
+"""The aiohttp application: routes, middlewares, and typed app state.
+
+Example::
+
+    app = create_app(Settings(), clock=Clock(frozen=True))
+    web.run_app(app, host="127.0.0.1", port=0)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from otpsim import __version__
+from otpsim.auth import Principal
+from otpsim.clock import Clock
+from otpsim.config import Settings
+from otpsim.errors import E, ProviderError
+from otpsim.server import control, inbox, provider
+from otpsim.server.http import basic_credentials, bearer_token, error_response, http_error_spec
+from otpsim.server.keys import EXTRA_HEADERS, PRINCIPAL, SIM
+from otpsim.simulator import Simulator
+from otpsim.store import Store
+
+log = logging.getLogger("otpsim")
+
+
+@web.middleware
+async def meta_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """``X-Request-Id`` and ``X-Response-Time`` on every response, plus rate headers."""
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # redirects and the like pass through as raised
+        _stamp(request, exc, started)
+        raise
+    if not response.prepared:
+        _stamp(request, response, started)
+    return response
+
+
+def _stamp(request: web.Request, response: web.StreamResponse, started: float) -> None:
+    response.headers["X-Request-Id"] = uuid.uuid4().hex
+    response.headers["X-Response-Time"] = f"{(time.perf_counter() - started) * 1000:.3f}ms"
+    response.headers.update(request.get(EXTRA_HEADERS, {}))
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error, raised anywhere, answered in the provider's error shape."""
+    try:
+        return await handler(request)
+    except ProviderError as exc:
+        return error_response(exc)
+    except web.HTTPException as exc:
+        spec = http_error_spec(exc.status)
+        if spec is None:
+            raise
+        message = spec.message
+        if exc.status == 404:
+            message = f"No such endpoint: {request.method} {request.path}"
+        elif exc.status == 405:
+            allowed = exc.headers.get("Allow", "")
+            message = (
+                f"Method {request.method} is not allowed on {request.path} (allowed: {allowed})"
+            )
+        elif exc.status == 413:
+            limit = request.app[SIM].settings.max_body_bytes
+            message = f"Request body is too large (limit {limit} bytes)"
+        response = error_response(ProviderError(spec, message))
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return error_response(ProviderError(E.SERVER_ERROR))
+
+
+@web.middleware
+async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """For provider API routes: who is calling, and whether their rate budget allows it."""
+    name = request.match_info.route.name or ""
+    if not name.startswith("api."):
+        return await handler(request)
+    sim = request.app[SIM]
+    key = f"ip:{request.remote}"
+    refused: ProviderError | None = None
+    principal: Principal | None = None
+    if name == "api.oauth.token":
+        client_id, _ = basic_credentials(request)
+        if client_id:
+            key = f"client:{client_id}"
+    else:
+        try:
+            principal = sim.auth.authenticate(
+                api_key=request.headers.get("X-API-KEY"), bearer=bearer_token(request)
+            )
+            key = f"account:{principal.account}"
+        except ProviderError as exc:
+            refused = exc
+    state = sim.limiter.hit(key)
+    request[EXTRA_HEADERS] = state.headers()
+    if refused is not None:
+        raise refused
+    if not state.allowed:
+        raise ProviderError(E.RATE_LIMITED)
+    if principal is not None:
+        principal.require("otp")
+        request[PRINCIPAL] = principal
+    return await handler(request)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    rng: random.Random | None = None,
+    store: Store | None = None,
+) -> web.Application:
+    """The whole simulator as an aiohttp application.
+
+    Time and randomness come in as arguments (a :class:`Clock`, a seeded Random) so
+    tests never patch them.
+    """
+    settings = settings or Settings()
+    app = web.Application(
+        middlewares=[meta_middleware, error_middleware, api_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SIM] = Simulator(settings, clock=clock, rng=rng, store=store)
+    provider.add_routes(app)
+    control.add_routes(app)
+    inbox.add_routes(app)
+    return app
+
+
+__all__ = ["__version__", "create_app"]

@@ -1,0 +1,162 @@
+"""The control API under ``/_sim/``: inspect, wait, move the clock, reset.
+
+For tests, QA and the inbox page; it never needs provider credentials. Errors use the
+provider's error shape too.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from aiohttp import web
+
+from otpsim import __version__
+from otpsim.clock import parse_iso
+from otpsim.domain.otp import Status
+from otpsim.errors import E, ProviderError
+from otpsim.server.http import json_response, query_number, read_json_object
+from otpsim.server.keys import SIM
+from otpsim.simulator import normalize_phone
+
+MAX_LIST = 10_000
+
+
+def _phone_filter(request: web.Request) -> str | None:
+    raw = request.query.get("phoneNumber")
+    if raw is None or raw == "":
+        return None
+    phone = normalize_phone(raw)
+    if phone == "+":
+        raise ProviderError(E.SIM_INVALID_PARAM, "'phoneNumber' must be a phone number")
+    return phone
+
+
+def _otp_filter(request: web.Request) -> str | None:
+    return (request.query.get("otpId") or "").lower() or None
+
+
+async def health(request: web.Request) -> web.Response:
+    return json_response({"status": "ok", "version": __version__})
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    messages = request.app[SIM].messages(
+        phone_number=_phone_filter(request),
+        otp_id=_otp_filter(request),
+        limit=query_number(request, "limit", int, default=100, low=1, high=MAX_LIST),
+    )
+    return json_response({"messages": [m.to_json() for m in messages]})
+
+
+async def latest_message(request: web.Request) -> web.Response:
+    """The newest delivered SMS; ``wait=S`` holds the request until one arrives."""
+    sim = request.app[SIM]
+    phone, otp_id = _phone_filter(request), _otp_filter(request)
+    wait = query_number(request, "wait", float, default=0.0, low=0.0, high=sim.settings.max_wait)
+    message = await sim.wait_latest_message(phone_number=phone, otp_id=otp_id, wait=wait)
+    if message is None:
+        about = " and ".join(
+            part
+            for part in (phone and f"phoneNumber {phone}", otp_id and f"otpId {otp_id}")
+            if part
+        )
+        waited = f" within {wait:g}s" if wait else ""
+        raise ProviderError(
+            E.SIM_NOT_FOUND, f"No message delivered{' for ' + about if about else ''}{waited}"
+        )
+    return json_response(message.to_json())
+
+
+async def clear_messages(request: web.Request) -> web.Response:
+    request.app[SIM].clear_messages()
+    return json_response({"status": "ok"})
+
+
+async def list_otps(request: web.Request) -> web.Response:
+    status = request.query.get("status") or None
+    if status is not None and status.upper() not in Status.__members__:
+        raise ProviderError(
+            E.SIM_INVALID_PARAM, f"'status' must be one of: {', '.join(Status.__members__)}"
+        )
+    sim = request.app[SIM]
+    sim.expire_due()
+    otps = sim.store.list_otps(
+        phone_number=_phone_filter(request),
+        status=None if status is None else status.upper(),
+        limit=query_number(request, "limit", int, default=100, low=1, high=MAX_LIST),
+    )
+    return json_response({"otps": [o.to_sim() for o in otps]})
+
+
+async def get_otp(request: web.Request) -> web.Response:
+    otp = request.app[SIM].get_otp(request.match_info["otp_id"])
+    return json_response(otp.to_sim())
+
+
+async def get_clock(request: web.Request) -> web.Response:
+    return json_response(request.app[SIM].clock.snapshot())
+
+
+def _clock_changes(body: dict[str, Any]) -> tuple[float | None, float | None, bool | None]:
+    """Validate a clock request completely before anything moves."""
+    unknown = sorted(set(body) - {"advance", "set", "freeze"})
+    if unknown or not body:
+        raise ProviderError(
+            E.SIM_INVALID_PARAM,
+            "Expected a JSON object with 'advance' (seconds), 'set' (ISO time) and/or "
+            f"'freeze' (true/false){'; unknown: ' + ', '.join(unknown) if unknown else ''}",
+        )
+    advance = body.get("advance")
+    if advance is not None and (
+        isinstance(advance, bool)
+        or not isinstance(advance, int | float)
+        or not math.isfinite(advance)
+    ):
+        raise ProviderError(E.SIM_INVALID_PARAM, "'advance' must be a number of seconds")
+    when = body.get("set")
+    at: float | None = None
+    if when is not None:
+        if not isinstance(when, str):
+            raise ProviderError(E.SIM_INVALID_PARAM, "'set' must be an ISO 8601 time")
+        try:
+            at = parse_iso(when)
+        except ValueError as exc:
+            raise ProviderError(E.SIM_INVALID_PARAM, f"'set': {exc}") from None
+    freeze = body.get("freeze")
+    if freeze is not None and not isinstance(freeze, bool):
+        raise ProviderError(E.SIM_INVALID_PARAM, "'freeze' must be true or false")
+    return (None if advance is None else float(advance)), at, freeze
+
+
+async def move_clock(request: web.Request) -> web.Response:
+    """``{"set": iso}``, then ``{"advance": s}``, then ``{"freeze": bool}``, as given."""
+    sim = request.app[SIM]
+    advance, at, freeze = _clock_changes(await read_json_object(request))
+    if at is not None:
+        sim.clock.set(at)
+    if advance is not None:
+        sim.clock.advance(advance)
+    if freeze is not None:
+        sim.clock.freeze(freeze)
+    sim.clock_changed()
+    sim.expire_due()
+    return json_response(sim.clock.snapshot())
+
+
+async def reset(request: web.Request) -> web.Response:
+    request.app[SIM].reset()
+    return json_response({"status": "ok"})
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/_sim/health", health, name="sim.health")
+    r.add_get("/_sim/messages", list_messages, name="sim.messages")
+    r.add_delete("/_sim/messages", clear_messages, name="sim.messages.clear")
+    r.add_get("/_sim/messages/latest", latest_message, name="sim.messages.latest")
+    r.add_get("/_sim/otps", list_otps, name="sim.otps")
+    r.add_get("/_sim/otps/{otp_id}", get_otp, name="sim.otp")
+    r.add_get("/_sim/clock", get_clock, name="sim.clock")
+    r.add_post("/_sim/clock", move_clock, name="sim.clock.move")
+    r.add_post("/_sim/reset", reset, name="sim.reset")

@@ -1,0 +1,103 @@
+"""Small HTTP helpers shared by the handlers: JSON in, JSON out, errors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from otpsim.errors import E, ErrorSpec, ProviderError
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=dumps)
+
+
+def error_response(error: ProviderError) -> web.Response:
+    response = json_response(error.body(), status=error.spec.status)
+    response.headers.update(error.headers)
+    return response
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object; an empty body is ``{}``.
+
+    Anything else (invalid UTF-8, invalid JSON, JSON nested beyond reason, an array)
+    is 400 with a message saying what was expected. A body over the configured size
+    is 413 (aiohttp raises it while reading).
+    """
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ProviderError(E.BODY_INVALID, "Request body is not valid UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise ProviderError(
+            E.BODY_INVALID,
+            f"Request body is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
+        ) from None
+    except RecursionError:
+        raise ProviderError(E.BODY_INVALID, "Request body is nested too deeply") from None
+    if not isinstance(data, dict):
+        raise ProviderError(
+            E.BODY_INVALID, f"Request body must be a JSON object, not {type(data).__name__}"
+        )
+    return data
+
+
+N = TypeVar("N", int, float)
+
+
+def query_number(
+    request: web.Request, name: str, kind: type[N], *, default: N, low: N, high: N
+) -> N:
+    """A numeric query parameter within bounds; 400 ``invalid_param`` 1020 otherwise."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    what = "a whole number" if kind is int else "a number"
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ProviderError(E.SIM_INVALID_PARAM, f"'{name}' must be {what}") from None
+    if not low <= value <= high:
+        raise ProviderError(E.SIM_INVALID_PARAM, f"'{name}' must be from {low:g} to {high:g}")
+    return value
+
+
+def http_error_spec(status: int) -> ErrorSpec | None:
+    """The catalog entry for an error aiohttp raised itself (routing, body size)."""
+    return {
+        404: E.ROUTE_NOT_FOUND,
+        405: E.METHOD_NOT_ALLOWED,
+        413: E.BODY_TOO_LARGE,
+    }.get(status)
+
+
+def basic_credentials(request: web.Request) -> tuple[str | None, str | None]:
+    """The (id, secret) of an ``Authorization: Basic`` header, or (None, None)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value.strip():
+        return None, None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None, None
+    client_id, _, secret = decoded.partition(":")
+    return client_id, secret
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value if scheme.lower() == "bearer" else None

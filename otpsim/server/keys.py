@@ -1,0 +1,12 @@
+"""Typed keys for app and request state."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from otpsim.auth import Principal
+from otpsim.simulator import Simulator
+
+SIM = web.AppKey("sim", Simulator)
+PRINCIPAL = web.RequestKey("principal", Principal)
+EXTRA_HEADERS = web.RequestKey("extra_headers", dict[str, str])

@@ -1,0 +1,63 @@
+"""The emulated provider API: ``/otp`` and ``/oauth/token``, as the contract says.
+
+Handlers only parse, call the simulator, and serialize. Authentication and rate
+limiting happen in ``app.api_middleware`` for every route named ``api.*``.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from otpsim.errors import E, ProviderError
+from otpsim.server.http import basic_credentials, json_response, read_json_object
+from otpsim.server.keys import PRINCIPAL, SIM
+
+
+async def create_otp(request: web.Request) -> web.Response:
+    body = await read_json_object(request)
+    otp = request.app[SIM].create_otp(body, account=request[PRINCIPAL].account)
+    return json_response(otp.to_api(), status=201)
+
+
+async def get_otp(request: web.Request) -> web.Response:
+    otp = request.app[SIM].get_otp(request.match_info["otp_id"])
+    return json_response(otp.to_api())
+
+
+async def verify_otp(request: web.Request) -> web.Response:
+    body = await read_json_object(request)
+    otp = request.app[SIM].verify(request.match_info["otp_id"], body)
+    return json_response({"status": otp.status.value})
+
+
+async def cancel_otp(request: web.Request) -> web.Response:
+    otp = request.app[SIM].cancel(request.match_info["otp_id"])
+    return json_response({"info": {"id": otp.otp_id}})
+
+
+async def oauth_token(request: web.Request) -> web.Response:
+    """``POST /oauth/token``: client credentials (HTTP Basic) for a bearer token."""
+    sim = request.app[SIM]
+    client_id, secret = basic_credentials(request)
+    client = sim.auth.check_client(client_id, secret)
+    try:
+        form = await request.post()
+    except ValueError:
+        raise ProviderError(
+            E.OAUTH_INVALID_REQUEST, "The request body is not a valid form"
+        ) from None
+    grant_type = form.get("grant_type")
+    if not isinstance(grant_type, str) or not grant_type:
+        raise ProviderError(E.OAUTH_INVALID_REQUEST)
+    if grant_type != "client_credentials":
+        raise ProviderError(E.OAUTH_UNSUPPORTED_GRANT)
+    scope = form.get("scope")
+    return json_response(sim.auth.issue_token(client, scope if isinstance(scope, str) else None))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/otp", create_otp, name="api.otp.create")
+    app.router.add_get("/otp/{otp_id}", get_otp, name="api.otp.get")
+    app.router.add_post("/otp/{otp_id}", verify_otp, name="api.otp.verify")
+    app.router.add_delete("/otp/{otp_id}", cancel_otp, name="api.otp.cancel")
+    app.router.add_post("/oauth/token", oauth_token, name="api.oauth.token")

@@ -1,0 +1,250 @@
+"""The simulator: the one place that turns requests into domain actions.
+
+It validates through the domain, records in the store, hands SMS to the carrier and
+announces every change on the event bus. Handlers (HTTP today; the scenario runner and
+the pytest plugin later) call it and only translate.
+
+Example::
+
+    sim = Simulator(Settings(), clock=Clock(frozen=True))
+    otp = sim.create_otp({"phoneNumber": "+33612345678"}, account="key")
+    pin = sim.latest_message(otp_id=otp.otp_id).pin
+    sim.verify(otp.otp_id, {"pin": pin})
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from otpsim.auth import Authenticator
+from otpsim.carrier import Carrier
+from otpsim.clock import Clock, parse_iso
+from otpsim.config import Settings
+from otpsim.domain import pins
+from otpsim.domain.message import Delivery, Message
+from otpsim.domain.otp import Otp, Outcome
+from otpsim.domain.request import parse_new_otp
+from otpsim.domain.sms import render, segment
+from otpsim.errors import E, ProviderError
+from otpsim.events import Event, EventBus
+from otpsim.ratelimit import RateLimiter
+from otpsim.store import Store
+from otpsim.store.memory import MemoryStore
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def normalize_phone(raw: str) -> str:
+    """A phone filter as E.164: its digits after a ``+``.
+
+    A ``+`` left unencoded in a query string arrives as a space, so it cannot be relied on.
+    """
+    digits = "".join(ch for ch in raw if ch.isdigit())
+    return "+" + digits
+
+
+class Simulator:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        store: Store | None = None,
+        bus: EventBus | None = None,
+        carrier: Carrier | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or Clock(
+            start=None if settings.clock_start is None else parse_iso(settings.clock_start),
+            frozen=settings.clock_frozen,
+        )
+        # None means the OS CSPRNG (secrets); a seeded Random replays a run exactly.
+        self.rng = (
+            rng
+            if rng is not None
+            else (random.Random(settings.seed) if settings.seed is not None else None)
+        )
+        self.store: Store = store if store is not None else MemoryStore()
+        self.bus = bus or EventBus()
+        self.carrier = carrier or Carrier(self.clock)
+        self.auth = Authenticator(settings, self.clock, self.rng)
+        self.limiter = RateLimiter(self.clock, settings.rate_limit, settings.rate_limit_window)
+
+    # -- ids ---------------------------------------------------------------------------
+
+    def new_id(self) -> str:
+        if self.rng is None:
+            return str(uuid.uuid4())
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    # -- the provider API --------------------------------------------------------------
+
+    def create_otp(self, body: Mapping[str, Any], *, account: str) -> Otp:
+        """``POST /otp``: validate, issue a PIN, and send it by SMS."""
+        request = parse_new_otp(body, self.settings.otp_defaults)
+        pin = pins.generate(request.pin_type, request.pin_length, self.rng)
+        text = render(request.template, pin)
+        seg = segment(text)
+        now = self.clock.time()
+        otp = Otp.issue(
+            request,
+            otp_id=self.new_id(),
+            pin=pin,
+            now=now,
+            account=account,
+            cost=round(self.settings.price_per_part * seg.parts, 6),
+            parts=seg.parts,
+        )
+        message = Message(
+            message_id=self.new_id(),
+            otp_id=otp.otp_id,
+            account=account,
+            phone_number=request.phone_number,
+            country_iso=request.country_iso,
+            sender=request.sender,
+            text=text,
+            pin=pin,
+            parts=seg.parts,
+            encoding=seg.encoding,
+            created_at=now,
+        )
+        self.store.save_otp(otp)
+        self.store.save_message(message)
+        self.bus.publish("otp.created", otp.to_sim())
+        self.bus.publish("message.created", message.to_json())
+        self.carrier.submit(message, self._delivered)
+        return otp
+
+    def _delivered(self, message: Message) -> None:
+        self.store.save_message(message)
+        self.bus.publish("message.delivered", message.to_json())
+
+    def _find(self, otp_id: str) -> Otp:
+        """The stored OTP; 404 2021 for an unknown id (or one that is not a UUID)."""
+        key = otp_id.lower()
+        otp = self.store.get_otp(key) if _UUID.match(key) else None
+        if otp is None:
+            raise ProviderError(E.OTP_NOT_FOUND)
+        return otp
+
+    def get_otp(self, otp_id: str) -> Otp:
+        """The OTP, its expiry recorded if its TTL has passed; 404 2021 if unknown."""
+        otp = self._find(otp_id)
+        if otp.expire_if_due(self.clock.time()):
+            self._changed(otp)
+        return otp
+
+    def verify(self, otp_id: str, body: Mapping[str, Any]) -> Otp:
+        """``POST /otp/{otpId}``: check a PIN; raises ProviderError on every refusal."""
+        otp = self._find(otp_id)
+        pin = body.get("pin")
+        if isinstance(pin, int) and not isinstance(pin, bool):
+            pin = str(pin)
+        if not isinstance(pin, str) or not pin.strip():
+            raise ProviderError(E.PIN_MISSING)
+        self._settle(otp, otp.verify(pin.strip(), self.clock.time()))
+        return otp
+
+    def cancel(self, otp_id: str) -> Otp:
+        """``DELETE /otp/{otpId}``: cancel a PENDING OTP."""
+        otp = self._find(otp_id)
+        self._settle(otp, otp.cancel(self.clock.time()))
+        return otp
+
+    def _settle(self, otp: Otp, outcome: Outcome) -> None:
+        """Record and announce a change (even a refused one), then answer its error."""
+        if outcome.changed:
+            self._changed(otp)
+        if outcome.error is not None:
+            raise ProviderError(outcome.error)
+
+    def _changed(self, otp: Otp) -> None:
+        self.store.save_otp(otp)
+        self.bus.publish("otp.updated", otp.to_sim())
+
+    def expire_due(self) -> list[Otp]:
+        """Record the expiry of every PENDING OTP whose TTL has passed."""
+        now = self.clock.time()
+        expired = [otp for otp in self.store.pending_otps() if otp.expire_if_due(now)]
+        for otp in expired:
+            self._changed(otp)
+        return expired
+
+    # -- the inbox ---------------------------------------------------------------------
+
+    def messages(
+        self,
+        *,
+        phone_number: str | None = None,
+        otp_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[Message]:
+        return self.store.list_messages(phone_number=phone_number, otp_id=otp_id, limit=limit)
+
+    def latest_message(
+        self, *, phone_number: str | None = None, otp_id: str | None = None
+    ) -> Message | None:
+        """The newest SMS that reached the phone (DELIVERED), if any."""
+        found = self.store.list_messages(
+            phone_number=phone_number, otp_id=otp_id, status=Delivery.DELIVERED, limit=1
+        )
+        return found[0] if found else None
+
+    async def wait_latest_message(
+        self, *, phone_number: str | None, otp_id: str | None, wait: float
+    ) -> Message | None:
+        """The newest delivered SMS; if none yet, wait up to ``wait`` seconds for one.
+
+        The wait ends early when the simulator clock is moved past it, and never lasts
+        longer than ``wait`` wall-clock seconds.
+        """
+        found = self.latest_message(phone_number=phone_number, otp_id=otp_id)
+        if found is not None or wait <= 0:
+            return found
+        arrived: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        def listener(event: Event) -> None:
+            data = event.data
+            if (
+                event.type == "message.delivered"
+                and not arrived.done()
+                and (phone_number is None or data["phoneNumber"] == phone_number)
+                and (otp_id is None or data["otpId"] == otp_id)
+            ):
+                arrived.set_result(data["id"])
+
+        unsubscribe = self.bus.subscribe(listener)
+        timer = asyncio.ensure_future(
+            self.clock.sleep_until(self.clock.time() + wait, real_timeout=wait)
+        )
+        either: set[asyncio.Future[Any]] = {arrived, timer}
+        try:
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            unsubscribe()
+            timer.cancel()
+        if not arrived.done():
+            return None
+        return self.latest_message(phone_number=phone_number, otp_id=otp_id)
+
+    def clear_messages(self) -> None:
+        self.store.clear_messages()
+        self.bus.publish("messages.cleared", {})
+
+    # -- the clock and reset -------------------------------------------------------------
+
+    def clock_changed(self) -> None:
+        self.bus.publish("clock", self.clock.snapshot())
+
+    def reset(self) -> None:
+        """Back to a clean state: no OTPs, no messages, the clock as configured at start."""
+        self.store.clear()
+        self.limiter.reset()
+        self.clock.reset()
+        self.bus.publish("reset", self.clock.snapshot())

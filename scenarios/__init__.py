@@ -1,0 +1,1 @@
+"""Ready-made scenario files (shipped inside the wheel as otpsim.scenarios)."""

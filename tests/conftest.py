@@ -1,0 +1,79 @@
+"""Shared fixtures: a frozen clock, and a test client on an in-process simulator."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from support import START, otpsim_command, read_until
+
+from otpsim.clock import Clock
+from otpsim.config import Settings
+from otpsim.server.app import create_app
+
+MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(start=START, frozen=True)
+
+
+@pytest.fixture
+def make_client(aiohttp_client: Any, clock: Clock) -> MakeClient:
+    """Start the simulator app with these settings; returns its test client."""
+
+    async def make(settings: Settings | None = None, **overrides: Any) -> TestClient[Any, Any]:
+        base = settings or Settings()
+        if overrides:
+            from dataclasses import replace
+
+            base = replace(base, **overrides)
+        app = create_app(base, clock=clock, rng=random.Random(7))
+        return await aiohttp_client(app)  # type: ignore[no-any-return]
+
+    return make
+
+
+@pytest.fixture
+async def client(make_client: MakeClient) -> TestClient[Any, Any]:
+    return await make_client()
+
+
+StartServer = Callable[..., tuple["subprocess.Popen[str]", str]]
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[StartServer]:
+    """Start ``otpsim serve --port 0`` as a real process; returns (process, base URL).
+
+    Every process started is killed (if still running) and reaped after the test.
+    """
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+        proc = subprocess.Popen(
+            [*otpsim_command(), "serve", "--port", "0", "--host", "127.0.0.1", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, **(env or {})},
+        )
+        procs.append(proc)
+        return proc, read_until(proc, r"API:\s+(http://127\.0\.0\.1:\d+)").group(1)
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()

@@ -1,0 +1,127 @@
+"""Transport: headers on every response, rate limiting, and bad bodies in the error shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from support import FR, KEY, START, create, expect_error, sim_of
+
+from otpsim.config import Settings
+
+BODY = {"phoneNumber": FR}
+
+
+async def test_every_api_response_has_request_id_response_time_and_rate_headers(
+    client: Any,
+) -> None:
+    ids = set()
+    for resp in (
+        await client.post("/otp", json=BODY, headers=KEY),
+        await client.post("/otp", json={}, headers=KEY),  # 400
+        await client.post("/otp", json=BODY),  # 401
+        await client.get("/otp/0b5b4f3e-0000-4000-8000-000000000000", headers=KEY),  # 404
+    ):
+        assert resp.headers["X-Response-Time"].endswith("ms")
+        assert int(resp.headers["X-Rate-Limit-Limit"]) > 0
+        assert int(resp.headers["X-Rate-Limit-Remaining"]) >= 0
+        ids.add(resp.headers["X-Request-Id"])
+    assert len(ids) == 4  # unique per request
+
+
+async def test_control_api_and_page_also_carry_request_ids(client: Any) -> None:
+    for path in ("/_sim/health", "/", "/nowhere"):
+        resp = await client.get(path)
+        assert resp.headers["X-Request-Id"]
+        assert resp.headers["X-Response-Time"]
+
+
+async def test_rate_limit_is_off_by_default(client: Any) -> None:
+    for _ in range(30):
+        resp = await client.post("/otp", json=BODY, headers=KEY)
+        assert resp.status == 201
+
+
+async def test_rate_limit_per_credential_on_the_simulator_clock(make_client: Any) -> None:
+    client = await make_client(Settings(rate_limit=3, rate_limit_window=60))
+    remaining = []
+    for _ in range(3):
+        resp = await client.post("/otp", json=BODY, headers=KEY)
+        assert resp.status == 201
+        assert resp.headers["X-Rate-Limit-Limit"] == "3"
+        remaining.append(resp.headers["X-Rate-Limit-Remaining"])
+    assert remaining == ["2", "1", "0"]
+    resp = await client.get("/otp/0b5b4f3e-0000-4000-8000-000000000000", headers=KEY)
+    await expect_error(resp, 429, "rate_limit", 1014)
+    window_start = START - START % 60
+    assert int(resp.headers["X-Rate-Limit-Reset"]) == window_start + 60
+    assert resp.headers["X-Rate-Limit-Remaining"] == "0"
+    # Another credential has its own budget.
+    other = await client.post("/otp", json=BODY, headers={"X-API-KEY": "other"})
+    assert other.status == 201
+    # The next window opens when the simulator clock gets there.
+    sim_of(client).clock.set(window_start + 60)
+    assert (await client.post("/otp", json=BODY, headers=KEY)).status == 201
+
+
+async def test_rate_limited_request_changes_nothing(make_client: Any) -> None:
+    client = await make_client(Settings(rate_limit=1))
+    await create(client)
+    resp = await client.post("/otp", json=BODY, headers=KEY)
+    assert resp.status == 429
+    assert len(sim_of(client).store.list_otps()) == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "content_type"),
+    [
+        (b"not json", "application/json"),
+        (b"[1, 2]", "application/json"),
+        (b'"text"', "application/json"),
+        (b"\xff\xfe{}", "application/json"),
+        (b"phoneNumber=%2B33612345678", "application/x-www-form-urlencoded"),
+        (b"[" * 100_00 + b"]" * 100_00, "application/json"),
+    ],
+)
+async def test_bad_bodies_are_400_in_the_error_shape(
+    client: Any, raw: bytes, content_type: str
+) -> None:
+    resp = await client.post("/otp", data=raw, headers={**KEY, "Content-Type": content_type})
+    err = await expect_error(resp, 400, "invalid_param", 1012)
+    assert "JSON" in err["message"] or "UTF-8" in err["message"] or "nested" in err["message"]
+
+
+async def test_json_without_content_type_is_accepted(client: Any) -> None:
+    resp = await client.post("/otp", data=b'{"phoneNumber": "+33612345678"}', headers=KEY)
+    assert resp.status == 201
+
+
+async def test_body_over_the_limit_is_413(make_client: Any) -> None:
+    client = await make_client(Settings(max_body_bytes=1024))
+    resp = await client.post("/otp", json={**BODY, "template": "x" * 2000}, headers=KEY)
+    err = await expect_error(resp, 413, "payload_too_large", 1013)
+    assert "1024" in err["message"]
+    assert (await client.post("/otp", json=BODY, headers=KEY)).status == 201  # still serving
+
+
+async def test_unknown_path_is_404_json(client: Any) -> None:
+    err = await expect_error(await client.get("/sms", headers=KEY), 404, "not_found", 1010)
+    assert "/sms" in err["message"]
+
+
+async def test_wrong_method_is_405_json_with_allow(client: Any) -> None:
+    resp = await client.put("/otp", json=BODY, headers=KEY)
+    await expect_error(resp, 405, "method_not_allowed", 1011)
+    assert "POST" in resp.headers["Allow"]
+    resp = await client.patch("/otp/0b5b4f3e-0000-4000-8000-000000000000", headers=KEY)
+    await expect_error(resp, 405, "method_not_allowed", 1011)
+
+
+async def test_unexpected_failure_is_a_500_in_the_error_shape(client: Any) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("boom")
+
+    sim_of(client).create_otp = broken  # type: ignore[method-assign]
+    resp = await client.post("/otp", json=BODY, headers=KEY)
+    err = await expect_error(resp, 500, "server_error", 1015)
+    assert "boom" not in err["message"]  # internals stay in the log

@@ -1,0 +1,87 @@
+"""Helpers for tests: constants and small assertions on the provider's wire shapes."""
+
+from __future__ import annotations
+
+import queue
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from otpsim.clock import parse_iso
+from otpsim.server.keys import SIM
+from otpsim.simulator import Simulator
+
+START = parse_iso("2030-01-01T12:00:00Z")
+KEY = {"X-API-KEY": "test-key"}
+FR = "+33612345678"
+
+
+def sim_of(client: TestClient[Any, Any]) -> Simulator:
+    return client.app[SIM]  # type: ignore[index]
+
+
+async def create(client: TestClient[Any, Any], **body: Any) -> dict[str, Any]:
+    """POST /otp with sensible defaults; asserts 201 and returns the OTP object."""
+    payload = {"phoneNumber": FR, **body}
+    resp = await client.post("/otp", json=payload, headers=KEY)
+    assert resp.status == 201, await resp.text()
+    return await resp.json()  # type: ignore[no-any-return]
+
+
+async def pin_of(client: TestClient[Any, Any], otp_id: str) -> str:
+    resp = await client.get("/_sim/messages/latest", params={"otpId": otp_id})
+    assert resp.status == 200, await resp.text()
+    return (await resp.json())["pin"]  # type: ignore[no-any-return]
+
+
+async def expect_error(resp: Any, status: int, type_: str, code: int) -> dict[str, Any]:
+    """Assert the provider's error shape with exact status, type and code."""
+    body = await resp.json()
+    assert resp.status == status, body
+    assert set(body) == {"error"}, body
+    err = body["error"]
+    assert (err["type"], err["code"]) == (type_, code), err
+    assert err["message"], err
+    assert err["uri"].startswith("https://"), err
+    return err  # type: ignore[no-any-return]
+
+
+def otpsim_command() -> list[str]:
+    script = Path(sys.executable).with_name("otpsim")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "otpsim"]
+
+
+def read_until(proc: subprocess.Popen[str], pattern: str, timeout: float = 20) -> re.Match[str]:
+    """Read the process's stdout until a line matches; fail with what it printed.
+
+    A thread does the blocking reads, so a silent process cannot hang the test.
+    """
+    assert proc.stdout is not None
+    lines: queue.Queue[str] = queue.Queue()
+    stdout = proc.stdout
+
+    def pump() -> None:
+        for line in stdout:
+            lines.put(line)
+            if re.search(pattern, line):
+                return
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen = []
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
+        seen.append(line)
+        match = re.search(pattern, line)
+        if match:
+            return match
+    raise AssertionError(f"no line matching {pattern!r}; output was: {''.join(seen)!r}")

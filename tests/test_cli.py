@@ -1,0 +1,125 @@
+"""The ``otpsim`` command as CI users run it: a real subprocess on an ephemeral port."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import otpsim_command
+
+
+def run(*args: str, timeout: float = 30, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*otpsim_command(), *args], capture_output=True, text=True, timeout=timeout, **kwargs
+    )
+
+
+@pytest.fixture
+def server(start_server: Any) -> tuple[subprocess.Popen[str], str]:
+    """A strict-auth server with a frozen clock, configured by environment variables."""
+    return start_server(env={"OTPSIM_API_KEY": "ci-key", "OTPSIM_CLOCK_FROZEN": "true"})  # type: ignore[no-any-return]
+
+
+def call(
+    method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
+def test_serve_subprocess_end_to_end(server: tuple[subprocess.Popen[str], str]) -> None:
+    proc, base = server
+    key = {"X-API-KEY": "ci-key"}
+    status, body = call("POST", f"{base}/otp", {"phoneNumber": "+33612345678", "ttl": 60}, key)
+    assert status == 201, body
+    otp_id = body["otpId"]
+    # Strict mode from OTPSIM_API_KEY: another key is refused.
+    status, body = call("POST", f"{base}/otp", {"phoneNumber": "+33612345678"}, {"X-API-KEY": "x"})
+    assert (status, body["error"]["type"]) == (401, "invalid_api_key")
+
+    status, message = call("GET", f"{base}/_sim/messages/latest?otpId={otp_id}&wait=5")
+    assert status == 200
+    status, body = call("POST", f"{base}/otp/{otp_id}", {"pin": message["pin"]}, key)
+    assert (status, body) == (200, {"status": "VERIFIED"})
+
+    # Frozen clock from OTPSIM_CLOCK_FROZEN, moved over the control API.
+    status, second = call("POST", f"{base}/otp", {"phoneNumber": "+33612345678", "ttl": 60}, key)
+    call("POST", f"{base}/_sim/clock", {"advance": 61})
+    status, body = call("GET", f"{base}/otp/{second['otpId']}", headers=key)
+    assert body["status"] == "EXPIRED"
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    assert proc.stdout is not None
+    assert "stopped" in proc.stdout.read()
+
+
+def test_ctrl_c_stops_cleanly(server: tuple[subprocess.Popen[str], str]) -> None:
+    proc, _ = server
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=10) == 0
+
+
+def test_wait_command(server: tuple[subprocess.Popen[str], str]) -> None:
+    _, base = server
+    done = run("wait", base, "--timeout", "10")
+    assert done.returncode == 0, done.stderr
+    assert "ready" in done.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_wait_times_out_with_exit_1() -> None:
+    done = run("wait", f"http://127.0.0.1:{free_port()}", "--timeout", "0.5")
+    assert done.returncode == 1
+    assert "did not answer within 0.5s" in done.stderr
+
+
+def test_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("port: 8080\ndefaults:\n  ttl: 5\n")
+    done = run("serve", "--config", str(config))
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines == [f"otpsim: error: {config}:3: defaults.ttl: Min value for 'ttl' is 60 seconds"]
+
+
+def test_bad_flag_value_exits_2() -> None:
+    done = run("serve", "--port", "http")
+    assert done.returncode == 2
+    assert done.stderr.strip() == "otpsim: error: --port: expected an integer, got 'http'"
+
+
+def test_port_in_use_is_a_clear_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        done = run("serve", "--port", str(port))
+    assert done.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+def test_version_and_python_dash_m(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "otpsim", "--version"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert done.returncode == 0
+    assert done.stdout.startswith("otpsim ")

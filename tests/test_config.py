@@ -1,0 +1,111 @@
+"""Settings from config file, environment and flags; errors name file, line and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from otpsim.config import OPTIONS, Settings, load_settings
+from otpsim.errors import OtpsimError
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "otpsim.yaml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_defaults_when_nothing_is_given() -> None:
+    assert load_settings(cli={}, env={}) == Settings()
+
+
+def test_config_file_values(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+port: 9000
+api_keys: [k1, k2]
+oauth_clients: ["app:secret"]
+rate_limit: 5
+defaults:
+  from: ACME
+  template: "ACME {{pin}}"
+  ttl: 120
+  maxAttempts: 5
+  pinType: alphanumeric
+  pinLength: 8
+price_per_part: 0.07
+clock:
+  frozen: true
+  start: "2030-01-01T00:00:00Z"
+""",
+    )
+    s = load_settings(cli={}, env={}, config_path=path)
+    assert (s.port, s.api_keys, s.oauth_clients, s.rate_limit) == (
+        9000,
+        ("k1", "k2"),
+        (("app", "secret"),),
+        5,
+    )
+    assert s.otp_defaults.sender == "ACME"
+    assert s.otp_defaults.pin_length == 8
+    assert (s.price_per_part, s.clock_frozen, s.clock_start) == (0.07, True, "2030-01-01T00:00:00Z")
+
+
+def test_precedence_config_then_env_then_cli(tmp_path: Path) -> None:
+    path = write(tmp_path, "port: 9000\nrate_limit: 5\nseed: 1\n")
+    env = {"OTPSIM_PORT": "9100", "OTPSIM_RATE_LIMIT": "7", "OTPSIM_API_KEY": "a, b"}
+    s = load_settings(cli={"port": 9200}, env=env, config_path=path)
+    assert (s.port, s.rate_limit, s.seed, s.api_keys) == (9200, 7, 1, ("a", "b"))
+
+
+def test_config_path_from_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, "port: 9300\n")
+    assert load_settings(cli={}, env={"OTPSIM_CONFIG": path}).port == 9300
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("port: 9000\nprot: 1\n", ":2: prot: unknown key (expected one of:"),
+        ("defaults:\n  from: ACME\n  tll: 5\n", ":3: defaults.tll: unknown key"),
+        ("port: 9000\nport2: [\n", ":3: invalid YAML"),
+        ("port: lots\n", ":1: port: expected an integer"),
+        ("port: 70000\n", ":1: port: expected a port from 0 to 65535"),
+        ("oauth_clients: [nosecret]\n", ":1: oauth_clients: expected ID:SECRET"),
+        ("\n\ndefaults:\n  ttl: 30\n", ":4: defaults.ttl: Min value for 'ttl' is 60 seconds"),
+        ("defaults:\n  template: hello\n", ":2: defaults.template: The parameter 'template'"),
+        ("defaults:\n  pinType: emoji\n", ":2: defaults.pinType: Invalid parameter 'pinType'"),
+        ("clock:\n  start: someday\n", ":2: clock.start: not an ISO 8601 time"),
+        ("- a\n- b\n", ":1: expected a mapping of settings"),
+        ("defaults: 5\n", ":1: defaults: expected a mapping"),
+    ],
+)
+def test_config_errors_name_file_line_and_key(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(OtpsimError) as info:
+        load_settings(cli={}, env={}, config_path=path)
+    message = str(info.value)
+    assert message.startswith(path + ":"), message
+    assert expected in message, message
+    assert "\n" not in message
+
+
+def test_environment_errors_name_the_variable() -> None:
+    with pytest.raises(OtpsimError, match=r"^OTPSIM_RATE_LIMIT: expected a whole number"):
+        load_settings(cli={}, env={"OTPSIM_RATE_LIMIT": "-3"})
+    with pytest.raises(OtpsimError, match=r"^OTPSIM_DEFAULT_TTL: Max value for 'ttl'"):
+        load_settings(cli={}, env={"OTPSIM_DEFAULT_TTL": "4000"})
+
+
+def test_missing_config_file() -> None:
+    with pytest.raises(OtpsimError, match="cannot read config file"):
+        load_settings(cli={}, env={}, config_path="/nonexistent/otpsim.yaml")
+
+
+def test_every_option_has_a_distinct_flag_env_and_key() -> None:
+    assert len({o.flag for o in OPTIONS}) == len(OPTIONS)
+    assert len({o.env for o in OPTIONS}) == len(OPTIONS)
+    assert len({o.key for o in OPTIONS}) == len(OPTIONS)
+    assert all(o.env.startswith("OTPSIM_") for o in OPTIONS)

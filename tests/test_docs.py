@@ -1,0 +1,39 @@
+"""Docs that must stay true: the error table matches the catalog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from otpsim.errors import E, ErrorSpec
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def test_every_catalog_error_is_documented_exactly() -> None:
+    text = (DOCS / "errors.md").read_text(encoding="utf-8")
+    rows = {line for line in text.splitlines() if line.startswith("| ")}
+    specs = [v for v in vars(E).values() if isinstance(v, ErrorSpec)]
+    assert len({(s.status, s.type, s.code) for s in specs}) == len(specs)  # no two alike
+    for spec in specs:
+        message = spec.message.replace("|", r"\|")
+        assert f"| {spec.status} | `{spec.type}` | {spec.code} | {message} |" in rows, spec
+
+
+def test_every_option_is_documented() -> None:
+    from otpsim.config import OPTIONS
+
+    text = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    for option in OPTIONS:
+        assert f"| `{option.flag}` | `{option.env}` | `{'.'.join(option.key)}` |" in text, option
+
+
+def test_the_configuration_example_loads(tmp_path: Path) -> None:
+    from otpsim.config import load_settings
+
+    text = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "example.yaml"
+    path.write_text(example, encoding="utf-8")
+    settings = load_settings(cli={}, env={}, config_path=str(path))
+    assert settings.api_keys == ("my-test-key",)
+    assert settings.clock_frozen
