@@ -20,6 +20,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 
 def to_datetime(ts: float) -> datetime:
@@ -154,3 +155,18 @@ class Clock:
             changed = self._changed
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), timeout=limit)
+
+    async def wait_for_change(self, deadline: float | None, changed: asyncio.Event) -> None:
+        """Wait until the clock reaches ``deadline`` (None: never) or ``changed`` is set.
+
+        The shape of every scheduler here: sleep until the next due item, but wake at
+        once when an earlier one is added.
+        """
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(changed.wait())]
+        if deadline is not None:
+            waits.append(asyncio.ensure_future(self.sleep_until(deadline)))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()

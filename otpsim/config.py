@@ -54,6 +54,16 @@ class Settings:
     seed: int | None = None
     clock_frozen: bool = False
     clock_start: str | None = None
+    # Status callbacks (webhooks).
+    callback_url: str | None = None  # for OTPs created without otpCallbackUrl
+    callback_secret: str | None = None  # signs callbacks (Standard Webhooks) when set
+    callback_batch_window: float = 0.2  # seconds: events for one URL within it share a request
+    callback_timeout: float = 10.0  # seconds per attempt
+    # Delay before each attempt, seconds on the simulator clock (Standard Webhooks' schedule).
+    callback_retry_schedule: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
+    callback_concurrency: int = 8  # attempts in flight at once
+    callback_max_pending: int = 10_000  # deliveries waiting; beyond, new ones are dropped
+    shutdown_grace: float = 5.0  # seconds in-flight callbacks get on shutdown
     log_level: str = "info"
 
     @property
@@ -105,22 +115,30 @@ def _optional_positive_int(value: Any) -> int | None:
     return _positive_int(value)
 
 
-def _positive_float(value: Any) -> float:
+def _number(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a number")
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"expected a number, got {value!r}") from None
-    if not number > 0 or number == float("inf"):
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return number
+
+
+def _positive_float(value: Any) -> float:
+    number = _number(value)
+    if number <= 0:
         raise ValueError(f"expected a positive number, got {value!r}")
     return number
 
 
 def _non_negative_float(value: Any) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0:
-        return 0.0
-    return _positive_float(value)
+    number = _number(value)
+    if number < 0:
+        raise ValueError(f"expected a number of at least 0, got {value!r}")
+    return number
 
 
 def _text(value: Any) -> str:
@@ -176,6 +194,22 @@ def _oauth_client(value: Any) -> tuple[str, str]:
     if not sep or not client_id or not secret:
         raise ValueError(f"expected ID:SECRET, got {text!r}")
     return client_id, secret
+
+
+def _url(value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    text = _text(value).strip()
+    if not text.startswith(("http://", "https://")) or len(text) <= len("https://"):
+        raise ValueError(f"expected an absolute http(s) URL, got {text!r}")
+    return text
+
+
+def _schedule(value: Any) -> tuple[float, ...]:
+    delays = _list(_non_negative_float)(value)
+    if not delays:
+        raise ValueError("expected at least one delay (0 = at once)")
+    return delays
 
 
 def _log_level(value: Any) -> str:
@@ -337,6 +371,70 @@ OPTIONS: tuple[Option, ...] = (
         _optional_text,
         "start the simulator clock at this ISO 8601 time",
         "ISO",
+    ),
+    Option(
+        "callback_url",
+        "--callback-url",
+        ("callbacks", "url"),
+        _url,
+        "default callback URL for OTPs created without otpCallbackUrl",
+        "URL",
+    ),
+    Option(
+        "callback_secret",
+        "--callback-secret",
+        ("callbacks", "secret"),
+        _optional_text,
+        "sign callbacks (Standard Webhooks): whsec_<base64> or plain text",
+        "SECRET",
+    ),
+    Option(
+        "callback_batch_window",
+        "--callback-batch-window",
+        ("callbacks", "batch_window"),
+        _non_negative_float,
+        "seconds in which events for one URL share a request (0: none)",
+        "S",
+    ),
+    Option(
+        "callback_timeout",
+        "--callback-timeout",
+        ("callbacks", "timeout"),
+        _positive_float,
+        "seconds one delivery attempt may take",
+        "S",
+    ),
+    Option(
+        "callback_retry_schedule",
+        "--callback-retry-schedule",
+        ("callbacks", "retry_schedule"),
+        _schedule,
+        "delay before each attempt, seconds on the simulator clock",
+        "S,S,...",
+    ),
+    Option(
+        "callback_concurrency",
+        "--callback-concurrency",
+        ("callbacks", "concurrency"),
+        _positive_int,
+        "callback attempts in flight at once",
+        "N",
+    ),
+    Option(
+        "callback_max_pending",
+        "--callback-max-pending",
+        ("callbacks", "max_pending"),
+        _positive_int,
+        "deliveries allowed to wait; beyond, new ones are dropped",
+        "N",
+    ),
+    Option(
+        "shutdown_grace",
+        "--shutdown-grace",
+        ("shutdown_grace",),
+        _non_negative_float,
+        "seconds in-flight callbacks get to finish on shutdown",
+        "S",
     ),
     Option(
         "log_level",

@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import heapq
 import random
 import re
 import uuid
@@ -73,6 +74,12 @@ class Simulator:
         self.store: Store = store if store is not None else MemoryStore()
         self.bus = bus or EventBus()
         self.carrier = carrier or Carrier(self.clock)
+        # (expires_at, otp_id) of OTPs created PENDING: the sweeper's schedule.
+        self._expiries: list[tuple[float, str]] = [
+            (otp.expires_at, otp.otp_id) for otp in self.store.pending_otps()
+        ]
+        heapq.heapify(self._expiries)
+        self._expiries_changed = asyncio.Event()
         self.auth = Authenticator(settings, self.clock, self.rng)
         self.limiter = RateLimiter(self.clock, settings.rate_limit, settings.rate_limit_window)
 
@@ -116,6 +123,7 @@ class Simulator:
         )
         self.store.save_otp(otp)
         self.store.save_message(message)
+        self._schedule_expiry(otp)
         self.bus.publish("otp.created", otp.to_sim())
         self.bus.publish("message.created", message.to_json())
         self.carrier.submit(message, self._delivered)
@@ -168,13 +176,38 @@ class Simulator:
         self.store.save_otp(otp)
         self.bus.publish("otp.updated", otp.to_sim())
 
+    # -- expiry on time ------------------------------------------------------------------
+
+    def _schedule_expiry(self, otp: Otp) -> None:
+        first = not self._expiries or otp.expires_at < self._expiries[0][0]
+        heapq.heappush(self._expiries, (otp.expires_at, otp.otp_id))
+        if first:
+            self._expiries_changed.set()
+
     def expire_due(self) -> list[Otp]:
-        """Record the expiry of every PENDING OTP whose TTL has passed."""
+        """Record the expiry of every PENDING OTP whose TTL has passed, oldest first."""
         now = self.clock.time()
-        expired = [otp for otp in self.store.pending_otps() if otp.expire_if_due(now)]
-        for otp in expired:
-            self._changed(otp)
+        expired = []
+        while self._expiries and self._expiries[0][0] <= now:
+            _, otp_id = heapq.heappop(self._expiries)
+            otp = self.store.get_otp(otp_id)
+            if otp is not None and otp.expire_if_due(now):
+                self._changed(otp)
+                expired.append(otp)
         return expired
+
+    async def sweep_expiries(self) -> None:
+        """Run forever: expire each OTP at its ``dateExpires`` on the simulator clock.
+
+        Wakes when the clock reaches the next expiry, when the clock is moved (so
+        advancing it ten minutes fires every expiry in between at once), and when an
+        OTP that expires sooner is created.
+        """
+        while True:
+            self.expire_due()
+            self._expiries_changed.clear()
+            next_due = self._expiries[0][0] if self._expiries else None
+            await self.clock.wait_for_change(next_due, self._expiries_changed)
 
     # -- the inbox ---------------------------------------------------------------------
 
@@ -245,6 +278,8 @@ class Simulator:
     def reset(self) -> None:
         """Back to a clean state: no OTPs, no messages, the clock as configured at start."""
         self.store.clear()
+        self._expiries.clear()
+        self._expiries_changed.set()
         self.limiter.reset()
         self.clock.reset()
         self.bus.publish("reset", self.clock.snapshot())

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -123,3 +124,22 @@ def test_version_and_python_dash_m(tmp_path: Path) -> None:
     )
     assert done.returncode == 0
     assert done.stdout.startswith("otpsim ")
+
+
+def test_sigterm_reports_undelivered_callbacks(start_server: Any) -> None:
+    dead = f"http://127.0.0.1:{free_port()}/hook"
+    proc, base = start_server("--callback-url", dead, "--callback-retry-schedule", "0,3600")
+    key = {"X-API-KEY": "k"}
+    _, otp = call("POST", f"{base}/otp", {"phoneNumber": "+33612345678"}, key)
+    call("DELETE", f"{base}/otp/{otp['otpId']}", headers=key)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        _, log = call("GET", f"{base}/_sim/callbacks")
+        if log["callbacks"] and log["callbacks"][0]["attempts"]:
+            break
+        time.sleep(0.05)
+    assert "connection failed" in log["callbacks"][0]["attempts"][0]["error"]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+    assert proc.stderr is not None
+    assert "1 callback deliveries still pending" in proc.stderr.read()

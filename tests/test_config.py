@@ -80,6 +80,9 @@ def test_config_path_from_environment(tmp_path: Path) -> None:
         ("clock:\n  start: someday\n", ":2: clock.start: not an ISO 8601 time"),
         ("- a\n- b\n", ":1: expected a mapping of settings"),
         ("defaults: 5\n", ":1: defaults: expected a mapping"),
+        ("callbacks:\n  url: ftp://x\n", ":2: callbacks.url: expected an absolute http(s) URL"),
+        ("callbacks:\n  retry_schedule: []\n", ":2: callbacks.retry_schedule: expected at least"),
+        ("callbacks:\n  retry_schedule: [0, -5]\n", ":2: callbacks.retry_schedule: expected a"),
     ],
 )
 def test_config_errors_name_file_line_and_key(tmp_path: Path, text: str, expected: str) -> None:
@@ -90,6 +93,16 @@ def test_config_errors_name_file_line_and_key(tmp_path: Path, text: str, expecte
     assert message.startswith(path + ":"), message
     assert expected in message, message
     assert "\n" not in message
+
+
+def test_callback_settings_from_env_and_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "callbacks:\n  url: http://127.0.0.1:9/hook\n  timeout: 2\n")
+    env = {"OTPSIM_CALLBACK_RETRY_SCHEDULE": "0, 1.5, 60", "OTPSIM_CALLBACK_SECRET": "whsec_AA=="}
+    s = load_settings(cli={}, env=env, config_path=path)
+    assert s.callback_url == "http://127.0.0.1:9/hook"
+    assert s.callback_timeout == 2
+    assert s.callback_retry_schedule == (0, 1.5, 60)
+    assert s.callback_secret == "whsec_AA=="
 
 
 def test_environment_errors_name_the_variable() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +49,24 @@ def test_tour_runs_verbatim(start_server: Any, tmp_path: Path) -> None:
     assert '{"status":"VERIFIED"}' in out
     assert "\nEXPIRED\n" in out
     assert out.rstrip().endswith('{"status":"ok"}')
+
+
+def test_signature_snippet_verifies_a_real_signature() -> None:
+    from otpsim.server.callbacks import sign
+
+    text = README.read_text(encoding="utf-8")
+    snippet = text.split("## Status callbacks", 1)[1].split("```python\n", 1)[1].split("```")[0]
+    namespace: dict[str, Any] = {}
+    exec(snippet, namespace)
+    verify = namespace["verify_otpsim_callback"]
+    body = b'{"event":"otp_update","data":[]}'
+    for secret in ("whsec_MDEyMzQ1Njc4OWFiY2RlZg==", "plain secret"):
+        now = int(time.time())
+        headers = {"webhook-id": "msg_1", "webhook-timestamp": str(now)}
+        headers["webhook-signature"] = sign(secret, "msg_1", now, body)
+        assert verify(secret, headers, body)
+        assert not verify(secret, headers, body + b" ")
+        assert not verify("other", headers, body)
+        old = {**headers, "webhook-timestamp": str(now - 3600)}
+        old["webhook-signature"] = sign(secret, "msg_1", now - 3600, body)
+        assert not verify(secret, old, body)

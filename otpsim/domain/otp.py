@@ -134,8 +134,11 @@ class Otp:
 
     def verify(self, pin: str, now: float) -> Outcome:
         """Check a PIN against this OTP, following the contract's verify table."""
-        if self.expire_if_due(now):
-            return self._record(now, pin, E.PIN_EXPIRED, changed=True)
+        changed = self.expire_if_due(now)
+        if self.status is Status.EXPIRED and not self._late_pin_told():
+            # The first PIN to arrive after the TTL: "The PIN has expired" (2028);
+            # every later one: "The OTP has expired" (2025).
+            return self._record(now, pin, E.PIN_EXPIRED, changed=changed)
         final_error = _FINAL_VERIFY_ERRORS.get(self.status)
         if final_error is not None:
             return self._record(now, pin, final_error, changed=False)
@@ -158,6 +161,9 @@ class Otp:
             return Outcome(changed, E.CANCEL_NOT_PENDING)
         self._move(Status.CANCELLED, now)
         return Outcome(True)
+
+    def _late_pin_told(self) -> bool:
+        return any(a.code == E.PIN_EXPIRED.code for a in self.history)
 
     def _move(self, status: Status, now: float) -> None:
         self.status = status

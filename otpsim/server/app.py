@@ -13,6 +13,7 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -23,8 +24,9 @@ from otpsim.clock import Clock
 from otpsim.config import Settings
 from otpsim.errors import E, ProviderError
 from otpsim.server import control, inbox, provider
+from otpsim.server.callbacks import CallbackDispatcher
 from otpsim.server.http import basic_credentials, bearer_token, error_response, http_error_spec
-from otpsim.server.keys import EXTRA_HEADERS, PRINCIPAL, SIM
+from otpsim.server.keys import DISPATCHER, EXTRA_HEADERS, PRINCIPAL, SIM
 from otpsim.simulator import Simulator
 from otpsim.store import Store
 
@@ -118,6 +120,22 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     return await handler(request)
 
 
+async def background(app: web.Application) -> AsyncIterator[None]:
+    """The app's background work: the expiry sweeper and the callback dispatcher.
+
+    On shutdown the dispatcher gets its grace period to finish what is in flight.
+    """
+    sim, dispatcher = app[SIM], app[DISPATCHER]
+    sweeper = asyncio.create_task(sim.sweep_expiries(), name="expiry-sweeper")
+    await dispatcher.start()
+    try:
+        yield
+    finally:
+        sweeper.cancel()
+        await asyncio.gather(sweeper, return_exceptions=True)
+        await dispatcher.close()
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -135,7 +153,10 @@ def create_app(
         middlewares=[meta_middleware, error_middleware, api_middleware],
         client_max_size=settings.max_body_bytes,
     )
-    app[SIM] = Simulator(settings, clock=clock, rng=rng, store=store)
+    sim = Simulator(settings, clock=clock, rng=rng, store=store)
+    app[SIM] = sim
+    app[DISPATCHER] = CallbackDispatcher(sim)
+    app.cleanup_ctx.append(background)
     provider.add_routes(app)
     control.add_routes(app)
     inbox.add_routes(app)

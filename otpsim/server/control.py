@@ -15,8 +15,9 @@ from otpsim import __version__
 from otpsim.clock import parse_iso
 from otpsim.domain.otp import Status
 from otpsim.errors import E, ProviderError
+from otpsim.server.callbacks import State
 from otpsim.server.http import json_response, query_number, read_json_object
-from otpsim.server.keys import SIM
+from otpsim.server.keys import DISPATCHER, SIM
 from otpsim.simulator import normalize_phone
 
 MAX_LIST = 10_000
@@ -144,6 +145,39 @@ async def move_clock(request: web.Request) -> web.Response:
     return json_response(sim.clock.snapshot())
 
 
+async def list_callbacks(request: web.Request) -> web.Response:
+    """Every callback delivery, newest first, with every attempt."""
+    state = request.query.get("status") or None
+    if state is not None and state.lower() not in {s.value for s in State}:
+        raise ProviderError(
+            E.SIM_INVALID_PARAM, f"'status' must be one of: {', '.join(s.value for s in State)}"
+        )
+    deliveries = request.app[DISPATCHER].deliveries(
+        otp_id=_otp_filter(request),
+        state=None if state is None else state.lower(),
+        limit=query_number(request, "limit", int, default=100, low=1, high=MAX_LIST),
+    )
+    return json_response({"callbacks": [d.to_json() for d in deliveries]})
+
+
+def _delivery_id(request: web.Request) -> str:
+    return request.match_info["delivery_id"]
+
+
+async def get_callback(request: web.Request) -> web.Response:
+    delivery = request.app[DISPATCHER].get(_delivery_id(request))
+    if delivery is None:
+        raise ProviderError(E.SIM_NOT_FOUND, f"No callback delivery {_delivery_id(request)}")
+    return json_response(delivery.to_json())
+
+
+async def resend_callback(request: web.Request) -> web.Response:
+    delivery = request.app[DISPATCHER].resend(_delivery_id(request))
+    if delivery is None:
+        raise ProviderError(E.SIM_NOT_FOUND, f"No callback delivery {_delivery_id(request)}")
+    return json_response(delivery.to_json(), status=202)
+
+
 async def reset(request: web.Request) -> web.Response:
     request.app[SIM].reset()
     return json_response({"status": "ok"})
@@ -159,4 +193,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/_sim/otps/{otp_id}", get_otp, name="sim.otp")
     r.add_get("/_sim/clock", get_clock, name="sim.clock")
     r.add_post("/_sim/clock", move_clock, name="sim.clock.move")
+    r.add_get("/_sim/callbacks", list_callbacks, name="sim.callbacks")
+    r.add_get("/_sim/callbacks/{delivery_id}", get_callback, name="sim.callback")
+    r.add_post("/_sim/callbacks/{delivery_id}/resend", resend_callback, name="sim.callback.resend")
     r.add_post("/_sim/reset", reset, name="sim.reset")

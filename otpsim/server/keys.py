@@ -5,8 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from otpsim.auth import Principal
+from otpsim.server.callbacks import CallbackDispatcher
 from otpsim.simulator import Simulator
 
 SIM = web.AppKey("sim", Simulator)
+DISPATCHER = web.AppKey("dispatcher", CallbackDispatcher)
 PRINCIPAL = web.RequestKey("principal", Principal)
 EXTRA_HEADERS = web.RequestKey("extra_headers", dict[str, str])

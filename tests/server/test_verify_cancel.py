@@ -103,6 +103,14 @@ async def test_pin_after_ttl_is_2028_then_2025(client: Any) -> None:
     await expect_error(await verify(client, otp["otpId"], pin), 400, "otp_expired", 2025)
 
 
+async def test_first_late_pin_is_2028_even_when_expiry_was_already_recorded(client: Any) -> None:
+    otp = await create(client, ttl=60)
+    sim_of(client).clock.advance(120)
+    assert (await status_of(client, otp["otpId"]))["status"] == "EXPIRED"  # recorded first
+    await expect_error(await verify(client, otp["otpId"], "nope"), 400, "otp_expired", 2028)
+    await expect_error(await verify(client, otp["otpId"], "nope"), 400, "otp_expired", 2025)
+
+
 async def test_one_second_before_expiry_still_verifies(client: Any) -> None:
     otp = await create(client, ttl=60)
     pin = await pin_of(client, otp["otpId"])
@@ -118,6 +126,7 @@ async def test_advancing_the_clock_over_the_api_expires(client: Any) -> None:
     await client.post("/_sim/clock", json={"advance": 1})
     assert (await status_of(client, otp["otpId"]))["status"] == "EXPIRED"
     pin = await pin_of(client, otp["otpId"])
+    await expect_error(await verify(client, otp["otpId"], pin), 400, "otp_expired", 2028)
     await expect_error(await verify(client, otp["otpId"], pin), 400, "otp_expired", 2025)
 
 

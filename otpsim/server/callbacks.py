@@ -1,0 +1,429 @@
+"""Status callbacks: a webhook dispatcher that batches, retries, signs and records.
+
+Every status change away from PENDING becomes an item of an ``otp_update`` callback to
+the OTP's ``otpCallbackUrl`` (or the configured default URL). Items for one URL that
+occur within the batch window share one request (at most 200 items). Each request is a
+:class:`Delivery`, attempted on the retry schedule of the *simulator* clock until a 2xx
+answer, a 410 (which stops retries for that URL), or the schedule runs out. Every
+attempt is recorded and published as a ``callback.attempt`` event.
+
+Nothing here runs on the API's path: the bus listener only appends to a batch; timers,
+a scheduler task and a bounded pool of workers do the sending.
+
+Example::
+
+    dispatcher = CallbackDispatcher(sim)
+    await dispatcher.start()
+    ...
+    still_pending = await dispatcher.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import email.utils
+import hashlib
+import heapq
+import hmac
+import itertools
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import aiohttp
+
+from otpsim import __version__
+from otpsim.clock import iso
+from otpsim.domain.otp import Status
+from otpsim.events import Event
+from otpsim.simulator import Simulator
+
+log = logging.getLogger("otpsim.callbacks")
+
+MAX_ITEMS = 200  # items in one callback request (the contract's limit)
+EVENT_NAME = "otp_update"
+
+
+class State(StrEnum):
+    PENDING = "pending"  # waiting for its next attempt (or in flight)
+    DELIVERED = "delivered"  # a 2xx answer
+    FAILED = "failed"  # the retry schedule ran out
+    GONE = "gone"  # the receiver answered 410: no more retries for that URL
+    DROPPED = "dropped"  # too many deliveries were waiting; never attempted
+
+
+@dataclass(slots=True)
+class Attempt:
+    number: int
+    at: float  # simulator clock
+    url: str
+    status_code: int | None
+    error: str | None
+    latency_ms: float
+    next_retry_at: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "at": iso(self.at),
+            "url": self.url,
+            "statusCode": self.status_code,
+            "error": self.error,
+            "latencyMs": round(self.latency_ms, 3),
+            "nextRetryAt": None if self.next_retry_at is None else iso(self.next_retry_at),
+        }
+
+
+@dataclass(slots=True)
+class Delivery:
+    delivery_id: str  # the webhook-id, stable across attempts
+    url: str
+    body: bytes  # the exact bytes sent on every attempt
+    otp_ids: tuple[str, ...]
+    created_at: float
+    state: State = State.PENDING
+    attempts: list[Attempt] = field(default_factory=list)
+    next_attempt_at: float | None = None
+    token: int = 0  # which heap entry is current (older ones are stale)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.delivery_id,
+            "url": self.url,
+            "event": EVENT_NAME,
+            "otpIds": list(self.otp_ids),
+            "status": self.state.value,
+            "createdAt": iso(self.created_at),
+            "nextAttemptAt": None if self.next_attempt_at is None else iso(self.next_attempt_at),
+            "attempts": [a.to_json() for a in self.attempts],
+            "payload": json.loads(self.body),
+        }
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a secret: ``whsec_<base64>`` decoded, anything else as UTF-8."""
+    if secret.startswith("whsec_"):
+        try:
+            return base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+        except ValueError:
+            pass
+    return secret.encode("utf-8")
+
+
+def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value: ``v1,`` + base64 HMAC-SHA256 of ``id.timestamp.body``."""
+    signed = f"{webhook_id}.{timestamp}.".encode() + body
+    digest = hmac.new(signing_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A ``Retry-After`` header (seconds or an HTTP date) as seconds from now."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+@dataclass(slots=True)
+class _Batch:
+    items: list[dict[str, Any]]
+    otp_ids: list[str]
+    timer: asyncio.TimerHandle | None = None
+
+
+class CallbackDispatcher:
+    def __init__(self, sim: Simulator, session: aiohttp.ClientSession | None = None) -> None:
+        self.sim = sim
+        self.settings = sim.settings
+        self._session = session
+        self._own_session = session is None
+        self._deliveries: dict[str, Delivery] = {}
+        self._batches: dict[str, _Batch] = {}
+        self._heap: list[tuple[float, int, str, int]] = []
+        self._seq = itertools.count()
+        self._wakeup = asyncio.Event()
+        self._ready: asyncio.Queue[Delivery] = asyncio.Queue()
+        self._in_flight = 0
+        self._pending = 0  # deliveries in State.PENDING
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._unsubscribe: Any = None
+
+    # -- lifetime --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                headers={"User-Agent": f"otpsim/{__version__} (webhooks)"}
+            )
+        self._unsubscribe = self.sim.bus.subscribe(self._on_event)
+        self._tasks.append(asyncio.create_task(self._schedule_loop(), name="callbacks-scheduler"))
+        for n in range(self.settings.callback_concurrency):
+            self._tasks.append(asyncio.create_task(self._work_loop(), name=f"callbacks-{n}"))
+
+    async def close(self) -> int:
+        """Stop: flush open batches, give what is in flight the grace period, report.
+
+        Returns how many deliveries are still pending (not delivered) at exit.
+        """
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        for url in list(self._batches):
+            self._flush(url)
+        self._dispatch_due()
+        grace = self.settings.shutdown_grace
+        if grace > 0 and not (self._ready.empty() and self._in_flight == 0):
+            try:
+                await asyncio.wait_for(self._until_idle(), timeout=grace)
+            except TimeoutError:
+                log.warning("callbacks still in flight after the %gs shutdown grace", grace)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._own_session and self._session is not None:
+            await self._session.close()
+        if self._pending:
+            log.warning(
+                "shutdown: %d callback deliveries still pending (not delivered)", self._pending
+            )
+        return self._pending
+
+    async def _until_idle(self) -> None:
+        while not (self._ready.empty() and self._in_flight == 0):
+            self._idle.clear()
+            await self._idle.wait()
+
+    # -- events in -------------------------------------------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        if event.type == "reset":
+            self._forget()
+            return
+        if event.type != "otp.updated" or event.data.get("status") == Status.PENDING:
+            return
+        otp = self.sim.store.get_otp(event.data["otpId"])
+        if otp is None:
+            return
+        url = otp.request.callback_url or self.settings.callback_url
+        if url is None:
+            return
+        batch = self._batches.get(url)
+        if batch is None:
+            batch = self._batches[url] = _Batch([], [])
+            window = self.settings.callback_batch_window
+            if window > 0:
+                batch.timer = asyncio.get_running_loop().call_later(window, self._flush, url)
+        batch.items.append(otp.to_api())
+        batch.otp_ids.append(otp.otp_id)
+        if len(batch.items) >= MAX_ITEMS or batch.timer is None:
+            self._flush(url)
+
+    def _flush(self, url: str) -> None:
+        batch = self._batches.pop(url, None)
+        if batch is None:
+            return
+        if batch.timer is not None:
+            batch.timer.cancel()
+        body = json.dumps(
+            {"event": EVENT_NAME, "data": batch.items}, ensure_ascii=False, separators=(",", ":")
+        ).encode("utf-8")
+        now = self.sim.clock.time()
+        delivery = Delivery(
+            delivery_id="msg_" + self.sim.new_id().replace("-", ""),
+            url=url,
+            body=body,
+            otp_ids=tuple(batch.otp_ids),
+            created_at=now,
+        )
+        self._deliveries[delivery.delivery_id] = delivery
+        if self._pending >= self.settings.callback_max_pending:
+            delivery.state = State.DROPPED
+            log.warning("callback to %s dropped: %d deliveries already waiting", url, self._pending)
+            return
+        self._pending += 1
+        self._schedule(delivery, now + self.settings.callback_retry_schedule[0])
+
+    def _forget(self) -> None:
+        for batch in self._batches.values():
+            if batch.timer is not None:
+                batch.timer.cancel()
+        self._batches.clear()
+        self._deliveries.clear()
+        self._heap.clear()
+        self._pending = 0
+
+    # -- scheduling on the simulator clock -------------------------------------------------
+
+    def _schedule(self, delivery: Delivery, at: float) -> None:
+        delivery.token += 1
+        delivery.next_attempt_at = at
+        heapq.heappush(self._heap, (at, next(self._seq), delivery.delivery_id, delivery.token))
+        self._wakeup.set()
+
+    def _dispatch_due(self) -> None:
+        now = self.sim.clock.time()
+        while self._heap and self._heap[0][0] <= now:
+            _, _, delivery_id, token = heapq.heappop(self._heap)
+            delivery = self._deliveries.get(delivery_id)
+            if delivery is not None and delivery.token == token and delivery.state is State.PENDING:
+                self._ready.put_nowait(delivery)
+
+    async def _schedule_loop(self) -> None:
+        while True:
+            self._dispatch_due()
+            self._wakeup.clear()
+            next_due = self._heap[0][0] if self._heap else None
+            await self.sim.clock.wait_for_change(next_due, self._wakeup)
+
+    async def _work_loop(self) -> None:
+        while True:
+            delivery = await self._ready.get()
+            self._in_flight += 1
+            try:
+                await self._attempt(delivery)
+            except Exception:
+                log.exception("callback attempt to %s failed unexpectedly", delivery.url)
+            finally:
+                self._in_flight -= 1
+                if self._in_flight == 0 and self._ready.empty():
+                    self._idle.set()
+
+    # -- one attempt -----------------------------------------------------------------------
+
+    async def _attempt(self, delivery: Delivery) -> None:
+        assert self._session is not None
+        delivery.next_attempt_at = None
+        timestamp = int(time.time())  # wall clock: receivers check it against their own
+        headers = {
+            "Content-Type": "application/json",
+            "webhook-id": delivery.delivery_id,
+            "webhook-timestamp": str(timestamp),
+        }
+        if self.settings.callback_secret:
+            headers["webhook-signature"] = sign(
+                self.settings.callback_secret, delivery.delivery_id, timestamp, delivery.body
+            )
+        at = self.sim.clock.time()
+        started = time.perf_counter()
+        status: int | None = None
+        error: str | None = None
+        retry_after: float | None = None
+        timeout = self.settings.callback_timeout
+        try:
+            async with self._session.post(
+                delivery.url,
+                data=delivery.body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                allow_redirects=False,
+            ) as response:
+                status = response.status
+                if status in (429, 503):
+                    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        except TimeoutError:
+            error = f"timeout after {timeout:g}s"
+        except aiohttp.ClientConnectorError as exc:
+            error = f"connection failed: {exc.os_error.strerror or exc}"
+        except (aiohttp.ClientError, ValueError) as exc:
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        attempt = Attempt(
+            number=len(delivery.attempts) + 1,
+            at=at,
+            url=delivery.url,
+            status_code=status,
+            error=error,
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+        delivery.attempts.append(attempt)
+        self._settle(delivery, attempt, retry_after)
+        log.debug(
+            "callback %s attempt %d to %s: %s",
+            delivery.delivery_id, attempt.number, delivery.url, status or error,
+        )  # fmt: skip
+        self.sim.bus.publish(
+            "callback.attempt",
+            {
+                "deliveryId": delivery.delivery_id,
+                "otpIds": list(delivery.otp_ids),
+                "status": delivery.state.value,
+                "attempt": attempt.to_json(),
+            },
+        )
+
+    def _settle(self, delivery: Delivery, attempt: Attempt, retry_after: float | None) -> None:
+        status = attempt.status_code
+        if status is not None and 200 <= status < 300:
+            self._finish(delivery, State.DELIVERED)
+            return
+        if status == 410:
+            for other in self._deliveries.values():
+                if other.url == delivery.url and other.state is State.PENDING:
+                    self._finish(other, State.GONE)
+            return
+        schedule = self.settings.callback_retry_schedule
+        done = len(delivery.attempts)
+        if done >= len(schedule):
+            self._finish(delivery, State.FAILED)
+            log.warning(
+                "callback %s to %s failed after %d attempts",
+                delivery.delivery_id,
+                delivery.url,
+                done,
+            )
+            return
+        delay = retry_after if retry_after is not None else schedule[done]
+        attempt.next_retry_at = attempt.at + delay
+        self._schedule(delivery, attempt.next_retry_at)
+
+    def _finish(self, delivery: Delivery, state: State) -> None:
+        if delivery.state is State.PENDING:
+            self._pending -= 1
+        delivery.state = state
+        delivery.next_attempt_at = None
+
+    # -- the log ---------------------------------------------------------------------------
+
+    def deliveries(
+        self, *, otp_id: str | None = None, state: str | None = None, limit: int | None = None
+    ) -> list[Delivery]:
+        """Deliveries newest first, optionally of one OTP or in one state."""
+        found = []
+        for delivery in reversed(self._deliveries.values()):
+            if otp_id is not None and otp_id not in delivery.otp_ids:
+                continue
+            if state is not None and delivery.state != state:
+                continue
+            found.append(delivery)
+            if limit is not None and len(found) >= limit:
+                break
+        return found
+
+    def get(self, delivery_id: str) -> Delivery | None:
+        return self._deliveries.get(delivery_id)
+
+    def resend(self, delivery_id: str) -> Delivery | None:
+        """Send a delivery again now, whatever its state.
+
+        A failed resend is retried only while the retry schedule has delays left.
+        """
+        delivery = self._deliveries.get(delivery_id)
+        if delivery is not None:
+            if delivery.state is not State.PENDING:
+                self._pending += 1
+                delivery.state = State.PENDING
+            self._schedule(delivery, self.sim.clock.time())
+        return delivery
