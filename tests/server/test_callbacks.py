@@ -409,3 +409,20 @@ async def test_shutdown_reports_what_is_still_pending(
     await eventually(lambda: len(receiver.requests) == 1)
     await client.close()
     assert "1 callback deliveries still pending" in caplog.text
+
+
+async def test_beyond_max_pending_new_deliveries_are_dropped_and_recorded(
+    make_client: Any, receiver: Receiver
+) -> None:
+    client = await make_client(settings(callback_max_pending=1))
+    receiver.script = [500]
+    first = await create(client, otpCallbackUrl=receiver.url)
+    await client.delete(f"/otp/{first['otpId']}", headers=KEY)
+    await eventually(lambda: len(receiver.requests) == 1)  # failed once: waits to retry
+    second = await create(client, otpCallbackUrl=receiver.url)
+    await client.delete(f"/otp/{second['otpId']}", headers=KEY)
+    dropped = await (await client.get("/_sim/callbacks", params={"status": "dropped"})).json()
+    assert [c["otpIds"] for c in dropped["callbacks"]] == [[second["otpId"]]]
+    sim_of(client).clock.advance(5)
+    await eventually(lambda: deliveries(client, first["otpId"])[0].state == "delivered")
+    assert len(receiver.requests) == 2  # the dropped one was never sent
