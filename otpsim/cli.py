@@ -67,6 +67,23 @@ def _parser() -> argparse.ArgumentParser:
         help=f"base URL (default $OTPSIM_URL or http://127.0.0.1:{DEFAULT_PORT})",
     )
     wait.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
+
+    tail = commands.add_parser(
+        "tail",
+        help="follow the live feed in a terminal: one line per SMS",
+        description="Print each SMS as it is delivered (PIN highlighted) and each final OTP "
+        "status, until Ctrl-C. Reconnects by itself.",
+    )
+    tail.add_argument(
+        "--url",
+        default=None,
+        help=f"simulator base URL (default $OTPSIM_URL or http://127.0.0.1:{DEFAULT_PORT})",
+    )
+    tail.add_argument("--phone", default=None, metavar="NUMBER", help="only this phone number")
+    tail.add_argument(
+        "--color", action=argparse.BooleanOptionalAction, default=None,
+        help="highlight PINs (default: when writing to a terminal and NO_COLOR is unset)",
+    )  # fmt: skip
     return parser
 
 
@@ -147,13 +164,23 @@ def wait_ready(url: str, timeout: float) -> str:
         time.sleep(0.1)
 
 
+def _base_url(given: str | None, command: str) -> str:
+    url = given or os.environ.get("OTPSIM_URL") or _url("127.0.0.1", DEFAULT_PORT)
+    if not url.startswith(("http://", "https://")):
+        raise OtpsimError(f"{command}: expected an http:// URL, got {url!r}")
+    return url
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "tail":
+            from otpsim import tail
+
+            tail.run(_base_url(args.url, "tail"), args.phone, args.color)
+            return 0
         if args.command == "wait":
-            url = args.url or os.environ.get("OTPSIM_URL") or _url("127.0.0.1", DEFAULT_PORT)
-            if not url.startswith(("http://", "https://")):
-                raise OtpsimError(f"wait: expected an http:// URL, got {url!r}")
+            url = _base_url(args.url, "wait")
             try:
                 version = wait_ready(url, args.timeout)
             except TimeoutError as exc:
@@ -178,4 +205,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"otpsim: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        return 130
+        return 0 if args.command == "tail" else 130

@@ -153,6 +153,7 @@ class E:
     # Control API (/_sim/...) parameter errors.
     SIM_INVALID_PARAM = ErrorSpec(400, "invalid_param", 1020, "Invalid parameter")
     SIM_NOT_FOUND = ErrorSpec(404, "not_found", 1021, "Not found")
+    SIM_FORBIDDEN = ErrorSpec(403, "access_denied", 1022, "Cross-origin request refused")
 
 
 class ProviderError(Exception):

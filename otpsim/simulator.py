@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import itertools
 import random
 import re
 import uuid
@@ -80,6 +81,8 @@ class Simulator:
         ]
         heapq.heapify(self._expiries)
         self._expiries_changed = asyncio.Event()
+        newest = self.store.list_messages(limit=1)
+        self._message_seq = itertools.count(newest[0].seq + 1 if newest else 1)
         self.auth = Authenticator(settings, self.clock, self.rng)
         self.limiter = RateLimiter(self.clock, settings.rate_limit, settings.rate_limit_window)
 
@@ -120,6 +123,7 @@ class Simulator:
             parts=seg.parts,
             encoding=seg.encoding,
             created_at=now,
+            seq=next(self._message_seq),
         )
         self.store.save_otp(otp)
         self.store.save_message(message)

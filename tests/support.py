@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import re
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -57,17 +60,19 @@ def otpsim_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "otpsim"]
 
 
-def read_until(proc: subprocess.Popen[str], pattern: str, timeout: float = 20) -> re.Match[str]:
-    """Read the process's stdout until a line matches; fail with what it printed.
+def read_until(
+    proc: subprocess.Popen[str], pattern: str, timeout: float = 20, *, stream: str = "stdout"
+) -> re.Match[str]:
+    """Read the process's stdout (or stderr) until a line matches; fail with what it printed.
 
     A thread does the blocking reads, so a silent process cannot hang the test.
     """
-    assert proc.stdout is not None
+    source = proc.stdout if stream == "stdout" else proc.stderr
+    assert source is not None
     lines: queue.Queue[str] = queue.Queue()
-    stdout = proc.stdout
 
     def pump() -> None:
-        for line in stdout:
+        for line in source:
             lines.put(line)
             if re.search(pattern, line):
                 return
@@ -85,3 +90,17 @@ def read_until(proc: subprocess.Popen[str], pattern: str, timeout: float = 20) -
         if match:
             return match
     raise AssertionError(f"no line matching {pattern!r}; output was: {''.join(seen)!r}")
+
+
+def call(
+    method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    """A JSON request to a live server (urllib: no event loop needed); (status, body)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)

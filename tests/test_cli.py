@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import otpsim_command
+from support import call, otpsim_command
 
 
 def run(*args: str, timeout: float = 30, **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -26,19 +24,6 @@ def run(*args: str, timeout: float = 30, **kwargs: Any) -> subprocess.CompletedP
 def server(start_server: Any) -> tuple[subprocess.Popen[str], str]:
     """A strict-auth server with a frozen clock, configured by environment variables."""
     return start_server(env={"OTPSIM_API_KEY": "ci-key", "OTPSIM_CLOCK_FROZEN": "true"})  # type: ignore[no-any-return]
-
-
-def call(
-    method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
-) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.load(exc)
 
 
 def test_serve_subprocess_end_to_end(server: tuple[subprocess.Popen[str], str]) -> None:

@@ -28,6 +28,7 @@ class Message:
     parts: int
     encoding: str
     created_at: float
+    seq: int = 0  # order of creation: timestamps tie when the clock is frozen
     status: Delivery = Delivery.QUEUED
     delivered_at: float | None = None
 
@@ -38,6 +39,7 @@ class Message:
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.message_id,
+            "seq": self.seq,
             "otpId": self.otp_id,
             "account": self.account,
             "phoneNumber": self.phone_number,

@@ -26,7 +26,8 @@ from otpsim.errors import E, ProviderError
 from otpsim.server import control, inbox, provider
 from otpsim.server.callbacks import CallbackDispatcher
 from otpsim.server.http import basic_credentials, bearer_token, error_response, http_error_spec
-from otpsim.server.keys import DISPATCHER, EXTRA_HEADERS, PRINCIPAL, SIM
+from otpsim.server.keys import DISPATCHER, EXTRA_HEADERS, HUB, PRINCIPAL, SIM
+from otpsim.server.live import LiveHub
 from otpsim.simulator import Simulator
 from otpsim.store import Store
 
@@ -125,12 +126,14 @@ async def background(app: web.Application) -> AsyncIterator[None]:
 
     On shutdown the dispatcher gets its grace period to finish what is in flight.
     """
-    sim, dispatcher = app[SIM], app[DISPATCHER]
+    sim, dispatcher, hub = app[SIM], app[DISPATCHER], app[HUB]
     sweeper = asyncio.create_task(sim.sweep_expiries(), name="expiry-sweeper")
     await dispatcher.start()
+    hub.start()
     try:
         yield
     finally:
+        await hub.close()
         sweeper.cancel()
         await asyncio.gather(sweeper, return_exceptions=True)
         await dispatcher.close()
@@ -156,6 +159,8 @@ def create_app(
     sim = Simulator(settings, clock=clock, rng=rng, store=store)
     app[SIM] = sim
     app[DISPATCHER] = CallbackDispatcher(sim)
+    app[HUB] = LiveHub(sim)
+    app.router.add_get("/_sim/ws", app[HUB].handle, name="sim.ws")
     app.cleanup_ctx.append(background)
     provider.add_routes(app)
     control.add_routes(app)

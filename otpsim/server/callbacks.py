@@ -29,6 +29,7 @@ import hmac
 import itertools
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -337,7 +338,8 @@ class CallbackDispatcher:
         except TimeoutError:
             error = f"timeout after {timeout:g}s"
         except aiohttp.ClientConnectorError as exc:
-            error = f"connection failed: {exc.os_error.strerror or exc}"
+            errno = exc.os_error.errno
+            error = f"connection failed: {os.strerror(errno) if errno else exc.os_error}"
         except (aiohttp.ClientError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         attempt = Attempt(

@@ -6,9 +6,11 @@ from aiohttp import web
 
 from otpsim.auth import Principal
 from otpsim.server.callbacks import CallbackDispatcher
+from otpsim.server.live import LiveHub
 from otpsim.simulator import Simulator
 
 SIM = web.AppKey("sim", Simulator)
 DISPATCHER = web.AppKey("dispatcher", CallbackDispatcher)
+HUB = web.AppKey("hub", LiveHub)
 PRINCIPAL = web.RequestKey("principal", Principal)
 EXTRA_HEADERS = web.RequestKey("extra_headers", dict[str, str])

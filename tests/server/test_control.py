@@ -13,7 +13,7 @@ from otpsim.clock import iso
 
 DE = "+4915123456789"
 MESSAGE_FIELDS = {
-    "id", "otpId", "account", "phoneNumber", "countryIso", "from", "text", "pin", "parts",
+    "id", "seq", "otpId", "account", "phoneNumber", "countryIso", "from", "text", "pin", "parts",
     "encoding", "status", "createdAt", "deliveredAt",
 }  # fmt: skip
 
@@ -201,12 +201,17 @@ async def test_events_are_published_for_each_change(client: Any) -> None:
     ]
 
 
-async def test_inbox_page_lists_messages_as_escaped_text(client: Any) -> None:
-    await create(client, template="<img src=x onerror=alert(1)> {{pin}}")
+async def test_inbox_page_shell_and_static_files(client: Any) -> None:
     resp = await client.get("/")
     assert resp.status == 200
     assert resp.content_type == "text/html"
+    assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
     html = await resp.text()
-    assert "&lt;img src=x onerror=alert(1)&gt;" in html
-    assert "<img src=x" not in html
-    assert FR in html
+    assert f'src="/static/inbox.js?v={__version__}"' in html
+    assert "http://" not in html
+    assert "https://" not in html
+    for path, kind in (("/static/inbox.js", "javascript"), ("/static/inbox.css", "text/css")):
+        static = await client.get(path)
+        assert static.status == 200, path
+        assert kind in static.content_type
+    assert (await client.get("/static/../otpsim/__init__.py")).status in (403, 404)

@@ -1,0 +1,130 @@
+"""The live hub: ``GET /_sim/ws`` streams every simulator event to websocket clients.
+
+Each client gets the versioned events (``{"v": 1, "type": ..., "data": ...}``) in
+order, through its own bounded queue. A client that falls ``queue_size`` events behind
+(slow or dead) is dropped, so it can never hold the others up; it reconnects and
+reloads its state. A browser's ``Origin`` must be this server's own; clients that send
+no Origin (``otpsim tail``, scripts) are accepted.
+
+Example::
+
+    hub = LiveHub(sim)
+    hub.start()
+    app.router.add_get("/_sim/ws", hub.handle)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from otpsim import __version__
+from otpsim.errors import E, ProviderError
+from otpsim.events import Event
+from otpsim.simulator import Simulator
+
+log = logging.getLogger("otpsim.live")
+
+QUEUE_SIZE = 1024  # events a client may fall behind before it is dropped
+MAX_CLIENT_MESSAGE = 4096  # bytes; clients have nothing to say beyond a ping
+
+
+@dataclass(eq=False)
+class _Client:
+    ws: web.WebSocketResponse
+    queue: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    dropped: bool = False
+
+
+def same_origin(request: web.Request) -> bool:
+    """True when the request has no Origin, or its Origin names this very host."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and parts.netloc == request.host
+
+
+class LiveHub:
+    def __init__(self, sim: Simulator, queue_size: int = QUEUE_SIZE) -> None:
+        self.sim = sim
+        self.queue_size = queue_size
+        self._clients: set[_Client] = set()
+        self._unsubscribe: object = None
+
+    @property
+    def client_count(self) -> int:
+        return len(self._clients)
+
+    def start(self) -> None:
+        self._unsubscribe = self.sim.bus.subscribe(self._on_event)
+
+    async def close(self) -> None:
+        """Close every websocket (1001 going away) so shutdown is not held up."""
+        if callable(self._unsubscribe):
+            self._unsubscribe()
+        for client in list(self._clients):
+            with contextlib.suppress(Exception):
+                await client.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+        self._clients.clear()
+
+    def _on_event(self, event: Event) -> None:
+        if not self._clients:
+            return
+        text = json.dumps(event.to_json(), ensure_ascii=False, separators=(",", ":"))
+        for client in list(self._clients):
+            try:
+                client.queue.put_nowait(text)
+            except asyncio.QueueFull:
+                self._drop(client)
+
+    def _drop(self, client: _Client) -> None:
+        """Forget a client that fell too far behind; its socket closes with 1013."""
+        self._clients.discard(client)
+        client.dropped = True
+        log.info("live client dropped: %d events behind", client.queue.qsize())
+        task = asyncio.ensure_future(
+            client.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")
+        )
+        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        if not same_origin(request):
+            raise ProviderError(
+                E.SIM_FORBIDDEN,
+                f"Cross-origin websocket refused (Origin {request.headers.get('Origin')})",
+            )
+        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_CLIENT_MESSAGE)
+        await ws.prepare(request)
+        client = _Client(ws, asyncio.Queue(self.queue_size))
+        hello = Event("hello", {"version": __version__, "clock": self.sim.clock.snapshot()})
+        await ws.send_str(json.dumps(hello.to_json(), separators=(",", ":")))
+        self._clients.add(client)
+        sender = asyncio.create_task(self._send(client))
+        try:
+            async for message in ws:
+                # Clients have nothing to say; anything but small text ends the session.
+                if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    break
+        finally:
+            self._clients.discard(client)
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+        return ws
+
+    async def _send(self, client: _Client) -> None:
+        while True:
+            text = await client.queue.get()
+            if text is None or client.ws.closed:
+                return
+            try:
+                await client.ws.send_str(text)
+            except (ConnectionResetError, RuntimeError):
+                return
