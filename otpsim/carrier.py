@@ -1,27 +1,228 @@
 """The simulated network: where each SMS's fate is decided.
 
-Today's network delivers every SMS at once. Scenarios (rules per number or
-pattern: delays, undelivered, provider errors, sequences) plug in here.
+A :class:`Network` is a list of :class:`Rule` s, tried in order for the phone number of
+each ``POST /otp``; the first rule that matches (and whose ``chance`` comes up) decides
+the :class:`Fate`. With no rule matching, the SMS is delivered at once. A rule's
+``steps`` form a sequence: the first request for a number gets the first step, the next
+the second, and the last step repeats ("fail twice, then deliver").
+
+Outcomes act at two moments:
+
+* on the API call: ``reject`` (400 2020), ``error`` (HTTP 500 or 503), ``rate_limit``
+  (429), and ``latency`` (the answer comes that many real seconds later);
+* on the SMS: ``deliver`` (after ``delay`` seconds on the simulator clock) or
+  ``undelivered`` (it never reaches the phone).
+
+Any randomness (``chance``) comes from the network's ``seed``: the same seed and the same
+requests give the same outcomes.
+
+A built-in pack of magic numbers (:data:`MAGIC_RULES`, in the +1 500 555 range that
+phone-number validation accepts) triggers each behaviour with no configuration.
 
 Example::
 
     carrier = Carrier(clock)
-    carrier.submit(message, on_delivered=lambda m: print("arrived", m.message_id))
+    carrier.configure(Network(rules=(Rule.of("+4477009001*", Fate(Action.UNDELIVERED)),)))
+    carrier.decide("+447700900123")   # Fate(action=Action.UNDELIVERED, ...)
 """
 
 from __future__ import annotations
 
+import asyncio
+import heapq
+import itertools
+import random
+import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
 
 from otpsim.clock import Clock
 from otpsim.domain.message import Message
 
 
+class Action(StrEnum):
+    DELIVER = "deliver"
+    UNDELIVERED = "undelivered"
+    REJECT = "reject"
+    ERROR = "error"
+    RATE_LIMIT = "rate_limit"
+
+
+@dataclass(frozen=True, slots=True)
+class Fate:
+    action: Action = Action.DELIVER
+    delay: float = 0.0  # deliver: seconds on the simulator clock before the SMS arrives
+    status: int = 500  # error: the HTTP status answered (500 or 503)
+    latency: float = 0.0  # real seconds the API takes to answer
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"action": self.action.value}
+        if self.action is Action.DELIVER and self.delay:
+            data["delay"] = self.delay
+        if self.action is Action.ERROR:
+            data["status"] = self.status
+        if self.latency:
+            data["latency"] = self.latency
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """Which numbers (``match``), what happens (``steps``), and how often (``chance``).
+
+    ``match`` is an exact E.164 number, a prefix ending in ``*`` (``*`` alone: every
+    number), or ``re:`` followed by a regular expression searched in the number.
+    """
+
+    match: str
+    steps: tuple[Fate, ...] = (Fate(),)
+    chance: float = 1.0
+    note: str = ""
+    _regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, match: str, *steps: Fate, chance: float = 1.0, note: str = "") -> Rule:
+        """A rule; raises ValueError when ``match`` is a bad regular expression."""
+        regex = None
+        if match.startswith("re:"):
+            try:
+                regex = re.compile(match.removeprefix("re:"))
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from None
+        return cls(match, steps or (Fate(),), chance, note, regex)
+
+    def matches(self, phone: str) -> bool:
+        if self._regex is not None:
+            return self._regex.search(phone) is not None
+        if self.match.endswith("*"):
+            return phone.startswith(self.match[:-1])
+        return phone == self.match
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"match": self.match}
+        if len(self.steps) == 1:
+            data.update(self.steps[0].to_json())
+        else:
+            data["sequence"] = [s.to_json() for s in self.steps]
+        if self.chance < 1:
+            data["chance"] = self.chance
+        if self.note:
+            data["note"] = self.note
+        return data
+
+
+def _magic(last4: str, note: str, *steps: Fate) -> Rule:
+    return Rule.of(f"+1500555{last4}", *steps, note=note)
+
+
+MAGIC_RULES: tuple[Rule, ...] = (
+    _magic("0000", "delivered at once"),
+    _magic("0001", "rejected as an invalid number (400, 2020)", Fate(Action.REJECT)),
+    _magic("0002", "never delivered (UNDELIVERED)", Fate(Action.UNDELIVERED)),
+    _magic("0003", "delivered after 30 s of simulator time", Fate(delay=30)),
+    _magic("0004", "delivered after 5 min of simulator time", Fate(delay=300)),
+    _magic("0005", "the provider fails: HTTP 500", Fate(Action.ERROR, status=500)),
+    _magic("0006", "the provider is unavailable: HTTP 503", Fate(Action.ERROR, status=503)),
+    _magic("0007", "rate limited: HTTP 429", Fate(Action.RATE_LIMIT)),
+    _magic(
+        "0008",
+        "HTTP 500 twice, then delivered",
+        Fate(Action.ERROR, status=500),
+        Fate(Action.ERROR, status=500),
+        Fate(),
+    ),
+    _magic("0009", "the API answers after 2 s", Fate(latency=2.0)),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    """How the simulated network behaves while a scenario is active."""
+
+    rules: tuple[Rule, ...] = ()
+    seed: int | None = None
+    magic_numbers: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rules": [r.to_json() for r in self.rules],
+            "seed": self.seed,
+            "magicNumbers": self.magic_numbers,
+        }
+
+
 class Carrier:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
+        self.network = Network()
+        self._rng = random.Random()
+        self._counters: dict[tuple[int, str], int] = {}
+        self._due: list[tuple[float, int, Message, Callable[[Message], None]]] = []
+        self._seq = itertools.count()
+        self._changed = asyncio.Event()
 
-    def submit(self, message: Message, on_delivered: Callable[[Message], None]) -> None:
-        """Hand an SMS to the network; ``on_delivered`` runs when it reaches the phone."""
-        message.deliver(self._clock.time())
-        on_delivered(message)
+    def configure(self, network: Network | None) -> None:
+        """Use these rules from now on (None: only the magic numbers); sequences restart."""
+        self.network = network or Network()
+        self._rng = random.Random(self.network.seed)
+        self._counters = {}
+
+    def rules(self) -> tuple[Rule, ...]:
+        magic = MAGIC_RULES if self.network.magic_numbers else ()
+        return self.network.rules + magic
+
+    def decide(self, phone: str) -> Fate:
+        """The outcome for the next request to ``phone`` (counts sequence steps)."""
+        for index, rule in enumerate(self.rules()):
+            if not rule.matches(phone):
+                continue
+            if rule.chance < 1 and self._rng.random() >= rule.chance:
+                continue
+            key = (index, phone)
+            step = self._counters.get(key, 0)
+            self._counters[key] = step + 1
+            return rule.steps[min(step, len(rule.steps) - 1)]
+        return Fate()
+
+    # -- the SMS's journey -------------------------------------------------------------
+
+    def submit(
+        self,
+        message: Message,
+        outcome: Fate,
+        on_delivered: Callable[[Message], None],
+        on_undelivered: Callable[[Message], None],
+    ) -> None:
+        """Hand an SMS to the network; the callbacks run when its fate is sealed."""
+        if outcome.action is Action.UNDELIVERED:
+            message.fail()
+            on_undelivered(message)
+            return
+        if outcome.delay <= 0:
+            message.deliver(self._clock.time())
+            on_delivered(message)
+            return
+        due = self._clock.time() + outcome.delay
+        heapq.heappush(self._due, (due, next(self._seq), message, on_delivered))
+        self._changed.set()
+
+    def deliver_due(self) -> None:
+        now = self._clock.time()
+        while self._due and self._due[0][0] <= now:
+            _, _, message, on_delivered = heapq.heappop(self._due)
+            message.deliver(now)
+            on_delivered(message)
+
+    def forget(self) -> None:
+        """Drop SMS still on their way (a reset)."""
+        self._due.clear()
+
+    async def run(self) -> None:
+        """Deliver delayed SMS when the simulator clock reaches them; runs forever."""
+        while True:
+            self.deliver_due()
+            self._changed.clear()
+            next_due = self._due[0][0] if self._due else None
+            await self._clock.wait_for_change(next_due, self._changed)

@@ -24,7 +24,9 @@ from aiohttp import web
 from otpsim import __version__
 from otpsim.config import DEFAULT_PORT, OPTIONS, Settings, is_loopback, load_settings
 from otpsim.errors import OtpsimError
+from otpsim.scenario.model import Scenario, load_scenario, scenario_files
 from otpsim.server.app import create_app
+from otpsim.server.keys import SIM
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,6 +70,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     wait.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
 
+    run = commands.add_parser(
+        "run",
+        help="run scenario files and check their expectations",
+        description="Run each scenario against a fresh in-process simulator (or --target), "
+        "print each step and a summary, exit 1 if any failed. Every file is checked first.",
+    )
+    run.add_argument("paths", nargs="+", metavar="FILE_OR_DIR", help="scenario files or folders")
+    run.add_argument("--target", default=None, metavar="URL", help="a running simulator")
+    run.add_argument("--junit", default=None, metavar="FILE", help="write a JUnit XML report")
+    run.add_argument("--api-key", default=None, help="API key for the provider API")
+
+    validate = commands.add_parser(
+        "validate",
+        help="check scenario files without running them",
+        description="Check scenario files; print one line per problem (file:line: ...).",
+    )
+    validate.add_argument("paths", nargs="+", metavar="FILE_OR_DIR")
+
     tail = commands.add_parser(
         "tail",
         help="follow the live feed in a terminal: one line per SMS",
@@ -110,6 +130,8 @@ async def serve(settings: Settings, *, out: Any = None) -> None:
     """Run until SIGINT or SIGTERM; print where the API and the inbox are."""
     out = out or sys.stdout
     app = create_app(settings)
+    if settings.scenario:
+        app[SIM].use_scenario(load_scenario(settings.scenario))
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
@@ -128,6 +150,8 @@ async def serve(settings: Settings, *, out: Any = None) -> None:
     print(f"  Control: {base}/_sim/", file=out)
     auth = "strict (configured credentials only)" if settings.strict_auth else "any non-empty key"
     print(f"  Auth:    {auth}", file=out)
+    if settings.scenario:
+        print(f"  Network: scenario {settings.scenario}", file=out)
     print("Press Ctrl-C to stop.", file=out, flush=True)
 
     stop = asyncio.Event()
@@ -164,6 +188,58 @@ def wait_ready(url: str, timeout: float) -> str:
         time.sleep(0.1)
 
 
+def _load_all(paths: list[str]) -> list[tuple[Scenario, str]]:
+    """Every scenario of ``paths`` with its text; OtpsimError listing every bad one."""
+    loaded, problems = [], []
+    for path in scenario_files(paths):
+        try:
+            loaded.append((load_scenario(path), path.read_text(encoding="utf-8")))
+        except OtpsimError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise OtpsimError("\n".join(problems))
+    return loaded
+
+
+def _validate(paths: list[str]) -> int:
+    for scenario, _ in _load_all(paths):
+        half = [f"{len(scenario.steps)} steps"] if scenario.steps else []
+        if scenario.network is not None:
+            half.append(f"a network with {len(scenario.network.carrier.rules)} rule(s)")
+        print(f"ok: {scenario.path} ({', '.join(half)})")
+    return 0
+
+
+def _run(paths: list[str], target: str | None, junit: str | None, api_key: str | None) -> int:
+    from otpsim.scenario import report
+    from otpsim.scenario.runner import run_scenario
+
+    loaded = _load_all(paths)  # nothing runs unless every file is valid
+    if target is not None:
+        target = _base_url(target, "run")
+
+    async def run_all() -> list[Any]:
+        results = []
+        for scenario, source in loaded:
+            print(report.header_of(scenario), flush=True)
+            result = await run_scenario(
+                scenario,
+                source,
+                target=target,
+                api_key=api_key,
+                progress=lambda step: print(report.step_line(step), flush=True),
+            )
+            print(report.footer(result), flush=True)
+            results.append(result)
+        return results
+
+    results = asyncio.run(run_all())
+    if junit:
+        report.write_junit(results, junit)
+    print(report.summary(results))
+    return 0 if all(r.ok for r in results) else 1
+
+
 def _base_url(given: str | None, command: str) -> str:
     url = given or os.environ.get("OTPSIM_URL") or _url("127.0.0.1", DEFAULT_PORT)
     if not url.startswith(("http://", "https://")):
@@ -174,6 +250,10 @@ def _base_url(given: str | None, command: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "validate":
+            return _validate(args.paths)
+        if args.command == "run":
+            return _run(args.paths, args.target, args.junit, args.api_key)
         if args.command == "tail":
             from otpsim import tail
 
@@ -202,7 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(serve(settings))
         return 0
     except OtpsimError as exc:
-        print(f"otpsim: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():
+            print(f"otpsim: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 0 if args.command == "tail" else 130

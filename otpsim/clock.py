@@ -68,6 +68,8 @@ class Clock:
         self._changed = asyncio.Event()
         if frozen:
             self.freeze(True)
+            if start is not None:
+                self._frozen_at = start  # exactly, not via the float offset
         self._initial = (self._offset, self._frozen_at)
 
     # -- reading ---------------------------------------------------------------------

@@ -64,6 +64,7 @@ class Settings:
     callback_concurrency: int = 8  # attempts in flight at once
     callback_max_pending: int = 10_000  # deliveries waiting; beyond, new ones are dropped
     shutdown_grace: float = 5.0  # seconds in-flight callbacks get on shutdown
+    scenario: str | None = None  # a scenario file whose network is active from the start
     log_level: str = "info"
 
     @property
@@ -435,6 +436,14 @@ OPTIONS: tuple[Option, ...] = (
         _non_negative_float,
         "seconds in-flight callbacks get to finish on shutdown",
         "S",
+    ),
+    Option(
+        "scenario",
+        "--scenario",
+        ("scenario",),
+        _optional_text,
+        "activate this scenario file's network rules from the start",
+        "FILE",
     ),
     Option(
         "log_level",

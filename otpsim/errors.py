@@ -149,11 +149,15 @@ class E:
         429, "rate_limit", 1014, "Too many requests: the rate limit for this credential is reached"
     )
     SERVER_ERROR = ErrorSpec(500, "server_error", 1015, "Something went wrong inside the simulator")
+    SERVICE_UNAVAILABLE = ErrorSpec(
+        503, "service_unavailable", 1016, "The service is temporarily unavailable"
+    )
 
     # Control API (/_sim/...) parameter errors.
     SIM_INVALID_PARAM = ErrorSpec(400, "invalid_param", 1020, "Invalid parameter")
     SIM_NOT_FOUND = ErrorSpec(404, "not_found", 1021, "Not found")
     SIM_FORBIDDEN = ErrorSpec(403, "access_denied", 1022, "Cross-origin request refused")
+    SCENARIO_INVALID = ErrorSpec(400, "invalid_scenario", 1023, "The scenario is not valid")
 
 
 class ProviderError(Exception):

@@ -46,6 +46,12 @@ class RateLimiter:
         self._window_start = -math.inf
         self._counts: dict[str, int] = {}
 
+    def configure(self, limit: int | None, window: float) -> None:
+        """New limits from now on (a scenario's); counting starts again."""
+        self.limit = limit
+        self.window = window
+        self.reset()
+
     def hit(self, key: str) -> RateState:
         """Count one request for ``key`` and say whether it may proceed."""
         now = self._clock.time()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 import random
 import re
 import uuid
@@ -24,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from otpsim.auth import Authenticator
-from otpsim.carrier import Carrier
+from otpsim.carrier import Action, Carrier, Fate
 from otpsim.clock import Clock, parse_iso
 from otpsim.config import Settings
 from otpsim.domain import pins
@@ -35,6 +36,7 @@ from otpsim.domain.sms import render, segment
 from otpsim.errors import E, ProviderError
 from otpsim.events import Event, EventBus
 from otpsim.ratelimit import RateLimiter
+from otpsim.scenario.model import Scenario
 from otpsim.store import Store
 from otpsim.store.memory import MemoryStore
 
@@ -75,6 +77,8 @@ class Simulator:
         self.store: Store = store if store is not None else MemoryStore()
         self.bus = bus or EventBus()
         self.carrier = carrier or Carrier(self.clock)
+        self.otp_defaults = settings.otp_defaults
+        self.scenario: Scenario | None = None
         # (expires_at, otp_id) of OTPs created PENDING: the sweeper's schedule.
         self._expiries: list[tuple[float, str]] = [
             (otp.expires_at, otp.otp_id) for otp in self.store.pending_otps()
@@ -95,9 +99,13 @@ class Simulator:
 
     # -- the provider API --------------------------------------------------------------
 
-    def create_otp(self, body: Mapping[str, Any], *, account: str) -> Otp:
-        """``POST /otp``: validate, issue a PIN, and send it by SMS."""
-        request = parse_new_otp(body, self.settings.otp_defaults)
+    async def create_otp(self, body: Mapping[str, Any], *, account: str) -> Otp:
+        """``POST /otp``: validate, ask the carrier, issue a PIN, and send it by SMS."""
+        request = parse_new_otp(body, self.otp_defaults)
+        outcome = self.carrier.decide(request.phone_number)
+        if outcome.latency:
+            await asyncio.sleep(outcome.latency)
+        self._refuse_if_told(outcome, request.phone_number)
         pin = pins.generate(request.pin_type, request.pin_length, self.rng)
         text = render(request.template, pin)
         seg = segment(text)
@@ -130,12 +138,33 @@ class Simulator:
         self._schedule_expiry(otp)
         self.bus.publish("otp.created", otp.to_sim())
         self.bus.publish("message.created", message.to_json())
-        self.carrier.submit(message, self._delivered)
+        self.carrier.submit(message, outcome, self._delivered, self._undelivered)
         return otp
+
+    def _refuse_if_told(self, outcome: Fate, phone: str) -> None:
+        """Answer as the carrier rule for this number says: invalid, 5xx or 429."""
+        why = f"(simulated by the carrier rule for {phone})"
+        if outcome.action is Action.REJECT:
+            raise ProviderError(E.PHONE_INVALID, f"The phone number provided is invalid {why}")
+        if outcome.action is Action.ERROR:
+            spec = E.SERVICE_UNAVAILABLE if outcome.status == 503 else E.SERVER_ERROR
+            raise ProviderError(spec, f"{spec.message} {why}")
+        if outcome.action is Action.RATE_LIMIT:
+            window = self.limiter.window
+            reset = math.ceil(self.clock.time() / window) * window
+            raise ProviderError(
+                E.RATE_LIMITED,
+                f"{E.RATE_LIMITED.message} {why}",
+                headers={"X-Rate-Limit-Remaining": "0", "X-Rate-Limit-Reset": str(int(reset))},
+            )
 
     def _delivered(self, message: Message) -> None:
         self.store.save_message(message)
         self.bus.publish("message.delivered", message.to_json())
+
+    def _undelivered(self, message: Message) -> None:
+        self.store.save_message(message)
+        self.bus.publish("message.undelivered", message.to_json())
 
     def _find(self, otp_id: str) -> Otp:
         """The stored OTP; 404 2021 for an unknown id (or one that is not a UUID)."""
@@ -276,14 +305,54 @@ class Simulator:
 
     # -- the clock and reset -------------------------------------------------------------
 
+    # -- scenarios -------------------------------------------------------------------------
+
+    def use_scenario(self, scenario: Scenario | None) -> None:
+        """Activate a scenario's network half (None: back to the configured defaults).
+
+        Carrier rules, OTP defaults and the rate limit take effect for the next request;
+        a scenario's clock settings move the clock now.
+        """
+        spec = scenario.network if scenario is not None else None
+        self.carrier.configure(spec.carrier if spec else None)
+        base = self.settings.otp_defaults
+        self.otp_defaults = spec.otp_defaults(base) if spec else base
+        limit, window = self.settings.rate_limit, self.settings.rate_limit_window
+        if spec is not None and spec.rate_limit is not None:
+            limit, window = spec.rate_limit
+        self.limiter.configure(limit, window)
+        moved = False
+        if spec is not None and spec.clock_start is not None:
+            self.clock.set(spec.clock_start)
+            moved = True
+        if spec is not None and spec.clock_frozen is not None:
+            self.clock.freeze(spec.clock_frozen)
+            moved = True
+        self.scenario = scenario
+        self.bus.publish("scenario", self.scenario_json())
+        if moved:
+            self.clock_changed()
+            self.expire_due()
+
+    def scenario_json(self) -> dict[str, Any]:
+        scenario = self.scenario
+        if scenario is None or scenario.network is None:
+            return {"active": False, "name": None, "network": None}
+        return {"active": True, "name": scenario.name, "network": scenario.network.to_json()}
+
     def clock_changed(self) -> None:
         self.bus.publish("clock", self.clock.snapshot())
 
     def reset(self) -> None:
-        """Back to a clean state: no OTPs, no messages, the clock as configured at start."""
+        """Back to a clean state: no OTPs, no messages, the clock as configured at start.
+
+        An active scenario stays active; its sequences start again.
+        """
         self.store.clear()
         self._expiries.clear()
         self._expiries_changed.set()
+        self.carrier.forget()
+        self.carrier.configure(self.carrier.network)  # sequences start again
         self.limiter.reset()
         self.clock.reset()
         self.bus.publish("reset", self.clock.snapshot())

@@ -32,7 +32,7 @@ def format_event(event: dict[str, Any], phone: str | None, color: bool) -> str |
     kind, data = event.get("type"), event.get("data") or {}
     if kind == "reset":
         return "--- reset ---"
-    if kind not in ("message.delivered", "otp.updated"):
+    if kind not in ("message.delivered", "message.undelivered", "otp.updated"):
         return None
     if phone is not None and data.get("phoneNumber") != phone:
         return None
@@ -42,6 +42,11 @@ def format_event(event: dict[str, Any], phone: str | None, color: bool) -> str |
         return (
             f"{data['dateUpdated'][11:19]}  {data['phoneNumber']}  OTP {data['otpId'][:8]} "
             f"{data['status']} (attempts {data['attempts']}/{data['maxAttempts']})"
+        )
+    if kind == "message.undelivered":
+        return (
+            f"{data['createdAt'][11:19]}  {data['phoneNumber']}  {printable(data['from'])}  "
+            "UNDELIVERED: the SMS never reached the phone"
         )
     pin = printable(data["pin"])
     shown_pin = f"{PIN_STYLE}{pin}{RESET_STYLE}" if color else pin

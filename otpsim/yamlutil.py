@@ -38,7 +38,7 @@ class YamlDoc:
 
     def error(self, path: Path, what: str) -> OtpsimError:
         """An error naming file, line, the dotted key and what was expected."""
-        dotted = ".".join(str(p) for p in path)
+        dotted = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
         prefix = f"{self.where(path)}: " + (f"{dotted}: " if dotted else "")
         return OtpsimError(prefix + what)
 

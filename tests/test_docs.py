@@ -37,3 +37,35 @@ def test_the_configuration_example_loads(tmp_path: Path) -> None:
     settings = load_settings(cli={}, env={}, config_path=str(path))
     assert settings.api_keys == ("my-test-key",)
     assert settings.clock_frozen
+
+
+def test_magic_numbers_are_documented_in_the_readme_and_the_format_reference() -> None:
+    from otpsim.carrier import MAGIC_RULES
+
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    reference = (DOCS / "scenarios.md").read_text(encoding="utf-8")
+    for rule in MAGIC_RULES:
+        row = f"| `{rule.match}` | {rule.note} |"
+        assert row in readme, row
+        assert row in reference, row
+
+
+def test_scenario_format_reference_examples_parse() -> None:
+    import re
+
+    from otpsim.scenario.model import parse_scenario
+
+    text = (DOCS / "scenarios.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    assert len(blocks) == 2
+    network = parse_scenario(blocks[0], "network-example")
+    assert network.network is not None
+    assert len(network.network.carrier.rules) == 8
+    steps = parse_scenario(blocks[1], "steps-example")
+    assert [s.kind for s in steps.steps] == [
+        "create",
+        "latest",
+        "verify",
+        "expect_callback",
+        "verify",
+    ]

@@ -78,6 +78,16 @@ def test_terminal_escape_sequences_in_messages_are_shown_escaped() -> None:
     assert printable("ok") == "ok"
 
 
+def test_undelivered_sms_get_a_line() -> None:
+    event = {
+        "type": "message.undelivered",
+        "data": {"phoneNumber": FR, "from": "ACME", "createdAt": "2030-01-01T12:00:00.000Z"},
+    }
+    assert format_event(event, None, color=False) == (
+        "12:00:00  +33612345678  ACME  UNDELIVERED: the SMS never reached the phone"
+    )
+
+
 def test_events_of_no_interest_print_nothing() -> None:
     assert format_event({"type": "clock", "data": {}}, None, color=False) is None
     pending = {"type": "otp.updated", "data": {"status": "PENDING", "phoneNumber": FR}}

@@ -36,6 +36,9 @@ class Message:
         self.status = Delivery.DELIVERED
         self.delivered_at = now
 
+    def fail(self) -> None:
+        self.status = Delivery.UNDELIVERED
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.message_id,

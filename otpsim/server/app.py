@@ -51,7 +51,8 @@ async def meta_middleware(request: web.Request, handler: Handler) -> web.StreamR
 def _stamp(request: web.Request, response: web.StreamResponse, started: float) -> None:
     response.headers["X-Request-Id"] = uuid.uuid4().hex
     response.headers["X-Response-Time"] = f"{(time.perf_counter() - started) * 1000:.3f}ms"
-    response.headers.update(request.get(EXTRA_HEADERS, {}))
+    for name, value in request.get(EXTRA_HEADERS, {}).items():
+        response.headers.setdefault(name, value)  # an error's own headers win
 
 
 @web.middleware
@@ -128,6 +129,7 @@ async def background(app: web.Application) -> AsyncIterator[None]:
     """
     sim, dispatcher, hub = app[SIM], app[DISPATCHER], app[HUB]
     sweeper = asyncio.create_task(sim.sweep_expiries(), name="expiry-sweeper")
+    network = asyncio.create_task(sim.carrier.run(), name="carrier")
     await dispatcher.start()
     hub.start()
     try:
@@ -135,7 +137,8 @@ async def background(app: web.Application) -> AsyncIterator[None]:
     finally:
         await hub.close()
         sweeper.cancel()
-        await asyncio.gather(sweeper, return_exceptions=True)
+        network.cancel()
+        await asyncio.gather(sweeper, network, return_exceptions=True)
         await dispatcher.close()
 
 

@@ -14,7 +14,8 @@ from aiohttp import web
 from otpsim import __version__
 from otpsim.clock import parse_iso
 from otpsim.domain.otp import Status
-from otpsim.errors import E, ProviderError
+from otpsim.errors import E, OtpsimError, ProviderError
+from otpsim.scenario.model import parse_scenario
 from otpsim.server.callbacks import State
 from otpsim.server.http import json_response, query_number, read_json_object
 from otpsim.server.keys import DISPATCHER, SIM
@@ -178,6 +179,37 @@ async def resend_callback(request: web.Request) -> web.Response:
     return json_response(delivery.to_json(), status=202)
 
 
+async def get_scenario(request: web.Request) -> web.Response:
+    return json_response(request.app[SIM].scenario_json())
+
+
+async def put_scenario(request: web.Request) -> web.Response:
+    """Activate a scenario's network rules: a YAML or JSON body, checked completely first.
+
+    A rejected scenario changes nothing: the previous one stays active.
+    """
+    raw = await request.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProviderError(E.SCENARIO_INVALID, "The scenario is not UTF-8 text") from None
+    try:
+        scenario = parse_scenario(text, "<request body>")
+    except OtpsimError as exc:
+        raise ProviderError(E.SCENARIO_INVALID, str(exc)) from None
+    if scenario.network is None:
+        raise ProviderError(E.SCENARIO_INVALID, "The scenario has no 'network' to activate")
+    sim = request.app[SIM]
+    sim.use_scenario(scenario)
+    return json_response(sim.scenario_json())
+
+
+async def delete_scenario(request: web.Request) -> web.Response:
+    sim = request.app[SIM]
+    sim.use_scenario(None)
+    return json_response(sim.scenario_json())
+
+
 async def reset(request: web.Request) -> web.Response:
     request.app[SIM].reset()
     return json_response({"status": "ok"})
@@ -196,4 +228,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/_sim/callbacks", list_callbacks, name="sim.callbacks")
     r.add_get("/_sim/callbacks/{delivery_id}", get_callback, name="sim.callback")
     r.add_post("/_sim/callbacks/{delivery_id}/resend", resend_callback, name="sim.callback.resend")
+    r.add_get("/_sim/scenario", get_scenario, name="sim.scenario")
+    r.add_put("/_sim/scenario", put_scenario, name="sim.scenario.put")
+    r.add_delete("/_sim/scenario", delete_scenario, name="sim.scenario.delete")
     r.add_post("/_sim/reset", reset, name="sim.reset")

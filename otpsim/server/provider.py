@@ -15,7 +15,7 @@ from otpsim.server.keys import PRINCIPAL, SIM
 
 async def create_otp(request: web.Request) -> web.Response:
     body = await read_json_object(request)
-    otp = request.app[SIM].create_otp(body, account=request[PRINCIPAL].account)
+    otp = await request.app[SIM].create_otp(body, account=request[PRINCIPAL].account)
     return json_response(otp.to_api(), status=201)
 
 

@@ -171,6 +171,20 @@ def test_clear_and_reset_buttons(page: Any, live: tuple[Any, str]) -> None:
     assert call("GET", f"{base}/otp/{otp['otpId']}", headers=KEY)[0] == 404
 
 
+def test_undelivered_and_delayed_sms_are_labelled(page: Any, live: tuple[Any, str]) -> None:
+    _, base = live
+    lost = create(base, phoneNumber="+15005550002")  # magic: never delivered
+    late = create(base, phoneNumber="+15005550003")  # magic: 30 s late
+    page.get_by_test_id("conversation").filter(has_text="+15005550002").click()
+    expect(bubble(page, lost["otpId"]).get_by_test_id("delivery")).to_have_text(
+        "undelivered: never reached the phone"
+    )
+    page.get_by_test_id("conversation").filter(has_text="+15005550003").click()
+    expect(bubble(page, late["otpId"]).get_by_test_id("delivery")).to_have_text("queued")
+    page.get_by_test_id("advance-1m").click()
+    expect(bubble(page, late["otpId"]).get_by_test_id("delivery")).to_have_text("delivered")
+
+
 def test_callback_attempts_are_shown(page: Any, live: tuple[Any, str]) -> None:
     _, base = live
     otp = create(base, otpCallbackUrl="http://127.0.0.1:9/otp-status")  # port 9: nobody there

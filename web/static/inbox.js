@@ -109,6 +109,7 @@
     switch (event.type) {
       case "message.created":
       case "message.delivered":
+      case "message.undelivered":
         state.messages.set(data.id, data);
         break;
       case "otp.created":
@@ -279,7 +280,11 @@
         el("span", { class: "sender", "data-testid": "sender", text: m.from }),
         el("time", { datetime: m.createdAt, text: clockTime(m.createdAt) }),
         el("span", { text: `${m.parts} part${m.parts === 1 ? "" : "s"} · ${m.encoding}` }),
-        el("span", { "data-testid": "delivery", text: m.status.toLowerCase() }),
+        el("span", {
+          "data-testid": "delivery",
+          class: m.status === "UNDELIVERED" ? "undelivered" : null,
+          text: m.status === "UNDELIVERED" ? "undelivered: never reached the phone" : m.status.toLowerCase(),
+        }),
       ),
       textWithPin(m.text, m.pin),
       otpRow,

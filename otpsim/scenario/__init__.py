@@ -1,0 +1,1 @@
+"""Scenario files: the model (YAML to typed steps), the runner and its reports."""

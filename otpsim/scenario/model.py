@@ -1,0 +1,497 @@
+"""Scenario files: YAML in, typed network rules and steps out, or one clear error.
+
+A scenario has two optional halves: ``network`` (how the simulated carrier behaves while
+the scenario is active) and ``steps`` (a script with expectations for ``otpsim run``).
+Every problem is reported before anything runs, as ``file:line: where: what was
+expected`` (unknown step, wrong type, missing field, bad reference). The format is
+documented in ``docs/scenarios.md``.
+
+Example::
+
+    scenario = load_scenario("scenarios/expiry.yaml")
+    scenario.steps[0].kind      # "create"
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import jinja2.meta
+
+from otpsim.carrier import Action, Fate, Network, Rule
+from otpsim.clock import parse_iso
+from otpsim.domain.request import OtpDefaults, check_defaults
+from otpsim.errors import OtpsimError, ProviderError
+from otpsim.yamlutil import Path as KeyPath
+from otpsim.yamlutil import YamlDoc, load_yaml
+
+MAX_SCENARIO_BYTES = 1024 * 1024
+MAX_LATENCY = 30.0
+MAX_WAIT = 120.0
+BUILTIN_NAMES = ("callback_url", "target")
+
+# API field name -> OtpDefaults attribute, for network.defaults.
+DEFAULT_FIELDS = {
+    "from": "sender", "template": "template", "ttl": "ttl", "maxAttempts": "max_attempts",
+    "pinType": "pin_type", "pinLength": "pin_length",
+}  # fmt: skip
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_jinja = jinja2.Environment(undefined=jinja2.StrictUndefined)
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkSpec:
+    """The ``network`` half: carrier rules plus the app state a scenario may set."""
+
+    carrier: Network = field(default_factory=Network)
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # OtpDefaults attributes
+    clock_frozen: bool | None = None
+    clock_start: float | None = None
+    rate_limit: tuple[int | None, float] | None = None  # (limit or None = off, window)
+
+    def otp_defaults(self, base: OtpDefaults) -> OtpDefaults:
+        return replace(base, **dict(self.defaults))
+
+    def to_json(self) -> dict[str, Any]:
+        api_names = {v: k for k, v in DEFAULT_FIELDS.items()}
+        data = self.carrier.to_json()
+        data["defaults"] = {api_names[k]: v for k, v in self.defaults.items()}
+        data["clock"] = {"frozen": self.clock_frozen, "start": self.clock_start}
+        data["rateLimit"] = (
+            None
+            if self.rate_limit is None
+            else {"limit": self.rate_limit[0], "window": self.rate_limit[1]}
+        )
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Expect:
+    status: int | None = None
+    error: Mapping[str, Any] | None = None
+    body: Any = None
+
+    @property
+    def wants_success(self) -> bool:
+        """No status or error asked for: the step must succeed (2xx)."""
+        return self.status is None and self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    index: int  # 1-based
+    kind: str
+    args: Any
+    line: int
+    name: str | None = None
+    save_as: str | None = None
+    expect: Expect = field(default_factory=Expect)
+
+    @property
+    def title(self) -> str:
+        return self.name or self.kind
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    path: str
+    name: str
+    description: str = ""
+    network: NetworkSpec | None = None
+    steps: tuple[Step, ...] = ()
+    api_key: str = "otpsim-run"
+    receiver_responses: tuple[int, ...] = ()
+
+
+# -- small checkers ----------------------------------------------------------------------
+
+
+class _Reader:
+    """Checks values of one document, raising errors that name file, line and key."""
+
+    def __init__(self, doc: YamlDoc) -> None:
+        self.doc = doc
+
+    def fail(self, path: KeyPath, what: str) -> OtpsimError:
+        return self.doc.error(path, what)
+
+    def mapping(self, value: Any, path: KeyPath, allowed: tuple[str, ...]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(path, f"expected a mapping, got {_kind(value)}")
+        for key in value:
+            if key not in allowed:
+                raise self.fail(
+                    (*path, str(key)), f"unknown key (expected one of: {', '.join(allowed)})"
+                )
+        return value
+
+    def number(self, value: Any, path: KeyPath, low: float, high: float) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(path, f"expected a number from {low:g} to {high:g}, got {_kind(value)}")
+        if not low <= value <= high:
+            raise self.fail(path, f"expected a number from {low:g} to {high:g}, got {value}")
+        return float(value)
+
+    def integer(self, value: Any, path: KeyPath) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(path, f"expected a whole number, got {_kind(value)}")
+        return value
+
+    def boolean(self, value: Any, path: KeyPath) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(path, f"expected true or false, got {_kind(value)}")
+        return value
+
+    def text(self, value: Any, path: KeyPath) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.fail(path, f"expected text, got {_kind(value)}")
+        return value
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return f"{str(value).lower()}"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+# -- the network half --------------------------------------------------------------------
+
+_FATE_KEYS = ("deliver", "delay", "undelivered", "reject", "error", "rate_limit", "latency")
+_RULE_KEYS = ("match", "sequence", "chance", "note", *_FATE_KEYS)
+
+
+def _fate(r: _Reader, data: dict[str, Any], path: KeyPath) -> Fate:
+    actions = [k for k in ("deliver", "undelivered", "reject", "error", "rate_limit") if k in data]
+    if len(actions) > 1:
+        raise r.fail(path, f"expected one action, got {', '.join(actions)}")
+    latency = 0.0
+    if "latency" in data:
+        latency = r.number(data["latency"], (*path, "latency"), 0, MAX_LATENCY)
+    delay = 0.0
+    if "delay" in data:
+        delay = r.number(data["delay"], (*path, "delay"), 0, 86400)
+    action = actions[0] if actions else "deliver"
+    if action == "deliver":
+        value = data.get("deliver", True)
+        if isinstance(value, dict):
+            r.mapping(value, (*path, "deliver"), ("delay",))
+            if "delay" in value:
+                delay = r.number(value["delay"], (*path, "deliver", "delay"), 0, 86400)
+        elif value is not True:
+            raise r.fail((*path, "deliver"), "expected true or a mapping with 'delay'")
+        return Fate(Action.DELIVER, delay=delay, latency=latency)
+    if "delay" in data:
+        raise r.fail((*path, "delay"), f"'delay' goes with deliver, not with {action}")
+    if action == "error":
+        status = data["error"]
+        if status not in (500, 503):
+            raise r.fail((*path, "error"), f"expected 500 or 503, got {_kind(status)}")
+        return Fate(Action.ERROR, status=status, latency=latency)
+    if data[action] is not True:
+        raise r.fail((*path, action), f"expected true, got {_kind(data[action])}")
+    return Fate(Action(action), latency=latency)
+
+
+def _match(r: _Reader, value: Any, path: KeyPath) -> str:
+    if isinstance(value, dict):
+        r.mapping(value, path, ("regex",))
+        if "regex" not in value:
+            raise r.fail(path, "expected a number, a prefix ending in '*', or {regex: ...}")
+        return "re:" + r.text(value["regex"], (*path, "regex"))
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = f"+{value}"
+    text = r.text(value, path)
+    body = text[:-1] if text.endswith("*") else text
+    if body and not re.fullmatch(r"\+?\d+", body):
+        raise r.fail(path, f"expected an E.164 number or a prefix ending in '*', got {text!r}")
+    if body and not body.startswith("+"):
+        text = "+" + text
+    return text
+
+
+def _rule(r: _Reader, data: Any, path: KeyPath) -> Rule:
+    rule = r.mapping(data, path, _RULE_KEYS)
+    if "match" not in rule:
+        raise r.fail(path, "missing field 'match'")
+    match = _match(r, rule["match"], (*path, "match"))
+    chance = 1.0
+    if "chance" in rule:
+        chance = r.number(rule["chance"], (*path, "chance"), 0, 1)
+    note = str(rule.get("note", ""))
+    if "sequence" in rule:
+        extra = [k for k in _FATE_KEYS if k in rule]
+        if extra:
+            raise r.fail((*path, extra[0]), "put outcomes inside 'sequence', or drop 'sequence'")
+        items = rule["sequence"]
+        if not isinstance(items, list) or not items:
+            raise r.fail((*path, "sequence"), "expected a non-empty list of outcomes")
+        steps = tuple(
+            _fate(r, r.mapping(item, (*path, "sequence", i), _FATE_KEYS), (*path, "sequence", i))
+            for i, item in enumerate(items)
+        )
+    else:
+        steps = (_fate(r, rule, path),)
+    try:
+        return Rule.of(match, *steps, chance=chance, note=note)
+    except ValueError as exc:
+        raise r.fail((*path, "match"), str(exc)) from None
+
+
+def _network(r: _Reader, data: Any) -> NetworkSpec:
+    path: KeyPath = ("network",)
+    net = r.mapping(
+        data, path, ("rules", "seed", "magic_numbers", "clock", "defaults", "rate_limit")
+    )
+    rules_data = net.get("rules") or []
+    if not isinstance(rules_data, list):
+        raise r.fail((*path, "rules"), f"expected a list of rules, got {_kind(rules_data)}")
+    rules = tuple(_rule(r, item, (*path, "rules", i)) for i, item in enumerate(rules_data))
+    seed = None if net.get("seed") is None else r.integer(net["seed"], (*path, "seed"))
+    magic = True
+    if "magic_numbers" in net:
+        magic = r.boolean(net["magic_numbers"], (*path, "magic_numbers"))
+    frozen: bool | None = None
+    start: float | None = None
+    if "clock" in net:
+        clock = r.mapping(net["clock"], (*path, "clock"), ("frozen", "start"))
+        if "frozen" in clock:
+            frozen = r.boolean(clock["frozen"], (*path, "clock", "frozen"))
+        if "start" in clock:
+            try:
+                start = parse_iso(r.text(str(clock["start"]), (*path, "clock", "start")))
+            except ValueError as exc:
+                raise r.fail((*path, "clock", "start"), str(exc)) from None
+    defaults: dict[str, Any] = {}
+    if "defaults" in net:
+        given = r.mapping(net["defaults"], (*path, "defaults"), tuple(DEFAULT_FIELDS))
+        defaults = {DEFAULT_FIELDS[k]: v for k, v in given.items()}
+        probe = replace(OtpDefaults(), **defaults)
+        try:
+            check_defaults(probe)
+        except (ProviderError, TypeError) as exc:
+            message = exc.message if isinstance(exc, ProviderError) else "wrong type"
+            key = next((k for k in given if f"'{k}'" in message), next(iter(given), ""))
+            raise r.fail((*path, "defaults", key), message) from None
+    rate: tuple[int | None, float] | None = None
+    if "rate_limit" in net:
+        rate = _rate_limit(r, net["rate_limit"], (*path, "rate_limit"))
+    return NetworkSpec(Network(rules, seed, magic), defaults, frozen, start, rate)
+
+
+def _rate_limit(r: _Reader, value: Any, path: KeyPath) -> tuple[int | None, float]:
+    if value is False or value == "off":
+        return (None, 60.0)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (int(r.number(value, path, 1, 10**9)), 60.0)
+    data = r.mapping(value, path, ("limit", "window"))
+    if "limit" not in data:
+        raise r.fail(path, "missing field 'limit'")
+    limit = int(r.number(data["limit"], (*path, "limit"), 1, 10**9))
+    window = r.number(data.get("window", 60), (*path, "window"), 0.001, 86400)
+    return (limit, window)
+
+
+# -- the steps half ----------------------------------------------------------------------
+
+# kind -> (fields that must be there, fields that may be there); None: any mapping.
+_STEP_ARGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]] | None] = {
+    "create": None,
+    "get": (("otpId",), ()),
+    "verify": (("otpId", "pin"), ()),
+    "cancel": (("otpId",), ()),
+    "latest": ((), ("phoneNumber", "otpId", "wait")),
+    "messages": ((), ("phoneNumber", "otpId")),
+    "expect_callback": ((), ("otpId", "status", "within", "count")),
+    "request": (("method", "path"), ("body", "headers")),
+}
+_SCALAR_STEPS = ("advance", "set_clock", "wait", "reset")
+STEP_KINDS = (*_STEP_ARGS, *_SCALAR_STEPS)
+_STEP_KEYS = (*STEP_KINDS, "as", "expect", "name")
+
+
+def _templates(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value] if "{{" in value or "{%" in value else []
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _templates(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in _templates(v)]
+    return []
+
+
+def _check_references(r: _Reader, value: Any, path: KeyPath, known: set[str]) -> None:
+    for template in _templates(value):
+        try:
+            names = jinja2.meta.find_undeclared_variables(_jinja.parse(template))
+        except jinja2.TemplateSyntaxError as exc:
+            raise r.fail(path, f"bad template {template!r}: {exc.message}") from None
+        unknown = sorted(names - known)
+        if unknown:
+            raise r.fail(
+                path,
+                f"bad reference {unknown[0]!r} in {template!r} "
+                f"(known here: {', '.join(sorted(known))})",
+            )
+
+
+def _expect(r: _Reader, value: Any, path: KeyPath) -> Expect:
+    data = r.mapping(value, path, ("status", "error", "body"))
+    status = None
+    if "status" in data:
+        status = int(r.number(data["status"], (*path, "status"), 100, 599))
+    error = None
+    if "error" in data:
+        error = r.mapping(data["error"], (*path, "error"), ("type", "code", "message"))
+    return Expect(status, error, data.get("body"))
+
+
+def _step(r: _Reader, data: Any, index: int, known: set[str]) -> Step:
+    path: KeyPath = ("steps", index)
+    if not isinstance(data, dict):
+        raise r.fail(
+            path, f"expected a step (a mapping such as 'create: {{...}}'), got {_kind(data)}"
+        )
+    kinds = [k for k in data if k in STEP_KINDS]
+    unknown = [k for k in data if k not in _STEP_KEYS]
+    if unknown:
+        raise r.fail(
+            (*path, str(unknown[0])),
+            f"unknown step {unknown[0]!r} (expected one of: {', '.join(STEP_KINDS)})",
+        )
+    if len(kinds) != 1:
+        what = "no step kind" if not kinds else f"several step kinds ({', '.join(kinds)})"
+        raise r.fail(path, f"expected exactly one step kind, got {what}")
+    kind = kinds[0]
+    args = data[kind]
+    arg_path: KeyPath = (*path, kind)
+    spec = _STEP_ARGS.get(kind)
+    if kind in _STEP_ARGS:
+        if args is None and spec is not None and not spec[0]:
+            args = {}
+        if not isinstance(args, dict):
+            raise r.fail(arg_path, f"expected a mapping, got {_kind(args)}")
+        if spec is not None:
+            required, optional = spec
+            r.mapping(args, arg_path, (*required, *optional))
+            for needed in required:
+                if needed not in args:
+                    raise r.fail(arg_path, f"missing field {needed!r}")
+    elif kind == "advance":
+        if not (isinstance(args, str) and "{{" in args):
+            r.number(args, arg_path, -(10**9), 10**9)
+    elif kind == "set_clock":
+        text = r.text(args, arg_path)
+        if "{{" not in text:
+            try:
+                parse_iso(text)
+            except ValueError as exc:
+                raise r.fail(arg_path, str(exc)) from None
+    elif kind == "wait":
+        r.number(args, arg_path, 0, MAX_WAIT)
+    elif kind == "reset" and args not in (None, {}, True):
+        raise r.fail(arg_path, f"expected nothing, got {_kind(args)}")
+    if kind == "expect_callback" and "within" in args:
+        r.number(args["within"], (*arg_path, "within"), 0, MAX_WAIT)
+    _check_references(r, args, arg_path, known)
+    expect = Expect()
+    if "expect" in data:
+        expect = _expect(r, data["expect"], (*path, "expect"))
+        _check_references(r, data["expect"], (*path, "expect"), known)
+    save_as = None
+    if "as" in data:
+        save_as = r.text(data["as"], (*path, "as"))
+        if not _NAME.match(save_as) or save_as in BUILTIN_NAMES:
+            raise r.fail((*path, "as"), f"expected a name such as 'otp', got {save_as!r}")
+        known.add(save_as)
+    name = None if data.get("name") is None else str(data["name"])
+    return Step(index + 1, kind, args, r.doc.line(path), name, save_as, expect)
+
+
+# -- the file ----------------------------------------------------------------------------
+
+
+def parse_scenario(text: str, filename: str) -> Scenario:
+    """Parse and check a whole scenario; raises OtpsimError (file:line: ...) if wrong."""
+    if len(text.encode("utf-8")) > MAX_SCENARIO_BYTES:
+        raise OtpsimError(f"{filename}:1: scenario is larger than {MAX_SCENARIO_BYTES} bytes")
+    doc = load_yaml(text, filename)
+    r = _Reader(doc)
+    if doc.data is None:
+        raise OtpsimError(f"{filename}:1: empty scenario (expected 'network', 'steps' or both)")
+    top = r.mapping(
+        doc.data, (), ("name", "description", "network", "steps", "api_key", "receiver")
+    )
+    if "network" not in top and "steps" not in top:
+        raise r.fail((), "expected 'network', 'steps' or both")
+    network = _network(r, top["network"]) if top.get("network") is not None else None
+    steps: list[Step] = []
+    if "steps" in top:
+        items = top["steps"]
+        if not isinstance(items, list):
+            raise r.fail(("steps",), f"expected a list of steps, got {_kind(items)}")
+        known = set(BUILTIN_NAMES)
+        steps = [_step(r, item, i, known) for i, item in enumerate(items)]
+    responses: tuple[int, ...] = ()
+    if "receiver" in top:
+        receiver = r.mapping(top["receiver"], ("receiver",), ("responses",))
+        codes = receiver.get("responses") or []
+        if not isinstance(codes, list):
+            raise r.fail(("receiver", "responses"), "expected a list of HTTP status codes")
+        responses = tuple(
+            int(r.number(c, ("receiver", "responses", i), 100, 599)) for i, c in enumerate(codes)
+        )
+    name = str(top.get("name") or Path(filename).stem)
+    api_key = r.text(top["api_key"], ("api_key",)) if "api_key" in top else "otpsim-run"
+    return Scenario(
+        path=filename,
+        name=name,
+        description=str(top.get("description") or ""),
+        network=network,
+        steps=tuple(steps),
+        api_key=api_key,
+        receiver_responses=responses,
+    )
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and parse a scenario file."""
+    name = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise OtpsimError(f"{name}: cannot read scenario: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise OtpsimError(f"{name}:1: scenario is not UTF-8 text") from None
+    return parse_scenario(text, name)
+
+
+def scenario_files(paths: list[str]) -> list[Path]:
+    """Files named, and the ``*.yaml``/``*.yml`` files of directories named, in order."""
+    found: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")))
+        elif path.exists():
+            found.append(path)
+        else:
+            raise OtpsimError(f"{given}: no such file or directory")
+    if not found:
+        raise OtpsimError(f"no scenario files in {' '.join(paths)}")
+    return found

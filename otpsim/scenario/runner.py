@@ -1,0 +1,387 @@
+"""``otpsim run``: replay a scenario's steps over HTTP and check every expectation.
+
+Each scenario runs against a fresh in-process simulator on 127.0.0.1 (or, with
+``target``, a running one, which is reset first). The scenario's ``network`` is
+activated with ``PUT /_sim/scenario`` either way, so both paths are the same HTTP calls.
+A built-in callback receiver (``{{ callback_url }}``) records every callback.
+
+The first failing step ends its scenario (later steps depend on earlier ones); the
+result says what was expected and what came back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import aiohttp
+import jinja2
+from aiohttp import web
+
+from otpsim.config import Settings
+from otpsim.scenario.model import Scenario, Step
+from otpsim.server.app import create_app
+
+_jinja = jinja2.Environment(undefined=jinja2.StrictUndefined)
+HTTP_TIMEOUT = aiohttp.ClientTimeout(total=180)
+
+
+@dataclass
+class StepResult:
+    step: Step
+    ok: bool | None  # None: not run (an earlier step failed)
+    detail: str
+    seconds: float = 0.0
+
+
+@dataclass
+class ScenarioResult:
+    scenario: Scenario
+    steps: list[StepResult] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str | None = None  # the run itself failed (setup, connection)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and all(s.ok for s in self.steps)
+
+    @property
+    def failure(self) -> str | None:
+        if self.error is not None:
+            return self.error
+        for result in self.steps:
+            if result.ok is False:
+                return f"step {result.step.index} {result.step.title}: {result.detail}"
+        return None
+
+
+class StepFailed(Exception):
+    pass
+
+
+# -- values and comparisons --------------------------------------------------------------
+
+
+def render(value: Any, context: Mapping[str, Any]) -> Any:
+    """Fill ``{{ ... }}`` in every string; a string that is one expression keeps its type."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.startswith("{{") and stripped.endswith("}}") and stripped.count("{{") == 1:
+            return _jinja.compile_expression(stripped[2:-2].strip())(**context)
+        if "{{" in value or "{%" in value:
+            return _jinja.from_string(value).render(**context)
+        return value
+    if isinstance(value, dict):
+        return {k: render(v, context) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render(v, context) for v in value]
+    return value
+
+
+def mismatch(expected: Any, got: Any, where: str = "body") -> str | None:
+    """The first difference (``where: expected X, got Y``); mappings compare as subsets."""
+    if isinstance(expected, dict):
+        if not isinstance(got, dict):
+            return f"{where}: expected a mapping, got {got!r}"
+        for key, value in expected.items():
+            if key not in got:
+                return f"{where}.{key}: missing (expected {value!r})"
+            found = mismatch(value, got[key], f"{where}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(expected, list):
+        if not isinstance(got, list) or len(got) != len(expected):
+            return f"{where}: expected {expected!r}, got {got!r}"
+        for i, (e, g) in enumerate(zip(expected, got, strict=True)):
+            found = mismatch(e, g, f"{where}[{i}]")
+            if found:
+                return found
+        return None
+    if expected != got and not (isinstance(got, str) and str(expected) == got):
+        return f"{where}: expected {expected!r}, got {got!r}"
+    return None
+
+
+def _describe(status: int, body: Any) -> str:
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        err = body["error"]
+        return f"{status} {err.get('type')} {err.get('code')}: {err.get('message')}"
+    return str(status)
+
+
+def check(step: Step, status: int | None, body: Any, context: Mapping[str, Any]) -> str:
+    """Raise StepFailed unless the answer meets the step's expectations; else a summary.
+
+    Expected values may reference earlier results (``{{ otp.otpId }}``).
+    """
+    expect = replace(
+        step.expect,
+        error=render(step.expect.error, context),
+        body=render(step.expect.body, context),
+    )
+    if status is not None:
+        if expect.wants_success and not 200 <= status < 300:
+            raise StepFailed(f"expected success, got {_describe(status, body)}")
+        if expect.status is not None and status != expect.status:
+            raise StepFailed(f"status: expected {expect.status}, got {_describe(status, body)}")
+        if expect.error is not None:
+            error = body.get("error") if isinstance(body, dict) else None
+            if error is None:
+                raise StepFailed(f"expected an error, got {_describe(status, body)}")
+            found = mismatch(expect.error, error, "error")
+            if found:
+                raise StepFailed(found)
+    if expect.body is not None:
+        found = mismatch(expect.body, body)
+        if found:
+            raise StepFailed(found)
+    if status is not None:
+        return _describe(status, body)
+    if isinstance(body, dict) and "count" in body:
+        return f"{body['count']} callback item(s) received"
+    return "done"
+
+
+# -- the built-in callback receiver --------------------------------------------------------
+
+
+class Receiver:
+    """An HTTP server on 127.0.0.1 that records callbacks; answers from a script, then 200."""
+
+    def __init__(self, responses: tuple[int, ...] = ()) -> None:
+        self.responses = list(responses)
+        self.items: list[dict[str, Any]] = []
+        self.requests = 0
+        self.url = ""
+        self._arrived = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        try:
+            payload = await request.json()
+            data = payload.get("data", []) if isinstance(payload, dict) else []
+        except ValueError:
+            data = []
+        status = self.responses.pop(0) if self.responses else 200
+        for item in data if isinstance(data, list) else []:
+            if isinstance(item, dict):
+                self.items.append({**item, "_answered": status})
+        self._arrived.set()
+        return web.Response(status=status)
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_post("/callbacks", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}/callbacks"
+        return self.url
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def matching(self, otp_id: Any, status: Any) -> list[dict[str, Any]]:
+        return [
+            item
+            for item in self.items
+            if (otp_id is None or item.get("otpId") == otp_id)
+            and (status is None or item.get("status") == status)
+        ]
+
+    async def wait_for(self, otp_id: Any, status: Any, count: int, within: float) -> bool:
+        deadline = time.monotonic() + within
+        while len(self.matching(otp_id, status)) < count:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), timeout=left)
+            except TimeoutError:
+                return False
+        return True
+
+
+# -- running -----------------------------------------------------------------------------
+
+
+class _Run:
+    def __init__(
+        self, scenario: Scenario, base: str, http: aiohttp.ClientSession, receiver: Receiver
+    ) -> None:
+        self.scenario = scenario
+        self.base = base.rstrip("/")
+        self.http = http
+        self.receiver = receiver
+        self.key = {"X-API-KEY": scenario.api_key}
+        self.context: dict[str, Any] = {"callback_url": receiver.url, "target": self.base}
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        query = {k: str(v) for k, v in (params or {}).items() if v is not None}
+        async with self.http.request(
+            method, self.base + path, json=json, params=query, headers=headers
+        ) as response:
+            try:
+                body = await response.json(content_type=None)
+            except ValueError:
+                body = await response.text()
+            return response.status, body
+
+    async def step(self, step: Step) -> tuple[int | None, Any]:
+        args = render(step.args, self.context)
+        kind = step.kind
+        if kind == "create":
+            return await self.call("POST", "/otp", json=args, headers=self.key)
+        if kind == "get":
+            return await self.call("GET", f"/otp/{args['otpId']}", headers=self.key)
+        if kind == "verify":
+            body = {"pin": args["pin"]}
+            return await self.call("POST", f"/otp/{args['otpId']}", json=body, headers=self.key)
+        if kind == "cancel":
+            return await self.call("DELETE", f"/otp/{args['otpId']}", headers=self.key)
+        if kind == "latest":
+            return await self.call("GET", "/_sim/messages/latest", params=args)
+        if kind == "messages":
+            return await self.call("GET", "/_sim/messages", params=args)
+        if kind == "advance":
+            return await self.call("POST", "/_sim/clock", json={"advance": float(args)})
+        if kind == "set_clock":
+            return await self.call("POST", "/_sim/clock", json={"set": str(args)})
+        if kind == "reset":
+            return await self.call("POST", "/_sim/reset")
+        if kind == "wait":
+            await asyncio.sleep(float(args))
+            return None, None
+        if kind == "request":
+            return await self.call(
+                str(args["method"]).upper(),
+                str(args["path"]),
+                json=args.get("body"),
+                headers={**self.key, **{k: str(v) for k, v in (args.get("headers") or {}).items()}},
+            )
+        if kind == "expect_callback":
+            return await self.expect_callback(args)
+        raise StepFailed(f"unknown step kind {kind!r}")
+
+    async def expect_callback(self, args: Mapping[str, Any]) -> tuple[int | None, Any]:
+        otp_id, status = args.get("otpId"), args.get("status")
+        count = int(args.get("count", 1))
+        within = float(args.get("within", 5))
+        if not await self.receiver.wait_for(otp_id, status, count, within):
+            got = [(i.get("otpId"), i.get("status")) for i in self.receiver.items]
+            raise StepFailed(
+                f"expected {count} callback(s) for otpId={otp_id} status={status} within "
+                f"{within:g}s; received {len(got)}: {got[-5:]}"
+            )
+        found = self.receiver.matching(otp_id, status)
+        return None, {"count": len(found), "last": found[-1], "items": found}
+
+
+async def _start_local() -> tuple[web.AppRunner, str]:
+    settings = Settings(port=0, callback_batch_window=0.05, shutdown_grace=0.5)
+    runner = web.AppRunner(create_app(settings), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+
+async def run_scenario(
+    scenario: Scenario,
+    source: str,
+    *,
+    target: str | None = None,
+    api_key: str | None = None,
+    progress: Callable[[StepResult], None] | None = None,
+) -> ScenarioResult:
+    """Run one scenario; ``source`` is its text (sent to activate its network)."""
+    if api_key is not None:
+        scenario = replace(scenario, api_key=api_key)
+    result = ScenarioResult(scenario)
+    started = time.monotonic()
+    receiver = Receiver(scenario.receiver_responses)
+    await receiver.start()
+    local: web.AppRunner | None = None
+    try:
+        if target is None:
+            local, base = await _start_local()
+        else:
+            base = target
+        async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http:
+            run = _Run(scenario, base, http, receiver)
+            await _prepare(run, source)
+            try:
+                await _steps(run, result, progress)
+            finally:
+                if target is not None and scenario.network is not None:
+                    await run.call("DELETE", "/_sim/scenario")
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        result.error = f"cannot talk to the simulator at {target or 'the local server'}: {exc}"
+    finally:
+        if local is not None:
+            await local.cleanup()
+        await receiver.close()
+        result.seconds = time.monotonic() - started
+    return result
+
+
+async def _prepare(run: _Run, source: str) -> None:
+    status, body = await run.call("POST", "/_sim/reset")
+    if status != 200:
+        raise aiohttp.ClientError(f"POST /_sim/reset answered {_describe(status, body)}")
+    if run.scenario.network is not None:
+        status, body = await _put_scenario(run, source)
+        if status != 200:
+            raise aiohttp.ClientError(f"PUT /_sim/scenario answered {_describe(status, body)}")
+
+
+async def _put_scenario(run: _Run, source: str) -> tuple[int, Any]:
+    async with run.http.put(
+        run.base + "/_sim/scenario",
+        data=source.encode("utf-8"),
+        headers={"Content-Type": "application/yaml"},
+    ) as response:
+        return response.status, await response.json(content_type=None)
+
+
+async def _steps(
+    run: _Run, result: ScenarioResult, progress: Callable[[StepResult], None] | None
+) -> None:
+    failed = False
+    for step in run.scenario.steps:
+        if failed:
+            outcome = StepResult(step, None, "not run")
+        else:
+            began = time.monotonic()
+            try:
+                status, body = await run.step(step)
+                detail = check(step, status, body, run.context)
+                if step.save_as is not None:
+                    run.context[step.save_as] = body
+                outcome = StepResult(step, True, detail, time.monotonic() - began)
+            except (StepFailed, jinja2.TemplateError, KeyError, TypeError, ValueError) as exc:
+                message = (
+                    str(exc) if isinstance(exc, StepFailed) else f"{type(exc).__name__}: {exc}"
+                )
+                outcome = StepResult(step, False, message, time.monotonic() - began)
+                failed = True
+        result.steps.append(outcome)
+        if progress is not None:
+            progress(outcome)
