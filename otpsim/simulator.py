@@ -166,24 +166,27 @@ class Simulator:
         self.store.save_message(message)
         self.bus.publish("message.undelivered", message.to_json())
 
-    def _find(self, otp_id: str) -> Otp:
-        """The stored OTP; 404 2021 for an unknown id (or one that is not a UUID)."""
+    def _find(self, otp_id: str, account: str | None) -> Otp:
+        """The stored OTP; 404 2021 for an unknown id, or one of another account."""
         key = otp_id.lower()
         otp = self.store.get_otp(key) if _UUID.match(key) else None
-        if otp is None:
+        if otp is None or (account is not None and otp.account != account):
             raise ProviderError(E.OTP_NOT_FOUND)
         return otp
 
-    def get_otp(self, otp_id: str) -> Otp:
-        """The OTP, its expiry recorded if its TTL has passed; 404 2021 if unknown."""
-        otp = self._find(otp_id)
+    def get_otp(self, otp_id: str, *, account: str | None = None) -> Otp:
+        """The OTP, its expiry recorded if its TTL has passed; 404 2021 if unknown.
+
+        With ``account``, only that account's OTPs are found (the provider API).
+        """
+        otp = self._find(otp_id, account)
         if otp.expire_if_due(self.clock.time()):
             self._changed(otp)
         return otp
 
-    def verify(self, otp_id: str, body: Mapping[str, Any]) -> Otp:
+    def verify(self, otp_id: str, body: Mapping[str, Any], *, account: str | None = None) -> Otp:
         """``POST /otp/{otpId}``: check a PIN; raises ProviderError on every refusal."""
-        otp = self._find(otp_id)
+        otp = self._find(otp_id, account)
         pin = body.get("pin")
         if isinstance(pin, int) and not isinstance(pin, bool):
             pin = str(pin)
@@ -192,9 +195,9 @@ class Simulator:
         self._settle(otp, otp.verify(pin.strip(), self.clock.time()))
         return otp
 
-    def cancel(self, otp_id: str) -> Otp:
+    def cancel(self, otp_id: str, *, account: str | None = None) -> Otp:
         """``DELETE /otp/{otpId}``: cancel a PENDING OTP."""
-        otp = self._find(otp_id)
+        otp = self._find(otp_id, account)
         self._settle(otp, otp.cancel(self.clock.time()))
         return otp
 
@@ -247,30 +250,46 @@ class Simulator:
     def messages(
         self,
         *,
+        account: str | None = None,
         phone_number: str | None = None,
         otp_id: str | None = None,
         limit: int | None = None,
     ) -> list[Message]:
-        return self.store.list_messages(phone_number=phone_number, otp_id=otp_id, limit=limit)
+        return self.store.list_messages(
+            account=account, phone_number=phone_number, otp_id=otp_id, limit=limit
+        )
 
     def latest_message(
-        self, *, phone_number: str | None = None, otp_id: str | None = None
+        self,
+        *,
+        account: str | None = None,
+        phone_number: str | None = None,
+        otp_id: str | None = None,
     ) -> Message | None:
         """The newest SMS that reached the phone (DELIVERED), if any."""
         found = self.store.list_messages(
-            phone_number=phone_number, otp_id=otp_id, status=Delivery.DELIVERED, limit=1
+            account=account,
+            phone_number=phone_number,
+            otp_id=otp_id,
+            status=Delivery.DELIVERED,
+            limit=1,
         )
         return found[0] if found else None
 
     async def wait_latest_message(
-        self, *, phone_number: str | None, otp_id: str | None, wait: float
+        self,
+        *,
+        phone_number: str | None,
+        otp_id: str | None,
+        wait: float,
+        account: str | None = None,
     ) -> Message | None:
         """The newest delivered SMS; if none yet, wait up to ``wait`` seconds for one.
 
         The wait ends early when the simulator clock is moved past it, and never lasts
         longer than ``wait`` wall-clock seconds.
         """
-        found = self.latest_message(phone_number=phone_number, otp_id=otp_id)
+        found = self.latest_message(account=account, phone_number=phone_number, otp_id=otp_id)
         if found is not None or wait <= 0:
             return found
         arrived: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -280,6 +299,7 @@ class Simulator:
             if (
                 event.type == "message.delivered"
                 and not arrived.done()
+                and (account is None or data["account"] == account)
                 and (phone_number is None or data["phoneNumber"] == phone_number)
                 and (otp_id is None or data["otpId"] == otp_id)
             ):
@@ -297,11 +317,11 @@ class Simulator:
             timer.cancel()
         if not arrived.done():
             return None
-        return self.latest_message(phone_number=phone_number, otp_id=otp_id)
+        return self.latest_message(account=account, phone_number=phone_number, otp_id=otp_id)
 
-    def clear_messages(self) -> None:
-        self.store.clear_messages()
-        self.bus.publish("messages.cleared", {})
+    def clear_messages(self, account: str | None = None) -> None:
+        self.store.clear_messages(account)
+        self.bus.publish("messages.cleared", {"account": account})
 
     # -- the clock and reset -------------------------------------------------------------
 
@@ -343,11 +363,17 @@ class Simulator:
     def clock_changed(self) -> None:
         self.bus.publish("clock", self.clock.snapshot())
 
-    def reset(self) -> None:
+    def reset(self, account: str | None = None) -> None:
         """Back to a clean state: no OTPs, no messages, the clock as configured at start.
 
-        An active scenario stays active; its sequences start again.
+        An active scenario stays active; its sequences start again. With ``account``
+        only that account's OTPs, messages and callbacks go; the clock, the rate
+        limits and the scenario, shared by everyone, stay as they are.
         """
+        if account is not None:
+            self.store.clear(account)
+            self.bus.publish("reset", {**self.clock.snapshot(), "account": account})
+            return
         self.store.clear()
         self._expiries.clear()
         self._expiries_changed.set()
@@ -355,4 +381,4 @@ class Simulator:
         self.carrier.configure(self.carrier.network)  # sequences start again
         self.limiter.reset()
         self.clock.reset()
-        self.bus.publish("reset", self.clock.snapshot())
+        self.bus.publish("reset", {**self.clock.snapshot(), "account": None})

@@ -82,6 +82,7 @@ class Attempt:
 @dataclass(slots=True)
 class Delivery:
     delivery_id: str  # the webhook-id, stable across attempts
+    account: str
     url: str
     body: bytes  # the exact bytes sent on every attempt
     otp_ids: tuple[str, ...]
@@ -94,6 +95,7 @@ class Delivery:
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.delivery_id,
+            "account": self.account,
             "url": self.url,
             "event": EVENT_NAME,
             "otpIds": list(self.otp_ids),
@@ -150,7 +152,7 @@ class CallbackDispatcher:
         self._session = session
         self._own_session = session is None
         self._deliveries: dict[str, Delivery] = {}
-        self._batches: dict[str, _Batch] = {}
+        self._batches: dict[tuple[str, str], _Batch] = {}  # by (account, url)
         self._heap: list[tuple[float, int, str, int]] = []
         self._seq = itertools.count()
         self._wakeup = asyncio.Event()
@@ -182,8 +184,8 @@ class CallbackDispatcher:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        for url in list(self._batches):
-            self._flush(url)
+        for key in list(self._batches):
+            self._flush(key)
         self._dispatch_due()
         grace = self.settings.shutdown_grace
         if grace > 0 and not (self._ready.empty() and self._in_flight == 0):
@@ -212,7 +214,7 @@ class CallbackDispatcher:
 
     def _on_event(self, event: Event) -> None:
         if event.type == "reset":
-            self._forget()
+            self._forget(event.data.get("account"))
             return
         if event.type != "otp.updated" or event.data.get("status") == Status.PENDING:
             return
@@ -222,19 +224,21 @@ class CallbackDispatcher:
         url = otp.request.callback_url or self.settings.callback_url
         if url is None:
             return
-        batch = self._batches.get(url)
+        key = (otp.account, url)
+        batch = self._batches.get(key)
         if batch is None:
-            batch = self._batches[url] = _Batch([], [])
+            batch = self._batches[key] = _Batch([], [])
             window = self.settings.callback_batch_window
             if window > 0:
-                batch.timer = asyncio.get_running_loop().call_later(window, self._flush, url)
+                batch.timer = asyncio.get_running_loop().call_later(window, self._flush, key)
         batch.items.append(otp.to_api())
         batch.otp_ids.append(otp.otp_id)
         if len(batch.items) >= MAX_ITEMS or batch.timer is None:
-            self._flush(url)
+            self._flush(key)
 
-    def _flush(self, url: str) -> None:
-        batch = self._batches.pop(url, None)
+    def _flush(self, key: tuple[str, str]) -> None:
+        account, url = key
+        batch = self._batches.pop(key, None)
         if batch is None:
             return
         if batch.timer is not None:
@@ -245,6 +249,7 @@ class CallbackDispatcher:
         now = self.sim.clock.time()
         delivery = Delivery(
             delivery_id="msg_" + self.sim.new_id().replace("-", ""),
+            account=account,
             url=url,
             body=body,
             otp_ids=tuple(batch.otp_ids),
@@ -258,14 +263,20 @@ class CallbackDispatcher:
         self._pending += 1
         self._schedule(delivery, now + self.settings.callback_retry_schedule[0])
 
-    def _forget(self) -> None:
-        for batch in self._batches.values():
+    def _forget(self, account: str | None = None) -> None:
+        """Drop open batches and deliveries (of one account, or all of them)."""
+        for key in [k for k in self._batches if account is None or k[0] == account]:
+            batch = self._batches.pop(key)
             if batch.timer is not None:
                 batch.timer.cancel()
-        self._batches.clear()
-        self._deliveries.clear()
-        self._heap.clear()
-        self._pending = 0
+        doomed = [d for d in self._deliveries.values() if account is None or d.account == account]
+        for delivery in doomed:
+            if delivery.state is State.PENDING:
+                self._pending -= 1
+            del self._deliveries[delivery.delivery_id]
+        if account is None:
+            self._heap.clear()
+        # (Heap entries of forgotten deliveries are skipped when they come due.)
 
     # -- scheduling on the simulator clock -------------------------------------------------
 
@@ -360,6 +371,7 @@ class CallbackDispatcher:
             "callback.attempt",
             {
                 "deliveryId": delivery.delivery_id,
+                "account": delivery.account,
                 "otpIds": list(delivery.otp_ids),
                 "status": delivery.state.value,
                 "attempt": attempt.to_json(),
@@ -400,11 +412,18 @@ class CallbackDispatcher:
     # -- the log ---------------------------------------------------------------------------
 
     def deliveries(
-        self, *, otp_id: str | None = None, state: str | None = None, limit: int | None = None
+        self,
+        *,
+        account: str | None = None,
+        otp_id: str | None = None,
+        state: str | None = None,
+        limit: int | None = None,
     ) -> list[Delivery]:
-        """Deliveries newest first, optionally of one OTP or in one state."""
+        """Deliveries newest first, optionally of one account, one OTP or in one state."""
         found = []
         for delivery in reversed(self._deliveries.values()):
+            if account is not None and delivery.account != account:
+                continue
             if otp_id is not None and otp_id not in delivery.otp_ids:
                 continue
             if state is not None and delivery.state != state:

@@ -34,6 +34,11 @@ def _phone_filter(request: web.Request) -> str | None:
     return phone
 
 
+def _account_filter(request: web.Request) -> str | None:
+    """``?account=``: only what that credential (API key or OAuth client id) created."""
+    return request.query.get("account") or None
+
+
 def _otp_filter(request: web.Request) -> str | None:
     return (request.query.get("otpId") or "").lower() or None
 
@@ -44,6 +49,7 @@ async def health(request: web.Request) -> web.Response:
 
 async def list_messages(request: web.Request) -> web.Response:
     messages = request.app[SIM].messages(
+        account=_account_filter(request),
         phone_number=_phone_filter(request),
         otp_id=_otp_filter(request),
         limit=query_number(request, "limit", int, default=100, low=1, high=MAX_LIST),
@@ -56,7 +62,9 @@ async def latest_message(request: web.Request) -> web.Response:
     sim = request.app[SIM]
     phone, otp_id = _phone_filter(request), _otp_filter(request)
     wait = query_number(request, "wait", float, default=0.0, low=0.0, high=sim.settings.max_wait)
-    message = await sim.wait_latest_message(phone_number=phone, otp_id=otp_id, wait=wait)
+    message = await sim.wait_latest_message(
+        phone_number=phone, otp_id=otp_id, wait=wait, account=_account_filter(request)
+    )
     if message is None:
         about = " and ".join(
             part
@@ -71,7 +79,7 @@ async def latest_message(request: web.Request) -> web.Response:
 
 
 async def clear_messages(request: web.Request) -> web.Response:
-    request.app[SIM].clear_messages()
+    request.app[SIM].clear_messages(_account_filter(request))
     return json_response({"status": "ok"})
 
 
@@ -84,6 +92,7 @@ async def list_otps(request: web.Request) -> web.Response:
     sim = request.app[SIM]
     sim.expire_due()
     otps = sim.store.list_otps(
+        account=_account_filter(request),
         phone_number=_phone_filter(request),
         status=None if status is None else status.upper(),
         limit=query_number(request, "limit", int, default=100, low=1, high=MAX_LIST),
@@ -154,6 +163,7 @@ async def list_callbacks(request: web.Request) -> web.Response:
             E.SIM_INVALID_PARAM, f"'status' must be one of: {', '.join(s.value for s in State)}"
         )
     deliveries = request.app[DISPATCHER].deliveries(
+        account=_account_filter(request),
         otp_id=_otp_filter(request),
         state=None if state is None else state.lower(),
         limit=query_number(request, "limit", int, default=100, low=1, high=MAX_LIST),
@@ -211,7 +221,7 @@ async def delete_scenario(request: web.Request) -> web.Response:
 
 
 async def reset(request: web.Request) -> web.Response:
-    request.app[SIM].reset()
+    request.app[SIM].reset(_account_filter(request))
     return json_response({"status": "ok"})
 
 

@@ -13,25 +13,30 @@ from otpsim.server.http import basic_credentials, json_response, read_json_objec
 from otpsim.server.keys import PRINCIPAL, SIM
 
 
+def _account(request: web.Request) -> str:
+    """Each credential is its own account: it sees only the OTPs it created."""
+    return request[PRINCIPAL].account
+
+
 async def create_otp(request: web.Request) -> web.Response:
     body = await read_json_object(request)
-    otp = await request.app[SIM].create_otp(body, account=request[PRINCIPAL].account)
+    otp = await request.app[SIM].create_otp(body, account=_account(request))
     return json_response(otp.to_api(), status=201)
 
 
 async def get_otp(request: web.Request) -> web.Response:
-    otp = request.app[SIM].get_otp(request.match_info["otp_id"])
+    otp = request.app[SIM].get_otp(request.match_info["otp_id"], account=_account(request))
     return json_response(otp.to_api())
 
 
 async def verify_otp(request: web.Request) -> web.Response:
     body = await read_json_object(request)
-    otp = request.app[SIM].verify(request.match_info["otp_id"], body)
+    otp = request.app[SIM].verify(request.match_info["otp_id"], body, account=_account(request))
     return json_response({"status": otp.status.value})
 
 
 async def cancel_otp(request: web.Request) -> web.Response:
-    otp = request.app[SIM].cancel(request.match_info["otp_id"])
+    otp = request.app[SIM].cancel(request.match_info["otp_id"], account=_account(request))
     return json_response({"info": {"id": otp.otp_id}})
 
 

@@ -12,7 +12,8 @@ class Store(Protocol):
     """Storage of OTPs and messages. Listing methods return newest first.
 
     ``save_*`` both inserts and updates: a backend that keeps copies (SQLite) must
-    write the object's current state.
+    write the object's current state. ``account`` narrows a query or a deletion to
+    what one credential created.
     """
 
     def save_otp(self, otp: Otp) -> None: ...
@@ -22,6 +23,7 @@ class Store(Protocol):
     def list_otps(
         self,
         *,
+        account: str | None = None,
         phone_number: str | None = None,
         status: str | None = None,
         limit: int | None = None,
@@ -29,17 +31,22 @@ class Store(Protocol):
 
     def pending_otps(self) -> list[Otp]: ...
 
+    def count_otps_by_status(self) -> dict[str, int]: ...
+
     def save_message(self, message: Message) -> None: ...
 
     def list_messages(
         self,
         *,
+        account: str | None = None,
         phone_number: str | None = None,
         otp_id: str | None = None,
         status: str | None = None,
         limit: int | None = None,
     ) -> list[Message]: ...
 
-    def clear_messages(self) -> None: ...
+    def count_messages_by_status(self) -> dict[str, int]: ...
 
-    def clear(self) -> None: ...
+    def clear_messages(self, account: str | None = None) -> None: ...
+
+    def clear(self, account: str | None = None) -> None: ...

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import TypeVar
@@ -21,13 +21,18 @@ class MemoryStore:
     def __init__(self) -> None:
         self._otps: dict[str, Otp] = {}
         self._pending: dict[str, Otp] = {}
+        self._otp_status: dict[str, str] = {}  # what the counts below were made from
+        self._otp_counts: Counter[str] = Counter()
         self._messages: dict[str, Message] = {}
+        self._message_status: dict[str, str] = {}
+        self._message_counts: Counter[str] = Counter()
         self._messages_by_phone: defaultdict[str, dict[str, Message]] = defaultdict(dict)
 
     # -- OTPs ------------------------------------------------------------------------
 
     def save_otp(self, otp: Otp) -> None:
         self._otps[otp.otp_id] = otp
+        _recount(self._otp_status, self._otp_counts, otp.otp_id, otp.status.value)
         if otp.status is Status.PENDING:
             self._pending[otp.otp_id] = otp
         else:
@@ -39,11 +44,14 @@ class MemoryStore:
     def list_otps(
         self,
         *,
+        account: str | None = None,
         phone_number: str | None = None,
         status: str | None = None,
         limit: int | None = None,
     ) -> list[Otp]:
         items: Iterator[Otp] = reversed(self._otps.values())
+        if account is not None:
+            items = (o for o in items if o.account == account)
         if phone_number is not None:
             items = (o for o in items if o.request.phone_number == phone_number)
         if status is not None:
@@ -53,15 +61,22 @@ class MemoryStore:
     def pending_otps(self) -> list[Otp]:
         return list(self._pending.values())
 
+    def count_otps_by_status(self) -> dict[str, int]:
+        return {k: v for k, v in self._otp_counts.items() if v}
+
     # -- messages --------------------------------------------------------------------
 
     def save_message(self, message: Message) -> None:
         self._messages[message.message_id] = message
         self._messages_by_phone[message.phone_number][message.message_id] = message
+        _recount(
+            self._message_status, self._message_counts, message.message_id, message.status.value
+        )
 
     def list_messages(
         self,
         *,
+        account: str | None = None,
         phone_number: str | None = None,
         otp_id: str | None = None,
         status: str | None = None,
@@ -73,17 +88,42 @@ class MemoryStore:
             else self._messages_by_phone.get(phone_number, {})
         )
         items: Iterator[Message] = reversed(source.values())
+        if account is not None:
+            items = (m for m in items if m.account == account)
         if otp_id is not None:
             items = (m for m in items if m.otp_id == otp_id)
         if status is not None:
             items = (m for m in items if m.status == status)
         return _take(items, limit)
 
-    def clear_messages(self) -> None:
-        self._messages.clear()
-        self._messages_by_phone.clear()
+    def count_messages_by_status(self) -> dict[str, int]:
+        return {k: v for k, v in self._message_counts.items() if v}
 
-    def clear(self) -> None:
-        self._otps.clear()
-        self._pending.clear()
-        self.clear_messages()
+    def clear_messages(self, account: str | None = None) -> None:
+        doomed = [m for m in self._messages.values() if account is None or m.account == account]
+        for message in doomed:
+            del self._messages[message.message_id]
+            by_phone = self._messages_by_phone[message.phone_number]
+            by_phone.pop(message.message_id, None)
+            if not by_phone:
+                del self._messages_by_phone[message.phone_number]
+            self._message_counts[self._message_status.pop(message.message_id)] -= 1
+
+    def clear(self, account: str | None = None) -> None:
+        self.clear_messages(account)
+        doomed = [o for o in self._otps.values() if account is None or o.account == account]
+        for otp in doomed:
+            del self._otps[otp.otp_id]
+            self._pending.pop(otp.otp_id, None)
+            self._otp_counts[self._otp_status.pop(otp.otp_id)] -= 1
+
+
+def _recount(seen: dict[str, str], counts: Counter[str], key: str, status: str) -> None:
+    """Keep per-status counts right when an object is saved again in a new status."""
+    before = seen.get(key)
+    if before == status:
+        return
+    if before is not None:
+        counts[before] -= 1
+    counts[status] += 1
+    seen[key] = status

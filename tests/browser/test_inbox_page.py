@@ -209,3 +209,18 @@ def test_narrow_screen_shows_list_then_conversation(browser: Any, live: tuple[An
     phone.get_by_test_id("back").click()
     expect(phone.get_by_test_id("conversations")).to_be_visible()
     context.close()
+
+
+def test_the_page_can_show_one_account(browser: Any, live: tuple[Any, str]) -> None:
+    _, base = live
+    context = browser.new_context(base_url=base)
+    tab = context.new_page()
+    tab.goto("/?account=alice")
+    expect(tab.get_by_test_id("connection")).to_have_text("live")
+    expect(tab.get_by_test_id("account")).to_have_text("account alice")
+    call("POST", f"{base}/otp", {"phoneNumber": DE}, {"X-API-KEY": "bob"})
+    status, mine = call("POST", f"{base}/otp", {"phoneNumber": FR}, {"X-API-KEY": "alice"})
+    assert status == 201
+    expect(bubble(tab, mine["otpId"])).to_be_visible()
+    expect(tab.get_by_test_id("conversation")).to_have_count(1)
+    context.close()

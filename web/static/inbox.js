@@ -4,6 +4,10 @@
 
 (() => {
   const $ = (sel) => document.querySelector(sel);
+  // "/?account=KEY" shows one account (API key or OAuth client id); "/" shows them all.
+  const account = new URLSearchParams(location.search).get("account");
+  const scoped = (path) =>
+    account ? `${path}${path.includes("?") ? "&" : "?"}account=${encodeURIComponent(account)}` : path;
   const state = {
     messages: new Map(), // id -> message
     otps: new Map(), // otpId -> OTP (control view)
@@ -79,9 +83,9 @@
     state.loading = true;
     try {
       const [messages, otps, callbacks, clock] = await Promise.all([
-        api("GET", "/_sim/messages?limit=2000"),
-        api("GET", "/_sim/otps?limit=2000"),
-        api("GET", "/_sim/callbacks?limit=2000"),
+        api("GET", scoped("/_sim/messages?limit=2000")),
+        api("GET", scoped("/_sim/otps?limit=2000")),
+        api("GET", scoped("/_sim/callbacks?limit=2000")),
         api("GET", "/_sim/clock"),
       ]);
       state.messages = new Map(messages.messages.map((m) => [m.id, m]));
@@ -106,6 +110,7 @@
       return;
     }
     const data = event.data || {};
+    if (account && data.account && data.account !== account) return;
     switch (event.type) {
       case "message.created":
       case "message.delivered":
@@ -120,9 +125,17 @@
         addAttempt(data.otpIds, data.deliveryId, data.status, data.attempt);
         break;
       case "messages.cleared":
+        if (data.account) {
+          loadState().catch(() => setConnection("down", "state reload failed"));
+          return;
+        }
         state.messages.clear();
         break;
       case "reset":
+        if (data.account) {
+          loadState().catch(() => setConnection("down", "state reload failed"));
+          return;
+        }
         state.messages.clear();
         state.otps.clear();
         state.callbacks.clear();
@@ -361,8 +374,13 @@
     for (const button of document.querySelectorAll("[data-advance]")) {
       button.addEventListener("click", () => api("POST", "/_sim/clock", { advance: Number(button.dataset.advance) }));
     }
-    $("[data-testid=clear]").addEventListener("click", () => api("DELETE", "/_sim/messages"));
-    $("[data-testid=reset]").addEventListener("click", () => api("POST", "/_sim/reset"));
+    $("[data-testid=clear]").addEventListener("click", () => api("DELETE", scoped("/_sim/messages")));
+    $("[data-testid=reset]").addEventListener("click", () => api("POST", scoped("/_sim/reset")));
+    if (account) {
+      const badge = $("[data-testid=account]");
+      badge.textContent = `account ${account}`;
+      badge.hidden = false;
+    }
     $("[data-testid=back]").addEventListener("click", () => ($(".layout").dataset.view = "list"));
     $("[data-testid=search]").addEventListener("input", (e) => {
       state.query = e.target.value;
