@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 import websockets
 
+from otpsim.client import AsyncClient
 from otpsim.simulator import normalize_phone
 
 PIN_STYLE = "\x1b[1;30;43m"  # bold, black on yellow
@@ -58,26 +59,20 @@ def format_event(event: dict[str, Any], phone: str | None, color: bool) -> str |
     )
 
 
-def websocket_url(base: str) -> str:
-    base = base.rstrip("/")
-    if base.startswith("https://"):
-        return "wss://" + base.removeprefix("https://") + "/_sim/ws"
-    return "ws://" + base.removeprefix("http://") + "/_sim/ws"
-
-
 async def tail(url: str, *, phone: str | None, out: TextIO, err: TextIO, color: bool) -> None:
     """Follow the simulator's events forever, reconnecting with backoff after a drop."""
     wanted = None if phone is None else normalize_phone(phone)
+    client = AsyncClient(url)
     backoff = 0.25
     while True:
         try:
-            async with websockets.connect(websocket_url(url), max_size=2**22) as ws:
-                backoff = 0.25
-                print(f"otpsim tail: following {url}", file=err, flush=True)
-                async for raw in ws:
-                    line = format_event(json.loads(raw), wanted, color)
-                    if line is not None:
-                        print(line, file=out, flush=True)
+            async for event in client.events():
+                if event.get("type") == "hello":
+                    backoff = 0.25
+                    print(f"otpsim tail: following {url}", file=err, flush=True)
+                line = format_event(event, wanted, color)
+                if line is not None:
+                    print(line, file=out, flush=True)
         except (OSError, websockets.exceptions.WebSocketException, json.JSONDecodeError) as exc:
             print(f"otpsim tail: disconnected ({exc}); retrying in {backoff:g}s", file=err)
             await asyncio.sleep(backoff)

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from support import call, otpsim_command, read_until
 
-from otpsim.tail import PIN_STYLE, format_event, printable, websocket_url
+from otpsim.client import websocket_url
+from otpsim.tail import PIN_STYLE, format_event, printable
 
 KEY = {"X-API-KEY": "tail"}
 FR, DE = "+33612345678", "+4915123456789"

@@ -21,12 +21,12 @@ import aiohttp
 import jinja2
 from aiohttp import web
 
+from otpsim.client import ApiError, AsyncClient, Call
 from otpsim.config import Settings
 from otpsim.scenario.model import Scenario, Step
 from otpsim.server.app import create_app
 
 _jinja = jinja2.Environment(undefined=jinja2.StrictUndefined)
-HTTP_TIMEOUT = aiohttp.ClientTimeout(total=180)
 
 
 @dataclass
@@ -215,67 +215,46 @@ class Receiver:
 
 
 class _Run:
-    def __init__(
-        self, scenario: Scenario, base: str, http: aiohttp.ClientSession, receiver: Receiver
-    ) -> None:
+    def __init__(self, scenario: Scenario, client: AsyncClient, receiver: Receiver) -> None:
         self.scenario = scenario
-        self.base = base.rstrip("/")
-        self.http = http
+        self.client = client
+        self.calls = client.calls
         self.receiver = receiver
-        self.key = {"X-API-KEY": scenario.api_key}
-        self.context: dict[str, Any] = {"callback_url": receiver.url, "target": self.base}
+        self.context: dict[str, Any] = {"callback_url": receiver.url, "target": client.base_url}
 
-    async def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> tuple[int, Any]:
-        query = {k: str(v) for k, v in (params or {}).items() if v is not None}
-        async with self.http.request(
-            method, self.base + path, json=json, params=query, headers=headers
-        ) as response:
-            try:
-                body = await response.json(content_type=None)
-            except ValueError:
-                body = await response.text()
-            return response.status, body
+    async def call(self, call: Call, headers: Mapping[str, str] | None = None) -> tuple[int, Any]:
+        response = await self.client.request(call, headers=headers)
+        return response.status, response.body
 
     async def step(self, step: Step) -> tuple[int | None, Any]:
         args = render(step.args, self.context)
-        kind = step.kind
-        if kind == "create":
-            return await self.call("POST", "/otp", json=args, headers=self.key)
-        if kind == "get":
-            return await self.call("GET", f"/otp/{args['otpId']}", headers=self.key)
-        if kind == "verify":
-            body = {"pin": args["pin"]}
-            return await self.call("POST", f"/otp/{args['otpId']}", json=body, headers=self.key)
-        if kind == "cancel":
-            return await self.call("DELETE", f"/otp/{args['otpId']}", headers=self.key)
-        if kind == "latest":
-            return await self.call("GET", "/_sim/messages/latest", params=args)
-        if kind == "messages":
-            return await self.call("GET", "/_sim/messages", params=args)
-        if kind == "advance":
-            return await self.call("POST", "/_sim/clock", json={"advance": float(args)})
-        if kind == "set_clock":
-            return await self.call("POST", "/_sim/clock", json={"set": str(args)})
-        if kind == "reset":
-            return await self.call("POST", "/_sim/reset")
+        kind, calls = step.kind, self.calls
+        simple: dict[str, Callable[[], Call]] = {
+            "create": lambda: calls.create_otp(args),
+            "get": lambda: calls.get_otp(str(args["otpId"])),
+            "verify": lambda: calls.verify(str(args["otpId"]), args["pin"]),
+            "cancel": lambda: calls.cancel(str(args["otpId"])),
+            "latest": lambda: calls.latest_message(
+                args.get("phoneNumber"), args.get("otpId"), float(args.get("wait") or 0)
+            ),
+            "messages": lambda: replace(
+                calls.messages(args.get("phoneNumber"), args.get("otpId"), None), pick=None
+            ),
+            "advance": lambda: calls.move_clock(advance=float(args)),
+            "set_clock": lambda: calls.move_clock(set=str(args)),
+            "reset": calls.reset,
+        }
+        if kind in simple:
+            return await self.call(simple[kind]())
         if kind == "wait":
             await asyncio.sleep(float(args))
             return None, None
         if kind == "request":
-            return await self.call(
-                str(args["method"]).upper(),
-                str(args["path"]),
-                json=args.get("body"),
-                headers={**self.key, **{k: str(v) for k, v in (args.get("headers") or {}).items()}},
+            extra = {k: str(v) for k, v in (args.get("headers") or {}).items()}
+            call = Call(
+                str(args["method"]).upper(), str(args["path"]), json=args.get("body"), provider=True
             )
+            return await self.call(call, extra)
         if kind == "expect_callback":
             return await self.expect_callback(args)
         raise StepFailed(f"unknown step kind {kind!r}")
@@ -324,14 +303,14 @@ async def run_scenario(
             local, base = await _start_local()
         else:
             base = target
-        async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http:
-            run = _Run(scenario, base, http, receiver)
+        async with AsyncClient(base, api_key=scenario.api_key, timeout=180) as client:
+            run = _Run(scenario, client, receiver)
             await _prepare(run, source)
             try:
                 await _steps(run, result, progress)
             finally:
                 if target is not None and scenario.network is not None:
-                    await run.call("DELETE", "/_sim/scenario")
+                    await run.call(run.calls.clear_scenario())
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         result.error = f"cannot talk to the simulator at {target or 'the local server'}: {exc}"
     finally:
@@ -343,22 +322,13 @@ async def run_scenario(
 
 
 async def _prepare(run: _Run, source: str) -> None:
-    status, body = await run.call("POST", "/_sim/reset")
-    if status != 200:
-        raise aiohttp.ClientError(f"POST /_sim/reset answered {_describe(status, body)}")
-    if run.scenario.network is not None:
-        status, body = await _put_scenario(run, source)
-        if status != 200:
-            raise aiohttp.ClientError(f"PUT /_sim/scenario answered {_describe(status, body)}")
-
-
-async def _put_scenario(run: _Run, source: str) -> tuple[int, Any]:
-    async with run.http.put(
-        run.base + "/_sim/scenario",
-        data=source.encode("utf-8"),
-        headers={"Content-Type": "application/yaml"},
-    ) as response:
-        return response.status, await response.json(content_type=None)
+    """A clean simulator, with the scenario's network active."""
+    try:
+        await run.client.reset()
+        if run.scenario.network is not None:
+            await run.client.use_scenario(source)
+    except ApiError as exc:
+        raise aiohttp.ClientError(str(exc)) from None
 
 
 async def _steps(

@@ -1,0 +1,487 @@
+"""A small typed client for a running otpsim: the control API and the provider API.
+
+:class:`Client` is synchronous (standard library only), :class:`AsyncClient` is for
+asyncio (aiohttp). Both are built from the same :class:`Call` specs, so every path,
+parameter and answer shape is written once; the pytest plugin, the scenario runner and
+``otpsim tail`` all use them.
+
+Example::
+
+    sim = Client("http://127.0.0.1:8790", api_key="my-key")
+    otp = sim.create_otp({"phoneNumber": "+33612345678"})
+    pin = sim.latest_pin(otp_id=otp["otpId"], timeout=5)
+    sim.verify(otp["otpId"], pin)
+    sim.advance(600)
+
+    async with AsyncClient("http://127.0.0.1:8790") as sim:
+        message = await sim.latest_message("+33612345678", wait=5)
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import aiohttp
+
+from otpsim.errors import OtpsimError
+
+Json = dict[str, Any]
+
+
+class ApiError(OtpsimError):
+    """The simulator answered an error (the provider's error shape)."""
+
+    def __init__(self, status: int, body: Any, what: str) -> None:
+        self.status = status
+        self.body = body
+        error = body.get("error") if isinstance(body, dict) else None
+        self.type = error.get("type") if isinstance(error, dict) else None
+        self.code = error.get("code") if isinstance(error, dict) else None
+        detail = (
+            f"{status} {self.type} {self.code}: {error.get('message')}"
+            if isinstance(error, dict)
+            else f"{status}"
+        )
+        super().__init__(f"{what} answered {detail}")
+
+
+class NoMessage(AssertionError):
+    """No SMS arrived within the time a helper waited for one."""
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    body: Any
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One HTTP call and how to read its answer."""
+
+    method: str
+    path: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    json: Any = None
+    data: bytes | None = None
+    content_type: str | None = None
+    provider: bool = False  # send the API key
+    pick: str | None = None  # return body[pick] rather than the body
+    none_on_404: bool = False
+
+    def query(self) -> dict[str, str]:
+        return {k: _text(v) for k, v in self.params.items() if v is not None}
+
+    def result(self, response: Response) -> Any:
+        if response.status == 404 and self.none_on_404:
+            return None
+        if response.status >= 400:
+            raise ApiError(response.status, response.body, f"{self.method} {self.path}")
+        return response.body[self.pick] if self.pick else response.body
+
+
+def _text(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _scenario_body(scenario: str | Path | Mapping[str, Any]) -> tuple[bytes, str]:
+    """A scenario as a request body: a file's text, YAML text, or a mapping as JSON."""
+    if isinstance(scenario, Mapping):
+        return json.dumps(scenario).encode(), "application/json"
+    if isinstance(scenario, Path) or (
+        "\n" not in scenario and scenario.endswith((".yaml", ".yml", ".json"))
+    ):
+        return Path(scenario).read_bytes(), "application/yaml"
+    return scenario.encode(), "application/yaml"
+
+
+class Calls:
+    """Every call otpsim understands, as :class:`Call` specs (shared by both clients)."""
+
+    def __init__(self, account: str | None = None) -> None:
+        self.account = account  # scope control-API queries to one account
+
+    def _scoped(self, **params: Any) -> dict[str, Any]:
+        return {"account": self.account, **params}
+
+    # the control API
+    def health(self) -> Call:
+        return Call("GET", "/_sim/health")
+
+    def messages(self, phone: str | None, otp_id: str | None, limit: int | None) -> Call:
+        params = self._scoped(phoneNumber=phone, otpId=otp_id, limit=limit)
+        return Call("GET", "/_sim/messages", params, pick="messages")
+
+    def latest_message(self, phone: str | None, otp_id: str | None, wait: float) -> Call:
+        params = self._scoped(phoneNumber=phone, otpId=otp_id, wait=wait or None)
+        return Call("GET", "/_sim/messages/latest", params, none_on_404=True)
+
+    def clear_messages(self) -> Call:
+        return Call("DELETE", "/_sim/messages", self._scoped())
+
+    def otps(self, phone: str | None, status: str | None) -> Call:
+        return Call(
+            "GET", "/_sim/otps", self._scoped(phoneNumber=phone, status=status), pick="otps"
+        )
+
+    def otp(self, otp_id: str) -> Call:
+        return Call("GET", f"/_sim/otps/{otp_id}")
+
+    def clock(self) -> Call:
+        return Call("GET", "/_sim/clock")
+
+    def move_clock(self, **change: Any) -> Call:
+        return Call("POST", "/_sim/clock", json={k: v for k, v in change.items() if v is not None})
+
+    def reset(self) -> Call:
+        return Call("POST", "/_sim/reset", self._scoped())
+
+    def callbacks(self, otp_id: str | None, status: str | None) -> Call:
+        params = self._scoped(otpId=otp_id, status=status)
+        return Call("GET", "/_sim/callbacks", params, pick="callbacks")
+
+    def resend_callback(self, delivery_id: str) -> Call:
+        return Call("POST", f"/_sim/callbacks/{delivery_id}/resend")
+
+    def scenario(self) -> Call:
+        return Call("GET", "/_sim/scenario")
+
+    def use_scenario(self, scenario: str | Path | Mapping[str, Any]) -> Call:
+        data, content_type = _scenario_body(scenario)
+        return Call("PUT", "/_sim/scenario", data=data, content_type=content_type)
+
+    def clear_scenario(self) -> Call:
+        return Call("DELETE", "/_sim/scenario")
+
+    # the provider API
+    def create_otp(self, body: Mapping[str, Any]) -> Call:
+        return Call("POST", "/otp", json=dict(body), provider=True)
+
+    def get_otp(self, otp_id: str) -> Call:
+        return Call("GET", f"/otp/{otp_id}", provider=True)
+
+    def verify(self, otp_id: str, pin: str) -> Call:
+        return Call("POST", f"/otp/{otp_id}", json={"pin": pin}, provider=True)
+
+    def cancel(self, otp_id: str) -> Call:
+        return Call("DELETE", f"/otp/{otp_id}", provider=True)
+
+
+def _headers(call: Call, api_key: str | None) -> dict[str, str]:
+    headers = {"Accept": "application/json"}
+    if call.provider and api_key:
+        headers["X-API-KEY"] = api_key
+    if call.json is not None:
+        headers["Content-Type"] = "application/json"
+    elif call.content_type:
+        headers["Content-Type"] = call.content_type
+    return headers
+
+
+def _no_message(phone: str | None, otp_id: str | None, timeout: float) -> NoMessage:
+    about = " and ".join(p for p in (phone and f"phone {phone}", otp_id and f"OTP {otp_id}") if p)
+    return NoMessage(f"no SMS delivered{' for ' + about if about else ''} within {timeout:g}s")
+
+
+def websocket_url(base: str) -> str:
+    """The live-events websocket of a simulator at ``base`` (http -> ws, https -> wss)."""
+    base = base.rstrip("/")
+    if base.startswith("https://"):
+        return "wss://" + base.removeprefix("https://") + "/_sim/ws"
+    return "ws://" + base.removeprefix("http://") + "/_sim/ws"
+
+
+class Client:
+    """Synchronous client (standard library ``urllib``)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        account: str | None = None,
+        timeout: float = 75.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.timeout = timeout
+        self.calls = Calls(account)
+
+    def request(self, call: Call) -> Response:
+        """Send one call; any HTTP status comes back as a Response (never raises for it)."""
+        url = self.base_url + call.path
+        query = call.query()
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        data = json.dumps(call.json).encode() if call.json is not None else call.data
+        request = urllib.request.Request(
+            url, data=data, method=call.method, headers=_headers(call, self.api_key)
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+                status, raw, headers = answer.status, answer.read(), dict(answer.headers)
+        except urllib.error.HTTPError as exc:
+            status, raw, headers = exc.code, exc.read(), dict(exc.headers)
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode("utf-8", "replace")
+        return Response(status, body, headers)
+
+    def send(self, call: Call) -> Any:
+        return call.result(self.request(call))
+
+    def _json(self, call: Call) -> Json:
+        return cast(Json, self.send(call))
+
+    def _list(self, call: Call) -> list[Json]:
+        return cast(list[Json], self.send(call))
+
+    def _maybe(self, call: Call) -> Json | None:
+        return cast(Json | None, self.send(call))
+
+    # -- control API ------------------------------------------------------------------
+
+    def health(self) -> Json:
+        return self._json(self.calls.health())
+
+    def messages(
+        self, phone: str | None = None, *, otp_id: str | None = None, limit: int | None = None
+    ) -> list[Json]:
+        """SMS sent by the simulator, newest first."""
+        return self._list(self.calls.messages(phone, otp_id, limit))
+
+    def latest_message(
+        self, phone: str | None = None, *, otp_id: str | None = None, wait: float = 0
+    ) -> Json | None:
+        """The newest delivered SMS, waiting up to ``wait`` seconds for one; else None."""
+        call = self.calls.latest_message(phone, otp_id, wait)
+        return self._maybe(call)
+
+    def latest_pin(
+        self, phone: str | None = None, *, otp_id: str | None = None, timeout: float = 5.0
+    ) -> str:
+        """The PIN of the newest delivered SMS; raises NoMessage after ``timeout`` seconds."""
+        message = self.latest_message(phone, otp_id=otp_id, wait=timeout)
+        if message is None:
+            raise _no_message(phone, otp_id, timeout)
+        return str(message["pin"])
+
+    def clear_messages(self) -> None:
+        self.send(self.calls.clear_messages())
+
+    def otps(self, phone: str | None = None, *, status: str | None = None) -> list[Json]:
+        return self._list(self.calls.otps(phone, status))
+
+    def otp(self, otp_id: str) -> Json:
+        """One OTP as stored: PIN and verify attempts included."""
+        return self._json(self.calls.otp(otp_id))
+
+    def clock(self) -> Json:
+        return self._json(self.calls.clock())
+
+    def advance(self, seconds: float) -> Json:
+        """Move the simulator clock forward; expiries and retries in between happen."""
+        return self._json(self.calls.move_clock(advance=seconds))
+
+    def set_clock(self, when: str) -> Json:
+        return self._json(self.calls.move_clock(set=when))
+
+    def freeze(self, frozen: bool = True) -> Json:
+        return self._json(self.calls.move_clock(freeze=frozen))
+
+    def reset(self) -> None:
+        self.send(self.calls.reset())
+
+    def callbacks(self, otp_id: str | None = None, *, status: str | None = None) -> list[Json]:
+        """Callback deliveries, newest first, with every attempt."""
+        return self._list(self.calls.callbacks(otp_id, status))
+
+    def resend_callback(self, delivery_id: str) -> Json:
+        return self._json(self.calls.resend_callback(delivery_id))
+
+    def scenario(self) -> Json:
+        return self._json(self.calls.scenario())
+
+    def use_scenario(self, scenario: str | Path | Mapping[str, Any]) -> Json:
+        """Activate a scenario's network: a file path, YAML text, or a mapping."""
+        return self._json(self.calls.use_scenario(scenario))
+
+    def clear_scenario(self) -> Json:
+        return self._json(self.calls.clear_scenario())
+
+    # -- provider API -----------------------------------------------------------------
+
+    def create_otp(self, body: Mapping[str, Any]) -> Json:
+        return self._json(self.calls.create_otp(body))
+
+    def get_otp(self, otp_id: str) -> Json:
+        return self._json(self.calls.get_otp(otp_id))
+
+    def verify(self, otp_id: str, pin: str) -> Json:
+        return self._json(self.calls.verify(otp_id, pin))
+
+    def cancel(self, otp_id: str) -> Json:
+        return self._json(self.calls.cancel(otp_id))
+
+
+class AsyncClient:
+    """Asynchronous client (aiohttp). Use ``async with``, or call :meth:`close`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        account: str | None = None,
+        timeout: float = 75.0,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.calls = Calls(account)
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session = session
+        self._own_session = session is None
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
+
+    async def request(self, call: Call, *, headers: Mapping[str, str] | None = None) -> Response:
+        """Send one call; any HTTP status comes back as a Response (never raises for it)."""
+        all_headers = {**_headers(call, self.api_key), **(headers or {})}
+        data = json.dumps(call.json).encode() if call.json is not None else call.data
+        async with self._http().request(
+            call.method, self.base_url + call.path, params=call.query(), data=data,
+            headers=all_headers,
+        ) as answer:  # fmt: skip
+            raw = await answer.read()
+            try:
+                body: Any = json.loads(raw) if raw else None
+            except ValueError:
+                body = raw.decode("utf-8", "replace")
+            return Response(answer.status, body, dict(answer.headers))
+
+    async def send(self, call: Call) -> Any:
+        return call.result(await self.request(call))
+
+    async def _json(self, call: Call) -> Json:
+        return cast(Json, await self.send(call))
+
+    async def _list(self, call: Call) -> list[Json]:
+        return cast(list[Json], await self.send(call))
+
+    async def _maybe(self, call: Call) -> Json | None:
+        return cast(Json | None, await self.send(call))
+
+    async def events(self) -> AsyncIterator[Json]:
+        """The live events (``/_sim/ws``) as they happen, forever."""
+        import websockets
+
+        url = websocket_url(self.base_url)
+        async with websockets.connect(url, max_size=2**22) as ws:
+            async for raw in ws:
+                yield json.loads(raw)
+
+    # -- control API ------------------------------------------------------------------
+
+    async def health(self) -> Json:
+        return await self._json(self.calls.health())
+
+    async def messages(
+        self, phone: str | None = None, *, otp_id: str | None = None, limit: int | None = None
+    ) -> list[Json]:
+        return await self._list(self.calls.messages(phone, otp_id, limit))
+
+    async def latest_message(
+        self, phone: str | None = None, *, otp_id: str | None = None, wait: float = 0
+    ) -> Json | None:
+        return await self._maybe(self.calls.latest_message(phone, otp_id, wait))
+
+    async def latest_pin(
+        self,
+        phone: str | None = None,
+        *,
+        otp_id: str | None = None,
+        timeout: float = 5.0,  # noqa: ASYNC109 (bounds the server-side long poll)
+    ) -> str:
+        message = await self.latest_message(phone, otp_id=otp_id, wait=timeout)
+        if message is None:
+            raise _no_message(phone, otp_id, timeout)
+        return str(message["pin"])
+
+    async def clear_messages(self) -> None:
+        await self.send(self.calls.clear_messages())
+
+    async def otps(self, phone: str | None = None, *, status: str | None = None) -> list[Json]:
+        return await self._list(self.calls.otps(phone, status))
+
+    async def otp(self, otp_id: str) -> Json:
+        return await self._json(self.calls.otp(otp_id))
+
+    async def clock(self) -> Json:
+        return await self._json(self.calls.clock())
+
+    async def advance(self, seconds: float) -> Json:
+        return await self._json(self.calls.move_clock(advance=seconds))
+
+    async def set_clock(self, when: str) -> Json:
+        return await self._json(self.calls.move_clock(set=when))
+
+    async def freeze(self, frozen: bool = True) -> Json:
+        return await self._json(self.calls.move_clock(freeze=frozen))
+
+    async def reset(self) -> None:
+        await self.send(self.calls.reset())
+
+    async def callbacks(
+        self, otp_id: str | None = None, *, status: str | None = None
+    ) -> list[Json]:
+        return await self._list(self.calls.callbacks(otp_id, status))
+
+    async def resend_callback(self, delivery_id: str) -> Json:
+        return await self._json(self.calls.resend_callback(delivery_id))
+
+    async def scenario(self) -> Json:
+        return await self._json(self.calls.scenario())
+
+    async def use_scenario(self, scenario: str | Path | Mapping[str, Any]) -> Json:
+        return await self._json(self.calls.use_scenario(scenario))
+
+    async def clear_scenario(self) -> Json:
+        return await self._json(self.calls.clear_scenario())
+
+    # -- provider API -----------------------------------------------------------------
+
+    async def create_otp(self, body: Mapping[str, Any]) -> Json:
+        return await self._json(self.calls.create_otp(body))
+
+    async def get_otp(self, otp_id: str) -> Json:
+        return await self._json(self.calls.get_otp(otp_id))
+
+    async def verify(self, otp_id: str, pin: str) -> Json:
+        return await self._json(self.calls.verify(otp_id, pin))
+
+    async def cancel(self, otp_id: str) -> Json:
+        return await self._json(self.calls.cancel(otp_id))
