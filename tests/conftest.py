@@ -17,6 +17,8 @@ from otpsim.clock import Clock
 from otpsim.config import Settings
 from otpsim.server.app import create_app
 
+pytest_plugins = ["pytester"]
+
 MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 

@@ -1,0 +1,91 @@
+"""otpsim.client: the sync client against a live process, the async one in-process."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import FR
+
+from otpsim.client import ApiError, AsyncClient, Client, NoMessage
+from otpsim.clock import Clock
+from otpsim.config import Settings
+from otpsim.server.app import create_app
+
+
+def test_sync_client_end_to_end(start_server: Any, tmp_path: Path) -> None:
+    _, base = start_server()
+    sim = Client(base, api_key="me", account="me")
+    assert sim.health()["status"] == "ok"
+    otp = sim.create_otp({"phoneNumber": FR, "ttl": 60, "otpCallbackUrl": "http://127.0.0.1:9/x"})
+    pin = sim.latest_pin(FR, timeout=5)
+    assert sim.otp(otp["otpId"])["pin"] == pin
+    assert sim.verify(otp["otpId"], pin) == {"status": "VERIFIED"}
+    assert sim.get_otp(otp["otpId"])["status"] == "VERIFIED"
+    assert [m["otpId"] for m in sim.messages(FR)] == [otp["otpId"]]
+    assert sim.otps(status="VERIFIED")[0]["otpId"] == otp["otpId"]
+    frozen = sim.freeze()
+    assert frozen["frozen"] is True
+    assert sim.advance(30)["timestamp"] == pytest.approx(frozen["timestamp"] + 30)
+    assert sim.set_clock("2031-01-01T00:00:00Z")["now"] == "2031-01-01T00:00:00.000Z"
+    deadline = time.monotonic() + 5
+    while not (deliveries := sim.callbacks(otp["otpId"])) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the callback leaves after its batch window
+    assert deliveries[0]["account"] == "me"
+    assert sim.resend_callback(deliveries[0]["id"])["id"] == deliveries[0]["id"]
+
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("network:\n  rules:\n    - match: '*'\n      error: 503\n")
+    assert sim.use_scenario(scenario)["active"] is True
+    with pytest.raises(ApiError) as info:
+        sim.create_otp({"phoneNumber": FR})
+    assert (info.value.status, info.value.type, info.value.code) == (
+        503,
+        "service_unavailable",
+        1016,
+    )
+    assert sim.use_scenario("network:\n  rules: []\n")["network"]["rules"] == []
+    assert sim.use_scenario({"network": {"seed": 1}})["network"]["seed"] == 1
+    assert sim.clear_scenario()["active"] is False
+
+    otp = sim.create_otp({"phoneNumber": FR})
+    assert sim.cancel(otp["otpId"]) == {"info": {"id": otp["otpId"]}}
+    sim.clear_messages()
+    assert sim.messages() == []
+    sim.reset()
+    assert sim.otps() == []
+    assert sim.latest_message(FR) is None
+    with pytest.raises(NoMessage, match=r"no SMS delivered for phone \+33612345678 within 0\.2s"):
+        sim.latest_pin(FR, timeout=0.2)
+
+
+def test_api_errors_say_what_was_refused(start_server: Any) -> None:
+    _, base = start_server()
+    with pytest.raises(ApiError) as info:
+        Client(base, api_key="k").verify("0b5b4f3e-0000-4000-8000-000000000000", "1")
+    assert str(info.value) == (
+        "POST /otp/0b5b4f3e-0000-4000-8000-000000000000 answered 404 not_found 2021: Otp ID not found"
+    )
+
+
+async def test_async_client(aiohttp_server: Any) -> None:
+    app = create_app(Settings(), clock=Clock(start=0.0, frozen=True), rng=random.Random(1))
+    server = await aiohttp_server(app)
+    async with AsyncClient(str(server.make_url("")), api_key="k", account="k") as sim:
+        assert (await sim.health())["status"] == "ok"
+        otp = await sim.create_otp({"phoneNumber": FR, "pinType": "letters"})
+        pin = await sim.latest_pin(otp_id=otp["otpId"])
+        with pytest.raises(ApiError) as info:
+            await sim.verify(otp["otpId"], pin.lower())
+        assert info.value.code == 2029
+        assert await sim.verify(otp["otpId"], pin) == {"status": "VERIFIED"}
+        assert len(await sim.messages()) == 1
+        assert (await sim.advance(10))["timestamp"] == 10
+        assert (await sim.otp(otp["otpId"]))["verifyAttempts"][0]["result"] == "invalid_pin"
+        await sim.reset()
+        assert await sim.otps() == []
+        with pytest.raises(NoMessage):
+            await sim.latest_pin(FR, timeout=0)
