@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import signal
 import sys
@@ -21,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from otpsim import __version__
+from otpsim import __version__, logs
 from otpsim.config import DEFAULT_PORT, OPTIONS, Settings, is_loopback, load_settings
 from otpsim.errors import OtpsimError
 from otpsim.scenario.model import Scenario, load_scenario, scenario_files
@@ -269,10 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"otpsim {version} is ready at {url}")
             return 0
         settings = load_settings(cli=_cli_values(args), config_path=args.config)
-        logging.basicConfig(
-            level=settings.log_level.upper(),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+        logs.configure(settings.log_level, settings.log_format)
         if not is_loopback(settings.host):
             print(
                 f"otpsim: warning: listening on {settings.host} exposes the simulator, its "

@@ -66,6 +66,8 @@ class Settings:
     shutdown_grace: float = 5.0  # seconds in-flight callbacks get on shutdown
     scenario: str | None = None  # a scenario file whose network is active from the start
     log_level: str = "info"
+    log_format: str = "text"  # or "json": one object per line
+    log_pins: bool = False  # PINs are masked in logs unless this is set
 
     @property
     def strict_auth(self) -> bool:
@@ -211,6 +213,13 @@ def _schedule(value: Any) -> tuple[float, ...]:
     if not delays:
         raise ValueError("expected at least one delay (0 = at once)")
     return delays
+
+
+def _log_format(value: Any) -> str:
+    fmt = _text(value).lower()
+    if fmt not in ("text", "json"):
+        raise ValueError(f"expected text or json, got {fmt!r}")
+    return fmt
 
 
 def _log_level(value: Any) -> str:
@@ -452,6 +461,22 @@ OPTIONS: tuple[Option, ...] = (
         _log_level,
         "debug, info, warning or error",
         "LEVEL",
+    ),
+    Option(
+        "log_format",
+        "--log-format",
+        ("log_format",),
+        _log_format,
+        "text, or json: one JSON object per line",
+        "FORMAT",
+    ),
+    Option(
+        "log_pins",
+        "--log-pins",
+        ("log_pins",),
+        _bool,
+        "show PINs in logs (true/false; masked by default)",
+        "BOOL",
     ),
 )
 

@@ -341,18 +341,22 @@ class Simulator:
         if spec is not None and spec.rate_limit is not None:
             limit, window = spec.rate_limit
         self.limiter.configure(limit, window)
-        moved = False
-        if spec is not None and spec.clock_start is not None:
-            self.clock.set(spec.clock_start)
-            moved = True
-        if spec is not None and spec.clock_frozen is not None:
-            self.clock.freeze(spec.clock_frozen)
-            moved = True
         self.scenario = scenario
         self.bus.publish("scenario", self.scenario_json())
-        if moved:
+        if self._apply_scenario_clock():
             self.clock_changed()
             self.expire_due()
+
+    def _apply_scenario_clock(self) -> bool:
+        """Set the clock as the active scenario says; True if it said anything."""
+        spec = self.scenario.network if self.scenario is not None else None
+        if spec is None:
+            return False
+        if spec.clock_start is not None:
+            self.clock.set(spec.clock_start)
+        if spec.clock_frozen is not None:
+            self.clock.freeze(spec.clock_frozen)
+        return spec.clock_start is not None or spec.clock_frozen is not None
 
     def scenario_json(self) -> dict[str, Any]:
         scenario = self.scenario
@@ -366,7 +370,8 @@ class Simulator:
     def reset(self, account: str | None = None) -> None:
         """Back to a clean state: no OTPs, no messages, the clock as configured at start.
 
-        An active scenario stays active; its sequences start again. With ``account``
+        An active scenario stays active: its sequences start again, and its clock
+        settings (frozen, start) apply again. With ``account``
         only that account's OTPs, messages and callbacks go; the clock, the rate
         limits and the scenario, shared by everyone, stay as they are.
         """
@@ -381,4 +386,5 @@ class Simulator:
         self.carrier.configure(self.carrier.network)  # sequences start again
         self.limiter.reset()
         self.clock.reset()
+        self._apply_scenario_clock()
         self.bus.publish("reset", {**self.clock.snapshot(), "account": None})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
@@ -128,3 +129,51 @@ def test_sigterm_reports_undelivered_callbacks(start_server: Any) -> None:
     assert proc.wait(timeout=15) == 0
     assert proc.stderr is not None
     assert "1 callback deliveries still pending" in proc.stderr.read()
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    import json
+
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.parametrize("show_pins", [False, True])
+def test_json_logs_one_line_per_request_sms_and_callback(
+    start_server: Any, show_pins: bool
+) -> None:
+    args = ["--log-format", "json", "--callback-retry-schedule", "0"]
+    if show_pins:
+        args += ["--log-pins", "true"]
+    proc, base = start_server(*args)
+    key = {"X-API-KEY": "logs"}
+    _, otp = call(
+        "POST",
+        f"{base}/otp",
+        {"phoneNumber": "+33612345678", "otpCallbackUrl": "http://127.0.0.1:9/x"},
+        key,
+    )
+    _, message = call("GET", f"{base}/_sim/messages/latest?otpId={otp['otpId']}")
+    call("DELETE", f"{base}/otp/{otp['otpId']}", headers=key)
+    deadline = time.monotonic() + 10
+    while not any(c["attempts"] for c in call("GET", f"{base}/_sim/callbacks")[1]["callbacks"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=15)
+    assert proc.stderr is not None
+    lines = json_lines(proc.stderr.read())
+    access = [x for x in lines if x["logger"] == "otpsim.access" and x["path"] == "/otp"]
+    assert access[0]["status"] == 201
+    assert access[0]["account"] == "logs"
+    assert len(access[0]["request_id"]) == 32
+    sms = [x for x in lines if x["logger"] == "otpsim.sms"]
+    assert len(sms) == 1
+    pin = message["pin"]
+    if show_pins:
+        assert pin in sms[0]["text"]
+    else:
+        assert pin not in json.dumps(lines)  # nowhere in any log line
+        assert "******" in sms[0]["text"]
+    attempts = [x for x in lines if x["logger"] == "otpsim.callbacks" and "attempt" in x]
+    assert attempts[0]["error"].startswith("connection failed")
+    assert attempts[0]["url"] == "http://127.0.0.1:9/x"

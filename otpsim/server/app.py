@@ -13,7 +13,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -23,36 +23,79 @@ from otpsim.auth import Principal
 from otpsim.clock import Clock
 from otpsim.config import Settings
 from otpsim.errors import E, ProviderError
+from otpsim.events import Event
+from otpsim.logs import mask_pin
 from otpsim.server import control, inbox, provider
 from otpsim.server.callbacks import CallbackDispatcher
 from otpsim.server.http import basic_credentials, bearer_token, error_response, http_error_spec
-from otpsim.server.keys import DISPATCHER, EXTRA_HEADERS, HUB, PRINCIPAL, SIM
+from otpsim.server.keys import DISPATCHER, EXTRA_HEADERS, HUB, METRICS, PRINCIPAL, REQUEST_ID, SIM
 from otpsim.server.live import LiveHub
+from otpsim.server.metrics import Metrics, metrics
 from otpsim.simulator import Simulator
 from otpsim.store import Store
 
 log = logging.getLogger("otpsim")
+access_log = logging.getLogger("otpsim.access")
+sms_log = logging.getLogger("otpsim.sms")
+
+
+def log_sms(settings: Settings) -> Callable[[Event], None]:
+    """A bus listener: one log line per SMS sent, the PIN masked unless --log-pins."""
+
+    def listener(event: Event) -> None:
+        if event.type != "message.created" or not sms_log.isEnabledFor(logging.INFO):
+            return
+        m = event.data
+        text = mask_pin(m["text"], m["pin"], settings.log_pins)
+        sms_log.info(
+            "SMS to %s from %s: %s",
+            m["phoneNumber"], m["from"], text,
+            extra={"fields": {
+                "message_id": m["id"], "otp_id": m["otpId"], "account": m["account"],
+                "phone": m["phoneNumber"], "text": text, "parts": m["parts"],
+                "encoding": m["encoding"],
+            }},
+        )  # fmt: skip
+
+    return listener
 
 
 @web.middleware
 async def meta_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """``X-Request-Id`` and ``X-Response-Time`` on every response, plus rate headers."""
+    """Every response: ``X-Request-Id``, ``X-Response-Time``, rate headers; then metrics
+    and one access-log line."""
     started = time.perf_counter()
+    request[REQUEST_ID] = uuid.uuid4().hex
     try:
         response = await handler(request)
     except web.HTTPException as exc:  # redirects and the like pass through as raised
-        _stamp(request, exc, started)
+        _finish(request, exc, started)
         raise
-    if not response.prepared:
-        _stamp(request, response, started)
+    _finish(request, response, started)
     return response
 
 
-def _stamp(request: web.Request, response: web.StreamResponse, started: float) -> None:
-    response.headers["X-Request-Id"] = uuid.uuid4().hex
-    response.headers["X-Response-Time"] = f"{(time.perf_counter() - started) * 1000:.3f}ms"
-    for name, value in request.get(EXTRA_HEADERS, {}).items():
-        response.headers.setdefault(name, value)  # an error's own headers win
+def _finish(request: web.Request, response: web.StreamResponse, started: float) -> None:
+    elapsed = time.perf_counter() - started
+    if not response.prepared:
+        response.headers["X-Request-Id"] = request[REQUEST_ID]
+        response.headers["X-Response-Time"] = f"{elapsed * 1000:.3f}ms"
+        for name, value in request.get(EXTRA_HEADERS, {}).items():
+            response.headers.setdefault(name, value)  # an error's own headers win
+    route = request.match_info.route.name or "unmatched"
+    request.app[METRICS].observe(route, request.method, response.status, elapsed)
+    if access_log.isEnabledFor(logging.INFO):
+        principal = request.get(PRINCIPAL)
+        access_log.info(
+            "%s %s %d %.1fms",
+            request.method, request.path, response.status, elapsed * 1000,
+            extra={"fields": {
+                "request_id": request[REQUEST_ID], "method": request.method,
+                "path": request.path, "route": route, "status": response.status,
+                "duration_ms": round(elapsed * 1000, 3),
+                "account": principal.account if principal else None,
+            }},
+        )  # fmt: skip
 
 
 @web.middleware
@@ -163,7 +206,10 @@ def create_app(
     app[SIM] = sim
     app[DISPATCHER] = CallbackDispatcher(sim)
     app[HUB] = LiveHub(sim)
+    app[METRICS] = Metrics(sim)
+    sim.bus.subscribe(log_sms(settings))
     app.router.add_get("/_sim/ws", app[HUB].handle, name="sim.ws")
+    app.router.add_get("/_sim/metrics", metrics, name="sim.metrics")
     app.cleanup_ctx.append(background)
     provider.add_routes(app)
     control.add_routes(app)

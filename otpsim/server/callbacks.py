@@ -363,9 +363,15 @@ class CallbackDispatcher:
         )
         delivery.attempts.append(attempt)
         self._settle(delivery, attempt, retry_after)
-        log.debug(
+        log.info(
             "callback %s attempt %d to %s: %s",
             delivery.delivery_id, attempt.number, delivery.url, status or error,
+            extra={"fields": {
+                "delivery_id": delivery.delivery_id, "account": delivery.account,
+                "url": delivery.url, "attempt": attempt.number, "status": status,
+                "error": error, "latency_ms": round(attempt.latency_ms, 3),
+                "outcome": delivery.state.value, "otp_ids": list(delivery.otp_ids),
+            }},
         )  # fmt: skip
         self.sim.bus.publish(
             "callback.attempt",

@@ -131,3 +131,14 @@ network:
 async def test_scenario_without_network_is_refused(client: Any) -> None:
     resp = await client.put("/_sim/scenario", data="steps:\n  - advance: 5\n")
     await expect_error(resp, 400, "invalid_scenario", 1023)
+
+
+async def test_reset_keeps_the_scenario_and_its_clock(client: Any) -> None:
+    text = 'network:\n  clock: {frozen: true, start: "2031-02-03T04:05:06Z"}\n'
+    await client.put("/_sim/scenario", data=text)
+    await client.post("/_sim/clock", json={"advance": 100, "freeze": False})
+    await client.post("/_sim/reset")
+    clock = await (await client.get("/_sim/clock")).json()
+    assert clock["now"] == "2031-02-03T04:05:06.000Z"
+    assert clock["frozen"] is True
+    assert (await (await client.get("/_sim/scenario")).json())["active"] is True

@@ -1,0 +1,67 @@
+"""GET /_sim/metrics after a known sequence of calls."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
+from support import FR, KEY, create, pin_of
+
+from otpsim.config import Settings
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+async def test_metrics_after_a_known_sequence(make_client: Any, aiohttp_server: Any) -> None:
+    async def accept(request: web.Request) -> web.Response:
+        return web.Response()
+
+    hook = web.Application()
+    hook.router.add_post("/hook", accept)
+    receiver = await aiohttp_server(hook)
+    client = await make_client(Settings(callback_batch_window=0, callback_retry_schedule=(0, 60)))
+    verified = await create(client, otpCallbackUrl=str(receiver.make_url("/hook")))
+    await client.post(
+        f"/otp/{verified['otpId']}",
+        json={"pin": await pin_of(client, verified["otpId"])},
+        headers=KEY,
+    )
+    cancelled = await create(client, otpCallbackUrl="http://127.0.0.1:9/nobody")
+    await client.delete(f"/otp/{cancelled['otpId']}", headers=KEY)
+    await create(client)
+    await client.post("/otp", json={"phoneNumber": FR})  # 401
+    for _ in range(100):
+        text = await (await client.get("/_sim/metrics")).text()
+        if (
+            "otpsim_callback_attempts_total" in text
+            and "connection_error" in text
+            and "success" in text
+        ):
+            break
+        await asyncio.sleep(0.02)
+    resp = await client.get("/_sim/metrics")
+    assert resp.content_type == "text/plain"
+    got = samples(await resp.text())
+    assert got[("otpsim_otps", (("status", "PENDING"),))] == 1
+    assert got[("otpsim_otps", (("status", "VERIFIED"),))] == 1
+    assert got[("otpsim_otps", (("status", "CANCELLED"),))] == 1
+    assert got[("otpsim_messages", (("status", "DELIVERED"),))] == 3
+    create_201 = (("method", "POST"), ("route", "api.otp.create"), ("status", "201"))
+    assert got[("otpsim_http_requests_total", create_201)] == 3
+    create_401 = (("method", "POST"), ("route", "api.otp.create"), ("status", "401"))
+    assert got[("otpsim_http_requests_total", create_401)] == 1
+    count = (
+        "otpsim_http_request_duration_seconds_count",
+        (("method", "POST"), ("route", "api.otp.create")),
+    )
+    assert got[count] == 4
+    assert got[("otpsim_callback_attempts_total", (("outcome", "success"),))] == 1
+    assert got[("otpsim_callback_attempts_total", (("outcome", "connection_error"),))] == 1
