@@ -7,8 +7,10 @@ provider's error shape too.
 from __future__ import annotations
 
 import math
+from importlib.resources import files
 from typing import Any
 
+import yaml
 from aiohttp import web
 
 from otpsim import __version__
@@ -18,7 +20,7 @@ from otpsim.errors import E, OtpsimError, ProviderError
 from otpsim.scenario.model import parse_scenario
 from otpsim.server.callbacks import State
 from otpsim.server.http import json_response, query_number, read_json_object
-from otpsim.server.keys import DISPATCHER, SIM
+from otpsim.server.keys import DISPATCHER, OPENAPI, SIM
 from otpsim.simulator import normalize_phone
 
 MAX_LIST = 10_000
@@ -109,7 +111,12 @@ async def get_clock(request: web.Request) -> web.Response:
     return json_response(request.app[SIM].clock.snapshot())
 
 
-def _clock_changes(body: dict[str, Any]) -> tuple[float | None, float | None, bool | None]:
+CLOCK_MIN, CLOCK_MAX = 0.0, 253402300799.0  # 1970-01-01 .. 9999-12-31T23:59:59Z
+
+
+def _clock_changes(
+    body: dict[str, Any], now: float
+) -> tuple[float | None, float | None, bool | None]:
     """Validate a clock request completely before anything moves."""
     unknown = sorted(set(body) - {"advance", "set", "freeze"})
     if unknown or not body:
@@ -137,13 +144,18 @@ def _clock_changes(body: dict[str, Any]) -> tuple[float | None, float | None, bo
     freeze = body.get("freeze")
     if freeze is not None and not isinstance(freeze, bool):
         raise ProviderError(E.SIM_INVALID_PARAM, "'freeze' must be true or false")
+    target = (at if at is not None else now) + (float(advance) if advance is not None else 0.0)
+    if not CLOCK_MIN <= target <= CLOCK_MAX:
+        raise ProviderError(
+            E.SIM_INVALID_PARAM, "The clock must stay between 1970-01-01 and 9999-12-31 (UTC)"
+        )
     return (None if advance is None else float(advance)), at, freeze
 
 
 async def move_clock(request: web.Request) -> web.Response:
     """``{"set": iso}``, then ``{"advance": s}``, then ``{"freeze": bool}``, as given."""
     sim = request.app[SIM]
-    advance, at, freeze = _clock_changes(await read_json_object(request))
+    advance, at, freeze = _clock_changes(await read_json_object(request), sim.clock.time())
     if at is not None:
         sim.clock.set(at)
     if advance is not None:
@@ -220,6 +232,20 @@ async def delete_scenario(request: web.Request) -> web.Response:
     return json_response(sim.scenario_json())
 
 
+def openapi_document(max_wait: float) -> dict[str, Any]:
+    """The OpenAPI document (otpsim/openapi.yaml), with this server's own limits."""
+    doc: dict[str, Any] = yaml.safe_load((files("otpsim") / "openapi.yaml").read_text("utf-8"))
+    doc["info"]["version"] = __version__
+    latest = doc["paths"]["/_sim/messages/latest"]["get"]["parameters"]
+    wait = next(p for p in latest if p.get("name") == "wait")
+    wait["schema"]["maximum"] = max_wait
+    return doc
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(request.app[OPENAPI])
+
+
 async def reset(request: web.Request) -> web.Response:
     request.app[SIM].reset(_account_filter(request))
     return json_response({"status": "ok"})
@@ -242,3 +268,5 @@ def add_routes(app: web.Application) -> None:
     r.add_put("/_sim/scenario", put_scenario, name="sim.scenario.put")
     r.add_delete("/_sim/scenario", delete_scenario, name="sim.scenario.delete")
     r.add_post("/_sim/reset", reset, name="sim.reset")
+    r.add_get("/_sim/openapi.json", openapi, name="sim.openapi")
+    app[OPENAPI] = openapi_document(app[SIM].settings.max_wait)
