@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from otpsim.errors import E, ErrorSpec
 
@@ -73,3 +74,44 @@ def test_scenario_format_reference_examples_parse() -> None:
         "expect_callback",
         "verify",
     ]
+
+
+def test_the_readme_shows_the_pytest_example_verbatim() -> None:
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    example = (DOCS.parent / "tests" / "examples" / "test_login_example.py").read_text(
+        encoding="utf-8"
+    )
+    assert "```python\n" + example + "```" in readme
+
+
+def test_every_otpsim_command_in_the_ci_recipes_is_accepted() -> None:
+    import re
+    import shlex
+
+    import yaml
+
+    from otpsim.cli import _parser
+
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Use it in CI", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    assert len(blocks) == 2
+    commands = []
+    for block in blocks:
+        yaml.safe_load(block)  # each recipe is valid YAML
+        commands += re.findall(r"(otpsim (?:serve|wait|run|validate|tail)[^>&\n]*)", block)
+    assert len(commands) >= 6
+    for command in commands:
+        _parser().parse_args(shlex.split(command)[1:])  # exits on a bad command line
+
+
+def test_the_client_example_runs(start_server: Any) -> None:
+    import re
+
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### The Python client", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    _, base = start_server()
+    source = code.group(1).replace("http://127.0.0.1:8790", base)
+    exec(compile(source, "README client example", "exec"), {"print": lambda *a: None})
