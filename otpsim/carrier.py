@@ -204,7 +204,12 @@ class Carrier:
             message.deliver(self._clock.time())
             on_delivered(message)
             return
-        due = self._clock.time() + outcome.delay
+        message.deliver_at = self._clock.time() + outcome.delay
+        self.schedule(message, on_delivered)
+
+    def schedule(self, message: Message, on_delivered: Callable[[Message], None]) -> None:
+        """Deliver a QUEUED SMS at its ``deliver_at`` (e.g. again after a restart)."""
+        due = message.deliver_at if message.deliver_at is not None else self._clock.time()
         heapq.heappush(self._due, (due, next(self._seq), message, on_delivered))
         self._changed.set()
 

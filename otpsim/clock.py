@@ -66,6 +66,7 @@ class Clock:
         self._offset = 0.0 if start is None else start - time_source()
         self._frozen_at: float | None = None
         self._changed = asyncio.Event()
+        self.on_change: Callable[[], None] | None = None  # e.g. persist the state
         if frozen:
             self.freeze(True)
             if start is not None:
@@ -134,6 +135,19 @@ class Clock:
     def _notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
+        if self.on_change is not None:
+            self.on_change()
+
+    def state(self) -> dict[str, float | None]:
+        """What it takes to bring the clock back after a restart."""
+        return {"offset": self._offset, "frozen_at": self._frozen_at}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """The clock as :meth:`state` described it (a running clock went on meanwhile)."""
+        self._offset = float(state.get("offset") or 0.0)
+        frozen = state.get("frozen_at")
+        self._frozen_at = None if frozen is None else float(frozen)
+        self._notify()
 
     # -- waiting ---------------------------------------------------------------------
 

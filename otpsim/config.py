@@ -65,6 +65,12 @@ class Settings:
     callback_max_pending: int = 10_000  # deliveries waiting; beyond, new ones are dropped
     shutdown_grace: float = 5.0  # seconds in-flight callbacks get on shutdown
     scenario: str | None = None  # a scenario file whose network is active from the start
+    # Storage: memory (the default), or SQLite at this path (survives restarts).
+    db: str | None = None
+    db_sync: str = "normal"  # "full": also survive a power cut (an fsync per write)
+    # Retention, applied at insert time (oldest first): messages, OTPs, callback log.
+    max_messages: int = 100_000
+    max_age: float = 86_400.0  # seconds of simulator time
     log_level: str = "info"
     log_format: str = "text"  # or "json": one object per line
     log_pins: bool = False  # PINs are masked in logs unless this is set
@@ -213,6 +219,13 @@ def _schedule(value: Any) -> tuple[float, ...]:
     if not delays:
         raise ValueError("expected at least one delay (0 = at once)")
     return delays
+
+
+def _db_sync(value: Any) -> str:
+    mode = _text(value).lower()
+    if mode not in ("normal", "full"):
+        raise ValueError(f"expected normal or full, got {mode!r}")
+    return mode
 
 
 def _log_format(value: Any) -> str:
@@ -453,6 +466,38 @@ OPTIONS: tuple[Option, ...] = (
         _optional_text,
         "activate this scenario file's network rules from the start",
         "FILE",
+    ),
+    Option(
+        "db",
+        "--db",
+        ("db",),
+        _optional_text,
+        "keep everything in this SQLite file (survives restarts); default: memory",
+        "PATH",
+    ),
+    Option(
+        "db_sync",
+        "--db-sync",
+        ("db_sync",),
+        _db_sync,
+        "normal (survives a crash) or full (also a power cut; slower)",
+        "MODE",
+    ),
+    Option(
+        "max_messages",
+        "--max-messages",
+        ("max_messages",),
+        _positive_int,
+        "keep at most this many messages (and OTPs, and callbacks); oldest go first",
+        "N",
+    ),
+    Option(
+        "max_age",
+        "--max-age",
+        ("max_age",),
+        _positive_float,
+        "forget messages and OTPs older than this, seconds of simulator time",
+        "S",
     ),
     Option(
         "log_level",

@@ -30,7 +30,7 @@ from otpsim.clock import Clock, parse_iso
 from otpsim.config import Settings
 from otpsim.domain import pins
 from otpsim.domain.message import Delivery, Message
-from otpsim.domain.otp import Otp, Outcome
+from otpsim.domain.otp import Otp, Outcome, Status
 from otpsim.domain.request import parse_new_otp
 from otpsim.domain.sms import render, segment
 from otpsim.errors import E, ProviderError
@@ -39,6 +39,7 @@ from otpsim.ratelimit import RateLimiter
 from otpsim.scenario.model import Scenario
 from otpsim.store import Store
 from otpsim.store.memory import MemoryStore
+from otpsim.store.retention import Retention
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -74,9 +75,19 @@ class Simulator:
             if rng is not None
             else (random.Random(settings.seed) if settings.seed is not None else None)
         )
-        self.store: Store = store if store is not None else MemoryStore()
+        self.store: Store = (
+            store
+            if store is not None
+            else MemoryStore(Retention(settings.max_messages, settings.max_age))
+        )
         self.bus = bus or EventBus()
         self.carrier = carrier or Carrier(self.clock)
+        saved_clock = self.store.load_clock()
+        if saved_clock is not None:
+            self.clock.restore(saved_clock)
+        self.clock.on_change = lambda: self.store.save_clock(self.clock.state())
+        for queued in self.store.queued_messages():  # SMS still on their way at a restart
+            self.carrier.schedule(queued, self._delivered)
         self.otp_defaults = settings.otp_defaults
         self.scenario: Scenario | None = None
         # (expires_at, otp_id) of OTPs created PENDING: the sweeper's schedule.
@@ -205,6 +216,8 @@ class Simulator:
         """Record and announce a change (even a refused one), then answer its error."""
         if outcome.changed:
             self._changed(otp)
+        else:
+            self.store.save_otp(otp)  # the attempt history grew
         if outcome.error is not None:
             raise ProviderError(outcome.error)
 
@@ -219,6 +232,19 @@ class Simulator:
         heapq.heappush(self._expiries, (otp.expires_at, otp.otp_id))
         if first:
             self._expiries_changed.set()
+        if len(self._expiries) > 2 * self.settings.max_messages + 1024:
+            self._compact_expiries()
+
+    def _compact_expiries(self) -> None:
+        """Drop schedule entries of OTPs no longer pending (verified, or forgotten by
+        retention), which would otherwise wait up to a TTL to leave: memory stays flat."""
+        live = []
+        for entry in self._expiries:
+            otp = self.store.get_otp(entry[1])
+            if otp is not None and otp.status is Status.PENDING:
+                live.append(entry)
+        heapq.heapify(live)
+        self._expiries = live
 
     def expire_due(self) -> list[Otp]:
         """Record the expiry of every PENDING OTP whose TTL has passed, oldest first."""

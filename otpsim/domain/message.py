@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -31,6 +31,7 @@ class Message:
     seq: int = 0  # order of creation: timestamps tie when the clock is frozen
     status: Delivery = Delivery.QUEUED
     delivered_at: float | None = None
+    deliver_at: float | None = None  # when a QUEUED SMS is due (survives a restart)
 
     def deliver(self, now: float) -> None:
         self.status = Delivery.DELIVERED
@@ -38,6 +39,15 @@ class Message:
 
     def fail(self) -> None:
         self.status = Delivery.UNDELIVERED
+
+    def to_record(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["status"] = self.status.value
+        return record
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> Message:
+        return cls(**{**data, "status": Delivery(data["status"])})
 
     def to_json(self) -> dict[str, Any]:
         return {

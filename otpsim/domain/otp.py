@@ -18,7 +18,7 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -173,6 +173,40 @@ class Otp:
         result = "VERIFIED" if error is None else error.type
         self.history.append(VerifyAttempt(now, pin, result, None if error is None else error.code))
         return Outcome(changed, error)
+
+    # -- records (storage) ---------------------------------------------------------------
+
+    def to_record(self) -> dict[str, Any]:
+        """Everything about this OTP, as plain data (for a store that keeps copies)."""
+        return {
+            "otp_id": self.otp_id,
+            "account": self.account,
+            "request": asdict(self.request),
+            "pin": self.pin,
+            "created_at": self.created_at,
+            "cost": self.cost,
+            "parts": self.parts,
+            "status": self.status.value,
+            "attempts": self.attempts,
+            "updated_at": self.updated_at,
+            "history": [asdict(a) for a in self.history],
+        }
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> Otp:
+        return cls(
+            otp_id=data["otp_id"],
+            account=data["account"],
+            request=OtpRequest(**data["request"]),
+            pin=data["pin"],
+            created_at=data["created_at"],
+            cost=data["cost"],
+            parts=data["parts"],
+            status=Status(data["status"]),
+            attempts=data["attempts"],
+            updated_at=data["updated_at"],
+            history=[VerifyAttempt(**a) for a in data["history"]],
+        )
 
     # -- views -----------------------------------------------------------------------
 

@@ -33,6 +33,8 @@ from otpsim.server.live import LiveHub
 from otpsim.server.metrics import Metrics, metrics
 from otpsim.simulator import Simulator
 from otpsim.store import Store
+from otpsim.store.retention import Retention
+from otpsim.store.sqlite import SqliteStore
 
 log = logging.getLogger("otpsim")
 access_log = logging.getLogger("otpsim.access")
@@ -183,6 +185,7 @@ async def background(app: web.Application) -> AsyncIterator[None]:
         network.cancel()
         await asyncio.gather(sweeper, network, return_exceptions=True)
         await dispatcher.close()
+        sim.store.close()
 
 
 def create_app(
@@ -202,6 +205,9 @@ def create_app(
         middlewares=[meta_middleware, error_middleware, api_middleware],
         client_max_size=settings.max_body_bytes,
     )
+    if store is None and settings.db:
+        retention = Retention(settings.max_messages, settings.max_age)
+        store = SqliteStore(settings.db, retention=retention, durability=settings.db_sync)
     sim = Simulator(settings, clock=clock, rng=rng, store=store)
     app[SIM] = sim
     app[DISPATCHER] = CallbackDispatcher(sim)

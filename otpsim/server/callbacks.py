@@ -31,7 +31,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -91,6 +91,34 @@ class Delivery:
     attempts: list[Attempt] = field(default_factory=list)
     next_attempt_at: float | None = None
     token: int = 0  # which heap entry is current (older ones are stale)
+
+    def to_record(self) -> dict[str, Any]:
+        """Everything about this delivery, for a store that survives restarts."""
+        return {
+            "delivery_id": self.delivery_id,
+            "account": self.account,
+            "url": self.url,
+            "body": self.body.decode("utf-8"),
+            "otp_ids": list(self.otp_ids),
+            "created_at": self.created_at,
+            "state": self.state.value,
+            "attempts": [asdict(a) for a in self.attempts],
+            "next_attempt_at": self.next_attempt_at,
+        }
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> Delivery:
+        return cls(
+            delivery_id=data["delivery_id"],
+            account=data["account"],
+            url=data["url"],
+            body=data["body"].encode("utf-8"),
+            otp_ids=tuple(data["otp_ids"]),
+            created_at=data["created_at"],
+            state=State(data["state"]),
+            attempts=[Attempt(**a) for a in data["attempts"]],
+            next_attempt_at=data["next_attempt_at"],
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -172,6 +200,13 @@ class CallbackDispatcher:
                 headers={"User-Agent": f"otpsim/{__version__} (webhooks)"}
             )
         self._unsubscribe = self.sim.bus.subscribe(self._on_event)
+        now = self.sim.clock.time()
+        for record in self.sim.store.load_deliveries():  # a restart: pick up where it was
+            delivery = Delivery.from_record(record)
+            self._deliveries[delivery.delivery_id] = delivery
+            if delivery.state is State.PENDING:
+                self._pending += 1
+                self._schedule(delivery, delivery.next_attempt_at or now)
         self._tasks.append(asyncio.create_task(self._schedule_loop(), name="callbacks-scheduler"))
         for n in range(self.settings.callback_concurrency):
             self._tasks.append(asyncio.create_task(self._work_loop(), name=f"callbacks-{n}"))
@@ -259,9 +294,27 @@ class CallbackDispatcher:
         if self._pending >= self.settings.callback_max_pending:
             delivery.state = State.DROPPED
             log.warning("callback to %s dropped: %d deliveries already waiting", url, self._pending)
+        else:
+            self._pending += 1
+            self._schedule(delivery, now + self.settings.callback_retry_schedule[0])
+        self._persist(delivery)
+        self._retain()
+
+    def _persist(self, delivery: Delivery) -> None:
+        self.sim.store.save_delivery(delivery.to_record())
+
+    def _retain(self) -> None:
+        """Keep the log within --max-messages: the oldest finished deliveries go first."""
+        excess = len(self._deliveries) - self.settings.max_messages
+        if excess <= 0:
             return
-        self._pending += 1
-        self._schedule(delivery, now + self.settings.callback_retry_schedule[0])
+        for delivery in list(self._deliveries.values()):
+            if excess <= 0:
+                break
+            if delivery.state is not State.PENDING:
+                del self._deliveries[delivery.delivery_id]
+                self.sim.store.delete_delivery(delivery.delivery_id)
+                excess -= 1
 
     def _forget(self, account: str | None = None) -> None:
         """Drop open batches and deliveries (of one account, or all of them)."""
@@ -363,6 +416,7 @@ class CallbackDispatcher:
         )
         delivery.attempts.append(attempt)
         self._settle(delivery, attempt, retry_after)
+        self._persist(delivery)
         log.info(
             "callback %s attempt %d to %s: %s",
             delivery.delivery_id, attempt.number, delivery.url, status or error,
@@ -393,6 +447,7 @@ class CallbackDispatcher:
             for other in self._deliveries.values():
                 if other.url == delivery.url and other.state is State.PENDING:
                     self._finish(other, State.GONE)
+                    self._persist(other)
             return
         schedule = self.settings.callback_retry_schedule
         done = len(delivery.attempts)
@@ -453,4 +508,5 @@ class CallbackDispatcher:
                 self._pending += 1
                 delivery.state = State.PENDING
             self._schedule(delivery, self.sim.clock.time())
+            self._persist(delivery)
         return delivery

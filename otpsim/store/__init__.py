@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from otpsim.domain.message import Message
 from otpsim.domain.otp import Otp
@@ -50,3 +50,20 @@ class Store(Protocol):
     def clear_messages(self, account: str | None = None) -> None: ...
 
     def clear(self, account: str | None = None) -> None: ...
+
+    def queued_messages(self) -> list[Message]:
+        """SMS still on their way (to schedule again after a restart)."""
+        ...
+
+    # Persistence hooks: a store that survives restarts keeps these; memory does not.
+    def save_delivery(self, record: dict[str, Any]) -> None: ...
+
+    def delete_delivery(self, delivery_id: str) -> None: ...
+
+    def load_deliveries(self) -> list[dict[str, Any]]: ...
+
+    def save_clock(self, state: dict[str, Any]) -> None: ...
+
+    def load_clock(self) -> dict[str, Any] | None: ...
+
+    def close(self) -> None: ...

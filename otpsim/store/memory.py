@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from itertools import islice
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from otpsim.domain.message import Message
+from otpsim.domain.message import Delivery, Message
 from otpsim.domain.otp import Otp, Status
+from otpsim.store.retention import Retention
 
 T = TypeVar("T")
 
@@ -18,7 +19,8 @@ def _take(items: Iterable[T], limit: int | None) -> list[T]:
 
 
 class MemoryStore:
-    def __init__(self) -> None:
+    def __init__(self, retention: Retention | None = None) -> None:
+        self.retention = retention or Retention()
         self._otps: dict[str, Otp] = {}
         self._pending: dict[str, Otp] = {}
         self._otp_status: dict[str, str] = {}  # what the counts below were made from
@@ -31,12 +33,29 @@ class MemoryStore:
     # -- OTPs ------------------------------------------------------------------------
 
     def save_otp(self, otp: Otp) -> None:
+        new = otp.otp_id not in self._otps
         self._otps[otp.otp_id] = otp
         _recount(self._otp_status, self._otp_counts, otp.otp_id, otp.status.value)
         if otp.status is Status.PENDING:
             self._pending[otp.otp_id] = otp
         else:
             self._pending.pop(otp.otp_id, None)
+        if new:
+            self._prune_otps(otp.created_at)
+
+    def _prune_otps(self, now: float) -> None:
+        """Retention at insert time: the oldest go first (dicts keep insertion order)."""
+        cutoff = self.retention.cutoff(now)
+        while self._otps:
+            oldest = next(iter(self._otps.values()))
+            if oldest.created_at >= cutoff and len(self._otps) <= self.retention.max_messages:
+                return
+            self._drop_otp(oldest)
+
+    def _drop_otp(self, otp: Otp) -> None:
+        del self._otps[otp.otp_id]
+        self._pending.pop(otp.otp_id, None)
+        self._otp_counts[self._otp_status.pop(otp.otp_id)] -= 1
 
     def get_otp(self, otp_id: str) -> Otp | None:
         return self._otps.get(otp_id)
@@ -67,11 +86,28 @@ class MemoryStore:
     # -- messages --------------------------------------------------------------------
 
     def save_message(self, message: Message) -> None:
+        new = message.message_id not in self._messages
         self._messages[message.message_id] = message
         self._messages_by_phone[message.phone_number][message.message_id] = message
         _recount(
             self._message_status, self._message_counts, message.message_id, message.status.value
         )
+        if new:
+            cutoff = self.retention.cutoff(message.created_at)
+            while self._messages:
+                oldest = next(iter(self._messages.values()))
+                too_many = len(self._messages) > self.retention.max_messages
+                if oldest.created_at >= cutoff and not too_many:
+                    break
+                self._drop_message(oldest)
+
+    def _drop_message(self, message: Message) -> None:
+        del self._messages[message.message_id]
+        by_phone = self._messages_by_phone[message.phone_number]
+        by_phone.pop(message.message_id, None)
+        if not by_phone:
+            del self._messages_by_phone[message.phone_number]
+        self._message_counts[self._message_status.pop(message.message_id)] -= 1
 
     def list_messages(
         self,
@@ -102,20 +138,35 @@ class MemoryStore:
     def clear_messages(self, account: str | None = None) -> None:
         doomed = [m for m in self._messages.values() if account is None or m.account == account]
         for message in doomed:
-            del self._messages[message.message_id]
-            by_phone = self._messages_by_phone[message.phone_number]
-            by_phone.pop(message.message_id, None)
-            if not by_phone:
-                del self._messages_by_phone[message.phone_number]
-            self._message_counts[self._message_status.pop(message.message_id)] -= 1
+            self._drop_message(message)
 
     def clear(self, account: str | None = None) -> None:
         self.clear_messages(account)
         doomed = [o for o in self._otps.values() if account is None or o.account == account]
         for otp in doomed:
-            del self._otps[otp.otp_id]
-            self._pending.pop(otp.otp_id, None)
-            self._otp_counts[self._otp_status.pop(otp.otp_id)] -= 1
+            self._drop_otp(otp)
+
+    def queued_messages(self) -> list[Message]:
+        return [m for m in self._messages.values() if m.status is Delivery.QUEUED]
+
+    # Nothing survives a restart of the memory store: these keep nothing.
+    def save_delivery(self, record: dict[str, Any]) -> None:
+        pass
+
+    def delete_delivery(self, delivery_id: str) -> None:
+        pass
+
+    def load_deliveries(self) -> list[dict[str, Any]]:
+        return []
+
+    def save_clock(self, state: dict[str, Any]) -> None:
+        pass
+
+    def load_clock(self) -> dict[str, Any] | None:
+        return None
+
+    def close(self) -> None:
+        pass
 
 
 def _recount(seen: dict[str, str], counts: Counter[str], key: str, status: str) -> None:

@@ -1,0 +1,160 @@
+"""Both stores behave the same; SQLite also keeps what the dispatcher and clock hand it."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from otpsim.domain.message import Delivery, Message
+from otpsim.domain.otp import Otp, OtpRequest, Status, VerifyAttempt
+from otpsim.errors import OtpsimError
+from otpsim.store import Store
+from otpsim.store.memory import MemoryStore
+from otpsim.store.retention import Retention
+from otpsim.store.sqlite import SCHEMA_VERSION, SqliteStore
+
+
+def otp(n: int, *, account: str = "a", phone: str = "+33612345678", at: float = 0.0) -> Otp:
+    request = OtpRequest(
+        phone, "FR", "OTPSIM", "code {{pin}}", None, 300, 3, "numbers", 6, None, None
+    )
+    return Otp.issue(
+        request, otp_id=f"otp-{n}", pin=f"{n:06d}", now=at, account=account, cost=0.05, parts=1
+    )
+
+
+def message(n: int, *, account: str = "a", phone: str = "+33612345678", at: float = 0.0) -> Message:
+    return Message(
+        f"m-{n}",
+        f"otp-{n}",
+        account,
+        phone,
+        "FR",
+        "OTPSIM",
+        f"code {n}",
+        f"{n}",
+        1,
+        "GSM-7",
+        at,
+        seq=n,
+    )
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[type]:
+    opened: list[Store] = []
+
+    def make(retention: Retention | None = None) -> Store:
+        store: Store = (
+            MemoryStore(retention)
+            if request.param == "memory"
+            else SqliteStore(tmp_path / "otpsim.db", retention=retention)
+        )
+        opened.append(store)
+        return store
+
+    yield make  # type: ignore[misc]
+    for store in opened:
+        store.close()
+
+
+def test_otps_round_trip_with_history_and_filters(make_store: type) -> None:
+    store = make_store()
+    first = otp(1)
+    first.history.append(VerifyAttempt(1.0, "000000", "invalid_pin", 2029))
+    first.attempts = 1
+    store.save_otp(first)
+    store.save_otp(otp(2, account="b", phone="+4915123456789"))
+    got = store.get_otp("otp-1")
+    assert got is not None
+    assert got.to_record() == first.to_record()
+    assert [o.otp_id for o in store.list_otps()] == ["otp-2", "otp-1"]
+    assert [o.otp_id for o in store.list_otps(account="b")] == ["otp-2"]
+    assert [o.otp_id for o in store.list_otps(phone_number="+33612345678")] == ["otp-1"]
+    first.status = Status.VERIFIED
+    store.save_otp(first)  # an update keeps its place
+    assert [o.otp_id for o in store.list_otps()] == ["otp-2", "otp-1"]
+    assert [o.otp_id for o in store.list_otps(status="VERIFIED")] == ["otp-1"]
+    assert [o.otp_id for o in store.pending_otps()] == ["otp-2"]
+    assert store.count_otps_by_status() == {"VERIFIED": 1, "PENDING": 1}
+    assert store.get_otp("nope") is None
+
+
+def test_messages_round_trip_filters_and_clearing(make_store: type) -> None:
+    store = make_store()
+    for n in range(1, 4):
+        store.save_message(message(n, account="a" if n < 3 else "b"))
+    delivered = message(2, account="a")
+    delivered.deliver(5.0)
+    store.save_message(delivered)
+    assert [m.seq for m in store.list_messages()] == [3, 2, 1]
+    assert [m.seq for m in store.list_messages(status=Delivery.DELIVERED, limit=1)] == [2]
+    assert [m.seq for m in store.list_messages(otp_id="otp-1")] == [1]
+    assert [m.seq for m in store.queued_messages()] == [1, 3]
+    assert store.count_messages_by_status() == {"QUEUED": 2, "DELIVERED": 1}
+    store.clear_messages("a")
+    assert [m.seq for m in store.list_messages()] == [3]
+    store.save_otp(otp(9, account="b"))
+    store.clear("b")
+    assert store.list_messages() == []
+    assert store.list_otps() == []
+    assert store.count_messages_by_status() == {}
+
+
+def test_retention_keeps_the_newest_n(make_store: type) -> None:
+    store = make_store(Retention(max_messages=5, max_age=10**9))
+    for n in range(1, 21):
+        store.save_message(message(n))
+        store.save_otp(otp(n))
+        assert len(store.list_messages()) <= 5
+    assert [m.seq for m in store.list_messages()] == [20, 19, 18, 17, 16]
+    assert [o.otp_id for o in store.list_otps()] == [f"otp-{n}" for n in range(20, 15, -1)]
+    assert sum(store.count_messages_by_status().values()) == 5
+
+
+def test_retention_forgets_what_is_too_old(make_store: type) -> None:
+    store = make_store(Retention(max_messages=1000, max_age=60))
+    store.save_message(message(1, at=0.0))
+    store.save_otp(otp(1, at=0.0))
+    store.save_message(message(2, at=30.0))
+    store.save_message(message(3, at=61.0))  # now 61: what is older than 1.0 goes
+    store.save_otp(otp(3, at=61.0))
+    assert [m.seq for m in store.list_messages()] == [3, 2]
+    assert [o.otp_id for o in store.list_otps()] == ["otp-3"]
+
+
+def test_sqlite_keeps_deliveries_and_the_clock_across_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "otpsim.db"
+    store = SqliteStore(path)
+    store.save_otp(otp(1))
+    store.save_delivery({"delivery_id": "msg_1", "account": "a", "state": "pending", "x": 1})
+    store.save_delivery({"delivery_id": "msg_1", "account": "a", "state": "delivered", "x": 2})
+    store.save_delivery({"delivery_id": "msg_2", "account": "b", "state": "pending"})
+    store.delete_delivery("msg_2")
+    store.save_clock({"offset": 12.5, "frozen_at": None})
+    store.close()
+    again = SqliteStore(path)
+    assert again.get_otp("otp-1") is not None
+    assert again.load_deliveries() == [
+        {"delivery_id": "msg_1", "account": "a", "state": "delivered", "x": 2}
+    ]
+    assert again.load_clock() == {"offset": 12.5, "frozen_at": None}
+    again.close()
+
+
+def test_sqlite_schema_version_and_bad_files(tmp_path: Path) -> None:
+    path = tmp_path / "otpsim.db"
+    SqliteStore(path).close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        db.execute("PRAGMA user_version = 99")
+    with pytest.raises(OtpsimError, match="made by a newer otpsim"):
+        SqliteStore(path)
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(OtpsimError, match="cannot use as a database"):
+        SqliteStore(junk)

@@ -1,0 +1,178 @@
+"""Durability: SIGKILL under load, callbacks across a restart, expiry after a restart,
+and flat memory under an endless stream."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from support import call
+
+from otpsim.clock import Clock
+from otpsim.config import Settings
+from otpsim.simulator import Simulator
+
+KEY = {"X-API-KEY": "durable"}
+FR = "+33612345678"
+
+
+def test_sigkill_under_load_loses_no_acknowledged_otp(
+    start_server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "otpsim.db")
+    proc, base = start_server("--db", db)
+    acknowledged: list[str] = []
+    stop = threading.Event()
+
+    def load() -> None:  # bounded: at most 5000 requests, and only until the kill
+        for _ in range(5000):
+            if stop.is_set():
+                return
+            try:
+                status, body = call("POST", f"{base}/otp", {"phoneNumber": FR}, KEY)
+            except OSError:
+                return
+            if status == 201:
+                acknowledged.append(body["otpId"])
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while len(acknowledged) < 150 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.kill()  # SIGKILL, mid-run
+    proc.wait(timeout=10)
+    stop.set()
+    worker.join(timeout=30)
+    assert len(acknowledged) >= 150
+
+    _, base = start_server("--db", db)
+    for otp_id in acknowledged:
+        status, stored = call("GET", f"{base}/_sim/otps/{otp_id}")
+        assert status == 200, otp_id
+        assert len(stored["pin"]) == 6
+        assert stored["status"] == "PENDING"
+    with capsys.disabled():
+        print(
+            f"\n  durability: {len(acknowledged)} OTPs acknowledged with 201 before SIGKILL, all found after restart"
+        )
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    seen: ClassVar[list[tuple[str, list[str]]]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        Receiver.seen.append((self.headers["webhook-id"], [i["otpId"] for i in body["data"]]))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def receiver_on(free_port: int) -> Iterator[Any]:
+    servers: list[http.server.HTTPServer] = []
+
+    def start() -> None:
+        Receiver.seen = []
+        server = http.server.HTTPServer(("127.0.0.1", free_port), Receiver)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def cancel_with_callback(base: str, hook: str) -> str:
+    _, otp = call("POST", f"{base}/otp", {"phoneNumber": FR, "otpCallbackUrl": hook}, KEY)
+    call("DELETE", f"{base}/otp/{otp['otpId']}", headers=KEY)
+    return str(otp["otpId"])
+
+
+def wait_for_attempts(base: str, otp_ids: list[str]) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        deliveries = call("GET", f"{base}/_sim/callbacks")[1]["callbacks"]
+        tried = {i for d in deliveries if d["attempts"] for i in d["otpIds"]}
+        if set(otp_ids) <= tried:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the first attempts did not happen")
+
+
+def test_callbacks_survive_an_outage_and_a_restart_and_arrive_once(
+    start_server: Any, tmp_path: Path, free_port: int, receiver_on: Any
+) -> None:
+    db = str(tmp_path / "otpsim.db")
+    flags = ("--db", db, "--clock-frozen", "true", "--callback-retry-schedule", "0,5,5,5")
+    hook = f"http://127.0.0.1:{free_port}/hook"  # down: nobody listens yet
+    proc, base = start_server(*flags)
+    before = [cancel_with_callback(base, hook) for _ in range(3)]
+    wait_for_attempts(base, before)
+    proc.kill()
+
+    _, base = start_server(*flags)
+    after = [cancel_with_callback(base, hook) for _ in range(2)]
+    wait_for_attempts(base, after)
+    receiver_on()  # the receiver comes up
+    call("POST", f"{base}/_sim/clock", {"advance": 5})
+    deadline = time.monotonic() + 10
+    while sum(len(ids) for _, ids in Receiver.seen) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    delivered = [otp_id for _, ids in Receiver.seen for otp_id in ids]
+    assert sorted(delivered) == sorted(before + after)  # every one, once
+    webhook_ids = [webhook_id for webhook_id, _ in Receiver.seen]
+    assert len(webhook_ids) == len(set(webhook_ids))
+    log = call("GET", f"{base}/_sim/callbacks")[1]["callbacks"]
+    assert {d["status"] for d in log} == {"delivered"}
+
+
+def test_an_otp_expires_after_a_restart(start_server: Any, tmp_path: Path) -> None:
+    db = str(tmp_path / "otpsim.db")
+    proc, base = start_server("--db", db, "--clock-frozen", "true")
+    _, otp = call("POST", f"{base}/otp", {"phoneNumber": FR, "ttl": 60}, KEY)
+    clock = call("POST", f"{base}/_sim/clock", {"advance": 30})[1]
+    proc.kill()
+    _, base = start_server("--db", db)
+    assert call("GET", f"{base}/_sim/clock")[1]["now"] == clock["now"]  # the clock too
+    call("POST", f"{base}/_sim/clock", {"advance": 30})
+    assert call("GET", f"{base}/_sim/otps/{otp['otpId']}")[1]["status"] == "EXPIRED"
+
+
+async def test_memory_stays_flat_under_an_endless_stream() -> None:
+    sim = Simulator(Settings(max_messages=200), clock=Clock(start=0.0, frozen=True))
+    body = {"phoneNumber": FR}
+    tracemalloc.start()
+    try:
+        sizes = []
+        for n in range(6000):
+            await sim.create_otp(body, account="stream")
+            sim.clock.advance(1)
+            if n in (1999, 5999):
+                sizes.append(tracemalloc.get_traced_memory()[0])
+    finally:
+        tracemalloc.stop()
+    assert len(sim.store.list_messages()) == 200
+    assert len(sim.store.list_otps()) == 200
+    assert sum(sim.store.count_otps_by_status().values()) == 200
+    assert sizes[1] - sizes[0] < 512 * 1024  # 4,000 more OTPs: no growth to speak of
