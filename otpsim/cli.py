@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from otpsim import __version__, logs
-from otpsim.config import DEFAULT_PORT, OPTIONS, Settings, is_loopback, load_settings
+from otpsim.config import DEFAULT_PORT, OPTIONS, Settings, load_settings
 from otpsim.errors import OtpsimError
 from otpsim.scenario.model import Scenario, load_scenario, scenario_files
 from otpsim.server.app import create_app
@@ -79,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--target", default=None, metavar="URL", help="a running simulator")
     run.add_argument("--junit", default=None, metavar="FILE", help="write a JUnit XML report")
     run.add_argument("--api-key", default=None, help="API key for the provider API")
+    run.add_argument(
+        "--admin-token", default=None, help="the target's admin token [env OTPSIM_ADMIN_TOKEN]"
+    )
 
     validate = commands.add_parser(
         "validate",
@@ -99,6 +102,9 @@ def _parser() -> argparse.ArgumentParser:
         help=f"simulator base URL (default $OTPSIM_URL or http://127.0.0.1:{DEFAULT_PORT})",
     )
     tail.add_argument("--phone", default=None, metavar="NUMBER", help="only this phone number")
+    tail.add_argument(
+        "--admin-token", default=None, help="the simulator's admin token [env OTPSIM_ADMIN_TOKEN]"
+    )
     tail.add_argument(
         "--color", action=argparse.BooleanOptionalAction, default=None,
         help="highlight PINs (default: when writing to a terminal and NO_COLOR is unset)",
@@ -209,7 +215,17 @@ def _validate(paths: list[str]) -> int:
     return 0
 
 
-def _run(paths: list[str], target: str | None, junit: str | None, api_key: str | None) -> int:
+def _admin(args: argparse.Namespace) -> str | None:
+    return args.admin_token or os.environ.get("OTPSIM_ADMIN_TOKEN") or None
+
+
+def _run(
+    paths: list[str],
+    target: str | None,
+    junit: str | None,
+    api_key: str | None,
+    admin_token: str | None = None,
+) -> int:
     from otpsim.scenario import report
     from otpsim.scenario.runner import run_scenario
 
@@ -226,6 +242,7 @@ def _run(paths: list[str], target: str | None, junit: str | None, api_key: str |
                 source,
                 target=target,
                 api_key=api_key,
+                admin_token=admin_token,
                 progress=lambda step: print(report.step_line(step), flush=True),
             )
             print(report.footer(result), flush=True)
@@ -252,11 +269,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "validate":
             return _validate(args.paths)
         if args.command == "run":
-            return _run(args.paths, args.target, args.junit, args.api_key)
+            return _run(args.paths, args.target, args.junit, args.api_key, _admin(args))
         if args.command == "tail":
             from otpsim import tail
 
-            tail.run(_base_url(args.url, "tail"), args.phone, args.color)
+            tail.run(_base_url(args.url, "tail"), args.phone, args.color, _admin(args))
             return 0
         if args.command == "wait":
             url = _base_url(args.url, "wait")
@@ -269,12 +286,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         settings = load_settings(cli=_cli_values(args), config_path=args.config)
         logs.configure(settings.log_level, settings.log_format)
-        if not is_loopback(settings.host):
-            print(
-                f"otpsim: warning: listening on {settings.host} exposes the simulator, its "
-                "control API and every PIN to the network; prefer 127.0.0.1",
-                file=sys.stderr,
-            )
         asyncio.run(serve(settings))
         return 0
     except OtpsimError as exc:

@@ -175,10 +175,12 @@ class Calls:
         return Call("DELETE", f"/otp/{otp_id}", provider=True)
 
 
-def _headers(call: Call, api_key: str | None) -> dict[str, str]:
+def _headers(call: Call, api_key: str | None, admin_token: str | None) -> dict[str, str]:
     headers = {"Accept": "application/json"}
     if call.provider and api_key:
         headers["X-API-KEY"] = api_key
+    elif admin_token:
+        headers["Authorization"] = f"Bearer {admin_token}"
     if call.json is not None:
         headers["Content-Type"] = "application/json"
     elif call.content_type:
@@ -208,10 +210,12 @@ class Client:
         *,
         api_key: str | None = None,
         account: str | None = None,
+        admin_token: str | None = None,
         timeout: float = 75.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
+        self.admin_token = admin_token
         self.timeout = timeout
         self.calls = Calls(account)
 
@@ -223,7 +227,10 @@ class Client:
             url += "?" + urllib.parse.urlencode(query)
         data = json.dumps(call.json).encode() if call.json is not None else call.data
         request = urllib.request.Request(
-            url, data=data, method=call.method, headers=_headers(call, self.api_key)
+            url,
+            data=data,
+            method=call.method,
+            headers=_headers(call, self.api_key, self.admin_token),
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:
@@ -342,11 +349,13 @@ class AsyncClient:
         *,
         api_key: str | None = None,
         account: str | None = None,
+        admin_token: str | None = None,
         timeout: float = 75.0,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
+        self.admin_token = admin_token
         self.calls = Calls(account)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session = session
@@ -370,7 +379,7 @@ class AsyncClient:
 
     async def request(self, call: Call, *, headers: Mapping[str, str] | None = None) -> Response:
         """Send one call; any HTTP status comes back as a Response (never raises for it)."""
-        all_headers = {**_headers(call, self.api_key), **(headers or {})}
+        all_headers = {**_headers(call, self.api_key, self.admin_token), **(headers or {})}
         data = json.dumps(call.json).encode() if call.json is not None else call.data
         async with self._http().request(
             call.method, self.base_url + call.path, params=call.query(), data=data,
@@ -400,7 +409,8 @@ class AsyncClient:
         import websockets
 
         url = websocket_url(self.base_url)
-        async with websockets.connect(url, max_size=2**22) as ws:
+        headers = {"Authorization": f"Bearer {self.admin_token}"} if self.admin_token else None
+        async with websockets.connect(url, max_size=2**22, additional_headers=headers) as ws:
             async for raw in ws:
                 yield json.loads(raw)
 

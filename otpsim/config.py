@@ -71,6 +71,8 @@ class Settings:
     # Retention, applied at insert time (oldest first): messages, OTPs, callback log.
     max_messages: int = 100_000
     max_age: float = 86_400.0  # seconds of simulator time
+    # Required to listen beyond loopback: guards /_sim/* and the inbox.
+    admin_token: str | None = None
     log_level: str = "info"
     log_format: str = "text"  # or "json": one object per line
     log_pins: bool = False  # PINs are masked in logs unless this is set
@@ -500,6 +502,14 @@ OPTIONS: tuple[Option, ...] = (
         "S",
     ),
     Option(
+        "admin_token",
+        "--admin-token",
+        ("admin_token",),
+        _optional_text,
+        "require this token for /_sim/* and the inbox (required beyond 127.0.0.1)",
+        "TOKEN",
+    ),
+    Option(
         "log_level",
         "--log-level",
         ("log_level",),
@@ -625,8 +635,14 @@ def _source(option: Option, origin: Mapping[str, str], doc: YamlDoc | None) -> s
 
 
 def _check(settings: Settings, origin: Mapping[str, str], doc: YamlDoc | None) -> None:
-    """Cross-field checks: defaults follow the API's own rules."""
+    """Cross-field checks: defaults follow the API's own rules; safe network defaults."""
     by_field = {o.field: o for o in OPTIONS}
+    if not is_loopback(settings.host) and not settings.admin_token:
+        raise OtpsimError(
+            _source(by_field["host"], origin, doc)
+            + f"listening on {settings.host} (beyond this machine) needs --admin-token: the "
+            "control API and the inbox show every PIN"
+        )
     try:
         check_defaults(settings.otp_defaults)
     except ProviderError as exc:

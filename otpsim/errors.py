@@ -158,6 +158,12 @@ class E:
     SIM_NOT_FOUND = ErrorSpec(404, "not_found", 1021, "Not found")
     SIM_FORBIDDEN = ErrorSpec(403, "access_denied", 1022, "Cross-origin request refused")
     SCENARIO_INVALID = ErrorSpec(400, "invalid_scenario", 1023, "The scenario is not valid")
+    ADMIN_REQUIRED = ErrorSpec(
+        401,
+        "unauthorized",
+        1024,
+        "This simulator asks for its admin token: send 'Authorization: Bearer <admin token>'",
+    )
 
 
 class ProviderError(Exception):

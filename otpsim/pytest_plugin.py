@@ -106,17 +106,19 @@ class SimulatorServer:
 class _Async:
     """``otpsim.aio``: the helpers as coroutines (each call uses its own connection)."""
 
-    def __init__(self, url: str, api_key: str, account: str) -> None:
-        self._args = (url, api_key, account)
+    def __init__(self, url: str, api_key: str, admin_token: str | None) -> None:
+        self._args = (url, api_key, admin_token)
 
     def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
-        url, api_key, account = self._args
+        url, api_key, admin_token = self._args
         method = getattr(AsyncClient, name, None)
         if method is None or name.startswith("_"):
             raise AttributeError(name)
 
         async def call(*args: Any, **kwargs: Any) -> Any:
-            async with AsyncClient(url, api_key=api_key, account=account) as client:
+            async with AsyncClient(
+                url, api_key=api_key, account=api_key, admin_token=admin_token
+            ) as client:
                 return await getattr(client, name)(*args, **kwargs)
 
         return call
@@ -129,11 +131,11 @@ class Otpsim:
     every test also starts with a fresh clock and no scenario.
     """
 
-    def __init__(self, url: str, api_key: str) -> None:
+    def __init__(self, url: str, api_key: str, admin_token: str | None = None) -> None:
         self.url = url
         self.api_key = api_key
-        self.client = Client(url, api_key=api_key, account=api_key)
-        self.aio = _Async(url, api_key, api_key)
+        self.client = Client(url, api_key=api_key, account=api_key, admin_token=admin_token)
+        self.aio = _Async(url, api_key, admin_token)
 
     def latest_pin(
         self, phone: str | None = None, *, otp_id: str | None = None, timeout: float = 5.0
@@ -211,13 +213,15 @@ def otpsim_server(otpsim_settings: Settings) -> Iterator[SimulatorServer | str]:
 def otpsim(otpsim_server: SimulatorServer | str, otpsim_api_key: str) -> Iterator[Otpsim]:
     """The simulator, clean for this test (see the module docstring)."""
     if isinstance(otpsim_server, str):
-        helper = Otpsim(otpsim_server, otpsim_api_key)
+        helper = Otpsim(otpsim_server, otpsim_api_key, os.environ.get("OTPSIM_ADMIN_TOKEN"))
         helper.reset()  # this account only: the server is shared
         yield helper
         return
-    helper = Otpsim(otpsim_server.url, otpsim_api_key)
-    Client(otpsim_server.url).reset()  # everything, clock included: the server is ours
-    Client(otpsim_server.url).clear_scenario()
+    admin = otpsim_server.settings.admin_token
+    helper = Otpsim(otpsim_server.url, otpsim_api_key, admin)
+    owner = Client(otpsim_server.url, admin_token=admin)
+    owner.reset()  # everything, clock included: the server is ours
+    owner.clear_scenario()
     seen = len(otpsim_server.errors.records)
     yield helper
     new = otpsim_server.errors.records[seen:]

@@ -59,10 +59,18 @@ def format_event(event: dict[str, Any], phone: str | None, color: bool) -> str |
     )
 
 
-async def tail(url: str, *, phone: str | None, out: TextIO, err: TextIO, color: bool) -> None:
+async def tail(
+    url: str,
+    *,
+    phone: str | None,
+    out: TextIO,
+    err: TextIO,
+    color: bool,
+    admin_token: str | None = None,
+) -> None:
     """Follow the simulator's events forever, reconnecting with backoff after a drop."""
     wanted = None if phone is None else normalize_phone(phone)
-    client = AsyncClient(url)
+    client = AsyncClient(url, admin_token=admin_token)
     backoff = 0.25
     while True:
         try:
@@ -83,14 +91,9 @@ def use_color(out: TextIO) -> bool:
     return out.isatty() and "NO_COLOR" not in os.environ
 
 
-def run(url: str, phone: str | None, color: bool | None) -> None:
+def run(url: str, phone: str | None, color: bool | None, admin_token: str | None = None) -> None:
     out = sys.stdout
+    highlight = use_color(out) if color is None else color
     asyncio.run(
-        tail(
-            url,
-            phone=phone,
-            out=out,
-            err=sys.stderr,
-            color=use_color(out) if color is None else color,
-        )
+        tail(url, phone=phone, out=out, err=sys.stderr, color=highlight, admin_token=admin_token)
     )

@@ -84,3 +84,19 @@ def test_serve_with_a_bad_scenario_exits_2(tmp_path: Path) -> None:
     done = run("serve", "--port", "0", "--scenario", str(path))
     assert done.returncode == 2
     assert f"{path}:2: network.rules: expected a list of rules" in done.stderr
+
+
+def test_run_and_tail_against_a_server_with_an_admin_token(start_server: Any) -> None:
+    _, base = start_server("--admin-token", "adm")
+    expiry = str(SCENARIOS / "expiry.yaml")
+    refused = run("run", expiry, "--target", base)
+    assert refused.returncode == 1
+    assert "asks for its admin token" in refused.stdout
+    done = run("run", expiry, "--target", base, "--admin-token", "adm")
+    assert done.returncode == 0, done.stdout
+
+
+def test_serving_beyond_loopback_without_an_admin_token_exits_2() -> None:
+    done = run("serve", "--host", "0.0.0.0", "--port", "0")
+    assert done.returncode == 2
+    assert "needs --admin-token" in done.stderr

@@ -29,6 +29,7 @@ TTL_RANGE = (60, 1800)
 MAX_ATTEMPTS_RANGE = (1, 10)
 PIN_LENGTH_RANGE = (4, 10)
 FROM_LENGTH_RANGE = (3, 15)
+MAX_TEMPLATE = 1600  # otpsim's bound (ten GSM-7 parts' worth): a template is not a book
 MAX_URL_LENGTH = 2048
 
 _DIGITS = re.compile(r"\s*-?\d{1,9}\s*")
@@ -75,6 +76,11 @@ def _integer(
 def _template(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ProviderError(E.TEMPLATE_INVALID, f"The parameter '{name}' is empty or not set")
+    if len(value) > MAX_TEMPLATE:
+        raise ProviderError(
+            E.TEMPLATE_INVALID,
+            f"The parameter '{name}' is too long ({len(value)} characters; at most {MAX_TEMPLATE})",
+        )
     if PIN_PLACEHOLDER not in value:
         raise ProviderError(
             E.TEMPLATE_INVALID, f"The parameter '{name}' does not contain placeholder {{{{pin}}}}"

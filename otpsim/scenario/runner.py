@@ -288,6 +288,7 @@ async def run_scenario(
     *,
     target: str | None = None,
     api_key: str | None = None,
+    admin_token: str | None = None,
     progress: Callable[[StepResult], None] | None = None,
 ) -> ScenarioResult:
     """Run one scenario; ``source`` is its text (sent to activate its network)."""
@@ -303,7 +304,9 @@ async def run_scenario(
             local, base = await _start_local()
         else:
             base = target
-        async with AsyncClient(base, api_key=scenario.api_key, timeout=180) as client:
+        async with AsyncClient(
+            base, api_key=scenario.api_key, admin_token=admin_token, timeout=180
+        ) as client:
             run = _Run(scenario, client, receiver)
             await _prepare(run, source)
             try:

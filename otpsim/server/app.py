@@ -25,12 +25,13 @@ from otpsim.config import Settings
 from otpsim.errors import E, ProviderError
 from otpsim.events import Event
 from otpsim.logs import mask_pin
-from otpsim.server import control, inbox, provider
+from otpsim.server import control, inbox, provider, security
 from otpsim.server.callbacks import CallbackDispatcher
 from otpsim.server.http import basic_credentials, bearer_token, error_response, http_error_spec
 from otpsim.server.keys import DISPATCHER, EXTRA_HEADERS, HUB, METRICS, PRINCIPAL, REQUEST_ID, SIM
 from otpsim.server.live import LiveHub
 from otpsim.server.metrics import Metrics, metrics
+from otpsim.server.security import security_middleware
 from otpsim.simulator import Simulator
 from otpsim.store import Store
 from otpsim.store.retention import Retention
@@ -202,7 +203,7 @@ def create_app(
     """
     settings = settings or Settings()
     app = web.Application(
-        middlewares=[meta_middleware, error_middleware, api_middleware],
+        middlewares=[meta_middleware, error_middleware, security_middleware, api_middleware],
         client_max_size=settings.max_body_bytes,
     )
     if store is None and settings.db:
@@ -220,6 +221,7 @@ def create_app(
     provider.add_routes(app)
     control.add_routes(app)
     inbox.add_routes(app)
+    security.add_routes(app)
     return app
 
 

@@ -33,6 +33,7 @@ log = logging.getLogger("otpsim.live")
 
 QUEUE_SIZE = 1024  # events a client may fall behind before it is dropped
 MAX_CLIENT_MESSAGE = 4096  # bytes; clients have nothing to say beyond a ping
+MAX_CLIENT_MESSAGES = 100  # a client that keeps talking is cut off (1008)
 
 
 @dataclass(eq=False)
@@ -108,9 +109,14 @@ class LiveHub:
         self._clients.add(client)
         sender = asyncio.create_task(self._send(client))
         try:
+            said = 0
             async for message in ws:
                 # Clients have nothing to say; anything but small text ends the session.
                 if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    break
+                said += 1
+                if said > MAX_CLIENT_MESSAGES:
+                    await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"flood")
                     break
         finally:
             self._clients.discard(client)

@@ -1,0 +1,99 @@
+"""Safe defaults around the control API and the inbox.
+
+* With an admin token (``--admin-token``, required when the server listens beyond the
+  loopback interface), ``/_sim/*`` and the inbox page ask for it: as
+  ``Authorization: Bearer <token>``, or as a cookie a browser gets from a small login
+  page. ``/_sim/health`` stays open so ``otpsim wait`` works; the provider API keeps its
+  own credentials.
+* State-changing control calls (anything but GET) are refused when a browser says they
+  come from another site (``Origin`` of another host), so a web page cannot move the
+  clock or reset the simulator behind a user's back.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from otpsim.errors import E, ProviderError
+from otpsim.server.http import bearer_token
+from otpsim.server.keys import SIM
+from otpsim.server.live import same_origin
+
+COOKIE = "otpsim_admin"
+OPEN_PATHS = frozenset({"/_sim/health", "/_sim/login"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _guarded(path: str) -> bool:
+    return (path == "/" or path.startswith("/_sim/")) and path not in OPEN_PATHS
+
+
+def token_ok(given: str | None, expected: str) -> bool:
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+@web.middleware
+async def security_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    path = request.path
+    if (
+        path.startswith("/_sim/")
+        and request.method not in SAFE_METHODS
+        and not same_origin(request)
+    ):
+        raise ProviderError(
+            E.SIM_FORBIDDEN,
+            f"Cross-site request refused (Origin {request.headers.get('Origin')}): "
+            "the control API only takes state-changing calls from its own pages or from "
+            "non-browser clients",
+        )
+    token = request.app[SIM].settings.admin_token
+    if token and _guarded(path):
+        given = bearer_token(request) or request.cookies.get(COOKIE)
+        if not token_ok(given, token):
+            if path == "/" and request.method == "GET":
+                return _login_page(status=401)
+            raise ProviderError(E.ADMIN_REQUIRED)
+    return await handler(request)
+
+
+def _login_page(*, status: int = 200, error: str = "") -> web.Response:
+    note = f'<p class="error">{html.escape(error)}</p>' if error else ""
+    body = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>otpsim: sign in</title>
+<style>body{{font-family:system-ui,sans-serif;display:grid;place-items:center;min-height:90vh}}
+form{{display:grid;gap:.6rem;min-width:18rem}}.error{{color:#b91c1c}}</style></head>
+<body><form method="post" action="/_sim/login">
+<h1>otpsim</h1><p>This simulator asks for its admin token.</p>{note}
+<input type="password" name="token" placeholder="admin token" autofocus required>
+<button type="submit">Sign in</button></form></body></html>"""
+    response = web.Response(text=body, status=status, content_type="text/html")
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
+    )
+    return response
+
+
+async def login_page(request: web.Request) -> web.Response:
+    return _login_page()
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    """The login form: the right token sets an HttpOnly, same-site cookie."""
+    expected = request.app[SIM].settings.admin_token
+    form = await request.post()
+    given = form.get("token")
+    if not expected or not isinstance(given, str) or not token_ok(given, expected):
+        return _login_page(status=401, error="That is not the admin token.")
+    redirect = web.HTTPSeeOther("/")
+    redirect.set_cookie(COOKIE, given, httponly=True, samesite="Strict", path="/")
+    raise redirect
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/_sim/login", login_page, name="sim.login.page")
+    app.router.add_post("/_sim/login", login, name="sim.login")
