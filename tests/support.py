@@ -104,3 +104,25 @@ def call(
             return response.status, json.load(response)
     except urllib.error.HTTPError as exc:
         return exc.code, json.load(exc)
+
+
+def launch(folder: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+    """Start ``otpsim serve --port 0 ARGS`` in ``folder``; (process, base URL)."""
+    proc = subprocess.Popen(
+        [*otpsim_command(), "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=folder,
+    )
+    return proc, read_until(proc, r"API:\s+(http://127\.0\.0\.1:\d+)").group(1)
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    """Kill and reap a launched server, closing its pipes."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=10)
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()

@@ -4,7 +4,6 @@ refusal in the provider's error shape."""
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import otpsim_command, read_until
+from support import launch, stop
 
 FIELDS = ["phoneNumber", "countryIso", "from", "template", "template_fr", "trackId", "ttl",
           "maxAttempts", "pinType", "pinLength", "otpCallbackUrl", "pin"]  # fmt: skip
@@ -29,18 +28,11 @@ bodies = st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=10), values,
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("fuzz")
     (folder / "quiet.yaml").write_text("network:\n  magic_numbers: false\n")
-    proc = subprocess.Popen(
-        [*otpsim_command(), "serve", "--port", "0", "--scenario", str(folder / "quiet.yaml"),
-         "--log-level", "warning"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=folder,
-    )  # fmt: skip
+    proc, base = launch(folder, "--scenario", str(folder / "quiet.yaml"), "--log-level", "warning")
     try:
-        yield read_until(proc, r"API:\s+(http://127\.0\.0\.1:\d+)").group(1)
+        yield base
     finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        proc.stdout.close()
-        proc.stderr.close()
+        stop(proc)
 
 
 def send(url: str, method: str, data: bytes) -> tuple[int, Any]:

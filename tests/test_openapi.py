@@ -7,7 +7,6 @@ answer must match the document (status, content type, body schema).
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from support import call, otpsim_command, read_until
+from support import call, launch, stop
 
 from otpsim.config import Settings
 from otpsim.server.app import create_app
@@ -60,19 +59,13 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("fuzz")
     scenario = folder / "no-magic.yaml"
     scenario.write_text(NO_MAGIC)
-    proc = subprocess.Popen(
-        [*otpsim_command(), "serve", "--port", "0", "--max-wait", str(MAX_WAIT), "--scenario",
-         str(scenario), "--log-level", "warning"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=folder,
-    )  # fmt: skip
+    proc, base = launch(
+        folder, "--max-wait", str(MAX_WAIT), "--scenario", str(scenario), "--log-level", "warning"
+    )
     try:
-        yield read_until(proc, r"API:\s+(http://127\.0\.0\.1:\d+)").group(1)
+        yield base
     finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
+        stop(proc)
 
 
 def test_the_served_document_has_this_servers_limits(live_api: str) -> None:

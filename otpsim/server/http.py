@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -55,6 +56,14 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
 
 
 N = TypeVar("N", int, float)
+
+
+async def read_form(request: web.Request) -> Mapping[str, Any] | None:
+    """A form body (urlencoded or multipart), or None when it cannot be read."""
+    try:
+        return await request.post()
+    except ValueError:  # e.g. a multipart body without its boundary
+        return None
 
 
 def query_number(

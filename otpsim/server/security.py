@@ -19,7 +19,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from otpsim.errors import E, ProviderError
-from otpsim.server.http import bearer_token
+from otpsim.server.http import bearer_token, read_form
 from otpsim.server.keys import SIM
 from otpsim.server.live import same_origin
 
@@ -85,8 +85,8 @@ async def login_page(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.StreamResponse:
     """The login form: the right token sets an HttpOnly, same-site cookie."""
     expected = request.app[SIM].settings.admin_token
-    form = await request.post()
-    given = form.get("token")
+    form = await read_form(request)
+    given = None if form is None else form.get("token")
     if not expected or not isinstance(given, str) or not token_ok(given, expected):
         return _login_page(status=401, error="That is not the admin token.")
     redirect = web.HTTPSeeOther("/")

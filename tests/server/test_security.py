@@ -109,3 +109,11 @@ async def test_a_chatty_websocket_client_is_cut_off(client: Any) -> None:
         closed = await asyncio.wait_for(ws.receive(), timeout=5)
         assert closed.type in (WSMsgType.CLOSE, WSMsgType.CLOSED)
     assert (await client.get("/_sim/health")).status == 200
+
+
+async def test_a_malformed_login_form_is_a_clear_401(guarded: Any) -> None:
+    resp = await guarded.post(
+        "/_sim/login", data=b"token=", headers={"Content-Type": "multipart/form-data"}
+    )
+    assert resp.status == 401
+    assert "not the admin token" in await resp.text()
