@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import subprocess
 from collections.abc import Awaitable, Callable, Iterator
@@ -11,7 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from support import START, otpsim_command, read_until
+from support import START, launch, stop
 
 from otpsim.clock import Clock
 from otpsim.config import Settings
@@ -60,22 +59,10 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
     procs: list[subprocess.Popen[str]] = []
 
     def start(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
-        proc = subprocess.Popen(
-            [*otpsim_command(), "serve", "--port", "0", "--host", "127.0.0.1", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=tmp_path,
-            env={**os.environ, **(env or {})},
-        )
+        proc, base = launch(tmp_path, "--host", "127.0.0.1", *args, env=env)
         procs.append(proc)
-        return proc, read_until(proc, r"API:\s+(http://127\.0\.0\.1:\d+)").group(1)
+        return proc, base
 
     yield start
     for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
+        stop(proc)

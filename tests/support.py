@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
 import re
 import subprocess
@@ -106,7 +107,9 @@ def call(
         return exc.code, json.load(exc)
 
 
-def launch(folder: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+def launch(
+    folder: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], str]:
     """Start ``otpsim serve --port 0 ARGS`` in ``folder``; (process, base URL)."""
     proc = subprocess.Popen(
         [*otpsim_command(), "serve", "--port", "0", *args],
@@ -114,6 +117,7 @@ def launch(folder: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
         stderr=subprocess.PIPE,
         text=True,
         cwd=folder,
+        env={**os.environ, **(env or {})},
     )
     return proc, read_until(proc, r"API:\s+(http://127\.0\.0\.1:\d+)").group(1)
 
