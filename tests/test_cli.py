@@ -177,3 +177,37 @@ def test_json_logs_one_line_per_request_sms_and_callback(
     attempts = [x for x in lines if x["logger"] == "otpsim.callbacks" and "attempt" in x]
     assert attempts[0]["error"].startswith("connection failed")
     assert attempts[0]["url"] == "http://127.0.0.1:9/x"
+
+
+def test_sigterm_lets_an_in_flight_request_finish(start_server: Any) -> None:
+    proc, base = start_server()
+    answer: dict[str, Any] = {}
+
+    def long_poll() -> None:
+        answer["result"] = call(
+            "GET", f"{base}/_sim/messages/latest?phoneNumber=%2B33612345678&wait=1.5"
+        )
+
+    import threading
+
+    waiting = threading.Thread(target=long_poll)
+    waiting.start()
+    time.sleep(0.3)  # the request is in flight
+    proc.send_signal(signal.SIGTERM)
+    waiting.join(timeout=15)
+    status, body = answer["result"]
+    assert (status, body["error"]["code"]) == (404, 1021)  # a real answer, not a reset
+    assert proc.wait(timeout=15) == 0
+
+
+def test_oversized_headers_get_a_4xx_and_the_server_keeps_serving(start_server: Any) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    _, base = start_server()
+    where = urlsplit(base)
+    conn = http.client.HTTPConnection(where.hostname or "", where.port, timeout=10)
+    conn.request("GET", "/_sim/health", headers={"X-Junk": "x" * 100_000})
+    assert 400 <= conn.getresponse().status < 500
+    conn.close()
+    assert call("GET", f"{base}/_sim/health")[0] == 200
