@@ -4,7 +4,9 @@ The simulator publishes what happens (``message.created``, ``message.delivered``
 ``otp.created``, ``otp.updated``, ``clock``, ``reset``); the live inbox, the callback
 dispatcher and waiting requests listen. Listeners are plain functions called
 synchronously in publish order; they must not block (an async consumer puts the event
-on its own queue). A listener that raises is logged and never breaks the publisher.
+on its own queue), and one that keeps an event must read its ``data`` during the call
+(data given as a function is built at its first read, so it shows the state of then).
+A listener that raises is logged and never breaks the publisher.
 
 Example::
 
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 EVENT_VERSION = 1
@@ -28,13 +29,30 @@ log = logging.getLogger(__name__)
 Listener = Callable[["Event"], None]
 
 
-@dataclass(frozen=True, slots=True)
 class Event:
-    """One thing that happened: ``{"v": 1, "type": ..., "data": {...}}`` on the wire."""
+    """One thing that happened: ``{"v": 1, "type": ..., "data": {...}}`` on the wire.
 
-    type: str
-    data: dict[str, Any] = field(default_factory=dict)
-    v: int = EVENT_VERSION
+    ``data`` may be given as a function: it is then built once, the first time a
+    listener reads it, so events nobody looks at cost nothing to describe.
+    """
+
+    __slots__ = ("_data", "type", "v")
+
+    def __init__(
+        self,
+        type: str,
+        data: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
+        v: int = EVENT_VERSION,
+    ) -> None:
+        self.type = type
+        self._data = {} if data is None else data
+        self.v = v
+
+    @property
+    def data(self) -> dict[str, Any]:
+        if callable(self._data):
+            self._data = self._data()
+        return self._data
 
     def to_json(self) -> dict[str, Any]:
         return {"v": self.v, "type": self.type, "data": self.data}
@@ -56,8 +74,10 @@ class EventBus:
 
         return unsubscribe
 
-    def publish(self, type: str, data: dict[str, Any] | None = None) -> Event:
-        event = Event(type, data or {})
+    def publish(
+        self, type: str, data: dict[str, Any] | Callable[[], dict[str, Any]] | None = None
+    ) -> Event:
+        event = Event(type, data)
         # Iterate over a copy: a listener may unsubscribe itself while handling.
         for listener in tuple(self._listeners):
             try:

@@ -147,8 +147,8 @@ class Simulator:
         self.store.save_otp(otp)
         self.store.save_message(message)
         self._schedule_expiry(otp)
-        self.bus.publish("otp.created", otp.to_sim())
-        self.bus.publish("message.created", message.to_json())
+        self.bus.publish("otp.created", otp.to_sim)
+        self.bus.publish("message.created", message.to_json)
         self.carrier.submit(message, outcome, self._delivered, self._undelivered)
         return otp
 
@@ -171,11 +171,11 @@ class Simulator:
 
     def _delivered(self, message: Message) -> None:
         self.store.save_message(message)
-        self.bus.publish("message.delivered", message.to_json())
+        self.bus.publish("message.delivered", message.to_json)
 
     def _undelivered(self, message: Message) -> None:
         self.store.save_message(message)
-        self.bus.publish("message.undelivered", message.to_json())
+        self.bus.publish("message.undelivered", message.to_json)
 
     def _find(self, otp_id: str, account: str | None) -> Otp:
         """The stored OTP; 404 2021 for an unknown id, or one of another account."""
@@ -223,7 +223,7 @@ class Simulator:
 
     def _changed(self, otp: Otp) -> None:
         self.store.save_otp(otp)
-        self.bus.publish("otp.updated", otp.to_sim())
+        self.bus.publish("otp.updated", otp.to_sim)
 
     # -- expiry on time ------------------------------------------------------------------
 

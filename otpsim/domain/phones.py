@@ -33,8 +33,27 @@ def parse(raw: str, country_iso: str | None) -> PhoneNumber:
     """Parse an E.164 number, or a national one with its country.
 
     Raises ProviderError 2002 (country needed), 2003 (bad country) or 2020 (invalid).
-    ``country_iso`` is ignored when ``raw`` is in international form.
+    ``country_iso`` is ignored when ``raw`` is in international form. Results (and
+    refusals) are cached: tests and load runs send the same few numbers again and again,
+    and libphonenumber's validation is the most expensive step of a request.
     """
+    if len(raw) > 64:  # no phone number is that long; keep junk out of the cache
+        raise ProviderError(E.PHONE_INVALID)
+    found = _parse_cached(raw, country_iso)
+    if isinstance(found, ProviderError):
+        raise ProviderError(found.spec, found.message)
+    return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cached(raw: str, country_iso: str | None) -> PhoneNumber | ProviderError:
+    try:
+        return _parse(raw, country_iso)
+    except ProviderError as refused:
+        return refused
+
+
+def _parse(raw: str, country_iso: str | None) -> PhoneNumber:
     text = raw.strip()
     region: str | None = None
     if not text.startswith("+"):

@@ -24,8 +24,6 @@ ALPHABETS: Final[dict[str, str]] = {
     "alphanumeric": string.ascii_uppercase + string.digits,
 }
 
-_SYSTEM_RANDOM: Final = secrets.SystemRandom()
-
 
 def generate(pin_type: str, length: int, rng: random.Random | None = None) -> str:
     """A random PIN of ``length`` characters from the ``pin_type`` alphabet.
@@ -34,8 +32,16 @@ def generate(pin_type: str, length: int, rng: random.Random | None = None) -> st
     ``random.Random`` only to replay a run deterministically.
     """
     alphabet = ALPHABETS[pin_type]
-    source = rng if rng is not None else _SYSTEM_RANDOM
-    return "".join(source.choice(alphabet) for _ in range(length))
+    if rng is not None:
+        return "".join(rng.choice(alphabet) for _ in range(length))
+    # One read of the OS CSPRNG per PIN. Bytes at or above the largest multiple of the
+    # alphabet's size are dropped (rejection sampling), so every character is uniform.
+    size = len(alphabet)
+    limit = 256 - 256 % size
+    chars: list[str] = []
+    while len(chars) < length:
+        chars.extend(alphabet[b % size] for b in secrets.token_bytes(length * 2) if b < limit)
+    return "".join(chars[:length])
 
 
 def matches(expected: str, given: str) -> bool:
