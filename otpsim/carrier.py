@@ -93,6 +93,10 @@ class Rule:
                 raise ValueError(f"invalid regular expression: {exc}") from None
         return cls(match, steps or (Fate(),), chance, note, regex)
 
+    @property
+    def is_exact(self) -> bool:
+        return self._regex is None and not self.match.endswith("*")
+
     def matches(self, phone: str) -> bool:
         if self._regex is not None:
             return self._regex.search(phone) is not None
@@ -159,6 +163,9 @@ class Carrier:
         self.network = Network()
         self._rng = random.Random()
         self._counters: dict[tuple[int, str], int] = {}
+        self._exact: dict[str, list[int]] = {}
+        self._general: list[int] = []
+        self.configure(None)
         self._due: list[tuple[float, int, Message, Callable[[Message], None]]] = []
         self._seq = itertools.count()
         self._changed = asyncio.Event()
@@ -168,14 +175,28 @@ class Carrier:
         self.network = network or Network()
         self._rng = random.Random(self.network.seed)
         self._counters = {}
+        # Which rules can match a number: exact ones by number, the others always, so a
+        # request skips every exact rule (the magic numbers, say) naming another number.
+        self._exact = {}
+        self._general = []
+        for index, rule in enumerate(self.rules()):
+            if rule.is_exact:
+                self._exact.setdefault(rule.match, []).append(index)
+            else:
+                self._general.append(index)
 
     def rules(self) -> tuple[Rule, ...]:
         magic = MAGIC_RULES if self.network.magic_numbers else ()
         return self.network.rules + magic
 
     def decide(self, phone: str) -> Fate:
-        """The outcome for the next request to ``phone`` (counts sequence steps)."""
-        for index, rule in enumerate(self.rules()):
+        """The fate of the next request to ``phone`` (counts sequence steps)."""
+        rules = self.rules()
+        exact = self._exact.get(phone)
+        # Rule order decides; only rules that can match this number are looked at.
+        candidates = sorted([*exact, *self._general]) if exact else self._general
+        for index in candidates:
+            rule = rules[index]
             if not rule.matches(phone):
                 continue
             if rule.chance < 1 and self._rng.random() >= rule.chance:

@@ -18,9 +18,9 @@ import asyncio
 import heapq
 import itertools
 import math
+import os
 import random
 import re
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,6 +42,16 @@ from otpsim.store.memory import MemoryStore
 from otpsim.store.retention import Retention
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def uuid4_text(raw: bytes) -> str:
+    """16 random bytes as a UUID v4 string (as ``str(uuid.UUID(bytes=..., version=4))``
+    would give, without building the object: it is on every request's path)."""
+    b = bytearray(raw)
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def normalize_phone(raw: str) -> str:
@@ -104,9 +114,10 @@ class Simulator:
     # -- ids ---------------------------------------------------------------------------
 
     def new_id(self) -> str:
+        """A random UUID v4 (from the OS CSPRNG, or from the seed)."""
         if self.rng is None:
-            return str(uuid.uuid4())
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+            return uuid4_text(os.urandom(16))
+        return uuid4_text(self.rng.getrandbits(128).to_bytes(16, "big"))
 
     # -- the provider API --------------------------------------------------------------
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
@@ -68,7 +68,7 @@ async def meta_middleware(request: web.Request, handler: Handler) -> web.StreamR
     """Every response: ``X-Request-Id``, ``X-Response-Time``, rate headers; then metrics
     and one access-log line."""
     started = time.perf_counter()
-    request[REQUEST_ID] = uuid.uuid4().hex
+    request[REQUEST_ID] = secrets.token_hex(16)
     try:
         response = await handler(request)
     except web.HTTPException as exc:  # redirects and the like pass through as raised
