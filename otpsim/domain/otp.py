@@ -18,7 +18,7 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -92,7 +92,8 @@ class Otp:
     status: Status = Status.PENDING
     attempts: int = 0
     updated_at: float = 0.0
-    history: list[VerifyAttempt] = field(default_factory=list)
+    # Verification attempts; None until the first (an empty list per OTP adds up).
+    history: list[VerifyAttempt] | None = None
 
     @classmethod
     def issue(
@@ -163,7 +164,7 @@ class Otp:
         return Outcome(True)
 
     def _late_pin_told(self) -> bool:
-        return any(a.code == E.PIN_EXPIRED.code for a in self.history)
+        return any(a.code == E.PIN_EXPIRED.code for a in self.history or ())
 
     def _move(self, status: Status, now: float) -> None:
         self.status = status
@@ -171,6 +172,8 @@ class Otp:
 
     def _record(self, now: float, pin: str, error: ErrorSpec | None, *, changed: bool) -> Outcome:
         result = "VERIFIED" if error is None else error.type
+        if self.history is None:
+            self.history = []
         self.history.append(VerifyAttempt(now, pin, result, None if error is None else error.code))
         return Outcome(changed, error)
 
@@ -189,7 +192,7 @@ class Otp:
             "status": self.status.value,
             "attempts": self.attempts,
             "updated_at": self.updated_at,
-            "history": [asdict(a) for a in self.history],
+            "history": [asdict(a) for a in self.history or ()],
         }
 
     @classmethod
@@ -205,7 +208,7 @@ class Otp:
             status=Status(data["status"]),
             attempts=data["attempts"],
             updated_at=data["updated_at"],
-            history=[VerifyAttempt(**a) for a in data["history"]],
+            history=[VerifyAttempt(**a) for a in data["history"]] or None,
         )
 
     # -- views -----------------------------------------------------------------------
@@ -241,5 +244,5 @@ class Otp:
             "templateLanguage": r.template_language,
             "account": self.account,
             "dateUpdated": iso(self.updated_at),
-            "verifyAttempts": [a.to_json() for a in self.history],
+            "verifyAttempts": [a.to_json() for a in self.history or ()],
         }

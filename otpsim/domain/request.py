@@ -180,19 +180,38 @@ def parse_new_otp(body: Mapping[str, Any], defaults: OtpDefaults) -> OtpRequest:
     if _present(body, "otpCallbackUrl"):
         callback_url = _callback_url(body["otpCallbackUrl"])
 
-    return OtpRequest(
-        phone_number=phone.e164,
-        country_iso=phone.country_iso,
-        sender=sender,
-        template=template,
-        template_language=language,
-        ttl=ttl,
-        max_attempts=max_attempts,
-        pin_type=pin_type,
-        pin_length=pin_length,
-        track_id=track_id,
-        callback_url=callback_url,
+    return _interned(
+        OtpRequest(
+            phone_number=phone.e164,
+            country_iso=phone.country_iso,
+            sender=sender,
+            template=template,
+            template_language=language,
+            ttl=ttl,
+            max_attempts=max_attempts,
+            pin_type=pin_type,
+            pin_length=pin_length,
+            track_id=track_id,
+            callback_url=callback_url,
+        )
     )
+
+
+_INTERNED: dict[OtpRequest, OtpRequest] = {}
+_MAX_INTERNED = 4096
+
+
+def _interned(request: OtpRequest) -> OtpRequest:
+    """One shared instance per distinct request: an OTP store holds hundreds of thousands
+    of them, mostly alike (same number, template and defaults). They are frozen, so
+    sharing is safe."""
+    found = _INTERNED.get(request)
+    if found is not None:
+        return found
+    if len(_INTERNED) >= _MAX_INTERNED:
+        _INTERNED.clear()
+    _INTERNED[request] = request
+    return request
 
 
 def check_defaults(defaults: OtpDefaults) -> None:

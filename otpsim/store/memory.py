@@ -22,12 +22,7 @@ class MemoryStore:
     def __init__(self, retention: Retention | None = None) -> None:
         self.retention = retention or Retention()
         self._otps: dict[str, Otp] = {}
-        self._pending: dict[str, Otp] = {}
-        self._otp_status: dict[str, str] = {}  # what the counts below were made from
-        self._otp_counts: Counter[str] = Counter()
         self._messages: dict[str, Message] = {}
-        self._message_status: dict[str, str] = {}
-        self._message_counts: Counter[str] = Counter()
         self._messages_by_phone: defaultdict[str, dict[str, Message]] = defaultdict(dict)
 
     # -- OTPs ------------------------------------------------------------------------
@@ -35,11 +30,6 @@ class MemoryStore:
     def save_otp(self, otp: Otp) -> None:
         new = otp.otp_id not in self._otps
         self._otps[otp.otp_id] = otp
-        _recount(self._otp_status, self._otp_counts, otp.otp_id, otp.status.value)
-        if otp.status is Status.PENDING:
-            self._pending[otp.otp_id] = otp
-        else:
-            self._pending.pop(otp.otp_id, None)
         if new:
             self._prune_otps(otp.created_at)
 
@@ -54,8 +44,6 @@ class MemoryStore:
 
     def _drop_otp(self, otp: Otp) -> None:
         del self._otps[otp.otp_id]
-        self._pending.pop(otp.otp_id, None)
-        self._otp_counts[self._otp_status.pop(otp.otp_id)] -= 1
 
     def get_otp(self, otp_id: str) -> Otp | None:
         return self._otps.get(otp_id)
@@ -78,10 +66,13 @@ class MemoryStore:
         return _take(items, limit)
 
     def pending_otps(self) -> list[Otp]:
-        return list(self._pending.values())
+        # Read once, at start-up: not worth a second map kept for every OTP.
+        return [otp for otp in self._otps.values() if otp.status is Status.PENDING]
 
     def count_otps_by_status(self) -> dict[str, int]:
-        return {k: v for k, v in self._otp_counts.items() if v}
+        # Counted when asked (a metrics scrape) rather than kept per object: one entry
+        # per OTP in a second map would cost more memory than the count costs time.
+        return dict(Counter(otp.status.value for otp in self._otps.values()))
 
     # -- messages --------------------------------------------------------------------
 
@@ -89,9 +80,6 @@ class MemoryStore:
         new = message.message_id not in self._messages
         self._messages[message.message_id] = message
         self._messages_by_phone[message.phone_number][message.message_id] = message
-        _recount(
-            self._message_status, self._message_counts, message.message_id, message.status.value
-        )
         if new:
             cutoff = self.retention.cutoff(message.created_at)
             while self._messages:
@@ -107,7 +95,6 @@ class MemoryStore:
         by_phone.pop(message.message_id, None)
         if not by_phone:
             del self._messages_by_phone[message.phone_number]
-        self._message_counts[self._message_status.pop(message.message_id)] -= 1
 
     def list_messages(
         self,
@@ -133,7 +120,7 @@ class MemoryStore:
         return _take(items, limit)
 
     def count_messages_by_status(self) -> dict[str, int]:
-        return {k: v for k, v in self._message_counts.items() if v}
+        return dict(Counter(m.status.value for m in self._messages.values()))
 
     def clear_messages(self, account: str | None = None) -> None:
         doomed = [m for m in self._messages.values() if account is None or m.account == account]
@@ -167,14 +154,3 @@ class MemoryStore:
 
     def close(self) -> None:
         pass
-
-
-def _recount(seen: dict[str, str], counts: Counter[str], key: str, status: str) -> None:
-    """Keep per-status counts right when an object is saved again in a new status."""
-    before = seen.get(key)
-    if before == status:
-        return
-    if before is not None:
-        counts[before] -= 1
-    counts[status] += 1
-    seen[key] = status

@@ -64,7 +64,7 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[type]
 def test_otps_round_trip_with_history_and_filters(make_store: type) -> None:
     store = make_store()
     first = otp(1)
-    first.history.append(VerifyAttempt(1.0, "000000", "invalid_pin", 2029))
+    first.history = [VerifyAttempt(1.0, "000000", "invalid_pin", 2029)]
     first.attempts = 1
     store.save_otp(first)
     store.save_otp(otp(2, account="b", phone="+4915123456789"))
