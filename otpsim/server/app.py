@@ -74,6 +74,10 @@ async def meta_middleware(request: web.Request, handler: Handler) -> web.StreamR
     except web.HTTPException as exc:  # redirects and the like pass through as raised
         _finish(request, exc, started)
         raise
+    if request.method not in ("GET", "HEAD"):
+        # What this request changed is on disk before anyone hears about it (a 201, a
+        # clock move): with SQLite, it waits for the batch its writes joined.
+        await request.app[SIM].store.durable()
     _finish(request, response, started)
     return response
 

@@ -152,5 +152,8 @@ class MemoryStore:
     def load_clock(self) -> dict[str, Any] | None:
         return None
 
+    async def durable(self) -> None:
+        pass
+
     def close(self) -> None:
         pass

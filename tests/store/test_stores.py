@@ -158,3 +158,22 @@ def test_sqlite_schema_version_and_bad_files(tmp_path: Path) -> None:
     junk.write_bytes(b"this is not a database" * 100)
     with pytest.raises(OtpsimError, match="cannot use as a database"):
         SqliteStore(junk)
+
+
+async def test_sqlite_group_commit_is_durable_once_awaited(tmp_path: Path) -> None:
+    path = tmp_path / "otpsim.db"
+    store = SqliteStore(path)
+    store.save_otp(otp(1))
+    store.save_otp(otp(2))  # the same batch
+
+    def on_disk() -> int:
+        with sqlite3.connect(path) as other:  # another connection sees only commits
+            return int(other.execute("SELECT COUNT(*) FROM otps").fetchone()[0])
+
+    assert on_disk() == 0
+    await store.durable()
+    assert on_disk() == 2
+    await store.durable()  # nothing pending: returns at once
+    store.save_otp(otp(3))
+    store.close()  # closing commits what is pending
+    assert on_disk() == 3
