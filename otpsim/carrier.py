@@ -165,6 +165,7 @@ class Carrier:
         self._counters: dict[tuple[int, str], int] = {}
         self._exact: dict[str, list[int]] = {}
         self._general: list[int] = []
+        self._rules: tuple[Rule, ...] = ()
         self.configure(None)
         self._due: list[tuple[float, int, Message, Callable[[Message], None]]] = []
         self._seq = itertools.count()
@@ -179,15 +180,17 @@ class Carrier:
         # request skips every exact rule (the magic numbers, say) naming another number.
         self._exact = {}
         self._general = []
-        for index, rule in enumerate(self.rules()):
+        magic = MAGIC_RULES if self.network.magic_numbers else ()
+        self._rules = self.network.rules + magic
+        for index, rule in enumerate(self._rules):
             if rule.is_exact:
                 self._exact.setdefault(rule.match, []).append(index)
             else:
                 self._general.append(index)
 
     def rules(self) -> tuple[Rule, ...]:
-        magic = MAGIC_RULES if self.network.magic_numbers else ()
-        return self.network.rules + magic
+        """The scenario's rules, then the magic numbers (unless switched off)."""
+        return self._rules
 
     def decide(self, phone: str) -> Fate:
         """The fate of the next request to ``phone`` (counts sequence steps)."""

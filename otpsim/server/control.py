@@ -6,6 +6,8 @@ provider's error shape too.
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 from importlib.resources import files
 from typing import Any
@@ -20,10 +22,11 @@ from otpsim.errors import E, OtpsimError, ProviderError
 from otpsim.scenario.model import parse_scenario
 from otpsim.server.callbacks import State
 from otpsim.server.http import json_response, query_number, read_json_object
-from otpsim.server.keys import DISPATCHER, OPENAPI, SIM
+from otpsim.server.keys import DISPATCHER, SIM
 from otpsim.simulator import normalize_phone
 
 MAX_LIST = 10_000
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser when built
 
 
 def _phone_filter(request: web.Request) -> str | None:
@@ -232,9 +235,17 @@ async def delete_scenario(request: web.Request) -> web.Response:
     return json_response(sim.scenario_json())
 
 
+@functools.lru_cache(maxsize=1)
+def _openapi_source() -> str:
+    return json.dumps(yaml.load((files("otpsim") / "openapi.yaml").read_text("utf-8"), _Loader))
+
+
 def openapi_document(max_wait: float) -> dict[str, Any]:
-    """The OpenAPI document (otpsim/openapi.yaml), with this server's own limits."""
-    doc: dict[str, Any] = yaml.safe_load((files("otpsim") / "openapi.yaml").read_text("utf-8"))
+    """The OpenAPI document (otpsim/openapi.yaml), with this server's own limits.
+
+    Parsed once per process, when first asked for (not at every start-up).
+    """
+    doc: dict[str, Any] = json.loads(_openapi_source())
     doc["info"]["version"] = __version__
     latest = doc["paths"]["/_sim/messages/latest"]["get"]["parameters"]
     wait = next(p for p in latest if p.get("name") == "wait")
@@ -243,7 +254,7 @@ def openapi_document(max_wait: float) -> dict[str, Any]:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return json_response(request.app[OPENAPI])
+    return json_response(openapi_document(request.app[SIM].settings.max_wait))
 
 
 async def reset(request: web.Request) -> web.Response:
@@ -269,4 +280,3 @@ def add_routes(app: web.Application) -> None:
     r.add_delete("/_sim/scenario", delete_scenario, name="sim.scenario.delete")
     r.add_post("/_sim/reset", reset, name="sim.reset")
     r.add_get("/_sim/openapi.json", openapi, name="sim.openapi")
-    app[OPENAPI] = openapi_document(app[SIM].settings.max_wait)

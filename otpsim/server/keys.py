@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from otpsim.auth import Principal
@@ -17,6 +15,5 @@ DISPATCHER = web.AppKey("dispatcher", CallbackDispatcher)
 HUB = web.AppKey("hub", LiveHub)
 METRICS = web.AppKey("metrics", Metrics)
 REQUEST_ID = web.RequestKey("request_id", str)
-OPENAPI = web.AppKey("openapi", dict[str, Any])
 PRINCIPAL = web.RequestKey("principal", Principal)
 EXTRA_HEADERS = web.RequestKey("extra_headers", dict[str, str])
