@@ -224,3 +224,21 @@ def test_the_page_can_show_one_account(browser: Any, live: tuple[Any, str]) -> N
     expect(bubble(tab, mine["otpId"])).to_be_visible()
     expect(tab.get_by_test_id("conversation")).to_have_count(1)
     context.close()
+
+
+def test_signing_in_to_a_guarded_inbox(browser: Any, start_server: Any) -> None:
+    _, base = start_server("--admin-token", "let-me-in", "--clock-frozen", "true")
+    context = browser.new_context(base_url=base)
+    tab = context.new_page()
+    tab.goto("/")
+    expect(tab.get_by_text("This simulator asks for its admin token.")).to_be_visible()
+    tab.fill("input[name=token]", "wrong")
+    tab.click("button[type=submit]")
+    expect(tab.get_by_text("That is not the admin token.")).to_be_visible()
+    tab.fill("input[name=token]", "let-me-in")
+    tab.click("button[type=submit]")
+    expect(tab.get_by_test_id("connection")).to_have_text("live")  # the websocket got in too
+    status, otp = call("POST", f"{base}/otp", {"phoneNumber": FR}, KEY)
+    assert status == 201
+    expect(bubble(tab, otp["otpId"])).to_be_visible()
+    context.close()
