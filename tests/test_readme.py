@@ -21,13 +21,17 @@ def tour_script() -> str:
 
 def test_readme_starts_with_the_two_commands() -> None:
     lines = README.read_text(encoding="utf-8").splitlines()
-    assert lines[:5] == [
+    assert lines[:6] == [
         "# otpsim",
         "",
         "```sh",
         "python3 -m venv .venv && .venv/bin/pip install . && .venv/bin/otpsim serve",
-        "python3 -m venv .venv && .venv/bin/pip install '.[test]' && .venv/bin/pytest",
+        "bash .ci/run",
+        "```",
     ]
+    ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
+    assert "pip\" install -q '.[test]'" in ci
+    assert ci.rstrip().endswith('"$venv/bin/pytest"')
 
 
 def test_tour_runs_verbatim(start_server: Any, tmp_path: Path) -> None:
