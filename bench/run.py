@@ -291,6 +291,13 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 # -- the run -------------------------------------------------------------------------------
 
 
+def ratio(row: Row, base: Row, name: str) -> str:
+    """``0.26 x ceiling``: a row's rate over another's."""
+    if not row.rate or not base.rate:
+        return ""
+    return f"{row.rate / base.rate:.2f} x {name}"
+
+
 def measure(smoke: bool) -> list[Row]:
     seconds = 1 if smoke else 10
     connections = 10 if smoke else 50
@@ -308,12 +315,12 @@ def measure(smoke: bool) -> list[Row]:
     try:
         post = wrk(sim.url + "/otp", "POST", BODY, seconds, connections)
         post.case, post.rss_mb = "otpsim POST /otp (memory)", sim.rss_mb()
-        post.ratio = f"{post.rate / base.rate:.2f} x ceiling" if base.rate else ""
+        post.ratio = ratio(post, base, "ceiling")
         post.target = ">= 0.5 x (aim 0.7); p99 < 15 ms"
         rows.append(post)
         get = wrk(sim.url + f"/otp/{create_one(sim.url)}", "GET", None, seconds, connections)
         get.case, get.rss_mb = "otpsim GET /otp/{id}", sim.rss_mb()
-        get.ratio = f"{get.rate / base.rate:.2f} x ceiling" if base.rate else ""
+        get.ratio = ratio(get, base, "ceiling")
         rows.append(get)
         flow = full_flow(sim.url, seconds, connections)
         flow.case, flow.rss_mb, flow.target = (
@@ -336,7 +343,7 @@ def measure(smoke: bool) -> list[Row]:
         try:
             row = wrk(disk.url + "/otp", "POST", BODY, seconds, connections)
             row.case, row.rss_mb = "otpsim POST /otp (sqlite)", disk.rss_mb()
-            row.ratio = f"{row.rate / post.rate:.2f} x memory" if post.rate else ""
+            row.ratio = ratio(row, post, "memory")
             row.target = ">= 0.5 x memory"
             rows.append(row)
         finally:

@@ -104,6 +104,8 @@
     render();
   }
 
+  const reload = () => loadState().catch(() => setConnection("down", "state reload failed"));
+
   function apply(event) {
     if (state.loading) {
       state.pending.push(event);
@@ -111,6 +113,10 @@
     }
     const data = event.data || {};
     if (account && data.account && data.account !== account) return;
+    if ((event.type === "messages.cleared" || event.type === "reset") && data.account) {
+      reload(); // one account's clear or reset: what is left comes from the server
+      return;
+    }
     switch (event.type) {
       case "message.created":
       case "message.delivered":
@@ -125,17 +131,9 @@
         addAttempt(data.otpIds, data.deliveryId, data.status, data.attempt);
         break;
       case "messages.cleared":
-        if (data.account) {
-          loadState().catch(() => setConnection("down", "state reload failed"));
-          return;
-        }
         state.messages.clear();
         break;
       case "reset":
-        if (data.account) {
-          loadState().catch(() => setConnection("down", "state reload failed"));
-          return;
-        }
         state.messages.clear();
         state.otps.clear();
         state.callbacks.clear();
@@ -358,7 +356,7 @@
       backoff = 250;
       setConnection("live", "live");
       // (Re)load the whole state: events missed while away are then covered.
-      loadState().catch(() => setConnection("down", "state reload failed"));
+      reload();
     });
     ws.addEventListener("message", (e) => apply(JSON.parse(e.data)));
     ws.addEventListener("close", () => {
