@@ -27,7 +27,6 @@ import hashlib
 import heapq
 import hmac
 import itertools
-import json
 import logging
 import os
 import time
@@ -37,7 +36,7 @@ from typing import Any
 
 import aiohttp
 
-from otpsim import __version__
+from otpsim import __version__, jsoncodec
 from otpsim.clock import iso
 from otpsim.domain.otp import Status
 from otpsim.events import Event
@@ -131,7 +130,7 @@ class Delivery:
             "createdAt": iso(self.created_at),
             "nextAttemptAt": None if self.next_attempt_at is None else iso(self.next_attempt_at),
             "attempts": [a.to_json() for a in self.attempts],
-            "payload": json.loads(self.body),
+            "payload": jsoncodec.loads(self.body),
         }
 
 
@@ -278,9 +277,7 @@ class CallbackDispatcher:
             return
         if batch.timer is not None:
             batch.timer.cancel()
-        body = json.dumps(
-            {"event": EVENT_NAME, "data": batch.items}, ensure_ascii=False, separators=(",", ":")
-        ).encode("utf-8")
+        body = jsoncodec.dumps({"event": EVENT_NAME, "data": batch.items})
         now = self.sim.clock.time()
         delivery = Delivery(
             delivery_id="msg_" + self.sim.new_id().replace("-", ""),

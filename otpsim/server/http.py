@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from aiohttp import web
 
+from otpsim import jsoncodec
 from otpsim.errors import E, ErrorSpec, ProviderError
 
-
-def dumps(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=dumps)
+    return web.Response(
+        body=jsoncodec.dumps(data), status=status, headers={"Content-Type": JSON_CONTENT_TYPE}
+    )
 
 
 def error_response(error: ProviderError) -> web.Response:
@@ -38,16 +38,9 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ProviderError(E.BODY_INVALID, "Request body is not valid UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise ProviderError(
-            E.BODY_INVALID,
-            f"Request body is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
-        ) from None
-    except RecursionError:
-        raise ProviderError(E.BODY_INVALID, "Request body is nested too deeply") from None
+        data = jsoncodec.loads(raw)
+    except jsoncodec.JSONDecodeError as exc:
+        raise ProviderError(E.BODY_INVALID, "Request body " + jsoncodec.explain(raw, exc)) from None
     if not isinstance(data, dict):
         raise ProviderError(
             E.BODY_INVALID, f"Request body must be a JSON object, not {type(data).__name__}"

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from otpsim import __version__
+from otpsim import __version__, jsoncodec
 from otpsim.errors import E, ProviderError
 from otpsim.events import Event
 from otpsim.simulator import Simulator
@@ -78,7 +77,7 @@ class LiveHub:
     def _on_event(self, event: Event) -> None:
         if not self._clients:
             return
-        text = json.dumps(event.to_json(), ensure_ascii=False, separators=(",", ":"))
+        text = jsoncodec.dumps_text(event.to_json())
         for client in list(self._clients):
             try:
                 client.queue.put_nowait(text)
@@ -105,7 +104,7 @@ class LiveHub:
         await ws.prepare(request)
         client = _Client(ws, asyncio.Queue(self.queue_size))
         hello = Event("hello", {"version": __version__, "clock": self.sim.clock.snapshot()})
-        await ws.send_str(json.dumps(hello.to_json(), separators=(",", ":")))
+        await ws.send_str(jsoncodec.dumps_text(hello.to_json()))
         self._clients.add(client)
         sender = asyncio.create_task(self._send(client))
         try:

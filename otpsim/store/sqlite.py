@@ -23,11 +23,11 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+from otpsim import jsoncodec
 from otpsim.domain.message import Delivery, Message
 from otpsim.domain.otp import Otp
 from otpsim.errors import OtpsimError
@@ -77,7 +77,7 @@ MIGRATIONS: list[str] = [
 
 
 def _dumps(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return jsoncodec.dumps_text(data)
 
 
 class SqliteStore:
@@ -178,7 +178,7 @@ class SqliteStore:
 
     def get_otp(self, otp_id: str) -> Otp | None:
         row = self._db.execute("SELECT record FROM otps WHERE otp_id = ?", (otp_id,)).fetchone()
-        return None if row is None else Otp.from_record(json.loads(row[0]))
+        return None if row is None else Otp.from_record(jsoncodec.loads(row[0]))
 
     def list_otps(
         self,
@@ -190,11 +190,11 @@ class SqliteStore:
     ) -> list[Otp]:
         where, args = _filters(account=account, phone=phone_number, status=status)
         sql = f"SELECT record FROM otps{where} ORDER BY rowid DESC" + _limit(limit)
-        return [Otp.from_record(json.loads(r[0])) for r in self._db.execute(sql, args)]
+        return [Otp.from_record(jsoncodec.loads(r[0])) for r in self._db.execute(sql, args)]
 
     def pending_otps(self) -> list[Otp]:
         rows = self._db.execute("SELECT record FROM otps WHERE status = 'PENDING'")
-        return [Otp.from_record(json.loads(r[0])) for r in rows]
+        return [Otp.from_record(jsoncodec.loads(r[0])) for r in rows]
 
     def count_otps_by_status(self) -> dict[str, int]:
         rows = self._db.execute("SELECT status, COUNT(*) FROM otps GROUP BY status")
@@ -245,13 +245,13 @@ class SqliteStore:
     ) -> list[Message]:
         where, args = _filters(account=account, phone=phone_number, otp_id=otp_id, status=status)
         sql = f"SELECT record FROM messages{where} ORDER BY seq DESC" + _limit(limit)
-        return [Message.from_record(json.loads(r[0])) for r in self._db.execute(sql, args)]
+        return [Message.from_record(jsoncodec.loads(r[0])) for r in self._db.execute(sql, args)]
 
     def queued_messages(self) -> list[Message]:
         rows = self._db.execute(
             "SELECT record FROM messages WHERE status = ? ORDER BY seq", (Delivery.QUEUED.value,)
         )
-        return [Message.from_record(json.loads(r[0])) for r in rows]
+        return [Message.from_record(jsoncodec.loads(r[0])) for r in rows]
 
     def count_messages_by_status(self) -> dict[str, int]:
         rows = self._db.execute("SELECT status, COUNT(*) FROM messages GROUP BY status")
@@ -282,7 +282,7 @@ class SqliteStore:
 
     def load_deliveries(self) -> list[dict[str, Any]]:
         rows = self._db.execute("SELECT record FROM deliveries ORDER BY rowid")
-        return [json.loads(r[0]) for r in rows]
+        return [jsoncodec.loads(r[0]) for r in rows]
 
     def save_clock(self, state: dict[str, Any]) -> None:
         self._write(
@@ -293,7 +293,7 @@ class SqliteStore:
 
     def load_clock(self) -> dict[str, Any] | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'clock'").fetchone()
-        return None if row is None else dict(json.loads(row[0]))
+        return None if row is None else dict(jsoncodec.loads(row[0]))
 
 
 def _filters(**given: str | None) -> tuple[str, tuple[str, ...]]:
