@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -31,7 +30,6 @@ from otpsim.server.http import basic_credentials, bearer_token, error_response, 
 from otpsim.server.keys import DISPATCHER, EXTRA_HEADERS, HUB, METRICS, PRINCIPAL, REQUEST_ID, SIM
 from otpsim.server.live import LiveHub
 from otpsim.server.metrics import Metrics, metrics
-from otpsim.server.security import security_middleware
 from otpsim.simulator import Simulator
 from otpsim.store import Store
 from otpsim.store.retention import Retention
@@ -64,31 +62,66 @@ def log_sms(settings: Settings) -> Callable[[Event], None]:
 
 
 @web.middleware
-async def meta_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every response: ``X-Request-Id``, ``X-Response-Time``, rate headers; then metrics
-    and one access-log line."""
+async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The one middleware, in this order for every request:
+
+    1. a request id and a start time (``X-Request-Id``, ``X-Response-Time``);
+    2. the control API's guard (cross-site refusal, admin token), see ``security``;
+    3. for provider API routes (named ``api.*``): who is calling, and their rate budget;
+    4. the handler, and every error raised anywhere answered in the provider's shape;
+    5. for anything but GET: what the request changed is on disk before the answer;
+    6. headers, metrics and one access-log line.
+
+    One function rather than a stack: each aiohttp middleware layer costs a coroutine
+    per request, and the steps are easier to follow in one place.
+    """
     started = time.perf_counter()
-    request[REQUEST_ID] = secrets.token_hex(16)
+    request[REQUEST_ID] = new_request_id()
     try:
-        response = await handler(request)
-    except web.HTTPException as exc:  # redirects and the like pass through as raised
+        try:
+            refusal = security.guard(request)
+            if refusal is not None:
+                response: web.StreamResponse = refusal
+            else:
+                name = request.match_info.route.name
+                if name is not None and name.startswith("api."):
+                    _admit(request, name)
+                response = await handler(request)
+        except ProviderError as exc:
+            response = error_response(exc)
+        except web.HTTPException as exc:
+            response = _http_error(request, exc)  # redirects and the like are re-raised
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception:
+            log.exception("unexpected error on %s %s", request.method, request.path)
+            response = error_response(ProviderError(E.SERVER_ERROR))
+    except web.HTTPException as exc:
         _finish(request, exc, started)
         raise
     if request.method not in ("GET", "HEAD"):
         # What this request changed is on disk before anyone hears about it (a 201, a
-        # clock move): with SQLite, it waits for the batch its writes joined.
+        # clock move, a counted wrong PIN): with SQLite, it waits for its batch.
         await request.app[SIM].store.durable()
     _finish(request, response, started)
     return response
 
 
+def new_request_id() -> str:
+    """32 hex digits. Not a secret (it is echoed in headers and logs): the fast PRNG."""
+    return f"{random.getrandbits(128):032x}"
+
+
 def _finish(request: web.Request, response: web.StreamResponse, started: float) -> None:
     elapsed = time.perf_counter() - started
     if not response.prepared:
-        response.headers["X-Request-Id"] = request[REQUEST_ID]
-        response.headers["X-Response-Time"] = f"{elapsed * 1000:.3f}ms"
-        for name, value in request.get(EXTRA_HEADERS, {}).items():
-            response.headers.setdefault(name, value)  # an error's own headers win
+        headers = response.headers
+        headers["X-Request-Id"] = request[REQUEST_ID]
+        headers["X-Response-Time"] = f"{elapsed * 1000:.3f}ms"
+        extra = request.get(EXTRA_HEADERS)
+        if extra:
+            for name, value in extra.items():
+                headers.setdefault(name, value)  # an error's own headers win
     route = request.match_info.route.name or "unmatched"
     request.app[METRICS].observe(route, request.method, response.status, elapsed)
     if access_log.isEnabledFor(logging.INFO):
@@ -105,50 +138,37 @@ def _finish(request: web.Request, response: web.StreamResponse, started: float) 
         )  # fmt: skip
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every error, raised anywhere, answered in the provider's error shape."""
-    try:
-        return await handler(request)
-    except ProviderError as exc:
-        return error_response(exc)
-    except web.HTTPException as exc:
-        spec = http_error_spec(exc.status)
-        if spec is None:
-            raise
-        message = spec.message
-        if exc.status == 404:
-            message = f"No such endpoint: {request.method} {request.path}"
-        elif exc.status == 405:
-            allowed = exc.headers.get("Allow", "")
-            message = (
-                f"Method {request.method} is not allowed on {request.path} (allowed: {allowed})"
-            )
-        elif exc.status == 413:
-            limit = request.app[SIM].settings.max_body_bytes
-            message = f"Request body is too large (limit {limit} bytes)"
-        response = error_response(ProviderError(spec, message))
-        if "Allow" in exc.headers:
-            response.headers["Allow"] = exc.headers["Allow"]
-        return response
-    except (asyncio.CancelledError, ConnectionResetError):
-        raise
-    except Exception:
-        log.exception("unexpected error on %s %s", request.method, request.path)
-        return error_response(ProviderError(E.SERVER_ERROR))
+def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
+    """An error aiohttp raised itself (no route, wrong method, body too large), in the
+    provider's error shape; anything else (a redirect) is raised again."""
+    spec = http_error_spec(exc.status)
+    if spec is None:
+        raise exc
+    message = spec.message
+    if exc.status == 404:
+        message = f"No such endpoint: {request.method} {request.path}"
+    elif exc.status == 405:
+        allowed = exc.headers.get("Allow", "")
+        message = f"Method {request.method} is not allowed on {request.path} (allowed: {allowed})"
+    elif exc.status == 413:
+        limit = request.app[SIM].settings.max_body_bytes
+        message = f"Request body is too large (limit {limit} bytes)"
+    response = error_response(ProviderError(spec, message))
+    if "Allow" in exc.headers:
+        response.headers["Allow"] = exc.headers["Allow"]
+    return response
 
 
-@web.middleware
-async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """For provider API routes: who is calling, and whether their rate budget allows it."""
-    name = request.match_info.route.name or ""
-    if not name.startswith("api."):
-        return await handler(request)
+def _admit(request: web.Request, route: str) -> None:
+    """For provider API routes: who is calling, and whether their rate budget allows it.
+
+    The rate headers are kept for the answer, whatever it turns out to be.
+    """
     sim = request.app[SIM]
     key = f"ip:{request.remote}"
     refused: ProviderError | None = None
     principal: Principal | None = None
-    if name == "api.oauth.token":
+    if route == "api.oauth.token":
         client_id, _ = basic_credentials(request)
         if client_id:
             key = f"client:{client_id}"
@@ -169,7 +189,6 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     if principal is not None:
         principal.require("otp")
         request[PRINCIPAL] = principal
-    return await handler(request)
 
 
 async def background(app: web.Application) -> AsyncIterator[None]:
@@ -207,7 +226,7 @@ def create_app(
     """
     settings = settings or Settings()
     app = web.Application(
-        middlewares=[meta_middleware, error_middleware, security_middleware, api_middleware],
+        middlewares=[middleware],
         client_max_size=settings.max_body_bytes,
     )
     if store is None and settings.db:

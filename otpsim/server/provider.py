@@ -1,7 +1,7 @@
 """The emulated provider API: ``/otp`` and ``/oauth/token``, as the contract says.
 
 Handlers only parse, call the simulator, and serialize. Authentication and rate
-limiting happen in ``app.api_middleware`` for every route named ``api.*``.
+limiting happen in ``app.middleware`` for every route named ``api.*``.
 """
 
 from __future__ import annotations

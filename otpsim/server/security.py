@@ -16,7 +16,6 @@ import hmac
 import html
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from otpsim.errors import E, ProviderError
 from otpsim.server.http import bearer_token, read_form
@@ -28,22 +27,20 @@ OPEN_PATHS = frozenset({"/_sim/health", "/_sim/login"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def _guarded(path: str) -> bool:
-    return (path == "/" or path.startswith("/_sim/")) and path not in OPEN_PATHS
-
-
 def token_ok(given: str | None, expected: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
 
-@web.middleware
-async def security_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def guard(request: web.Request) -> web.Response | None:
+    """Refuse what the control API must not take; None lets the request through.
+
+    Raises ProviderError for a cross-site state change or a missing admin token; answers
+    the login page (401) for the inbox page itself.
+    """
     path = request.path
-    if (
-        path.startswith("/_sim/")
-        and request.method not in SAFE_METHODS
-        and not same_origin(request)
-    ):
+    if not (path == "/" or path.startswith("/_sim/")):
+        return None  # the provider API keeps its own credentials
+    if path != "/" and request.method not in SAFE_METHODS and not same_origin(request):
         raise ProviderError(
             E.SIM_FORBIDDEN,
             f"Cross-site request refused (Origin {request.headers.get('Origin')}): "
@@ -51,13 +48,13 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
             "non-browser clients",
         )
     token = request.app[SIM].settings.admin_token
-    if token and _guarded(path):
+    if token and path not in OPEN_PATHS:
         given = bearer_token(request) or request.cookies.get(COOKIE)
         if not token_ok(given, token):
             if path == "/" and request.method == "GET":
                 return _login_page(status=401)
             raise ProviderError(E.ADMIN_REQUIRED)
-    return await handler(request)
+    return None
 
 
 def _login_page(*, status: int = 200, error: str = "") -> web.Response:

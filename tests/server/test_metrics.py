@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 from support import FR, KEY, create, pin_of
 
 from otpsim.config import Settings
+from otpsim.server.metrics import Metrics
+from otpsim.simulator import Simulator
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -65,3 +68,20 @@ async def test_metrics_after_a_known_sequence(make_client: Any, aiohttp_server: 
     assert got[count] == 4
     assert got[("otpsim_callback_attempts_total", (("outcome", "success"),))] == 1
     assert got[("otpsim_callback_attempts_total", (("outcome", "connection_error"),))] == 1
+
+
+def test_duration_buckets_are_cumulative_and_inclusive() -> None:
+    metrics = Metrics(Simulator(Settings()))
+    for seconds in (0.0005, 0.0007, 0.003, 0.003, 9.0):  # 0.0005 sits on a bound: le
+        metrics.observe("api.otp.get", "GET", 200, seconds)
+    metrics.observe("api.otp.get", "GET", 404, 0.0001)
+    got = samples(metrics.render().decode())
+    route = (("method", "GET"), ("route", "api.otp.get"))
+    bucket = lambda le: got[("otpsim_http_request_duration_seconds_bucket", (("le", le), *route))]  # noqa: E731
+    assert [bucket(le) for le in ("0.0005", "0.001", "0.0025", "0.005", "5.0", "+Inf")] == [
+        2, 3, 3, 5, 5, 6,
+    ]  # fmt: skip
+    assert got[("otpsim_http_request_duration_seconds_count", route)] == 6
+    assert got[("otpsim_http_request_duration_seconds_sum", route)] == pytest.approx(9.0073)
+    assert got[("otpsim_http_requests_total", (*route, ("status", "404")))] == 1
+    assert got[("otpsim_http_requests_total", (*route, ("status", "200")))] == 5
