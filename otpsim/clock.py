@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -29,8 +31,25 @@ def to_datetime(ts: float) -> datetime:
 
 
 def iso(ts: float) -> str:
-    """A Unix timestamp as ISO 8601 UTC with milliseconds, e.g. ``2026-01-02T03:04:05.678Z``."""
-    return to_datetime(ts).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """A Unix timestamp as ISO 8601 UTC with milliseconds, e.g. ``2026-01-02T03:04:05.678Z``.
+
+    The same text as ``to_datetime(ts).isoformat(timespec="milliseconds")`` with a ``Z``
+    (microseconds rounded half to even, then cut to milliseconds), without building a
+    datetime: every answer carries two of these, mostly within the same few seconds.
+    """
+    fraction, whole = math.modf(ts)
+    seconds = int(whole)
+    micros = round(fraction * 1_000_000)
+    if micros < 0:
+        seconds, micros = seconds - 1, micros + 1_000_000
+    elif micros >= 1_000_000:
+        seconds, micros = seconds + 1, micros - 1_000_000
+    return f"{_iso_seconds(seconds)}.{micros // 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=1024)
+def _iso_seconds(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 def parse_iso(text: str) -> float:

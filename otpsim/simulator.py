@@ -18,12 +18,12 @@ import asyncio
 import heapq
 import itertools
 import math
-import os
 import random
 import re
 from collections.abc import Mapping
 from typing import Any
 
+from otpsim import entropy
 from otpsim.auth import Authenticator
 from otpsim.carrier import Action, Carrier, Fate
 from otpsim.clock import Clock, parse_iso
@@ -116,7 +116,7 @@ class Simulator:
     def new_id(self) -> str:
         """A random UUID v4 (from the OS CSPRNG, or from the seed)."""
         if self.rng is None:
-            return uuid4_text(os.urandom(16))
+            return uuid4_text(entropy.token_bytes(16))
         return uuid4_text(self.rng.getrandbits(128).to_bytes(16, "big"))
 
     # -- the provider API --------------------------------------------------------------

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from otpsim.clock import Clock, iso, parse_iso
 
@@ -86,3 +89,13 @@ async def test_sleeper_gives_up_after_its_real_timeout_on_a_frozen_clock() -> No
 async def test_sleeper_on_a_running_clock_wakes_with_real_time() -> None:
     clock = Clock()
     assert await asyncio.wait_for(clock.sleep_until(clock.time() + 0.05), timeout=2) is True
+
+
+@given(st.floats(min_value=-86_400, max_value=253_402_300_799.0))
+@example(0.9999995)
+@example(1_795_000_000.9995)
+@example(-0.0000004)
+@example(59.9999996)
+def test_iso_is_what_datetime_says(ts: float) -> None:
+    expected = datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds")
+    assert iso(ts) == expected.replace("+00:00", "Z")

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import hmac
 import random
-import secrets
 import string
 from typing import Final
+
+from otpsim import entropy
 
 ALPHABETS: Final[dict[str, str]] = {
     "numbers": string.digits,
@@ -25,23 +26,33 @@ ALPHABETS: Final[dict[str, str]] = {
 }
 
 
+def _sampling_table(alphabet: str) -> tuple[bytes, bytes]:
+    """For ``bytes.translate``: each byte value to a character of the alphabet, and the
+    byte values to drop (those at or above the largest multiple of the alphabet's size:
+    rejection sampling, so every character is equally likely)."""
+    size = len(alphabet)
+    limit = 256 - 256 % size
+    table = bytes(ord(alphabet[b % size]) if b < limit else 0 for b in range(256))
+    return table, bytes(range(limit, 256))
+
+
+_TABLES: Final = {name: _sampling_table(alphabet) for name, alphabet in ALPHABETS.items()}
+
+
 def generate(pin_type: str, length: int, rng: random.Random | None = None) -> str:
     """A random PIN of ``length`` characters from the ``pin_type`` alphabet.
 
-    ``rng`` defaults to the operating system's CSPRNG (``secrets``); pass a seeded
-    ``random.Random`` only to replay a run deterministically.
+    ``rng`` defaults to the operating system's CSPRNG (``secrets``, through
+    :mod:`otpsim.entropy`); pass a seeded ``random.Random`` only to replay a run.
     """
-    alphabet = ALPHABETS[pin_type]
     if rng is not None:
+        alphabet = ALPHABETS[pin_type]
         return "".join(rng.choice(alphabet) for _ in range(length))
-    # One read of the OS CSPRNG per PIN. Bytes at or above the largest multiple of the
-    # alphabet's size are dropped (rejection sampling), so every character is uniform.
-    size = len(alphabet)
-    limit = 256 - 256 % size
-    chars: list[str] = []
-    while len(chars) < length:
-        chars.extend(alphabet[b % size] for b in secrets.token_bytes(length * 2) if b < limit)
-    return "".join(chars[:length])
+    table, dropped = _TABLES[pin_type]
+    pin = b""
+    while len(pin) < length:  # twice the bytes needed: a second read is rare
+        pin += entropy.token_bytes(length * 2).translate(table, dropped)
+    return pin[:length].decode("ascii")
 
 
 def matches(expected: str, given: str) -> bool:
