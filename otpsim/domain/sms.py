@@ -40,12 +40,12 @@ class Segmentation:
     units: int  # septets for GSM-7, UTF-16 code units for UCS-2
 
 
+_GSM7_ALL: Final = _GSM7_BASIC | _GSM7_EXTENSION
+
+
 def encoding_of(text: str) -> str:
     """``GSM-7`` when every character is in the GSM alphabet (or its extension)."""
-    for ch in text:
-        if ch not in _GSM7_BASIC and ch not in _GSM7_EXTENSION:
-            return UCS2
-    return GSM7
+    return GSM7 if _GSM7_ALL.issuperset(text) else UCS2
 
 
 def _unit_sizes(text: str, encoding: str) -> list[int]:
@@ -55,16 +55,24 @@ def _unit_sizes(text: str, encoding: str) -> list[int]:
     return [2 if ord(ch) > 0xFFFF else 1 for ch in text]
 
 
+def _units(text: str, encoding: str) -> int:
+    """Septets (GSM-7) or UTF-16 code units (UCS-2) of the whole text."""
+    if encoding == UCS2:
+        return len(text.encode("utf-16-le")) // 2
+    if _GSM7_EXTENSION.isdisjoint(text):
+        return len(text)
+    return len(text) + sum(1 for ch in text if ch in _GSM7_EXTENSION)
+
+
 def segment(text: str) -> Segmentation:
     """How many SMS parts ``text`` needs, and in which encoding."""
     encoding = encoding_of(text)
-    sizes = _unit_sizes(text, encoding)
-    total = sum(sizes)
+    total = _units(text, encoding)
     single, per_part = _LIMITS[encoding]
     if total <= single:
         return Segmentation(encoding, 1, total)
     parts, used = 1, 0
-    for size in sizes:
+    for size in _unit_sizes(text, encoding):
         if used + size > per_part:
             parts += 1
             used = 0

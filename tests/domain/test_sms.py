@@ -1,6 +1,8 @@
 """GSM-7 / UCS-2 detection and the exact part counts of concatenated SMS."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from otpsim.domain.sms import GSM7, UCS2, encoding_of, render, segment
 
@@ -50,3 +52,18 @@ def test_one_non_gsm_character_switches_the_whole_text_to_ucs2() -> None:
 
 def test_render_replaces_every_placeholder() -> None:
     assert render("{{pin}} - again {{pin}}", "1234") == "1234 - again 1234"
+
+
+GSM_HEAVY = st.text(alphabet=st.sampled_from("ab1 {}€^[]|~\\\f@£Ωé"), max_size=400)
+
+
+@given(st.one_of(GSM_HEAVY, st.text(max_size=200)))
+def test_units_count_every_character(text: str) -> None:
+    seg = segment(text)
+    if seg.encoding == GSM7:
+        expected = sum(2 if ch in "{}€^[]|~\\\f" else 1 for ch in text)
+    else:
+        expected = sum(2 if ord(ch) > 0xFFFF else 1 for ch in text)
+    assert seg.units == expected
+    single, per_part = (160, 153) if seg.encoding == GSM7 else (70, 67)
+    assert seg.parts == 1 if expected <= single else seg.parts >= -(-expected // per_part)
