@@ -139,10 +139,18 @@ async def serve(settings: Settings, *, out: Any = None) -> None:
         app[SIM].use_scenario(load_scenario(settings.scenario))
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
+    # Signals are handled before the address is printed: whoever reads it may stop the
+    # server at once, and that must still be a clean stop.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     site = web.TCPSite(runner, settings.host, settings.port)
     try:
         await site.start()
     except OSError as exc:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
         await runner.cleanup()
         raise OtpsimError(
             f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
@@ -158,11 +166,6 @@ async def serve(settings: Settings, *, out: Any = None) -> None:
     if settings.scenario:
         print(f"  Network: scenario {settings.scenario}", file=out)
     print("Press Ctrl-C to stop.", file=out, flush=True)
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
     finally:
