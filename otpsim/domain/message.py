@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -39,11 +39,6 @@ class Message:
 
     def fail(self) -> None:
         self.status = Delivery.UNDELIVERED
-
-    def to_record(self) -> dict[str, Any]:
-        record = asdict(self)
-        record["status"] = self.status.value
-        return record
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> Message:

@@ -18,7 +18,7 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -178,22 +178,8 @@ class Otp:
         return Outcome(changed, error)
 
     # -- records (storage) ---------------------------------------------------------------
-
-    def to_record(self) -> dict[str, Any]:
-        """Everything about this OTP, as plain data (for a store that keeps copies)."""
-        return {
-            "otp_id": self.otp_id,
-            "account": self.account,
-            "request": asdict(self.request),
-            "pin": self.pin,
-            "created_at": self.created_at,
-            "cost": self.cost,
-            "parts": self.parts,
-            "status": self.status.value,
-            "attempts": self.attempts,
-            "updated_at": self.updated_at,
-            "history": [asdict(a) for a in self.history or ()],
-        }
+    # A store that keeps copies writes the object as JSON (orjson encodes dataclasses
+    # field by field, enums by value) and reads it back with from_record.
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> Otp:
@@ -208,7 +194,7 @@ class Otp:
             status=Status(data["status"]),
             attempts=data["attempts"],
             updated_at=data["updated_at"],
-            history=[VerifyAttempt(**a) for a in data["history"]] or None,
+            history=[VerifyAttempt(**a) for a in data["history"] or ()] or None,
         )
 
     # -- views -----------------------------------------------------------------------

@@ -4,7 +4,10 @@ survive a restart, and a crash.
 WAL mode, with group commit: writes made within a couple of milliseconds share one
 transaction, and a caller that must not answer before its data is on disk awaits
 :meth:`SqliteStore.durable` (the provider API does, so a ``201`` is only answered for an
-OTP that is on disk). Outside an event loop every write commits at once.
+OTP that is on disk). OTPs and messages saved during a batch are written when it
+commits (or before the next read), once each however often they were saved: a new OTP's
+message is saved QUEUED then DELIVERED within the same request and costs one row write.
+Outside an event loop every write commits at once.
 ``synchronous=NORMAL`` survives a crash of the process (even ``kill -9``);
 ``durability="full"`` (``--db-sync full``) also survives a power cut, at the price of an
 fsync per commit.
@@ -23,6 +26,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import math
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -114,34 +118,61 @@ class SqliteStore:
             table: int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
             for table in ("otps", "messages")
         }
+        self._oldest = {table: self._min_created(table) for table in ("otps", "messages")}
         self._batch: asyncio.Future[None] | None = None
+        # Saved but not yet written (see the module's docstring), by id, in save order.
+        self._pending_otps: dict[str, Otp] = {}
+        self._pending_messages: dict[str, Message] = {}
 
     COMMIT_DELAY = 0.002  # seconds a batch stays open for more writes
 
-    def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
-        """Run a write inside the open batch (opening one), or commit it at once."""
+    def _begin(self) -> None:
+        """Open a batch (a transaction committed COMMIT_DELAY later) inside an event loop;
+        outside one, nothing: each write then commits on its own."""
+        if self._batch is not None:
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            loop = None
-        if loop is None and self._batch is None:
-            return self._db.execute(sql, args)  # autocommit
-        if self._batch is None and loop is not None:
-            self._db.execute("BEGIN")
-            self._batch = loop.create_future()
-            loop.call_later(self.COMMIT_DELAY, self._commit)
+            return
+        self._db.execute("BEGIN")
+        self._batch = loop.create_future()
+        loop.call_later(self.COMMIT_DELAY, self._commit)
+
+    def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        """Run a write inside the open batch (opening one), after what is pending."""
+        self._flush()
+        self._begin()
         return self._db.execute(sql, args)
 
     def _write(self, sql: str, args: tuple[Any, ...] = ()) -> None:
         self._execute(sql, args)
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        """A query that sees every save so far, written or pending."""
+        self._flush()
+        return self._db.execute(sql, args)
+
+    def _flush(self) -> None:
+        """Write the pending OTPs and messages (inside the open batch, if any)."""
+        while self._pending_otps or self._pending_messages:
+            otps, self._pending_otps = self._pending_otps, {}
+            messages, self._pending_messages = self._pending_messages, {}
+            for otp in otps.values():
+                self._write_otp(otp)
+            for message in messages.values():
+                self._write_message(message)
 
     def _commit(self) -> None:
         batch, self._batch = self._batch, None
         if batch is None:
             return
         try:
+            self._flush()
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             if not batch.done():
                 batch.set_exception(exc)
             raise
@@ -154,30 +185,36 @@ class SqliteStore:
             await asyncio.shield(self._batch)
 
     def close(self) -> None:
+        self._flush()
         self._commit()
         self._db.close()
 
     # -- OTPs ------------------------------------------------------------------------
 
     def save_otp(self, otp: Otp) -> None:
-        record = _dumps(otp.to_record())
-        inserted = self._execute(
+        self._pending_otps[otp.otp_id] = otp
+        self._begin()
+        if self._batch is None:
+            self._flush()
+
+    def _write_otp(self, otp: Otp) -> None:
+        record = _dumps(otp)
+        inserted = self._db.execute(
             "INSERT OR IGNORE INTO otps (otp_id, account, phone, status, created_at, record) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (otp.otp_id, otp.account, otp.request.phone_number, otp.status.value,
              otp.created_at, record),
         ).rowcount  # fmt: skip
         if inserted:
-            self._counts["otps"] += 1
-            self._prune("otps", "rowid", otp.created_at)
+            self._inserted("otps", "rowid", otp.created_at)
         else:
-            self._write(
+            self._db.execute(
                 "UPDATE otps SET status = ?, record = ? WHERE otp_id = ?",
                 (otp.status.value, record, otp.otp_id),
             )
 
     def get_otp(self, otp_id: str) -> Otp | None:
-        row = self._db.execute("SELECT record FROM otps WHERE otp_id = ?", (otp_id,)).fetchone()
+        row = self._read("SELECT record FROM otps WHERE otp_id = ?", (otp_id,)).fetchone()
         return None if row is None else Otp.from_record(jsoncodec.loads(row[0]))
 
     def list_otps(
@@ -190,46 +227,64 @@ class SqliteStore:
     ) -> list[Otp]:
         where, args = _filters(account=account, phone=phone_number, status=status)
         sql = f"SELECT record FROM otps{where} ORDER BY rowid DESC" + _limit(limit)
-        return [Otp.from_record(jsoncodec.loads(r[0])) for r in self._db.execute(sql, args)]
+        return [Otp.from_record(jsoncodec.loads(r[0])) for r in self._read(sql, args)]
 
     def pending_otps(self) -> list[Otp]:
-        rows = self._db.execute("SELECT record FROM otps WHERE status = 'PENDING'")
+        rows = self._read("SELECT record FROM otps WHERE status = 'PENDING'")
         return [Otp.from_record(jsoncodec.loads(r[0])) for r in rows]
 
     def count_otps_by_status(self) -> dict[str, int]:
-        rows = self._db.execute("SELECT status, COUNT(*) FROM otps GROUP BY status")
+        rows = self._read("SELECT status, COUNT(*) FROM otps GROUP BY status")
         return {status: count for status, count in rows}
 
-    def _prune(self, table: str, order: str, now: float) -> None:
-        """Retention at insert time: too old, then too many, oldest first."""
-        cursor = self._execute(
-            f"DELETE FROM {table} WHERE created_at < ?", (self.retention.cutoff(now),)
-        )
-        self._counts[table] -= cursor.rowcount
-        excess = self._counts[table] - self.retention.max_messages
+    def _min_created(self, table: str) -> float:
+        row = self._db.execute(f"SELECT MIN(created_at) FROM {table}").fetchone()
+        return math.inf if row[0] is None else float(row[0])
+
+    def _inserted(self, table: str, order: str, created_at: float) -> None:
+        """Count a new row, then apply retention: too old, then too many, oldest first.
+
+        The oldest creation time is kept in memory, so a store within its limits runs no
+        DELETE at all.
+        """
+        self._counts[table] += 1
+        self._oldest[table] = min(self._oldest[table], created_at)
+        cutoff = self.retention.cutoff(created_at)
+        removed = 0
+        if self._oldest[table] < cutoff:
+            sql = f"DELETE FROM {table} WHERE created_at < ?"
+            removed += self._db.execute(sql, (cutoff,)).rowcount
+        excess = self._counts[table] - removed - self.retention.max_messages
         if excess > 0:
-            cursor = self._execute(
+            removed += self._db.execute(
                 f"DELETE FROM {table} WHERE {order} IN "
                 f"(SELECT {order} FROM {table} ORDER BY {order} LIMIT ?)",
                 (excess,),
-            )
-            self._counts[table] -= cursor.rowcount
+            ).rowcount
+        if removed:
+            self._counts[table] -= removed
+            self._oldest[table] = self._min_created(table)
 
     # -- messages --------------------------------------------------------------------
 
     def save_message(self, message: Message) -> None:
-        record = _dumps(message.to_record())
-        inserted = self._execute(
+        self._pending_messages[message.message_id] = message
+        self._begin()
+        if self._batch is None:
+            self._flush()
+
+    def _write_message(self, message: Message) -> None:
+        record = _dumps(message)
+        inserted = self._db.execute(
             "INSERT OR IGNORE INTO messages (message_id, seq, otp_id, account, phone, status,"
             " created_at, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (message.message_id, message.seq, message.otp_id, message.account,
              message.phone_number, message.status.value, message.created_at, record),
         ).rowcount  # fmt: skip
         if inserted:
-            self._counts["messages"] += 1
-            self._prune("messages", "seq", message.created_at)
+            self._inserted("messages", "seq", message.created_at)
         else:
-            self._write(
+            self._db.execute(
                 "UPDATE messages SET status = ?, record = ? WHERE message_id = ?",
                 (message.status.value, record, message.message_id),
             )
@@ -245,26 +300,28 @@ class SqliteStore:
     ) -> list[Message]:
         where, args = _filters(account=account, phone=phone_number, otp_id=otp_id, status=status)
         sql = f"SELECT record FROM messages{where} ORDER BY seq DESC" + _limit(limit)
-        return [Message.from_record(jsoncodec.loads(r[0])) for r in self._db.execute(sql, args)]
+        return [Message.from_record(jsoncodec.loads(r[0])) for r in self._read(sql, args)]
 
     def queued_messages(self) -> list[Message]:
-        rows = self._db.execute(
+        rows = self._read(
             "SELECT record FROM messages WHERE status = ? ORDER BY seq", (Delivery.QUEUED.value,)
         )
         return [Message.from_record(jsoncodec.loads(r[0])) for r in rows]
 
     def count_messages_by_status(self) -> dict[str, int]:
-        rows = self._db.execute("SELECT status, COUNT(*) FROM messages GROUP BY status")
+        rows = self._read("SELECT status, COUNT(*) FROM messages GROUP BY status")
         return {status: count for status, count in rows}
 
     def clear_messages(self, account: str | None = None) -> None:
         where, args = _filters(account=account)
         self._counts["messages"] -= self._execute(f"DELETE FROM messages{where}", args).rowcount
+        self._oldest["messages"] = self._min_created("messages")
 
     def clear(self, account: str | None = None) -> None:
         where, args = _filters(account=account)
         self.clear_messages(account)
         self._counts["otps"] -= self._execute(f"DELETE FROM otps{where}", args).rowcount
+        self._oldest["otps"] = self._min_created("otps")
         self._write(f"DELETE FROM deliveries{where}", args)
 
     # -- callback deliveries and the clock (records only the dispatcher reads) -----------
@@ -281,7 +338,7 @@ class SqliteStore:
         self._write("DELETE FROM deliveries WHERE delivery_id = ?", (delivery_id,))
 
     def load_deliveries(self) -> list[dict[str, Any]]:
-        rows = self._db.execute("SELECT record FROM deliveries ORDER BY rowid")
+        rows = self._read("SELECT record FROM deliveries ORDER BY rowid")
         return [jsoncodec.loads(r[0]) for r in rows]
 
     def save_clock(self, state: dict[str, Any]) -> None:
@@ -292,7 +349,7 @@ class SqliteStore:
         )
 
     def load_clock(self) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'clock'").fetchone()
+        row = self._read("SELECT value FROM meta WHERE key = 'clock'").fetchone()
         return None if row is None else dict(jsoncodec.loads(row[0]))
 
 

@@ -70,7 +70,7 @@ def test_otps_round_trip_with_history_and_filters(make_store: type) -> None:
     store.save_otp(otp(2, account="b", phone="+4915123456789"))
     got = store.get_otp("otp-1")
     assert got is not None
-    assert got.to_record() == first.to_record()
+    assert got == first
     assert [o.otp_id for o in store.list_otps()] == ["otp-2", "otp-1"]
     assert [o.otp_id for o in store.list_otps(account="b")] == ["otp-2"]
     assert [o.otp_id for o in store.list_otps(phone_number="+33612345678")] == ["otp-1"]
@@ -177,3 +177,31 @@ async def test_sqlite_group_commit_is_durable_once_awaited(tmp_path: Path) -> No
     store.save_otp(otp(3))
     store.close()  # closing commits what is pending
     assert on_disk() == 3
+
+
+async def test_sqlite_batch_writes_each_object_once_and_reads_see_pending_saves(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "otpsim.db"
+    store = SqliteStore(path, retention=Retention(max_messages=3, max_age=60))
+    first = message(1, at=1.0)
+    store.save_message(first)
+    first.deliver(2.0)
+    store.save_message(first)  # saved twice in one batch: one row, the last state
+    assert [m.status for m in store.list_messages()] == [Delivery.DELIVERED]  # before commit
+    await store.durable()
+    with sqlite3.connect(path) as other:
+        assert other.execute("SELECT seq, status FROM messages").fetchall() == [(1, "DELIVERED")]
+    for n in range(2, 7):
+        store.save_message(message(n, at=float(n)))
+    assert [m.seq for m in store.list_messages()] == [6, 5, 4]  # retention, mid-batch
+    store.save_message(message(7, at=100.0))  # everything created before 40.0 is too old
+    await store.durable()
+    assert [m.seq for m in store.list_messages()] == [7]
+    store.close()
+    reopened = SqliteStore(path, retention=Retention(max_messages=3, max_age=60))
+    assert [m.seq for m in reopened.list_messages()] == [7]
+    reopened.save_message(message(8, at=101.0))
+    reopened.save_message(message(9, at=170.0))  # 7 and 8 are now too old
+    assert [m.seq for m in reopened.list_messages()] == [9]
+    reopened.close()
