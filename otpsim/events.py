@@ -12,6 +12,7 @@ Example::
 
     bus = EventBus()
     unsubscribe = bus.subscribe(lambda event: print(event.type))
+    bus.subscribe(lambda event: print(event.data["pin"]), "message.created")
     bus.publish("reset", {})
     unsubscribe()
 """
@@ -59,27 +60,42 @@ class Event:
 
 
 class EventBus:
-    """Synchronous fan-out to subscribed listeners."""
+    """Synchronous fan-out to subscribed listeners, in the order they subscribed.
+
+    A listener may name the event types it wants; it is then never called for others
+    (a ``POST /otp`` publishes three events, and most listeners care about one).
+    """
 
     def __init__(self) -> None:
-        self._listeners: list[Listener] = []
+        self._listeners: list[tuple[Listener, frozenset[str] | None]] = []
+        self._routes: dict[str, tuple[Listener, ...]] = {}  # per type, rebuilt on change
 
-    def subscribe(self, listener: Listener) -> Callable[[], None]:
-        """Add a listener; returns a function that removes it again."""
-        self._listeners.append(listener)
+    def subscribe(self, listener: Listener, *types: str) -> Callable[[], None]:
+        """Add a listener (for ``types`` only, if given); returns a function that removes
+        it again."""
+        entry = (listener, frozenset(types) if types else None)
+        self._listeners.append(entry)
+        self._routes.clear()
 
         def unsubscribe() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
+            if entry in self._listeners:
+                self._listeners.remove(entry)
+                self._routes.clear()
 
         return unsubscribe
+
+    def _route(self, type: str) -> tuple[Listener, ...]:
+        route = tuple(f for f, types in self._listeners if types is None or type in types)
+        self._routes[type] = route
+        return route
 
     def publish(
         self, type: str, data: dict[str, Any] | Callable[[], dict[str, Any]] | None = None
     ) -> Event:
         event = Event(type, data)
-        # Iterate over a copy: a listener may unsubscribe itself while handling.
-        for listener in tuple(self._listeners):
+        # A tuple: a listener may unsubscribe itself (or others) while handling.
+        route = self._routes.get(type)
+        for listener in self._route(type) if route is None else route:
             try:
                 listener(event)
             except Exception:

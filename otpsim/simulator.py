@@ -334,15 +334,14 @@ class Simulator:
         def listener(event: Event) -> None:
             data = event.data
             if (
-                event.type == "message.delivered"
-                and not arrived.done()
+                not arrived.done()
                 and (account is None or data["account"] == account)
                 and (phone_number is None or data["phoneNumber"] == phone_number)
                 and (otp_id is None or data["otpId"] == otp_id)
             ):
                 arrived.set_result(data["id"])
 
-        unsubscribe = self.bus.subscribe(listener)
+        unsubscribe = self.bus.subscribe(listener, "message.delivered")
         timer = asyncio.ensure_future(
             self.clock.sleep_until(self.clock.time() + wait, real_timeout=wait)
         )

@@ -43,8 +43,8 @@ sms_log = logging.getLogger("otpsim.sms")
 def log_sms(settings: Settings) -> Callable[[Event], None]:
     """A bus listener: one log line per SMS sent, the PIN masked unless --log-pins."""
 
-    def listener(event: Event) -> None:
-        if event.type != "message.created" or not sms_log.isEnabledFor(logging.INFO):
+    def listener(event: Event) -> None:  # message.created
+        if not sms_log.isEnabledFor(logging.INFO):
             return
         m = event.data
         text = mask_pin(m["text"], m["pin"], settings.log_pins)
@@ -237,7 +237,7 @@ def create_app(
     app[DISPATCHER] = CallbackDispatcher(sim)
     app[HUB] = LiveHub(sim)
     app[METRICS] = Metrics(sim)
-    sim.bus.subscribe(log_sms(settings))
+    sim.bus.subscribe(log_sms(settings), "message.created")
     app.router.add_get("/_sim/ws", app[HUB].handle, name="sim.ws")
     app.router.add_get("/_sim/metrics", metrics, name="sim.metrics")
     app.cleanup_ctx.append(background)

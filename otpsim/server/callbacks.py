@@ -198,7 +198,7 @@ class CallbackDispatcher:
             self._session = aiohttp.ClientSession(
                 headers={"User-Agent": f"otpsim/{__version__} (webhooks)"}
             )
-        self._unsubscribe = self.sim.bus.subscribe(self._on_event)
+        self._unsubscribe = self.sim.bus.subscribe(self._on_event, "reset", "otp.updated")
         now = self.sim.clock.time()
         for record in self.sim.store.load_deliveries():  # a restart: pick up where it was
             delivery = Delivery.from_record(record)

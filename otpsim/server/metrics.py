@@ -117,13 +117,12 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
-        sim.bus.subscribe(self._on_event)
+        sim.bus.subscribe(self._on_event, "callback.attempt")
 
-    def _on_event(self, event: Event) -> None:
-        if event.type == "callback.attempt":
-            attempt = event.data["attempt"]
-            outcome = attempt_outcome(attempt["statusCode"], attempt["error"])
-            self.callback_attempts.labels(outcome).inc()
+    def _on_event(self, event: Event) -> None:  # callback.attempt
+        attempt = event.data["attempt"]
+        outcome = attempt_outcome(attempt["statusCode"], attempt["error"])
+        self.callback_attempts.labels(outcome).inc()
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.observe(route, method, status, seconds)

@@ -1,0 +1,62 @@
+"""The event bus: typed subscriptions, subscription order, lazy data, failing listeners."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from otpsim.events import Event, EventBus
+
+
+def test_typed_listeners_hear_only_their_types_in_subscription_order() -> None:
+    bus = EventBus()
+    heard: list[tuple[str, str]] = []
+    bus.subscribe(lambda e: heard.append(("all", e.type)))
+    bus.subscribe(lambda e: heard.append(("sms", e.type)), "message.created", "message.delivered")
+    stop_otp = bus.subscribe(lambda e: heard.append(("otp", e.type)), "otp.created")
+    for type in ("otp.created", "message.created", "reset"):
+        bus.publish(type)
+    stop_otp()
+    bus.publish("otp.created")
+    assert heard == [
+        ("all", "otp.created"), ("otp", "otp.created"),
+        ("all", "message.created"), ("sms", "message.created"),
+        ("all", "reset"),
+        ("all", "otp.created"),
+    ]  # fmt: skip
+
+
+def test_data_nobody_reads_is_never_built() -> None:
+    bus = EventBus()
+    built: list[int] = []
+
+    def data() -> dict[str, Any]:
+        built.append(1)
+        return {"pin": "123456"}
+
+    bus.subscribe(lambda e: None, "message.created")
+    bus.subscribe(lambda e: e.data, "otp.created")
+    bus.publish("message.created", data)
+    assert built == []
+    event = bus.publish("otp.created", data)
+    assert built == [1]
+    assert event.to_json() == {"v": 1, "type": "otp.created", "data": {"pin": "123456"}}
+
+
+def test_a_failing_listener_is_logged_and_the_others_still_hear(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bus = EventBus()
+    heard: list[Event] = []
+
+    def broken(event: Event) -> None:
+        raise RuntimeError("boom")
+
+    bus.subscribe(broken)
+    unsubscribe = bus.subscribe(heard.append)
+    bus.subscribe(lambda e: unsubscribe(), "reset")  # unsubscribing while handling is safe
+    bus.publish("reset")
+    bus.publish("reset")
+    assert [e.type for e in heard] == ["reset"]
+    assert "event listener failed on reset" in caplog.text
