@@ -36,7 +36,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from otpsim.clock import Clock
 from otpsim.domain.message import Message
@@ -66,6 +66,9 @@ class Fate:
         if self.latency:
             data["latency"] = self.latency
         return data
+
+
+_NO_RULE: Final = Fate()  # what a number no rule matches gets
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +211,7 @@ class Carrier:
             step = self._counters.get(key, 0)
             self._counters[key] = step + 1
             return rule.steps[min(step, len(rule.steps) - 1)]
-        return Fate()
+        return _NO_RULE
 
     # -- the SMS's journey -------------------------------------------------------------
 

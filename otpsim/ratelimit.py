@@ -14,15 +14,14 @@ Example::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from otpsim.clock import Clock
 
 NOMINAL_LIMIT = 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
-class RateState:
+class RateState(NamedTuple):
     limit: int
     remaining: int
     reset: int  # Unix time (seconds) when the window reopens
@@ -44,6 +43,7 @@ class RateLimiter:
         self.limit = limit
         self.window = window
         self._window_start = -math.inf
+        self._window_end = -math.inf
         self._counts: dict[str, int] = {}
 
     def configure(self, limit: int | None, window: float) -> None:
@@ -55,18 +55,18 @@ class RateLimiter:
     def hit(self, key: str) -> RateState:
         """Count one request for ``key`` and say whether it may proceed."""
         now = self._clock.time()
-        start = math.floor(now / self.window) * self.window
-        if start != self._window_start:
+        if not self._window_start <= now < self._window_end:
             # Every budget shares the aligned window: a new window forgets the old counts.
-            self._window_start = start
+            self._window_start = math.floor(now / self.window) * self.window
+            self._window_end = self._window_start + self.window
             self._counts = {}
         count = self._counts.get(key, 0) + 1
         self._counts[key] = count
         limit = self.limit if self.limit is not None else NOMINAL_LIMIT
         allowed = self.limit is None or count <= self.limit
-        reset = math.ceil(start + self.window)
-        return RateState(limit, max(0, limit - count), reset, allowed)
+        return RateState(limit, max(0, limit - count), math.ceil(self._window_end), allowed)
 
     def reset(self) -> None:
         self._window_start = -math.inf
+        self._window_end = -math.inf
         self._counts = {}

@@ -181,36 +181,25 @@ def parse_new_otp(body: Mapping[str, Any], defaults: OtpDefaults) -> OtpRequest:
         callback_url = _callback_url(body["otpCallbackUrl"])
 
     return _interned(
-        OtpRequest(
-            phone_number=phone.e164,
-            country_iso=phone.country_iso,
-            sender=sender,
-            template=template,
-            template_language=language,
-            ttl=ttl,
-            max_attempts=max_attempts,
-            pin_type=pin_type,
-            pin_length=pin_length,
-            track_id=track_id,
-            callback_url=callback_url,
-        )
-    )
+        phone.e164, phone.country_iso, sender, template, language, ttl, max_attempts,
+        pin_type, pin_length, track_id, callback_url,
+    )  # fmt: skip
 
 
-_INTERNED: dict[OtpRequest, OtpRequest] = {}
+_INTERNED: dict[tuple[Any, ...], OtpRequest] = {}
 _MAX_INTERNED = 4096
 
 
-def _interned(request: OtpRequest) -> OtpRequest:
+def _interned(*fields: Any) -> OtpRequest:
     """One shared instance per distinct request: an OTP store holds hundreds of thousands
     of them, mostly alike (same number, template and defaults). They are frozen, so
-    sharing is safe."""
-    found = _INTERNED.get(request)
+    sharing is safe; looked up by their fields, so a repeat costs no new object."""
+    found = _INTERNED.get(fields)
     if found is not None:
         return found
     if len(_INTERNED) >= _MAX_INTERNED:
         _INTERNED.clear()
-    _INTERNED[request] = request
+    request = _INTERNED[fields] = OtpRequest(*fields)
     return request
 
 

@@ -174,9 +174,9 @@ def _admit(request: web.Request, route: str) -> None:
             key = f"client:{client_id}"
     else:
         try:
-            principal = sim.auth.authenticate(
-                api_key=request.headers.get("X-API-KEY"), bearer=bearer_token(request)
-            )
+            api_key = request.headers.get("X-API-KEY")
+            bearer = bearer_token(request) if api_key is None else None
+            principal = sim.auth.authenticate(api_key=api_key, bearer=bearer)
             key = f"account:{principal.account}"
         except ProviderError as exc:
             refused = exc

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -131,3 +134,32 @@ async def test_unexpected_failure_is_a_500_in_the_error_shape(client: Any) -> No
     resp = await client.post("/otp", json=BODY, headers=KEY)
     err = await expect_error(resp, 500, "server_error", 1015)
     assert "boom" not in err["message"]  # internals stay in the log
+
+
+async def test_bodies_in_pieces_and_chunked_are_read_whole(client: Any) -> None:
+    body = json.dumps({"phoneNumber": FR, "template": "Code {{pin}} " + "x" * 1500}).encode()
+
+    async def pieces() -> AsyncIterator[bytes]:  # chunked transfer encoding
+        for start in range(0, len(body), 300):
+            yield body[start : start + 300]
+            await asyncio.sleep(0.01)
+
+    resp = await client.post(
+        "/otp", data=pieces(), headers={**KEY, "Content-Type": "application/json"}
+    )
+    assert resp.status == 201, await resp.text()
+
+    # Headers and half of a Content-Length body, the rest a moment later.
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    head = (
+        f"POST /otp HTTP/1.1\r\nHost: x\r\nX-API-KEY: {KEY['X-API-KEY']}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    writer.write(head.encode() + body[:1000])
+    await writer.drain()
+    await asyncio.sleep(0.05)
+    writer.write(body[1000:])
+    status_line = await reader.readline()
+    writer.close()
+    assert status_line.startswith(b"HTTP/1.1 201"), status_line
+    assert len(sim_of(client).store.list_otps()) == 2
