@@ -1,12 +1,15 @@
 """The ceiling: a bare aiohttp server answering POST /otp with a fixed 201 JSON body.
 
 What this machine can do with aiohttp and nothing else; otpsim is measured against it.
+With ``--parse`` the handler also reads the body and parses its JSON, as any real
+handler must: the second reference row of the benchmark.
 
-    python bench/ceiling.py PORT
+    python bench/ceiling.py PORT [--parse]
 """
 
 from __future__ import annotations
 
+import json
 import sys
 
 from aiohttp import web
@@ -23,9 +26,15 @@ async def create(request: web.Request) -> web.Response:
     return web.Response(body=BODY, status=201, content_type="application/json")
 
 
+async def create_after_parsing(request: web.Request) -> web.Response:
+    if "phoneNumber" not in json.loads(await request.read()):
+        raise web.HTTPBadRequest()
+    return web.Response(body=BODY, status=201, content_type="application/json")
+
+
 def main() -> None:
     app = web.Application()
-    app.router.add_post("/otp", create)
+    app.router.add_post("/otp", create_after_parsing if "--parse" in sys.argv else create)
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
 
 

@@ -117,10 +117,9 @@ def otpsim(*args: str) -> Server:
     return Server(command, "/_sim/health", port)
 
 
-def ceiling() -> Server:
+def ceiling(*args: str) -> Server:
     port = free_port()
-    server = Server([sys.executable, str(HERE / "ceiling.py"), str(port)], "/", port)
-    return server
+    return Server([sys.executable, str(HERE / "ceiling.py"), str(port), *args], "/", port)
 
 
 # -- wrk -----------------------------------------------------------------------------------
@@ -310,6 +309,17 @@ def measure(smoke: bool) -> list[Row]:
     finally:
         top.stop()
     rows.append(base)
+    top = ceiling("--parse")
+    try:
+        parsing = wrk(top.url + "/otp", "POST", BODY, seconds, connections)
+        parsing.case, parsing.rss_mb = (
+            "reference: bare aiohttp that reads and parses the body",
+            top.rss_mb(),
+        )
+        parsing.ratio = ratio(parsing, base, "ceiling")
+    finally:
+        top.stop()
+    rows.append(parsing)
 
     sim = otpsim()
     try:

@@ -12,6 +12,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "run.py"
 ROWS = [
     "ceiling: bare aiohttp POST /otp",
+    "reference: bare aiohttp that reads and parses the body",
     "otpsim POST /otp (memory)",
     "otpsim GET /otp/{id}",
     "otpsim full flow (create, read PIN, verify)",
