@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from otpsim import __version__, logs
+from otpsim.clock import iso
 from otpsim.config import DEFAULT_PORT, OPTIONS, Settings, load_settings
 from otpsim.errors import OtpsimError
 from otpsim.scenario.model import Scenario, load_scenario, scenario_files
@@ -136,8 +137,9 @@ async def serve(settings: Settings, *, out: Any = None) -> None:
     """Run until SIGINT or SIGTERM; print where the API and the inbox are."""
     out = out or sys.stdout
     app = create_app(settings)
+    sim = app[SIM]
     if settings.scenario:
-        app[SIM].use_scenario(load_scenario(settings.scenario))
+        sim.use_scenario(load_scenario(settings.scenario), keep_clock=sim.clock_restored)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     # Signals are handled before the address is printed: whoever reads it may stop the
@@ -166,6 +168,8 @@ async def serve(settings: Settings, *, out: Any = None) -> None:
     print(f"  Auth:    {auth}", file=out)
     if settings.scenario:
         print(f"  Network: scenario {settings.scenario}", file=out)
+    if sim.clock_restored:
+        print(f"  Clock:   {iso(sim.clock.time())}, as it was saved in {settings.db}", file=out)
     print("Press Ctrl-C to stop.", file=out, flush=True)
     collector = asyncio.create_task(collect_garbage_on_schedule(), name="gc")
     try:

@@ -93,6 +93,8 @@ class Simulator:
         self.bus = bus or EventBus()
         self.carrier = carrier or Carrier(self.clock)
         saved_clock = self.store.load_clock()
+        # True when the clock came back from the store (a restart with --db).
+        self.clock_restored = saved_clock is not None
         if saved_clock is not None:
             self.clock.restore(saved_clock)
         self.clock.on_change = lambda: self.store.save_clock(self.clock.state())
@@ -363,11 +365,13 @@ class Simulator:
 
     # -- scenarios -------------------------------------------------------------------------
 
-    def use_scenario(self, scenario: Scenario | None) -> None:
+    def use_scenario(self, scenario: Scenario | None, *, keep_clock: bool = False) -> None:
         """Activate a scenario's network half (None: back to the configured defaults).
 
         Carrier rules, OTP defaults and the rate limit take effect for the next request;
-        a scenario's clock settings move the clock now.
+        a scenario's clock settings move the clock now, unless ``keep_clock`` (a restart
+        whose clock came back from the store: it already started where the scenario
+        said, and has moved since).
         """
         spec = scenario.network if scenario is not None else None
         self.carrier.configure(spec.carrier if spec else None)
@@ -379,7 +383,7 @@ class Simulator:
         self.limiter.configure(limit, window)
         self.scenario = scenario
         self.bus.publish("scenario", self.scenario_json())
-        if self._apply_scenario_clock():
+        if not keep_clock and self._apply_scenario_clock():
             self.clock_changed()
             self.expire_due()
 

@@ -176,3 +176,24 @@ async def test_memory_stays_flat_under_an_endless_stream() -> None:
     assert len(sim.store.list_otps()) == 200
     assert sum(sim.store.count_otps_by_status().values()) == 200
     assert sizes[1] - sizes[0] < 512 * 1024  # 4,000 more OTPs: no growth to speak of
+
+
+def test_a_restart_keeps_the_saved_clock_over_the_scenarios_start(
+    start_server: Any, tmp_path: Path
+) -> None:
+    db = str(tmp_path / "otpsim.db")
+    scenario = tmp_path / "frozen.yaml"
+    scenario.write_text(
+        'name: frozen\nnetwork:\n  clock: {frozen: true, start: "2030-01-01T00:00:00Z"}\n'
+    )
+    proc, base = start_server("--db", db, "--scenario", str(scenario))
+    assert call("GET", f"{base}/_sim/clock")[1]["now"].startswith("2030-01-01T00:00:00")
+    moved = call("POST", f"{base}/_sim/clock", {"advance": 3600})[1]
+    proc.kill()
+    proc.wait()
+    proc, base = start_server("--db", db, "--scenario", str(scenario))
+    clock = call("GET", f"{base}/_sim/clock")[1]
+    assert (clock["now"], clock["frozen"]) == (moved["now"], True)  # not back to 00:00
+    # A fresh database still starts where the scenario says.
+    _, fresh = start_server("--db", str(tmp_path / "new.db"), "--scenario", str(scenario))
+    assert call("GET", f"{fresh}/_sim/clock")[1]["now"].startswith("2030-01-01T00:00:00")
