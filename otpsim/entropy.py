@@ -40,14 +40,18 @@ class EntropyPool:
             self._position = end
             return self._buffer[start:end]
 
-    def clear(self) -> None:
-        with self._lock:
-            self._buffer = b""
-            self._position = 0
+    def forget(self) -> None:
+        """Drop the unused bytes: for a forked child, which must not repeat its parent's.
+
+        A fresh lock too: the parent's may have been held by another thread at the fork.
+        """
+        self._lock = threading.Lock()
+        self._buffer = b""
+        self._position = 0
 
 
 _POOL = EntropyPool()
-os.register_at_fork(after_in_child=_POOL.clear)
+os.register_at_fork(after_in_child=_POOL.forget)
 
 
 def token_bytes(count: int) -> bytes:

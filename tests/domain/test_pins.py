@@ -1,6 +1,7 @@
 """PIN alphabets, lengths and comparison."""
 
 import math
+import os
 import random
 import string
 from collections import Counter
@@ -8,7 +9,7 @@ from collections import Counter
 import pytest
 
 from otpsim.domain.pins import ALPHABETS, generate, matches
-from otpsim.entropy import EntropyPool
+from otpsim.entropy import EntropyPool, token_bytes
 
 
 @pytest.mark.parametrize(
@@ -64,3 +65,19 @@ def test_the_pool_never_hands_out_the_same_bytes_twice() -> None:
     chunks = [pool.take(16) for _ in range(40)] + [pool.take(100)]  # across refills
     assert len(set(chunks)) == len(chunks)
     assert [len(c) for c in chunks] == [16] * 40 + [100]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_never_repeats_its_parents_bytes() -> None:
+    token_bytes(1)  # the pool holds unused bytes now
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next bytes, then leave at once
+        os.write(write, token_bytes(32))
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 32)
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert len(child) == 32
+    assert child != token_bytes(32)  # the parent's next bytes
