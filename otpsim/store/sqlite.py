@@ -12,6 +12,10 @@ Outside an event loop every write commits at once.
 ``durability="full"`` (``--db-sync full``) also survives a power cut, at the price of an
 fsync per commit.
 
+Checkpoints (copying the WAL into the database file, with an fsync) run in a background
+thread on its own connection, once a second: SQLite's automatic checkpoint runs inside
+a commit, on the event loop, and stalled every request for tens of milliseconds.
+
 Each table keeps the whole object as a JSON record plus the columns its queries need.
 The schema is versioned (``PRAGMA user_version``); :data:`MIGRATIONS` brings an older
 file up to date when it is opened.
@@ -26,8 +30,10 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +42,8 @@ from otpsim.domain.message import Delivery, Message
 from otpsim.domain.otp import Otp
 from otpsim.errors import OtpsimError
 from otpsim.store.retention import Retention
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
@@ -91,6 +99,7 @@ class SqliteStore:
         *,
         retention: Retention | None = None,
         durability: str = "normal",
+        checkpoint_every: float = 1.0,
     ) -> None:
         self.path = str(path)
         self.retention = retention or Retention()
@@ -98,9 +107,11 @@ class SqliteStore:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
+            self._db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise OtpsimError(f"{self.path}: cannot use as a database: {exc}") from None
+        self._checkpointer = _Checkpointer(self.path, checkpoint_every)
 
     def _migrate(self) -> None:
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
@@ -185,9 +196,10 @@ class SqliteStore:
             await asyncio.shield(self._batch)
 
     def close(self) -> None:
+        self._checkpointer.stop()
         self._flush()
         self._commit()
-        self._db.close()
+        self._db.close()  # the last connection to close checkpoints what is left
 
     # -- OTPs ------------------------------------------------------------------------
 
@@ -351,6 +363,33 @@ class SqliteStore:
     def load_clock(self) -> dict[str, Any] | None:
         row = self._read("SELECT value FROM meta WHERE key = 'clock'").fetchone()
         return None if row is None else dict(jsoncodec.loads(row[0]))
+
+
+class _Checkpointer:
+    """A daemon thread that checkpoints the WAL every ``every`` seconds (PASSIVE: it
+    never waits for, nor blocks, the writer). sqlite3 releases the GIL while it works."""
+
+    def __init__(self, path: str, every: float = 1.0) -> None:
+        self._path = path
+        self._every = every
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        db = sqlite3.connect(self._path, isolation_level=None)
+        try:
+            while not self._stopped.wait(self._every):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:  # e.g. the disk is full: try again later
+                    log.warning("WAL checkpoint of %s failed: %s", self._path, exc)
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
 
 
 def _filters(**given: str | None) -> tuple[str, tuple[str, ...]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -205,3 +206,19 @@ async def test_sqlite_batch_writes_each_object_once_and_reads_see_pending_saves(
     reopened.save_message(message(9, at=170.0))  # 7 and 8 are now too old
     assert [m.seq for m in reopened.list_messages()] == [9]
     reopened.close()
+
+
+def test_sqlite_checkpoints_off_the_writers_thread(tmp_path: Path) -> None:
+    path = tmp_path / "otpsim.db"
+    store = SqliteStore(path, checkpoint_every=0.05)
+    assert store._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    for n in range(500):
+        store.save_otp(otp(n))  # outside a loop: each commits at once, into the WAL
+    # Only a checkpoint moves pages into the database file itself.
+    deadline = time.monotonic() + 10
+    while path.stat().st_size < 200_000 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert path.stat().st_size >= 200_000
+    store.close()
+    assert not Path(f"{path}-wal").exists()  # the last close checkpoints and removes it
+    assert len(SqliteStore(path).list_otps()) == 500
