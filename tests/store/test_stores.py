@@ -221,4 +221,6 @@ def test_sqlite_checkpoints_off_the_writers_thread(tmp_path: Path) -> None:
     assert path.stat().st_size >= 200_000
     store.close()
     assert not Path(f"{path}-wal").exists()  # the last close checkpoints and removes it
-    assert len(SqliteStore(path).list_otps()) == 500
+    reopened = SqliteStore(path)
+    assert len(reopened.list_otps()) == 500
+    reopened.close()
