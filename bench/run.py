@@ -302,23 +302,21 @@ def measure(smoke: bool) -> list[Row]:
     connections = 10 if smoke else 50
     rows: list[Row] = []
 
-    top = ceiling()
-    try:
-        base = wrk(top.url + "/otp", "POST", BODY, seconds, connections)
-        base.case, base.rss_mb = "ceiling: bare aiohttp POST /otp", top.rss_mb()
-    finally:
-        top.stop()
+    def post_once(server: Server, case: str) -> Row:
+        """POST /otp load on a server started for this row alone; stops it."""
+        try:
+            row = wrk(server.url + "/otp", "POST", BODY, seconds, connections)
+            row.case, row.rss_mb = case, server.rss_mb()
+        finally:
+            server.stop()
+        return row
+
+    base = post_once(ceiling(), "ceiling: bare aiohttp POST /otp")
     rows.append(base)
-    top = ceiling("--parse")
-    try:
-        parsing = wrk(top.url + "/otp", "POST", BODY, seconds, connections)
-        parsing.case, parsing.rss_mb = (
-            "reference: bare aiohttp that reads and parses the body",
-            top.rss_mb(),
-        )
-        parsing.ratio = ratio(parsing, base, "ceiling")
-    finally:
-        top.stop()
+    parsing = post_once(
+        ceiling("--parse"), "reference: bare aiohttp that reads and parses the body"
+    )
+    parsing.ratio = ratio(parsing, base, "ceiling")
     rows.append(parsing)
 
     sim = otpsim()
@@ -349,15 +347,10 @@ def measure(smoke: bool) -> list[Row]:
         sim.stop()
 
     with tempfile.TemporaryDirectory() as folder:
-        disk = otpsim("--db", str(Path(folder) / "bench.db"))
-        try:
-            row = wrk(disk.url + "/otp", "POST", BODY, seconds, connections)
-            row.case, row.rss_mb = "otpsim POST /otp (sqlite)", disk.rss_mb()
-            row.ratio = ratio(row, post, "memory")
-            row.target = ">= 0.5 x memory"
-            rows.append(row)
-        finally:
-            disk.stop()
+        row = post_once(otpsim("--db", str(Path(folder) / "bench.db")), "otpsim POST /otp (sqlite)")
+        row.ratio = ratio(row, post, "memory")
+        row.target = ">= 0.5 x memory"
+        rows.append(row)
 
     count = 20_000 if smoke else 1_000_000
     row = rss_after(count)
