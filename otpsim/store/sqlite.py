@@ -166,13 +166,12 @@ class SqliteStore:
 
     def _flush(self) -> None:
         """Write the pending OTPs and messages (inside the open batch, if any)."""
-        while self._pending_otps or self._pending_messages:
-            otps, self._pending_otps = self._pending_otps, {}
-            messages, self._pending_messages = self._pending_messages, {}
-            for otp in otps.values():
-                self._write_otp(otp)
-            for message in messages.values():
-                self._write_message(message)
+        otps, self._pending_otps = self._pending_otps, {}
+        messages, self._pending_messages = self._pending_messages, {}
+        for otp in otps.values():
+            self._write_otp(otp)
+        for message in messages.values():
+            self._write_message(message)
 
     def _commit(self) -> None:
         batch, self._batch = self._batch, None
