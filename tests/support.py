@@ -130,3 +130,31 @@ def stop(proc: subprocess.Popen[str]) -> None:
     for pipe in (proc.stdout, proc.stderr):
         if pipe is not None:
             pipe.close()
+
+
+def raw_http(host: str, port: int, data: bytes, *, timeout: float = 5.0) -> tuple[int, bytes]:
+    """Send raw bytes to a live server (for requests an HTTP client library would refuse
+    to send); returns (status, whole response bytes). Reads until the server closes or
+    ``timeout`` passes with nothing more; status 0 if no status line came back."""
+    import socket
+
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(data)
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+                if b"\r\n\r\n" in b"".join(chunks) and _complete(b"".join(chunks)):
+                    break
+        except TimeoutError:
+            pass
+    raw = b"".join(chunks)
+    match = re.match(rb"HTTP/1\.[01] (\d{3})", raw)
+    return (int(match.group(1)) if match else 0), raw
+
+
+def _complete(raw: bytes) -> bool:
+    """Whether a response with a Content-Length has all of its body."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    match = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    return match is not None and len(body) >= int(match.group(1))
