@@ -158,3 +158,9 @@ async def test_validate_an_invalid_number_is_1207(client: Any, bad: str) -> None
 async def test_validate_a_non_geographic_number_is_no_coverage(client: Any) -> None:
     resp = await client.get("/numbers/validate/+870773111632", headers=KEY)
     await expect_error(resp, 403, "no_coverage", 1119)
+
+
+async def test_a_bad_scenario_balance_names_file_line_and_key(client: Any) -> None:
+    resp = await client.put("/_sim/scenario", data="network:\n  balance: lots\n")
+    err = await expect_error(resp, 400, "invalid_scenario", 1023)
+    assert ":2: network.balance: expected a number from 0 to 1e+12" in err["message"]
