@@ -26,9 +26,12 @@ import email.utils
 import hashlib
 import heapq
 import hmac
+import ipaddress
 import itertools
 import logging
 import os
+import secrets
+import socket
 import time
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -39,6 +42,8 @@ import aiohttp
 from otpsim import __version__, jsoncodec
 from otpsim.clock import iso
 from otpsim.domain.otp import Status
+from otpsim.domain.request import ip_of, is_loopback_host, url_target
+from otpsim.errors import E, ProviderError
 from otpsim.events import Event
 from otpsim.simulator import Simulator
 
@@ -46,6 +51,11 @@ log = logging.getLogger("otpsim.callbacks")
 
 MAX_ITEMS = 200  # items in one callback request (the contract's limit)
 EVENT_NAME = "otp_update"
+# Sent with every callback: this simulator's random instance id. A simulator refuses any
+# request that carries its own (see :func:`own_callback_refusal`), so whatever name or
+# address a callback URL uses, a callback can never drive the simulator that sent it.
+INSTANCE_HEADER = "otpsim-instance"
+SELF_REFUSED = "refused: the callback URL points at the simulator itself"
 
 
 class State(StrEnum):
@@ -165,6 +175,48 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def _is_local_address(host: str) -> bool:
+    """Whether a literal address belongs to this machine (only local addresses bind)."""
+    address = ip_of(host)
+    if address is None:
+        return False
+    family = socket.AF_INET6 if isinstance(address, ipaddress.IPv6Address) else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.bind((str(address), 0))
+    except OSError:
+        return False
+    return True
+
+
+def points_at_self(url: str, ports: set[int], host_header: str | None = None) -> bool:
+    """Whether ``url`` reaches this simulator, listening on ``ports``, as far as can be
+    told without a DNS lookup: the name the client used to reach it (``Host``), or any
+    loopback name, the machine's name or one of its addresses with a listening port.
+    Loopback URLs of other ports are not (the application under test lives there)."""
+    try:
+        host, port = url_target(url)
+        if host_header and url_target(f"http://{host_header}") == (host, port):
+            return True
+    except ValueError:
+        return False
+    if port not in ports:
+        return False
+    return (
+        is_loopback_host(host)
+        or host == socket.gethostname().rstrip(".").lower()
+        or _is_local_address(host)
+    )
+
+
+def self_callback_error() -> ProviderError:
+    return ProviderError(
+        E.CALLBACK_URL_INVALID,
+        "The parameter 'otpCallbackUrl' points at the simulator itself "
+        "(callbacks cannot drive the simulator)",
+    )
+
+
 @dataclass(slots=True)
 class _Batch:
     items: list[dict[str, Any]]
@@ -190,6 +242,8 @@ class CallbackDispatcher:
         self._idle.set()
         self._tasks: list[asyncio.Task[None]] = []
         self._unsubscribe: Any = None
+        # Never from the seeded rng: two simulators replaying one seed must still differ.
+        self.instance = secrets.token_hex(16)
 
     # -- lifetime --------------------------------------------------------------------------
 
@@ -374,6 +428,7 @@ class CallbackDispatcher:
             "Content-Type": "application/json",
             "webhook-id": delivery.delivery_id,
             "webhook-timestamp": str(timestamp),
+            INSTANCE_HEADER: self.instance,
         }
         if self.settings.callback_secret:
             headers["webhook-signature"] = sign(
@@ -384,6 +439,7 @@ class CallbackDispatcher:
         status: int | None = None
         error: str | None = None
         retry_after: float | None = None
+        to_self = False
         timeout = self.settings.callback_timeout
         try:
             async with self._session.post(
@@ -394,6 +450,7 @@ class CallbackDispatcher:
                 allow_redirects=False,
             ) as response:
                 status = response.status
+                to_self = response.headers.get(INSTANCE_HEADER) == self.instance
                 if status in (429, 503):
                     retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         except TimeoutError:
@@ -408,11 +465,15 @@ class CallbackDispatcher:
             at=at,
             url=delivery.url,
             status_code=status,
-            error=error,
+            error=SELF_REFUSED if to_self else error,
             latency_ms=(time.perf_counter() - started) * 1000,
         )
         delivery.attempts.append(attempt)
-        self._settle(delivery, attempt, retry_after)
+        if to_self:  # it reached this very simulator, which refused it: never again
+            self._finish(delivery, State.FAILED)
+            log.warning("callback %s to %s: %s", delivery.delivery_id, delivery.url, SELF_REFUSED)
+        else:
+            self._settle(delivery, attempt, retry_after)
         self._persist(delivery)
         log.info(
             "callback %s attempt %d to %s: %s",
