@@ -2,8 +2,8 @@
 
 1. A healthy receiver's callback latency (from the status change to its arrival) while
    another receiver is a black hole (accepts connections, never answers) with 200, then
-   2,000 deliveries queued to it (one URL path each, so batching cannot merge them). Default settings (batch window 0.2 s, timeout 10 s);
-   the wait is capped at 30 s.
+   2,000 deliveries queued to it (one URL path each, so batching cannot merge them).
+   Default settings (batch window 0.2 s, timeout 10 s); the wait is capped at 30 s.
 2. The time to issue 20,000 OAuth tokens.
 
     .venv/bin/python bench/hostile_callbacks.py            # this checkout

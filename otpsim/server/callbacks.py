@@ -299,20 +299,19 @@ class CallbackDispatcher:
         # Batches still open at a crash: their items were committed with the changes
         # they report. Each becomes its delivery now (once: the delivery is saved and
         # its outbox rows deleted in one transaction).
-        restored: dict[str, _Batch] = {}
+        restored: dict[str, tuple[tuple[str, str], _Batch]] = {}
         for row in store.load_outbox():
-            batch = restored.get(row["delivery_id"])
-            if batch is None:
-                batch = restored[row["delivery_id"]] = _Batch(row["delivery_id"], [], [])
-                self._batches[(row["account"], row["url"])] = batch
+            if row["delivery_id"] not in restored:
+                batch = _Batch(row["delivery_id"], [], [])
+                restored[row["delivery_id"]] = ((row["account"], row["url"]), batch)
+            batch = restored[row["delivery_id"]][1]
             batch.items.append(row["item"])
             batch.otp_ids.append(row["item"]["otpId"])
-        for key, batch in list(self._batches.items()):
+        for key, batch in restored.values():
             if batch.delivery_id in self._deliveries:  # already made (cannot happen)
-                del self._batches[key]
                 store.delete_outbox(batch.delivery_id)
             else:
-                self._flush(key)
+                self._deliver(key, batch)
         self._tasks.append(asyncio.create_task(self._schedule_loop(), name="callbacks-scheduler"))
 
     async def close(self) -> int:
@@ -386,12 +385,16 @@ class CallbackDispatcher:
             self._flush(key)
 
     def _flush(self, key: tuple[str, str]) -> None:
-        account, url = key
         batch = self._batches.pop(key, None)
         if batch is None:
             return
         if batch.timer is not None:
             batch.timer.cancel()
+        self._deliver(key, batch)
+
+    def _deliver(self, key: tuple[str, str], batch: _Batch) -> None:
+        """Make a closed batch its delivery: recorded, and scheduled unless dropped."""
+        account, url = key
         body = jsoncodec.dumps({"event": EVENT_NAME, "data": batch.items})
         now = self.sim.clock.time()
         delivery = Delivery(
