@@ -7,8 +7,12 @@ occur within the batch window share one request (at most 200 items). Each reques
 answer, a 410 (which stops retries for that URL), or the schedule runs out. Every
 attempt is recorded and published as a ``callback.attempt`` event.
 
-Nothing here runs on the API's path: the bus listener only appends to a batch; timers,
-a scheduler task and a bounded pool of workers do the sending.
+Nothing here runs on the API's path: the bus listener only appends to a batch (and
+records the item in the store's outbox, in the same transaction as the change, so a
+change answered is a callback that will be sent, even after a crash); timers, a
+scheduler task and a bounded number of attempt tasks do the sending, fairly: each
+receiver has its own queue, served round-robin, with its own caps on attempts in flight
+and deliveries waiting.
 
 Example::
 
