@@ -18,6 +18,7 @@ from __future__ import annotations
 import hmac
 import random
 import secrets
+from collections import deque
 from dataclasses import dataclass
 
 from otpsim.clock import Clock
@@ -52,17 +53,43 @@ class Token:
     expires_at: float
 
 
+MAX_TOKENS = 100_000  # live tokens kept; beyond, the oldest issued is forgotten
+
+
 def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
 class Authenticator:
-    def __init__(self, settings: Settings, clock: Clock, rng: random.Random | None = None) -> None:
+    """Checks credentials and issues tokens.
+
+    Tokens live in a dict (constant-time lookup) and, in issue order, in a deque: issuing
+    evicts from its front the tokens that have expired and, beyond ``max_tokens``, the
+    oldest. Each token is evicted once, so issuing costs amortized O(1) however many
+    were issued before. (A clock moved back can leave an expired token behind a live
+    one; it is then dropped when looked up, or when it reaches the front.)
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        rng: random.Random | None = None,
+        *,
+        max_tokens: int = MAX_TOKENS,
+    ) -> None:
         self._settings = settings
         self._clock = clock
         self._rng = rng
         self._clients = dict(settings.oauth_clients)
         self._tokens: dict[str, Token] = {}
+        self._issued: deque[str] = deque()  # token values, oldest first
+        self._max_tokens = max_tokens
+
+    @property
+    def live_tokens(self) -> int:
+        """How many issued tokens are kept (unexpired ones, up to the cap)."""
+        return len(self._tokens)
 
     @property
     def strict(self) -> bool:
@@ -118,10 +145,28 @@ class Authenticator:
         scopes = frozenset(requested) if requested else frozenset(KNOWN_SCOPES)
         now = self._clock.time()
         ttl = self._settings.token_ttl
-        self._tokens = {k: t for k, t in self._tokens.items() if t.expires_at > now}
+        self._evict(now)
         value = (
             secrets.token_urlsafe(32) if self._rng is None else f"{self._rng.getrandbits(256):064x}"
         )
         self._tokens[value] = Token(client_id, scopes, now + ttl)
+        self._issued.append(value)
         granted = " ".join(s for s in KNOWN_SCOPES if s in scopes)
         return {"access_token": value, "expires_in": ttl, "scope": granted, "token_type": "Bearer"}
+
+    def _evict(self, now: float) -> None:
+        """Forget expired tokens at the front of the issue order, and the oldest while
+        there is no room for one more. Values already dropped on lookup are skipped, and
+        the deque never holds more than twice the cap (a clock moved back could otherwise
+        keep a live token in front of many dropped ones)."""
+        issued, tokens, cap = self._issued, self._tokens, self._max_tokens
+        while issued:
+            token = tokens.get(issued[0])
+            if (
+                token is not None
+                and token.expires_at > now
+                and len(tokens) < cap
+                and len(issued) < 2 * cap
+            ):
+                return
+            tokens.pop(issued.popleft(), None)

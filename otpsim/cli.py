@@ -27,6 +27,7 @@ from otpsim.config import DEFAULT_PORT, OPTIONS, Settings, load_settings
 from otpsim.errors import OtpsimError
 from otpsim.scenario.model import Scenario, load_scenario, scenario_files
 from otpsim.server.app import create_app
+from otpsim.server.callbacks import points_at_self
 from otpsim.server.keys import SIM
 
 
@@ -159,6 +160,16 @@ async def serve(settings: Settings, *, out: Any = None) -> None:
             f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
         ) from None
     port = runner.addresses[0][1]
+    if settings.callback_url and points_at_self(
+        settings.callback_url, {int(a[1]) for a in runner.addresses}
+    ):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
+        raise OtpsimError(
+            f"--callback-url: {settings.callback_url} points at the simulator itself "
+            "(callbacks cannot drive the simulator; expected the URL of your application)"
+        )
     base = _url(settings.host, port)
     print(f"otpsim {__version__}: a fake SMS provider is listening", file=out)
     print(f"  API:     {base}", file=out)

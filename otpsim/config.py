@@ -67,7 +67,9 @@ class Settings:
     # Delay before each attempt, seconds on the simulator clock (Standard Webhooks' schedule).
     callback_retry_schedule: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
     callback_concurrency: int = 8  # attempts in flight at once
+    callback_concurrency_per_receiver: int = 2  # ... to one receiver (a URL's origin)
     callback_max_pending: int = 10_000  # deliveries waiting; beyond, new ones are dropped
+    callback_max_pending_per_receiver: int = 1_000  # ... for one receiver
     shutdown_grace: float = 5.0  # seconds in-flight callbacks get on shutdown
     scenario: str | None = None  # a scenario file whose network is active from the start
     # Storage: memory (the default), or SQLite at this path (survives restarts).
@@ -509,11 +511,27 @@ OPTIONS: tuple[Option, ...] = (
         "N",
     ),
     Option(
+        "callback_concurrency_per_receiver",
+        "--callback-concurrency-per-receiver",
+        ("callbacks", "concurrency_per_receiver"),
+        _positive_int,
+        "callback attempts in flight at once to one receiver (scheme, host and port)",
+        "N",
+    ),
+    Option(
         "callback_max_pending",
         "--callback-max-pending",
         ("callbacks", "max_pending"),
         _positive_int,
         "deliveries allowed to wait; beyond, new ones are dropped",
+        "N",
+    ),
+    Option(
+        "callback_max_pending_per_receiver",
+        "--callback-max-pending-per-receiver",
+        ("callbacks", "max_pending_per_receiver"),
+        _positive_int,
+        "deliveries allowed to wait for one receiver; beyond, its new ones are dropped",
         "N",
     ),
     Option(

@@ -20,7 +20,7 @@ import itertools
 import math
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from otpsim import entropy
@@ -126,9 +126,21 @@ class Simulator:
 
     # -- the provider API --------------------------------------------------------------
 
-    async def create_otp(self, body: Mapping[str, Any], *, account: str) -> Otp:
-        """``POST /otp``: validate, ask the carrier, issue a PIN, and send it by SMS."""
+    async def create_otp(
+        self,
+        body: Mapping[str, Any],
+        *,
+        account: str,
+        check_callback_url: Callable[[str], None] | None = None,
+    ) -> Otp:
+        """``POST /otp``: validate, ask the carrier, issue a PIN, and send it by SMS.
+
+        ``check_callback_url`` may refuse the ``otpCallbackUrl`` by raising (the server
+        refuses a URL that reaches the simulator itself), after the contract's checks.
+        """
         request = parse_new_otp(body, self.otp_defaults)
+        if check_callback_url is not None and request.callback_url is not None:
+            check_callback_url(request.callback_url)
         self.check_coverage(request.phone_number, request.country_iso)
         # The price is known before the PIN: every PIN alphabet is GSM-7, one character
         # per PIN character, so a placeholder PIN renders to the same parts.

@@ -147,6 +147,49 @@ def test_callbacks_survive_an_outage_and_a_restart_and_arrive_once(
     assert {d["status"] for d in log} == {"delivered"}
 
 
+def wait_for_items(count: int, within: float = 10) -> None:
+    deadline = time.monotonic() + within
+    while sum(len(ids) for _, ids in Receiver.seen) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_sigkill_right_after_200_verifies_loses_no_callback_and_sends_each_once(
+    start_server: Any, tmp_path: Path, free_port: int, receiver_on: Any
+) -> None:
+    db = str(tmp_path / "otpsim.db")
+    # A batch window far longer than the test: every callback is still in its open
+    # batch when the process dies, so only what was committed with the 200 can save it.
+    flags = ("--db", db, "--clock-frozen", "true", "--callback-batch-window", "60")
+    hook = f"http://127.0.0.1:{free_port}/hook"
+    receiver_on()
+    proc, base = start_server(*flags)
+    verified = []
+    for _ in range(20):
+        _, otp = call("POST", f"{base}/otp", {"phoneNumber": FR, "otpCallbackUrl": hook}, KEY)
+        pin = call("GET", f"{base}/_sim/messages/latest?otpId={otp['otpId']}&wait=5")[1]["pin"]
+        status, body = call("POST", f"{base}/otp/{otp['otpId']}", {"pin": pin}, KEY)
+        assert (status, body) == (200, {"status": "VERIFIED"})
+        verified.append(otp["otpId"])
+    proc.kill()  # SIGKILL, right after the last 200
+    proc.wait(timeout=10)
+    assert Receiver.seen == []  # nothing had been sent yet
+
+    proc, base = start_server(*flags)  # the open batch is sent on restart
+    wait_for_items(len(verified))
+    time.sleep(0.3)  # room for a duplicate to show up
+    delivered = [otp_id for _, ids in Receiver.seen for otp_id in ids]
+    assert sorted(delivered) == sorted(verified)  # every one, once
+    log = call("GET", f"{base}/_sim/callbacks")[1]["callbacks"]
+    assert {d["status"] for d in log} == {"delivered"}
+    assert sorted(i for d in log for i in d["otpIds"]) == sorted(verified)
+
+    proc.kill()  # and once delivered, a further crash and restart sends nothing again
+    proc.wait(timeout=10)
+    _, base = start_server(*flags)
+    time.sleep(0.5)
+    assert sorted(otp_id for _, ids in Receiver.seen for otp_id in ids) == sorted(verified)
+
+
 def test_an_otp_expires_after_a_restart(start_server: Any, tmp_path: Path) -> None:
     db = str(tmp_path / "otpsim.db")
     proc, base = start_server("--db", db, "--clock-frozen", "true")

@@ -85,7 +85,7 @@ def test_a_failure_inside_the_simulator_fails_the_test_that_caused_it(
         from otpsim.simulator import Simulator
 
         def test_causes_it(otpsim, monkeypatch):
-            async def broken(self, body, *, account):
+            async def broken(self, body, *, account, **options):
                 raise RuntimeError("the simulator broke here")
             monkeypatch.setattr(Simulator, "create_otp", broken)
             try:

@@ -13,7 +13,9 @@ Example::
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -125,6 +127,38 @@ def _callback_url(value: Any) -> str:
     if parts.scheme.lower() not in ("http", "https") or not hostname:
         raise ProviderError(E.CALLBACK_URL_INVALID)
     return value
+
+
+def url_target(url: str) -> tuple[str, int]:
+    """The (host, port) a URL connects to: host lowercased, without brackets or a final
+    dot; the scheme's port when none is given. ValueError on a malformed URL."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").rstrip(".").lower()
+    return host, parts.port or (443 if parts.scheme.lower() == "https" else 80)
+
+
+def ip_of(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host names if it is a literal, in any form a resolver accepts
+    (``127.1``, ``2130706433``, ``0x7f.1``, ``::ffff:127.0.0.1``); None for a name."""
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(host)
+    except ValueError:
+        try:  # the classic forms getaddrinfo still accepts for IPv4
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except (OSError, ValueError):
+            return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a (normalized) host always means this machine: ``localhost`` and its
+    subdomains (RFC 6761), loopback addresses, and the unspecified address."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    address = ip_of(host)
+    return address is not None and (address.is_loopback or address.is_unspecified)
 
 
 def parse_new_otp(body: Mapping[str, Any], defaults: OtpDefaults) -> OtpRequest:

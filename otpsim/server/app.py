@@ -25,7 +25,7 @@ from otpsim.errors import E, ProviderError
 from otpsim.events import Event
 from otpsim.logs import mask_pin
 from otpsim.server import control, inbox, provider, security
-from otpsim.server.callbacks import CallbackDispatcher
+from otpsim.server.callbacks import INSTANCE_HEADER, CallbackDispatcher
 from otpsim.server.http import basic_credentials, bearer_token, error_response, http_error_spec
 from otpsim.server.keys import DISPATCHER, EXTRA_HEADERS, HUB, METRICS, PRINCIPAL, REQUEST_ID, SIM
 from otpsim.server.live import LiveHub
@@ -79,7 +79,7 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     request[REQUEST_ID] = new_request_id()
     try:
         try:
-            refusal = security.guard(request)
+            refusal = _own_callback(request) or security.guard(request)
             if refusal is not None:
                 response: web.StreamResponse = refusal
             else:
@@ -104,6 +104,18 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         # clock move, a counted wrong PIN): with SQLite, it waits for its batch.
         await request.app[SIM].store.durable()
     _finish(request, response, started)
+    return response
+
+
+def _own_callback(request: web.Request) -> web.Response | None:
+    """A callback this simulator sent to itself (by a name POST /otp could not tell
+    apart): refused before any handler runs, marked so its sender stops retrying."""
+    instance = request.app[DISPATCHER].instance
+    if request.headers.get(INSTANCE_HEADER) != instance:
+        return None
+    message = "Refused: a callback from this simulator to itself"
+    response = error_response(ProviderError(E.SIM_FORBIDDEN, message))
+    response.headers[INSTANCE_HEADER] = instance
     return response
 
 

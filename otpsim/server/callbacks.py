@@ -7,8 +7,12 @@ occur within the batch window share one request (at most 200 items). Each reques
 answer, a 410 (which stops retries for that URL), or the schedule runs out. Every
 attempt is recorded and published as a ``callback.attempt`` event.
 
-Nothing here runs on the API's path: the bus listener only appends to a batch; timers,
-a scheduler task and a bounded pool of workers do the sending.
+Nothing here runs on the API's path: the bus listener only appends to a batch (and
+records the item in the store's outbox, in the same transaction as the change, so a
+change answered is a callback that will be sent, even after a crash); timers, a
+scheduler task and a bounded number of attempt tasks do the sending, fairly: each
+receiver has its own queue, served round-robin, with its own caps on attempts in flight
+and deliveries waiting.
 
 Example::
 
@@ -23,13 +27,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.utils
+import functools
 import hashlib
 import heapq
 import hmac
+import ipaddress
 import itertools
 import logging
 import os
+import secrets
+import socket
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -39,6 +48,8 @@ import aiohttp
 from otpsim import __version__, jsoncodec
 from otpsim.clock import iso
 from otpsim.domain.otp import Status
+from otpsim.domain.request import ip_of, is_loopback_host, url_target
+from otpsim.errors import E, ProviderError
 from otpsim.events import Event
 from otpsim.simulator import Simulator
 
@@ -46,6 +57,11 @@ log = logging.getLogger("otpsim.callbacks")
 
 MAX_ITEMS = 200  # items in one callback request (the contract's limit)
 EVENT_NAME = "otp_update"
+# Sent with every callback: this simulator's random instance id. A simulator refuses any
+# request that carries its own (see :func:`own_callback_refusal`), so whatever name or
+# address a callback URL uses, a callback can never drive the simulator that sent it.
+INSTANCE_HEADER = "otpsim-instance"
+SELF_REFUSED = "refused: the callback URL points at the simulator itself"
 
 
 class State(StrEnum):
@@ -165,14 +181,86 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def _is_local_address(host: str) -> bool:
+    """Whether a literal address belongs to this machine (only local addresses bind)."""
+    address = ip_of(host)
+    if address is None:
+        return False
+    family = socket.AF_INET6 if isinstance(address, ipaddress.IPv6Address) else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.bind((str(address), 0))
+    except OSError:
+        return False
+    return True
+
+
+def points_at_self(url: str, ports: set[int], host_header: str | None = None) -> bool:
+    """Whether ``url`` reaches this simulator, listening on ``ports``, as far as can be
+    told without a DNS lookup: the name the client used to reach it (``Host``), or any
+    loopback name, the machine's name or one of its addresses with a listening port.
+    Loopback URLs of other ports are not (the application under test lives there)."""
+    try:
+        host, port = url_target(url)
+        if host_header and url_target(f"http://{host_header}") == (host, port):
+            return True
+    except ValueError:
+        return False
+    if port not in ports:
+        return False
+    return (
+        is_loopback_host(host)
+        or host == socket.gethostname().rstrip(".").lower()
+        or _is_local_address(host)
+    )
+
+
+def self_callback_error() -> ProviderError:
+    return ProviderError(
+        E.CALLBACK_URL_INVALID,
+        "The parameter 'otpCallbackUrl' points at the simulator itself "
+        "(callbacks cannot drive the simulator)",
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def receiver_of(url: str) -> str:
+    """The receiver a URL belongs to, for fair scheduling: its scheme, host and port."""
+    try:
+        host, port = url_target(url)
+    except ValueError:
+        return url
+    return f"{url.partition(':')[0].lower()}://{host}:{port}"
+
+
 @dataclass(slots=True)
 class _Batch:
+    delivery_id: str  # of the delivery it becomes; its outbox rows carry it
     items: list[dict[str, Any]]
     otp_ids: list[str]
     timer: asyncio.TimerHandle | None = None
 
 
+@dataclass(slots=True, eq=False)
+class _Lane:
+    """One receiver's share of the work: its deliveries due now, in order (with the heap
+    token each was queued under: a stale one is skipped), what it has in flight, and how
+    many of its deliveries are waiting (pending)."""
+
+    receiver: str
+    ready: deque[tuple[Delivery, int]] = field(default_factory=deque)
+    in_flight: int = 0
+    pending: int = 0
+    rotating: bool = False  # in the round-robin of lanes with work to start
+
+
 class CallbackDispatcher:
+    """Sends callbacks fairly: each receiver (a URL's origin) has its own queue, served
+    round-robin, with at most ``callback_concurrency_per_receiver`` attempts in flight
+    and ``callback_max_pending_per_receiver`` deliveries waiting, so a receiver that is
+    slow or dead holds only its share and never delays nor drops another's callbacks.
+    """
+
     def __init__(self, sim: Simulator, session: aiohttp.ClientSession | None = None) -> None:
         self.sim = sim
         self.settings = sim.settings
@@ -183,13 +271,18 @@ class CallbackDispatcher:
         self._heap: list[tuple[float, int, str, int]] = []
         self._seq = itertools.count()
         self._wakeup = asyncio.Event()
-        self._ready: asyncio.Queue[Delivery] = asyncio.Queue()
+        self._lanes: dict[str, _Lane] = {}
+        self._rotation: deque[_Lane] = deque()
+        self._running: set[asyncio.Task[None]] = set()
+        self._closed = False
         self._in_flight = 0
         self._pending = 0  # deliveries in State.PENDING
         self._idle = asyncio.Event()
         self._idle.set()
         self._tasks: list[asyncio.Task[None]] = []
         self._unsubscribe: Any = None
+        # Never from the seeded rng: two simulators replaying one seed must still differ.
+        self.instance = secrets.token_hex(16)
 
     # -- lifetime --------------------------------------------------------------------------
 
@@ -200,15 +293,30 @@ class CallbackDispatcher:
             )
         self._unsubscribe = self.sim.bus.subscribe(self._on_event, "reset", "otp.updated")
         now = self.sim.clock.time()
-        for record in self.sim.store.load_deliveries():  # a restart: pick up where it was
+        store = self.sim.store
+        for record in store.load_deliveries():  # a restart: pick up where it was
             delivery = Delivery.from_record(record)
             self._deliveries[delivery.delivery_id] = delivery
             if delivery.state is State.PENDING:
-                self._pending += 1
+                self._hold(delivery)
                 self._schedule(delivery, delivery.next_attempt_at or now)
+        # Batches still open at a crash: their items were committed with the changes
+        # they report. Each becomes its delivery now (once: the delivery is saved and
+        # its outbox rows deleted in one transaction).
+        restored: dict[str, tuple[tuple[str, str], _Batch]] = {}
+        for row in store.load_outbox():
+            if row["delivery_id"] not in restored:
+                batch = _Batch(row["delivery_id"], [], [])
+                restored[row["delivery_id"]] = ((row["account"], row["url"]), batch)
+            batch = restored[row["delivery_id"]][1]
+            batch.items.append(row["item"])
+            batch.otp_ids.append(row["item"]["otpId"])
+        for key, batch in restored.values():
+            if batch.delivery_id in self._deliveries:  # already made (cannot happen)
+                store.delete_outbox(batch.delivery_id)
+            else:
+                self._deliver(key, batch)
         self._tasks.append(asyncio.create_task(self._schedule_loop(), name="callbacks-scheduler"))
-        for n in range(self.settings.callback_concurrency):
-            self._tasks.append(asyncio.create_task(self._work_loop(), name=f"callbacks-{n}"))
 
     async def close(self) -> int:
         """Stop: flush open batches, give what is in flight the grace period, report.
@@ -222,14 +330,15 @@ class CallbackDispatcher:
             self._flush(key)
         self._dispatch_due()
         grace = self.settings.shutdown_grace
-        if grace > 0 and not (self._ready.empty() and self._in_flight == 0):
+        if grace > 0 and not self._is_idle():
             try:
                 await asyncio.wait_for(self._until_idle(), timeout=grace)
             except TimeoutError:
                 log.warning("callbacks still in flight after the %gs shutdown grace", grace)
-        for task in self._tasks:
+        self._closed = True
+        for task in [*self._tasks, *self._running]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._running, return_exceptions=True)
         self._tasks.clear()
         if self._own_session and self._session is not None:
             await self._session.close()
@@ -239,8 +348,12 @@ class CallbackDispatcher:
             )
         return self._pending
 
+    def _is_idle(self) -> bool:
+        # With nothing in flight, every lane with work is in the rotation.
+        return self._in_flight == 0 and not self._rotation
+
     async def _until_idle(self) -> None:
-        while not (self._ready.empty() and self._in_flight == 0):
+        while not self._is_idle():
             self._idle.clear()
             await self._idle.wait()
 
@@ -261,26 +374,35 @@ class CallbackDispatcher:
         key = (otp.account, url)
         batch = self._batches.get(key)
         if batch is None:
-            batch = self._batches[key] = _Batch([], [])
+            delivery_id = "msg_" + self.sim.new_id().replace("-", "")
+            batch = self._batches[key] = _Batch(delivery_id, [], [])
             window = self.settings.callback_batch_window
             if window > 0:
                 batch.timer = asyncio.get_running_loop().call_later(window, self._flush, key)
-        batch.items.append(otp.to_api())
+        item = otp.to_api()
+        batch.items.append(item)
         batch.otp_ids.append(otp.otp_id)
+        # Called while the change is published, before its answer: this lands in the
+        # same transaction as the change, so an answered change is a callback to send.
+        self.sim.store.add_outbox_item(batch.delivery_id, otp.account, url, item)
         if len(batch.items) >= MAX_ITEMS or batch.timer is None:
             self._flush(key)
 
     def _flush(self, key: tuple[str, str]) -> None:
-        account, url = key
         batch = self._batches.pop(key, None)
         if batch is None:
             return
         if batch.timer is not None:
             batch.timer.cancel()
+        self._deliver(key, batch)
+
+    def _deliver(self, key: tuple[str, str], batch: _Batch) -> None:
+        """Make a closed batch its delivery: recorded, and scheduled unless dropped."""
+        account, url = key
         body = jsoncodec.dumps({"event": EVENT_NAME, "data": batch.items})
         now = self.sim.clock.time()
         delivery = Delivery(
-            delivery_id="msg_" + self.sim.new_id().replace("-", ""),
+            delivery_id=batch.delivery_id,
             account=account,
             url=url,
             body=body,
@@ -288,13 +410,25 @@ class CallbackDispatcher:
             created_at=now,
         )
         self._deliveries[delivery.delivery_id] = delivery
-        if self._pending >= self.settings.callback_max_pending:
+        lane = self._lane(url)
+        if lane.pending >= self.settings.callback_max_pending_per_receiver:
+            delivery.state = State.DROPPED
+            log.warning(
+                "callback to %s dropped: %d deliveries to that receiver already waiting",
+                url,
+                lane.pending,
+            )
+            self._tidy(lane)
+        elif self._pending >= self.settings.callback_max_pending:
             delivery.state = State.DROPPED
             log.warning("callback to %s dropped: %d deliveries already waiting", url, self._pending)
+            self._tidy(lane)
         else:
-            self._pending += 1
+            self._hold(delivery)
             self._schedule(delivery, now + self.settings.callback_retry_schedule[0])
+        # One transaction: the delivery is recorded as its outbox rows go.
         self._persist(delivery)
+        self.sim.store.delete_outbox(delivery.delivery_id)
         self._retain()
 
     def _persist(self, delivery: Delivery) -> None:
@@ -322,11 +456,41 @@ class CallbackDispatcher:
         doomed = [d for d in self._deliveries.values() if account is None or d.account == account]
         for delivery in doomed:
             if delivery.state is State.PENDING:
-                self._pending -= 1
+                self._release(delivery)
             del self._deliveries[delivery.delivery_id]
         if account is None:
             self._heap.clear()
-        # (Heap entries of forgotten deliveries are skipped when they come due.)
+            for lane in list(self._lanes.values()):
+                lane.ready.clear()
+                self._tidy(lane)
+        # (Heap and lane entries of forgotten deliveries are skipped when they come up.)
+
+    # -- receivers: pending counts and lanes -------------------------------------------------
+
+    def _lane(self, url: str) -> _Lane:
+        receiver = receiver_of(url)
+        lane = self._lanes.get(receiver)
+        if lane is None:
+            lane = self._lanes[receiver] = _Lane(receiver)
+        return lane
+
+    def _tidy(self, lane: _Lane) -> None:
+        """Forget a lane with nothing left to do (lanes exist only for busy receivers)."""
+        busy = lane.ready or lane.in_flight or lane.pending or lane.rotating
+        if not busy and self._lanes.get(lane.receiver) is lane:
+            del self._lanes[lane.receiver]
+
+    def _hold(self, delivery: Delivery) -> None:
+        """Count a delivery that became PENDING."""
+        self._pending += 1
+        self._lane(delivery.url).pending += 1
+
+    def _release(self, delivery: Delivery) -> None:
+        """Count a delivery that is no longer PENDING."""
+        self._pending -= 1
+        lane = self._lane(delivery.url)
+        lane.pending -= 1
+        self._tidy(lane)
 
     # -- scheduling on the simulator clock -------------------------------------------------
 
@@ -342,7 +506,10 @@ class CallbackDispatcher:
             _, _, delivery_id, token = heapq.heappop(self._heap)
             delivery = self._deliveries.get(delivery_id)
             if delivery is not None and delivery.token == token and delivery.state is State.PENDING:
-                self._ready.put_nowait(delivery)
+                lane = self._lane(delivery.url)
+                lane.ready.append((delivery, token))
+                self._runnable(lane)
+        self._pump()
 
     async def _schedule_loop(self) -> None:
         while True:
@@ -351,18 +518,60 @@ class CallbackDispatcher:
             next_due = self._heap[0][0] if self._heap else None
             await self.sim.clock.wait_for_change(next_due, self._wakeup)
 
-    async def _work_loop(self) -> None:
-        while True:
-            delivery = await self._ready.get()
+    # -- fair sending: lanes served round-robin -------------------------------------------
+
+    def _runnable(self, lane: _Lane) -> None:
+        """Put a lane at the back of the rotation if it has work and room to start it."""
+        if (
+            not lane.rotating
+            and lane.ready
+            and lane.in_flight < self.settings.callback_concurrency_per_receiver
+        ):
+            lane.rotating = True
+            self._rotation.append(lane)
+
+    def _next_ready(self, lane: _Lane) -> Delivery | None:
+        while lane.ready:
+            delivery, token = lane.ready.popleft()
+            if (
+                delivery.token == token
+                and delivery.state is State.PENDING
+                and self._deliveries.get(delivery.delivery_id) is delivery
+            ):
+                return delivery
+        return None
+
+    def _pump(self) -> None:
+        """Start attempts while there is room: one from each lane in turn."""
+        limit = self.settings.callback_concurrency
+        while self._rotation and self._in_flight < limit and not self._closed:
+            lane = self._rotation.popleft()
+            lane.rotating = False
+            delivery = self._next_ready(lane)
+            if delivery is None:
+                self._tidy(lane)
+                continue
+            lane.in_flight += 1
             self._in_flight += 1
-            try:
-                await self._attempt(delivery)
-            except Exception:
-                log.exception("callback attempt to %s failed unexpectedly", delivery.url)
-            finally:
-                self._in_flight -= 1
-                if self._in_flight == 0 and self._ready.empty():
-                    self._idle.set()
+            self._idle.clear()
+            self._runnable(lane)  # its next one waits for the other lanes' turn
+            task = asyncio.create_task(self._run(lane, delivery), name="callback-attempt")
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run(self, lane: _Lane, delivery: Delivery) -> None:
+        try:
+            await self._attempt(delivery)
+        except Exception:
+            log.exception("callback attempt to %s failed unexpectedly", delivery.url)
+        finally:
+            lane.in_flight -= 1
+            self._in_flight -= 1
+            self._runnable(lane)
+            self._tidy(lane)
+            self._pump()
+            if self._is_idle():
+                self._idle.set()
 
     # -- one attempt -----------------------------------------------------------------------
 
@@ -374,6 +583,7 @@ class CallbackDispatcher:
             "Content-Type": "application/json",
             "webhook-id": delivery.delivery_id,
             "webhook-timestamp": str(timestamp),
+            INSTANCE_HEADER: self.instance,
         }
         if self.settings.callback_secret:
             headers["webhook-signature"] = sign(
@@ -384,6 +594,7 @@ class CallbackDispatcher:
         status: int | None = None
         error: str | None = None
         retry_after: float | None = None
+        to_self = False
         timeout = self.settings.callback_timeout
         try:
             async with self._session.post(
@@ -394,6 +605,7 @@ class CallbackDispatcher:
                 allow_redirects=False,
             ) as response:
                 status = response.status
+                to_self = response.headers.get(INSTANCE_HEADER) == self.instance
                 if status in (429, 503):
                     retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         except TimeoutError:
@@ -408,11 +620,15 @@ class CallbackDispatcher:
             at=at,
             url=delivery.url,
             status_code=status,
-            error=error,
+            error=SELF_REFUSED if to_self else error,
             latency_ms=(time.perf_counter() - started) * 1000,
         )
         delivery.attempts.append(attempt)
-        self._settle(delivery, attempt, retry_after)
+        if to_self:  # it reached this very simulator, which refused it: never again
+            self._finish(delivery, State.FAILED)
+            log.warning("callback %s to %s: %s", delivery.delivery_id, delivery.url, SELF_REFUSED)
+        else:
+            self._settle(delivery, attempt, retry_after)
         self._persist(delivery)
         log.info(
             "callback %s attempt %d to %s: %s",
@@ -441,7 +657,7 @@ class CallbackDispatcher:
             self._finish(delivery, State.DELIVERED)
             return
         if status == 410:
-            for other in self._deliveries.values():
+            for other in list(self._deliveries.values()):
                 if other.url == delivery.url and other.state is State.PENDING:
                     self._finish(other, State.GONE)
                     self._persist(other)
@@ -463,7 +679,7 @@ class CallbackDispatcher:
 
     def _finish(self, delivery: Delivery, state: State) -> None:
         if delivery.state is State.PENDING:
-            self._pending -= 1
+            self._release(delivery)
         delivery.state = state
         delivery.next_attempt_at = None
 
@@ -502,8 +718,8 @@ class CallbackDispatcher:
         delivery = self._deliveries.get(delivery_id)
         if delivery is not None:
             if delivery.state is not State.PENDING:
-                self._pending += 1
                 delivery.state = State.PENDING
+                self._hold(delivery)
             self._schedule(delivery, self.sim.clock.time())
             self._persist(delivery)
         return delivery

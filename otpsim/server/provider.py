@@ -10,6 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from otpsim.errors import E, ProviderError
+from otpsim.server.callbacks import points_at_self, self_callback_error
 from otpsim.server.http import basic_credentials, json_response, read_json_object
 from otpsim.server.keys import PRINCIPAL, SIM
 
@@ -21,7 +22,17 @@ def _account(request: web.Request) -> str:
 
 async def create_otp(request: web.Request) -> web.Response:
     body = await read_json_object(request)
-    otp = await request.app[SIM].create_otp(body, account=_account(request))
+
+    def refuse_self(url: str) -> None:  # a callback URL that reaches this simulator
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        # The port this request came in on: the one this simulator listens on.
+        ports = {int(sockname[1])} if isinstance(sockname, tuple) and len(sockname) >= 2 else set()
+        if points_at_self(url, ports, request.headers.get("Host")):
+            raise self_callback_error()
+
+    otp = await request.app[SIM].create_otp(
+        body, account=_account(request), check_callback_url=refuse_self
+    )
     return json_response(otp.to_api(), status=201)
 
 

@@ -62,6 +62,20 @@ class Store(Protocol):
 
     def load_deliveries(self) -> list[dict[str, Any]]: ...
 
+    # The callback outbox: items of open callback batches, each written with the status
+    # change it reports, so a change answered is a callback that will be sent.
+    def add_outbox_item(
+        self, delivery_id: str, account: str, url: str, item: dict[str, Any]
+    ) -> None: ...
+
+    def delete_outbox(self, delivery_id: str) -> None:
+        """Forget a batch's items (as its delivery is saved, in the same transaction)."""
+        ...
+
+    def load_outbox(self) -> list[dict[str, Any]]:
+        """Every item left, oldest first: ``{"delivery_id", "account", "url", "item"}``."""
+        ...
+
     def save_clock(self, state: dict[str, Any]) -> None: ...
 
     def load_clock(self) -> dict[str, Any] | None: ...

@@ -146,6 +146,17 @@ class MemoryStore:
     def load_deliveries(self) -> list[dict[str, Any]]:
         return []
 
+    def add_outbox_item(
+        self, delivery_id: str, account: str, url: str, item: dict[str, Any]
+    ) -> None:
+        pass
+
+    def delete_outbox(self, delivery_id: str) -> None:
+        pass
+
+    def load_outbox(self) -> list[dict[str, Any]]:
+        return []
+
     def save_clock(self, state: dict[str, Any]) -> None:
         pass
 

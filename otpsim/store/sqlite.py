@@ -45,7 +45,7 @@ from otpsim.store.retention import Retention
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # MIGRATIONS[n] takes a database from version n to n + 1.
 MIGRATIONS: list[str] = [
@@ -84,6 +84,18 @@ MIGRATIONS: list[str] = [
         record TEXT NOT NULL
     );
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+    # 2: the callback outbox: each item of an open callback batch, written in the same
+    # transaction as the status change it reports.
+    """
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        delivery_id TEXT NOT NULL,
+        account TEXT NOT NULL,
+        url TEXT NOT NULL,
+        item TEXT NOT NULL
+    );
+    CREATE INDEX outbox_delivery ON outbox (delivery_id);
     """,
 ]
 
@@ -334,6 +346,7 @@ class SqliteStore:
         self._counts["otps"] -= self._execute(f"DELETE FROM otps{where}", args).rowcount
         self._oldest["otps"] = self._min_created("otps")
         self._write(f"DELETE FROM deliveries{where}", args)
+        self._write(f"DELETE FROM outbox{where}", args)
 
     # -- callback deliveries and the clock (records only the dispatcher reads) -----------
 
@@ -351,6 +364,24 @@ class SqliteStore:
     def load_deliveries(self) -> list[dict[str, Any]]:
         rows = self._read("SELECT record FROM deliveries ORDER BY rowid")
         return [jsoncodec.loads(r[0]) for r in rows]
+
+    def add_outbox_item(
+        self, delivery_id: str, account: str, url: str, item: dict[str, Any]
+    ) -> None:
+        self._write(
+            "INSERT INTO outbox (delivery_id, account, url, item) VALUES (?, ?, ?, ?)",
+            (delivery_id, account, url, _dumps(item)),
+        )
+
+    def delete_outbox(self, delivery_id: str) -> None:
+        self._write("DELETE FROM outbox WHERE delivery_id = ?", (delivery_id,))
+
+    def load_outbox(self) -> list[dict[str, Any]]:
+        rows = self._read("SELECT delivery_id, account, url, item FROM outbox ORDER BY seq")
+        return [
+            {"delivery_id": d, "account": a, "url": u, "item": jsoncodec.loads(i)}
+            for d, a, u, i in rows
+        ]
 
     def save_clock(self, state: dict[str, Any]) -> None:
         self._write(

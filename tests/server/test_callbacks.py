@@ -426,3 +426,92 @@ async def test_beyond_max_pending_new_deliveries_are_dropped_and_recorded(
     sim_of(client).clock.advance(5)
     await eventually(lambda: deliveries(client, first["otpId"])[0].state == "delivered")
     assert len(receiver.requests) == 2  # the dropped one was never sent
+
+
+# -- fairness: one dead receiver never starves the others ------------------------------
+
+
+@pytest.fixture
+async def black_hole() -> Any:
+    """A receiver that accepts connections and never answers; yields its hook URL."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        while await reader.read(65536):
+            pass
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}/hook"
+    for writer in held:
+        writer.close()
+    server.close()
+    await server.wait_closed()
+
+
+async def cancelled_with_callbacks(client: Any, url: str, count: int) -> list[str]:
+    """``count`` OTPs cancelled in-process (quicker than over HTTP), each one delivery."""
+    sim = sim_of(client)
+    ids = []
+    for _ in range(count):
+        otp = await sim.create_otp(
+            {"phoneNumber": "+33612345678", "otpCallbackUrl": url}, account="k"
+        )
+        sim.cancel(otp.otp_id)
+        ids.append(otp.otp_id)
+    return ids
+
+
+async def test_a_black_hole_receiver_never_delays_a_healthy_one(
+    make_client: Any, receiver: Receiver, black_hole: str
+) -> None:
+    client = await make_client(settings(callback_timeout=30.0, shutdown_grace=0.1))
+    await cancelled_with_callbacks(client, black_hole, 200)
+    await asyncio.sleep(0.1)  # every worker the black hole may take is now stuck in it
+    started = time.monotonic()
+    [healthy] = await cancelled_with_callbacks(client, receiver.url, 1)
+    await eventually(lambda: len(receiver.requests) == 1, within=5.0)
+    assert receiver.items()[0]["otpId"] == healthy
+    assert time.monotonic() - started < 5.0  # generous: it takes milliseconds
+    stuck = [d for d in deliveries(client) if d.url == black_hole and d.state == "pending"]
+    assert len(stuck) == 200  # still waiting for the black hole, none dropped
+
+
+async def test_one_receivers_backlog_never_drops_another_s_delivery(
+    make_client: Any, receiver: Receiver, black_hole: str
+) -> None:
+    client = await make_client(
+        settings(
+            callback_timeout=30.0,
+            shutdown_grace=0.1,
+            callback_max_pending=100,
+            callback_max_pending_per_receiver=40,
+        )
+    )
+    await cancelled_with_callbacks(client, black_hole, 120)
+    states = [d.state for d in deliveries(client) if d.url == black_hole]
+    assert states.count("pending") == 40
+    assert states.count("dropped") == 80
+    [healthy] = await cancelled_with_callbacks(client, receiver.url, 1)
+    await eventually(lambda: deliveries(client, healthy)[0].state == "delivered")
+
+
+async def test_a_slow_receiver_holds_at_most_its_share_of_the_workers(
+    make_client: Any, receiver: Receiver, aiohttp_server: Any
+) -> None:
+    client = await make_client(
+        settings(callback_concurrency=4, callback_concurrency_per_receiver=2, callback_timeout=30)
+    )
+    slow = Receiver(script=["hang"] * 10)
+    app = web.Application()
+    app.router.add_post("/hook", slow.handle)
+    slow.url = str((await aiohttp_server(app)).make_url("/hook"))
+    await cancelled_with_callbacks(client, slow.url, 10)
+    await eventually(lambda: len(slow.requests) == 2)
+    await cancelled_with_callbacks(client, receiver.url, 3)
+    await eventually(lambda: len(receiver.requests) == 3)
+    assert len(slow.requests) == 2  # never more than its two at once
+    slow.release.set()
+    await eventually(lambda: all(d.state == "delivered" for d in deliveries(client)))
+    assert len(slow.requests) == 10

@@ -15,7 +15,7 @@ from otpsim.errors import OtpsimError
 from otpsim.store import Store
 from otpsim.store.memory import MemoryStore
 from otpsim.store.retention import Retention
-from otpsim.store.sqlite import SCHEMA_VERSION, SqliteStore
+from otpsim.store.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
 
 
 def otp(n: int, *, account: str = "a", phone: str = "+33612345678", at: float = 0.0) -> Otp:
@@ -144,6 +144,43 @@ def test_sqlite_keeps_deliveries_and_the_clock_across_reopening(tmp_path: Path) 
     ]
     assert again.load_clock() == {"offset": 12.5, "frozen_at": None}
     again.close()
+
+
+def test_sqlite_keeps_the_callback_outbox_across_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "otpsim.db"
+    store = SqliteStore(path)
+    store.add_outbox_item("msg_1", "a", "http://127.0.0.1:9/hook", {"otpId": "otp-1"})
+    store.add_outbox_item("msg_2", "b", "http://127.0.0.1:9/hook", {"otpId": "otp-2"})
+    store.add_outbox_item("msg_1", "a", "http://127.0.0.1:9/hook", {"otpId": "otp-3"})
+    store.add_outbox_item("msg_4", "a", "http://127.0.0.1:9/other", {"otpId": "otp-4"})
+    store.delete_outbox("msg_4")  # its delivery was made
+    store.close()
+    again = SqliteStore(path)
+    assert [(r["delivery_id"], r["item"]["otpId"]) for r in again.load_outbox()] == [
+        ("msg_1", "otp-1"),
+        ("msg_2", "otp-2"),
+        ("msg_1", "otp-3"),
+    ]
+    again.clear("a")  # a reset of one account takes its open batches too
+    assert [r["account"] for r in again.load_outbox()] == ["b"]
+    again.close()
+
+
+def test_sqlite_migrates_a_version_1_file(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(MIGRATIONS[0])
+        db.execute("PRAGMA user_version = 1")
+        db.execute(
+            "INSERT INTO deliveries VALUES ('msg_1', 'a', 'pending', '{\"delivery_id\": \"msg_1\"}')"
+        )
+    store = SqliteStore(path)
+    assert store.load_deliveries() == [{"delivery_id": "msg_1"}]
+    assert store.load_outbox() == []
+    store.add_outbox_item("msg_2", "a", "http://127.0.0.1:9/hook", {"otpId": "otp-1"})
+    store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_sqlite_schema_version_and_bad_files(tmp_path: Path) -> None:
