@@ -88,6 +88,16 @@ MIGRATIONS: list[str] = [
 ]
 
 
+class StoreUnavailable(Exception):
+    """A write could not be made durable (a full disk, a read-only file, an object that
+    cannot be encoded): its batch was rolled back. The store keeps working."""
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 def _dumps(data: Any) -> str:
     return jsoncodec.dumps_text(data)
 
@@ -125,15 +135,20 @@ class SqliteStore:
             self._db.executescript(
                 f"BEGIN; {MIGRATIONS[step]}; PRAGMA user_version = {step + 1}; COMMIT;"
             )
+        self._recount()
+        self._batch: asyncio.Future[None] | None = None
+        self._batch_error: BaseException | None = None  # the open batch's first failure
+        self._failed_batches = 0  # in a row: logged once per outage
+        # Saved but not yet written (see the module's docstring), by id, in save order.
+        self._pending_otps: dict[str, Otp] = {}
+        self._pending_messages: dict[str, Message] = {}
+
+    def _recount(self) -> None:
         self._counts = {
             table: int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
             for table in ("otps", "messages")
         }
         self._oldest = {table: self._min_created(table) for table in ("otps", "messages")}
-        self._batch: asyncio.Future[None] | None = None
-        # Saved but not yet written (see the module's docstring), by id, in save order.
-        self._pending_otps: dict[str, Otp] = {}
-        self._pending_messages: dict[str, Message] = {}
 
     COMMIT_DELAY = 0.002  # seconds a batch stays open for more writes
 
@@ -146,15 +161,27 @@ class SqliteStore:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
+        if self._db.in_transaction:  # never expected: a batch always ends in COMMIT or ROLLBACK
+            log.error("SQLite store %s: a transaction was left open; rolling it back", self.path)
+            self._db.execute("ROLLBACK")
         self._db.execute("BEGIN")
         self._batch = loop.create_future()
+        # A batch nobody awaits (a delivery, an expiry) must not log "never retrieved".
+        self._batch.add_done_callback(_retrieve)
+        self._batch_error = None
         loop.call_later(self.COMMIT_DELAY, self._commit)
 
     def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         """Run a write inside the open batch (opening one), after what is pending."""
         self._flush()
         self._begin()
-        return self._db.execute(sql, args)
+        if self._batch is not None and self._batch_error is not None:
+            raise StoreUnavailable(self._failure(self._batch_error))
+        try:
+            return self._db.execute(sql, args)
+        except Exception as exc:
+            self._doom(exc)
+            raise
 
     def _write(self, sql: str, args: tuple[Any, ...] = ()) -> None:
         self._execute(sql, args)
@@ -165,38 +192,92 @@ class SqliteStore:
         return self._db.execute(sql, args)
 
     def _flush(self) -> None:
-        """Write the pending OTPs and messages (inside the open batch, if any)."""
+        """Write the pending OTPs and messages (inside the open batch, if any).
+
+        A write that fails (an object that cannot be encoded, a full disk) dooms the open
+        batch, which rolls back when it ends; outside a batch it is raised at once.
+        """
+        if not (self._pending_otps or self._pending_messages):
+            return
         otps, self._pending_otps = self._pending_otps, {}
         messages, self._pending_messages = self._pending_messages, {}
-        for otp in otps.values():
-            self._write_otp(otp)
-        for message in messages.values():
-            self._write_message(message)
+        try:
+            for otp in otps.values():
+                self._write_otp(otp)
+            for message in messages.values():
+                self._write_message(message)
+        except Exception as exc:
+            if self._batch is None:
+                raise
+            self._doom(exc)
+
+    def _doom(self, exc: BaseException) -> None:
+        """A write of the open batch failed: it will roll back, whatever comes after."""
+        if self._batch is not None and self._batch_error is None:
+            self._batch_error = exc
+
+    def _failure(self, exc: BaseException) -> str:
+        return f"{self.path}: could not write ({type(exc).__name__}: {exc})"
 
     def _commit(self) -> None:
+        """End the open batch: COMMIT, or on any failure ROLLBACK, fail this batch's
+        waiters (only them) and keep going: the next batch starts clean."""
         batch, self._batch = self._batch, None
         if batch is None:
             return
+        error = self._batch_error
+        if error is None:
+            try:
+                self._flush()  # the batch is no longer open: a failure is raised here
+                self._db.execute("COMMIT")
+            except Exception as exc:
+                error = exc
+        self._batch_error = None
+        if error is None:
+            if self._failed_batches:
+                log.warning(
+                    "SQLite store %s: writing again, after %d failed batches",
+                    self.path, self._failed_batches,
+                )  # fmt: skip
+                self._failed_batches = 0
+            if not batch.done():
+                batch.set_result(None)
+            return
+        self._roll_back()
+        if not self._failed_batches:
+            # Once per outage (a full disk fails every batch): the first, then recovery.
+            log.error(
+                "SQLite store %s: a batch of writes failed and was rolled back (%s: %s); "
+                "requests in it are answered 500 until writing works again",
+                self.path, type(error).__name__, error, exc_info=error,
+            )  # fmt: skip
+        self._failed_batches += 1
+        if not batch.done():
+            batch.set_exception(StoreUnavailable(self._failure(error)))
+
+    def _roll_back(self) -> None:
+        self._pending_otps.clear()
+        self._pending_messages.clear()
         try:
-            self._flush()
-            self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
-            if not batch.done():
-                batch.set_exception(exc)
-            raise
-        if not batch.done():
-            batch.set_result(None)
+            # Counts kept in memory followed the writes that were just undone.
+            self._recount()
+        except sqlite3.Error as exc:
+            log.error("SQLite store %s: rollback failed: %s", self.path, exc)
 
     async def durable(self) -> None:
-        """Return once everything written so far is committed."""
+        """Return once everything written so far is committed; :class:`StoreUnavailable`
+        when the batch it was written in failed (and was rolled back)."""
         if self._batch is not None:
             await asyncio.shield(self._batch)
 
     def close(self) -> None:
         self._checkpointer.stop()
-        self._flush()
+        try:
+            self._flush()
+        except Exception as exc:
+            log.error("SQLite store %s: %s", self.path, self._failure(exc))
         self._commit()
         self._db.close()  # the last connection to close checkpoints what is left
 
