@@ -16,6 +16,11 @@ Checkpoints (copying the WAL into the database file, with an fsync) run in a bac
 thread on its own connection, once a second: SQLite's automatic checkpoint runs inside
 a commit, on the event loop, and stalled every request for tens of milliseconds.
 
+One store per file: an exclusive ``flock`` on ``PATH.lock`` (holding the owner's pid)
+refuses a second server, which would otherwise lose the first one's updates. A batch
+that fails (a full disk, a read-only file, an object that cannot be encoded) rolls back
+alone: its waiters get :class:`StoreUnavailable`, the next batch starts clean.
+
 Each table keeps the whole object as a JSON record plus the columns its queries need.
 The schema is versioned (``PRAGMA user_version``); :data:`MIGRATIONS` brings an older
 file up to date when it is opened.
@@ -30,10 +35,14 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import logging
 import math
+import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -110,9 +119,12 @@ class SqliteStore:
         retention: Retention | None = None,
         durability: str = "normal",
         checkpoint_every: float = 1.0,
+        lock_wait: float = 2.0,
     ) -> None:
         self.path = str(path)
         self.retention = retention or Retention()
+        # One store per file: two servers on one file would lose each other's updates.
+        self._lock = _FileLock(self.path, lock_wait)
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -120,7 +132,11 @@ class SqliteStore:
             self._db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job
             self._migrate()
         except sqlite3.DatabaseError as exc:
+            self._lock.release()
             raise OtpsimError(f"{self.path}: cannot use as a database: {exc}") from None
+        except BaseException:
+            self._lock.release()
+            raise
         self._checkpointer = _Checkpointer(self.path, checkpoint_every)
 
     def _migrate(self) -> None:
@@ -280,6 +296,7 @@ class SqliteStore:
             log.error("SQLite store %s: %s", self.path, self._failure(exc))
         self._commit()
         self._db.close()  # the last connection to close checkpoints what is left
+        self._lock.release()
 
     # -- OTPs ------------------------------------------------------------------------
 
@@ -443,6 +460,66 @@ class SqliteStore:
     def load_clock(self) -> dict[str, Any] | None:
         row = self._read("SELECT value FROM meta WHERE key = 'clock'").fetchone()
         return None if row is None else dict(jsoncodec.loads(row[0]))
+
+
+class _FileLock:
+    """An exclusive lock on ``PATH.lock`` (``flock``: the kernel releases it when the
+    process ends, even by ``kill -9``), which holds the owner's pid for the refusal.
+
+    A second owner waits up to ``wait`` seconds (a server that is stopping), then
+    raises :class:`OtpsimError` naming the file and the process holding it.
+    """
+
+    def __init__(self, db_path: str, wait: float) -> None:
+        self.db_path = db_path
+        self.path = os.path.realpath(db_path) + ".lock"  # however the file is spelled
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise OtpsimError(f"{self.path}: cannot create the lock file: {exc}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = _read_pid(fd)
+                os.close(fd)
+                if time.monotonic() >= deadline:
+                    raise OtpsimError(
+                        f"{db_path}: already in use by another otpsim "
+                        f"({f'pid {owner}' if owner else 'pid unknown'}, lock {self.path}); "
+                        "one server per --db file"
+                    ) from None
+                time.sleep(0.05)
+                continue
+            # The owner before us may have removed the file between our open and our lock:
+            # then this lock is on a file nobody else will see. Start again.
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)  # while still holding it (see the inode check above)
+        os.close(fd)
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return int(text) if text.isdigit() else None
 
 
 class _Checkpointer:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -290,3 +291,21 @@ async def test_sqlite_write_failures_answer_server_error_and_recover(
     resp = await client.get(f"/_sim/otps/{otp_id}")
     assert resp.status == 200
     assert len((await (await client.get("/_sim/otps")).json())["otps"]) == stored + 1
+
+
+def test_sqlite_one_store_per_file_the_second_is_refused_naming_the_first(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "otpsim.db"
+    first = SqliteStore(path)
+    first.save_otp(otp(1))
+    for spelling in (path, tmp_path / "." / "otpsim.db"):  # the same file, however named
+        with pytest.raises(OtpsimError) as refused:
+            SqliteStore(spelling, lock_wait=0)
+        assert str(path) in str(refused.value)
+        assert f"pid {os.getpid()}" in str(refused.value)
+        assert "\n" not in str(refused.value)
+    first.close()
+    again = SqliteStore(path, lock_wait=0)  # free once the first is closed
+    assert again.get_otp("otp-1") is not None
+    again.close()
