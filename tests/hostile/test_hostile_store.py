@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from conftest import MakeClient
 from support import FR, KEY, raw_http
 
 from otpsim.config import Settings
@@ -45,7 +44,7 @@ def error_of(status: int, body: Any) -> tuple[int, str, int]:
 
 @pytest.fixture(params=["memory", "sqlite"])
 async def any_client(
-    request: pytest.FixtureRequest, make_client: MakeClient, tmp_path: Path
+    request: pytest.FixtureRequest, make_client: Any, tmp_path: Path
 ) -> TestClient[Any, Any]:
     db = str(tmp_path / "otpsim.db") if request.param == "sqlite" else None
     return await make_client(Settings(db=db))
@@ -98,7 +97,7 @@ async def test_an_undecodable_origin_is_a_clear_400(any_client: TestClient[Any, 
     await still_works(any_client)
 
 
-async def test_an_undecodable_admin_cookie_is_a_clear_400(make_client: MakeClient) -> None:
+async def test_an_undecodable_admin_cookie_is_a_clear_400(make_client: Any) -> None:
     client = await make_client(Settings(admin_token="s3cret"))
     status, body = await raw(client, b"GET /_sim/otps HTTP/1.1\r\nCookie: otpsim_admin=\xff")
     assert error_of(status, body) == (400, "invalid_param", 1020)
