@@ -39,7 +39,10 @@ class Principal:
 
     def require(self, scope: str) -> None:
         if self.scopes is not None and scope not in self.scopes:
-            raise ProviderError(E.AUTH_SCOPE)
+            raise ProviderError(
+                E.AUTH_SCOPE,
+                f"The access token does not have the '{scope}' scope required by this endpoint",
+            )
 
 
 @dataclass(frozen=True, slots=True)

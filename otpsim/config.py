@@ -44,6 +44,11 @@ class Settings:
     default_pin_type: str = _API_DEFAULTS.pin_type
     default_pin_length: int = _API_DEFAULTS.pin_length
     price_per_part: float = 0.05
+    # Starting balances: (None, amount) for every account, (account, amount) for one;
+    # amount None = unlimited. No entry: every account is unlimited.
+    balances: tuple[tuple[str | None, float | None], ...] = ()
+    # Countries (ISO alpha-2) where POST /otp answers 403 no_coverage.
+    no_coverage: tuple[str, ...] = ()
     # Requests per window per credential; None = no limit (the default).
     rate_limit: int | None = None
     rate_limit_window: float = 60.0
@@ -80,6 +85,15 @@ class Settings:
     @property
     def strict_auth(self) -> bool:
         return bool(self.api_keys or self.oauth_clients)
+
+    @property
+    def default_balance(self) -> float | None:
+        """The starting balance of an account without one of its own (None: unlimited)."""
+        return next((amount for account, amount in self.balances if account is None), None)
+
+    @property
+    def account_balances(self) -> dict[str, float | None]:
+        return {account: amount for account, amount in self.balances if account is not None}
 
     @property
     def otp_defaults(self) -> OtpDefaults:
@@ -190,6 +204,36 @@ def _list(item: Callable[[Any], Any]) -> Callable[[Any], tuple[Any, ...]]:
         return tuple(item(v) for v in value)
 
     return parse
+
+
+def _balance(value: Any) -> tuple[str | None, float | None]:
+    """``AMOUNT`` (every account) or ``ACCOUNT:AMOUNT``; AMOUNT may be ``unlimited``."""
+    text = _text(value).strip()
+    account, _, amount = text.rpartition(":")
+    if amount.strip().lower() == "unlimited":
+        return account or None, None
+    try:
+        return account or None, _non_negative_float(amount)
+    except ValueError:
+        raise ValueError(
+            f"expected AMOUNT or ACCOUNT:AMOUNT (a number of at least 0, or unlimited), "
+            f"got {text!r}"
+        ) from None
+
+
+def _balances(value: Any) -> tuple[tuple[str | None, float | None], ...]:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = [value]
+    return _list(_balance)(value)
+
+
+def _country(value: Any) -> str:
+    from otpsim.domain.phones import is_country
+
+    code = _text(value).strip().upper()
+    if len(code) != 2 or not is_country(code):
+        raise ValueError(f"expected an ISO-3166 alpha-2 country code such as FR, got {value!r}")
+    return code
 
 
 def _api_key(value: Any) -> str:
@@ -340,6 +384,25 @@ OPTIONS: tuple[Option, ...] = (
         _non_negative_float,
         "price of one SMS part (cost = price x parts)",
         "PRICE",
+    ),
+    Option(
+        "balances",
+        "--balance",
+        ("balance",),
+        _balances,
+        "starting balance: AMOUNT for every account, ACCOUNT:AMOUNT for one "
+        "(repeatable; default: unlimited)",
+        "[ACCOUNT:]AMOUNT",
+        repeatable=True,
+    ),
+    Option(
+        "no_coverage",
+        "--no-coverage",
+        ("no_coverage",),
+        _list(_country),
+        "a country (ISO alpha-2) where POST /otp answers 403 no_coverage (repeatable)",
+        "CC",
+        repeatable=True,
     ),
     Option(
         "rate_limit",

@@ -27,6 +27,10 @@ class ErrorSpec:
     type: str
     code: int
     message: str
+    # "provider": answered on the emulated provider API, so ``type`` is one of the
+    # provider's (the official SDKs' Error.type enum; tests/sdk checks it). "control":
+    # only the control API (/_sim/...) answers it, with otpsim's own types.
+    surface: str = "provider"
 
 
 class E:
@@ -82,6 +86,13 @@ class E:
     )
     PHONE_INVALID = ErrorSpec(400, "invalid_param", 2020, "The phone number provided is invalid")
 
+    # Coverage and credit (the provider's codes, from its SMS endpoints' error tables).
+    NO_COVERAGE = ErrorSpec(403, "no_coverage", 1119, "No coverage or restricted destination")
+    INSUFFICIENT_CREDIT = ErrorSpec(400, "insufficient_credit", 1113, "Insufficient credit")
+
+    # GET /numbers/validate/{phoneNumber}.
+    NUMBER_INVALID = ErrorSpec(400, "invalid_param", 1207, "The phone number is invalid")
+
     # GET / POST / DELETE /otp/{otpId}.
     OTP_NOT_FOUND = ErrorSpec(404, "not_found", 2021, "Otp ID not found")
     PIN_MISSING = ErrorSpec(400, "invalid_param", 2022, "The parameter pin is empty or not set")
@@ -120,49 +131,52 @@ class E:
     # Authentication on the API (choices where the reference is silent: docs/errors.md).
     AUTH_MISSING = ErrorSpec(
         401,
-        "unauthorized",
+        "invalid_api_key",
         1001,
         "Authentication required: send 'X-API-KEY: <key>' or 'Authorization: Bearer <token>'",
     )
     AUTH_BAD_KEY = ErrorSpec(401, "invalid_api_key", 1002, "Invalid API key")
-    AUTH_BAD_TOKEN = ErrorSpec(401, "unauthorized", 1003, "Invalid or expired access token")
+    AUTH_BAD_TOKEN = ErrorSpec(401, "invalid_client", 1003, "Invalid or expired access token")
     AUTH_SCOPE = ErrorSpec(
         403,
         "insufficient_scope",
         1004,
-        "The access token does not have the 'otp' scope required by this endpoint",
+        "The access token does not have the scope required by this endpoint",
     )
 
     # Generic HTTP-level errors, still in the provider's shape.
     ROUTE_NOT_FOUND = ErrorSpec(404, "not_found", 1010, "No such endpoint")
     METHOD_NOT_ALLOWED = ErrorSpec(
-        405, "method_not_allowed", 1011, "The endpoint does not support this HTTP method"
+        405, "invalid_method", 1011, "The endpoint does not support this HTTP method"
     )
     BODY_INVALID = ErrorSpec(
         400,
-        "invalid_param",
+        "invalid_body",
         1012,
         "Request body must be a JSON object (send Content-Type: application/json)",
     )
-    BODY_TOO_LARGE = ErrorSpec(413, "payload_too_large", 1013, "Request body is too large")
+    BODY_TOO_LARGE = ErrorSpec(413, "invalid_body", 1013, "Request body is too large")
     RATE_LIMITED = ErrorSpec(
         429, "rate_limit", 1014, "Too many requests: the rate limit for this credential is reached"
     )
     SERVER_ERROR = ErrorSpec(500, "server_error", 1015, "Something went wrong inside the simulator")
     SERVICE_UNAVAILABLE = ErrorSpec(
-        503, "service_unavailable", 1016, "The service is temporarily unavailable"
+        503, "server_error", 1016, "The service is temporarily unavailable"
     )
 
     # Control API (/_sim/...) parameter errors.
-    SIM_INVALID_PARAM = ErrorSpec(400, "invalid_param", 1020, "Invalid parameter")
-    SIM_NOT_FOUND = ErrorSpec(404, "not_found", 1021, "Not found")
-    SIM_FORBIDDEN = ErrorSpec(403, "access_denied", 1022, "Cross-origin request refused")
-    SCENARIO_INVALID = ErrorSpec(400, "invalid_scenario", 1023, "The scenario is not valid")
+    SIM_INVALID_PARAM = ErrorSpec(400, "invalid_param", 1020, "Invalid parameter", "control")
+    SIM_NOT_FOUND = ErrorSpec(404, "not_found", 1021, "Not found", "control")
+    SIM_FORBIDDEN = ErrorSpec(403, "access_denied", 1022, "Cross-origin request refused", "control")
+    SCENARIO_INVALID = ErrorSpec(
+        400, "invalid_scenario", 1023, "The scenario is not valid", "control"
+    )
     ADMIN_REQUIRED = ErrorSpec(
         401,
         "unauthorized",
         1024,
         "This simulator asks for its admin token: send 'Authorization: Bearer <admin token>'",
+        "control",
     )
 
 

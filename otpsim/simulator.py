@@ -28,7 +28,8 @@ from otpsim.auth import Authenticator
 from otpsim.carrier import Action, Carrier, Fate
 from otpsim.clock import Clock, parse_iso
 from otpsim.config import Settings
-from otpsim.domain import pins
+from otpsim.domain import phones, pins
+from otpsim.domain.balance import Balances
 from otpsim.domain.message import Delivery, Message
 from otpsim.domain.otp import Otp, Outcome, Status
 from otpsim.domain.request import parse_new_otp
@@ -112,6 +113,8 @@ class Simulator:
         self._message_seq = itertools.count(newest[0].seq + 1 if newest else 1)
         self.auth = Authenticator(settings, self.clock, self.rng)
         self.limiter = RateLimiter(self.clock, settings.rate_limit, settings.rate_limit_window)
+        self.balances = Balances(settings.default_balance, settings.account_balances)
+        self.no_coverage = frozenset(settings.no_coverage)
 
     # -- ids ---------------------------------------------------------------------------
 
@@ -126,6 +129,11 @@ class Simulator:
     async def create_otp(self, body: Mapping[str, Any], *, account: str) -> Otp:
         """``POST /otp``: validate, ask the carrier, issue a PIN, and send it by SMS."""
         request = parse_new_otp(body, self.otp_defaults)
+        self.check_coverage(request.phone_number, request.country_iso)
+        # The price is known before the PIN: every PIN alphabet is GSM-7, one character
+        # per PIN character, so a placeholder PIN renders to the same parts.
+        estimate = segment(render(request.template, "0" * request.pin_length)).parts
+        self.balances.check(account, self._price(estimate))
         outcome = self.carrier.decide(request.phone_number)
         if outcome.latency:
             await asyncio.sleep(outcome.latency)
@@ -140,7 +148,7 @@ class Simulator:
             pin=pin,
             now=now,
             account=account,
-            cost=round(self.settings.price_per_part * seg.parts, 6),
+            cost=self._price(seg.parts),
             parts=seg.parts,
         )
         message = Message(
@@ -157,6 +165,7 @@ class Simulator:
             created_at=now,
             seq=next(self._message_seq),
         )
+        self.balances.charge(account, otp.cost)
         self.store.save_otp(otp)
         self.store.save_message(message)
         self._schedule_expiry(otp)
@@ -164,6 +173,48 @@ class Simulator:
         self.bus.publish("message.created", message.to_json)
         self.carrier.submit(message, outcome, self._delivered, self._undelivered)
         return otp
+
+    def _price(self, parts: int) -> float:
+        return round(self.settings.price_per_part * parts, 6)
+
+    def check_coverage(self, phone: str, country_iso: str) -> None:
+        """403 ``no_coverage`` 1119 for a number with no country (non-geographic: +800,
+        +870, +882, ...; the provider's ``countryIso`` is always two letters) or in a
+        country configured as not covered (``--no-coverage``)."""
+        if not phones.has_country(country_iso):
+            raise ProviderError(
+                E.NO_COVERAGE,
+                f"No coverage or restricted destination: {phone} is a non-geographic "
+                "number (it belongs to no country)",
+            )
+        if country_iso in self.no_coverage:
+            raise ProviderError(
+                E.NO_COVERAGE,
+                f"No coverage or restricted destination: {phone} ({country_iso}) is not covered",
+            )
+
+    def validate_number(self, raw: str) -> dict[str, Any]:
+        """``GET /numbers/validate/{phoneNumber}``: the provider's DataNumberValidate.
+
+        ``+33612424105``, ``33612424105`` and ``%2B33612424105`` (decoded by then) are
+        the same number (a client that encodes ``%2B`` again, as the SDK does, still
+        means ``+``); an invalid one is 400 ``invalid_param`` 1207. Free: no balance is
+        drawn, and coverage is not checked (the number is valid wherever it is).
+        """
+        text = raw.strip()
+        if text[:3].upper() == "%2B":
+            text = "+" + text[3:]
+        if not text.startswith("+"):
+            text = "+" + text
+        try:
+            phone = phones.parse(text, None)
+        except ProviderError:
+            raise ProviderError(
+                E.NUMBER_INVALID, f"The phone number is invalid: {raw[:64]!r}"
+            ) from None
+        if not phones.has_country(phone.country_iso):
+            self.check_coverage(phone.e164, phone.country_iso)
+        return {"data": phones.describe(phone)}
 
     def _refuse_if_told(self, outcome: Fate, phone: str) -> None:
         """Answer as the carrier rule for this number says: invalid, 5xx or 429."""
@@ -381,6 +432,10 @@ class Simulator:
         if spec is not None and spec.rate_limit is not None:
             limit, window = spec.rate_limit
         self.limiter.configure(limit, window)
+        balance = self.settings.default_balance
+        if spec is not None and spec.balance is not None:
+            balance = spec.balance
+        self.balances.use_default(balance)
         self.scenario = scenario
         self.bus.publish("scenario", self.scenario_json())
         if not keep_clock and self._apply_scenario_clock():
@@ -417,6 +472,7 @@ class Simulator:
         """
         if account is not None:
             self.store.clear(account)
+            self.balances.reset(account)
             self.bus.publish("reset", {**self.clock.snapshot(), "account": account})
             return
         self.store.clear()
@@ -425,6 +481,7 @@ class Simulator:
         self.carrier.forget()
         self.carrier.configure(self.carrier.network)  # sequences start again
         self.limiter.reset()
+        self.balances.reset()
         self.clock.reset()
         self._apply_scenario_clock()
         self.bus.publish("reset", {**self.clock.snapshot(), "account": None})

@@ -75,7 +75,7 @@ def test_serve_with_a_scenario(start_server: Any, tmp_path: Path) -> None:
     path.write_text("network:\n  rules:\n    - match: '*'\n      error: 503\n")
     _, base = start_server("--scenario", str(path))
     status, body = call("POST", f"{base}/otp", {"phoneNumber": "+33612345678"}, {"X-API-KEY": "k"})
-    assert (status, body["error"]["type"]) == (503, "service_unavailable")
+    assert (status, body["error"]["type"]) == (503, "server_error")
 
 
 def test_serve_with_a_bad_scenario_exits_2(tmp_path: Path) -> None:

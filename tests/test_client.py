@@ -44,7 +44,7 @@ def test_sync_client_end_to_end(start_server: Any, tmp_path: Path) -> None:
         sim.create_otp({"phoneNumber": FR})
     assert (info.value.status, info.value.type, info.value.code) == (
         503,
-        "service_unavailable",
+        "server_error",
         1016,
     )
     assert sim.use_scenario("network:\n  rules: []\n")["network"]["rules"] == []

@@ -83,6 +83,30 @@ def _parse(raw: str, country_iso: str | None) -> PhoneNumber:
     return PhoneNumber(e164, country)
 
 
+def has_country(iso: str) -> bool:
+    """False for libphonenumber's "001": a non-geographic number (+800, +870, +882, ...),
+    which has no two-letter country for the provider's ``countryIso``."""
+    return len(iso) == 2 and iso.isalpha()
+
+
+def describe(phone: PhoneNumber) -> dict[str, str]:
+    """The provider's DataNumberValidate: number, country, network operator, timezone.
+
+    The operator is the number range's original one (libphonenumber's carrier data; a
+    ported number keeps it), ``""`` when unknown; the timezone is the range's first.
+    """
+    from phonenumbers import carrier, timezone
+
+    number = phonenumbers.parse(phone.e164)
+    zones = [z for z in timezone.time_zones_for_number(number) if z != "Etc/Unknown"]
+    return {
+        "phoneNumber": phone.e164,
+        "countryIso": phone.country_iso,
+        "networkOperator": carrier.name_for_number(number, "en"),
+        "timezone": zones[0] if zones else "UTC",
+    }
+
+
 @functools.lru_cache(maxsize=512)
 def country_languages(country_iso: str) -> tuple[str, ...]:
     """Languages spoken in a country, most used first, as two-letter codes."""

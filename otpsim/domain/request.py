@@ -176,6 +176,9 @@ def parse_new_otp(body: Mapping[str, Any], defaults: OtpDefaults) -> OtpRequest:
         track_id = body["trackId"]
         if not isinstance(track_id, str) or not _UUID_V1_V5.match(track_id):
             raise ProviderError(E.TRACK_ID_INVALID)
+        # Echoed (and sent in callbacks) in lowercase, as the provider's SDKs expect:
+        # their models refuse an uppercase UUID.
+        track_id = track_id.lower()
     callback_url = None
     if _present(body, "otpCallbackUrl"):
         callback_url = _callback_url(body["otpCallbackUrl"])

@@ -54,6 +54,7 @@ class NetworkSpec:
     clock_frozen: bool | None = None
     clock_start: float | None = None
     rate_limit: tuple[int | None, float] | None = None  # (limit or None = off, window)
+    balance: float | None = None  # every account's starting balance (None: as configured)
 
     def otp_defaults(self, base: OtpDefaults) -> OtpDefaults:
         return replace(base, **dict(self.defaults))
@@ -68,6 +69,7 @@ class NetworkSpec:
             if self.rate_limit is None
             else {"limit": self.rate_limit[0], "window": self.rate_limit[1]}
         )
+        data["balance"] = self.balance
         return data
 
 
@@ -254,7 +256,9 @@ def _rule(r: _Reader, data: Any, path: KeyPath) -> Rule:
 def _network(r: _Reader, data: Any) -> NetworkSpec:
     path: KeyPath = ("network",)
     net = r.mapping(
-        data, path, ("rules", "seed", "magic_numbers", "clock", "defaults", "rate_limit")
+        data,
+        path,
+        ("rules", "seed", "magic_numbers", "clock", "defaults", "rate_limit", "balance"),
     )
     rules_data = net.get("rules") or []
     if not isinstance(rules_data, list):
@@ -289,7 +293,10 @@ def _network(r: _Reader, data: Any) -> NetworkSpec:
     rate: tuple[int | None, float] | None = None
     if "rate_limit" in net:
         rate = _rate_limit(r, net["rate_limit"], (*path, "rate_limit"))
-    return NetworkSpec(Network(rules, seed, magic), defaults, frozen, start, rate)
+    balance = None
+    if "balance" in net:
+        balance = r.number(net["balance"], (*path, "balance"), 0, 1e12)
+    return NetworkSpec(Network(rules, seed, magic), defaults, frozen, start, rate, balance)
 
 
 def _rate_limit(r: _Reader, value: Any, path: KeyPath) -> tuple[int | None, float]:

@@ -202,7 +202,7 @@ def _admit(request: web.Request, route: str) -> None:
     if not state.allowed:
         raise ProviderError(E.RATE_LIMITED)
     if principal is not None:
-        principal.require("otp")
+        principal.require(provider.ROUTE_SCOPES[route])
         request[PRINCIPAL] = principal
 
 

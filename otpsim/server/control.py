@@ -257,6 +257,34 @@ async def openapi(request: web.Request) -> web.Response:
     return json_response(openapi_document(request.app[SIM].settings.max_wait))
 
 
+async def get_balance(request: web.Request) -> web.Response:
+    """``GET /_sim/accounts/{account}/balance``: as ``GET /account/balance`` shows it."""
+    return json_response(request.app[SIM].balances.view(request.match_info["account"]))
+
+
+async def put_balance(request: web.Request) -> web.Response:
+    """``PUT /_sim/accounts/{account}/balance`` ``{"balance": 0.5}`` (``null``: unlimited)."""
+    body = await read_json_object(request)
+    amount = body.get("balance", ...)
+    if amount is ... or not (
+        amount is None
+        or (
+            isinstance(amount, int | float)
+            and not isinstance(amount, bool)
+            and math.isfinite(amount)
+            and 0 <= amount <= 1e12
+        )
+    ):
+        raise ProviderError(
+            E.SIM_INVALID_PARAM,
+            "'balance' must be a number from 0 to 1e12, or null for unlimited",
+        )
+    account = request.match_info["account"]
+    sim = request.app[SIM]
+    sim.balances.set(account, None if amount is None else float(amount))
+    return json_response(sim.balances.view(account))
+
+
 async def reset(request: web.Request) -> web.Response:
     request.app[SIM].reset(_account_filter(request))
     return json_response({"status": "ok"})
@@ -278,5 +306,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/_sim/scenario", get_scenario, name="sim.scenario")
     r.add_put("/_sim/scenario", put_scenario, name="sim.scenario.put")
     r.add_delete("/_sim/scenario", delete_scenario, name="sim.scenario.delete")
+    r.add_get("/_sim/accounts/{account}/balance", get_balance, name="sim.balance")
+    r.add_put("/_sim/accounts/{account}/balance", put_balance, name="sim.balance.put")
     r.add_post("/_sim/reset", reset, name="sim.reset")
     r.add_get("/_sim/openapi.json", openapi, name="sim.openapi")

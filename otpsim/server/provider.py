@@ -1,4 +1,5 @@
-"""The emulated provider API: ``/otp`` and ``/oauth/token``, as the contract says.
+"""The emulated provider API: ``/otp``, ``/oauth/token``, ``/account/balance`` and
+``/numbers/validate/{phoneNumber}``, as the contract says.
 
 Handlers only parse, call the simulator, and serialize. Authentication and rate
 limiting happen in ``app.middleware`` for every route named ``api.*``.
@@ -40,6 +41,16 @@ async def cancel_otp(request: web.Request) -> web.Response:
     return json_response({"info": {"id": otp.otp_id}})
 
 
+async def account_balance(request: web.Request) -> web.Response:
+    """``GET /account/balance``: the provider's AccountBalance object."""
+    return json_response(request.app[SIM].balances.view(_account(request)))
+
+
+async def validate_number(request: web.Request) -> web.Response:
+    """``GET /numbers/validate/{phoneNumber}``: a free validity check."""
+    return json_response(request.app[SIM].validate_number(request.match_info["phone"]))
+
+
 async def oauth_token(request: web.Request) -> web.Response:
     """``POST /oauth/token``: client credentials (HTTP Basic) for a bearer token."""
     sim = request.app[SIM]
@@ -60,9 +71,22 @@ async def oauth_token(request: web.Request) -> web.Response:
     return json_response(sim.auth.issue_token(client, scope if isinstance(scope, str) else None))
 
 
+# The scope a bearer token needs for each route (API keys have every scope).
+ROUTE_SCOPES: dict[str, str] = {
+    "api.otp.create": "otp",
+    "api.otp.get": "otp",
+    "api.otp.verify": "otp",
+    "api.otp.cancel": "otp",
+    "api.account.balance": "account",
+    "api.numbers.validate": "numbers",
+}
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/otp", create_otp, name="api.otp.create")
     app.router.add_get("/otp/{otp_id}", get_otp, name="api.otp.get")
     app.router.add_post("/otp/{otp_id}", verify_otp, name="api.otp.verify")
     app.router.add_delete("/otp/{otp_id}", cancel_otp, name="api.otp.cancel")
     app.router.add_post("/oauth/token", oauth_token, name="api.oauth.token")
+    app.router.add_get("/account/balance", account_balance, name="api.account.balance")
+    app.router.add_get("/numbers/validate/{phone}", validate_number, name="api.numbers.validate")

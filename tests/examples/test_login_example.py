@@ -59,7 +59,7 @@ def test_the_provider_is_down(otpsim):
     status, body = provider_call(
         otpsim.url, otpsim.api_key, "POST", "/otp", {"phoneNumber": "+33612345678"}
     )
-    assert (status, body["error"]["type"]) == (503, "service_unavailable")
+    assert (status, body["error"]["type"]) == (503, "server_error")
 
 
 async def test_async_code_under_test(otpsim):

@@ -27,10 +27,10 @@ async def token_for(client: Any, client_id: str, secret: str, **form: str) -> An
 
 
 async def test_no_credentials_is_401(client: Any) -> None:
-    await expect_error(await client.post("/otp", json=BODY), 401, "unauthorized", 1001)
+    await expect_error(await client.post("/otp", json=BODY), 401, "invalid_api_key", 1001)
     await expect_error(
         await client.post("/otp", json=BODY, headers={"Authorization": "Basic eDp5"}),
-        401, "unauthorized", 1001,
+        401, "invalid_api_key", 1001,
     )  # fmt: skip
 
 
@@ -82,7 +82,7 @@ async def test_strict_accepts_only_configured_keys(strict: Any) -> None:
 
 async def test_strict_refuses_unknown_bearer(strict: Any) -> None:
     resp = await strict.post("/otp", json=BODY, headers={"Authorization": "Bearer made-up"})
-    await expect_error(resp, 401, "unauthorized", 1003)
+    await expect_error(resp, 401, "invalid_client", 1003)
 
 
 async def test_strict_oauth_flow_and_expiry(strict: Any) -> None:
@@ -95,7 +95,7 @@ async def test_strict_oauth_flow_and_expiry(strict: Any) -> None:
     assert (await strict.post("/otp", json=BODY, headers=headers)).status == 201
     sim_of(strict).clock.advance(3600)
     resp = await strict.post("/otp", json=BODY, headers=headers)
-    await expect_error(resp, 401, "unauthorized", 1003)
+    await expect_error(resp, 401, "invalid_client", 1003)
 
 
 async def test_strict_wrong_secret_or_unknown_client(strict: Any) -> None:

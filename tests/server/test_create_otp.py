@@ -210,3 +210,49 @@ async def test_track_id_accepts_uuid_v1_to_v5(client: Any, version: int) -> None
     track = str(uuid.UUID(int=0x1234567890ABCDEF, version=version))
     otp = await create(client, trackId=track)
     assert otp["trackId"] == track
+
+
+# -- countryIso is always two letters; trackId is echoed in lowercase ----------------------
+
+
+@pytest.mark.parametrize(
+    "phone", ["+870773111632", "+80012345678", "+88213000000", "+979123456789"]
+)
+async def test_a_non_geographic_number_is_no_coverage_and_nothing_is_sent(
+    client: Any, phone: str
+) -> None:
+    resp = await client.post("/otp", json={"phoneNumber": phone}, headers=KEY)
+    err = await expect_error(resp, 403, "no_coverage", 1119)
+    assert "non-geographic" in err["message"]
+    assert sim_of(client).store.list_otps() == []
+    assert sim_of(client).messages() == []
+
+
+async def test_a_country_configured_without_coverage_is_403(make_client: Any) -> None:
+    client = await make_client(Settings(no_coverage=("FR",)))
+    resp = await client.post("/otp", json={"phoneNumber": FR}, headers=KEY)
+    err = await expect_error(resp, 403, "no_coverage", 1119)
+    assert "(FR)" in err["message"]
+    # Field errors come first: a bad ttl to an uncovered country is still 2008.
+    resp = await client.post("/otp", json={"phoneNumber": FR, "ttl": 5}, headers=KEY)
+    await expect_error(resp, 400, "invalid_param", 2008)
+    assert (
+        await client.post("/otp", json={"phoneNumber": "+4915123456789"}, headers=KEY)
+    ).status == 201
+
+
+async def test_an_uppercase_track_id_is_stored_and_echoed_in_lowercase(client: Any) -> None:
+    track = str(uuid.uuid4()).upper()
+    otp = await create(client, trackId=track)
+    assert otp["trackId"] == track.lower()
+    resp = await client.get(f"/otp/{otp['otpId']}", headers=KEY)
+    assert (await resp.json())["trackId"] == track.lower()
+
+
+async def test_the_providers_own_track_id_example_is_refused_as_not_v1_to_v5(client: Any) -> None:
+    resp = await client.post(
+        "/otp",
+        json={"phoneNumber": FR, "trackId": "bf325375-e030-fccb-a009-17317c574773"},
+        headers=KEY,
+    )
+    await expect_error(resp, 400, "invalid_param", 2018)

@@ -94,7 +94,7 @@ async def test_bad_bodies_are_400_in_the_error_shape(
     client: Any, raw: bytes, content_type: str, says: str
 ) -> None:
     resp = await client.post("/otp", data=raw, headers={**KEY, "Content-Type": content_type})
-    err = await expect_error(resp, 400, "invalid_param", 1012)
+    err = await expect_error(resp, 400, "invalid_body", 1012)
     assert says in err["message"]
     assert err["message"].startswith("Request body ")
     assert sim_of(client).store.list_otps() == []
@@ -108,7 +108,7 @@ async def test_json_without_content_type_is_accepted(client: Any) -> None:
 async def test_body_over_the_limit_is_413(make_client: Any) -> None:
     client = await make_client(Settings(max_body_bytes=1024))
     resp = await client.post("/otp", json={**BODY, "template": "x" * 2000}, headers=KEY)
-    err = await expect_error(resp, 413, "payload_too_large", 1013)
+    err = await expect_error(resp, 413, "invalid_body", 1013)
     assert "1024" in err["message"]
     assert (await client.post("/otp", json=BODY, headers=KEY)).status == 201  # still serving
 
@@ -120,10 +120,10 @@ async def test_unknown_path_is_404_json(client: Any) -> None:
 
 async def test_wrong_method_is_405_json_with_allow(client: Any) -> None:
     resp = await client.put("/otp", json=BODY, headers=KEY)
-    await expect_error(resp, 405, "method_not_allowed", 1011)
+    await expect_error(resp, 405, "invalid_method", 1011)
     assert "POST" in resp.headers["Allow"]
     resp = await client.patch("/otp/0b5b4f3e-0000-4000-8000-000000000000", headers=KEY)
-    await expect_error(resp, 405, "method_not_allowed", 1011)
+    await expect_error(resp, 405, "invalid_method", 1011)
 
 
 async def test_unexpected_failure_is_a_500_in_the_error_shape(client: Any) -> None:
