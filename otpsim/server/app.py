@@ -190,7 +190,7 @@ def _admit(request: web.Request, route: str) -> None:
         try:
             # Credentials become the account, stored and sent as JSON: text only.
             api_key = header_text(request, "X-API-KEY", E.AUTH_BAD_KEY)
-            bearer = bearer_token(request) if api_key is None else None
+            bearer = bearer_token(request, E.AUTH_BAD_TOKEN) if api_key is None else None
             principal = sim.auth.authenticate(api_key=api_key, bearer=bearer)
             key = f"account:{principal.account}"
         except ProviderError as exc:
