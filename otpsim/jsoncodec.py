@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 JSONDecodeError = orjson.JSONDecodeError  # a subclass of json.JSONDecodeError
+JSONEncodeError = orjson.JSONEncodeError  # a subclass of TypeError
 
 
 def dumps(data: Any) -> bytes:

@@ -293,7 +293,7 @@ class Simulator:
         if outcome.changed:
             self._changed(otp)
         else:
-            self.store.save_otp(otp)  # the attempt history grew
+            self.store.save_otp(otp)  # an attempt was counted
         if outcome.error is not None:
             raise ProviderError(outcome.error)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import subprocess
 import threading
 import time
 import tracemalloc
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from support import call
+from support import call, otpsim_command
 
 from otpsim.clock import Clock
 from otpsim.config import Settings
@@ -240,3 +241,24 @@ def test_a_restart_keeps_the_saved_clock_over_the_scenarios_start(
     # A fresh database still starts where the scenario says.
     _, fresh = start_server("--db", str(tmp_path / "new.db"), "--scenario", str(scenario))
     assert call("GET", f"{fresh}/_sim/clock")[1]["now"].startswith("2030-01-01T00:00:00")
+
+
+def test_a_second_server_on_the_same_db_refuses_to_start(start_server: Any, tmp_path: Path) -> None:
+    db = str(tmp_path / "otpsim.db")
+    first, base = start_server("--db", db)
+    try:
+        second = subprocess.run(
+            [*otpsim_command(), "serve", "--port", "0", "--db", db],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            cwd=tmp_path,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("a second server started on the same --db file")
+    assert second.returncode != 0
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1, second.stderr
+    assert db in lines[0]
+    assert f"pid {first.pid}" in lines[0]
+    assert call("GET", f"{base}/_sim/health")[0] == 200  # the first one is unharmed

@@ -35,6 +35,10 @@ class Status(StrEnum):
     FAILED = "FAILED"
 
 
+# A PIN kept in an attempt's history is cut to this many characters (then "…"): the
+# longest a PIN can be (pinLength 10). A longer one cannot match; it is a wrong PIN.
+MAX_KEPT_PIN = 10
+
 # The error a verification gets when the OTP is already in a final status.
 _FINAL_VERIFY_ERRORS: dict[Status, ErrorSpec] = {
     Status.VERIFIED: E.OTP_ALREADY_VERIFIED,
@@ -92,8 +96,12 @@ class Otp:
     status: Status = Status.PENDING
     attempts: int = 0
     updated_at: float = 0.0
-    # Verification attempts; None until the first (an empty list per OTP adds up).
+    # Verification attempts while PENDING (at most maxAttempts + 1); None until the first
+    # (an empty list per OTP adds up).
     history: list[VerifyAttempt] | None = None
+    # Attempts on an OTP already in a final status: counted, not kept, so that what an
+    # OTP holds stays bounded however often a client insists.
+    attempts_after_final: int = 0
 
     @classmethod
     def issue(
@@ -134,15 +142,18 @@ class Otp:
         return True
 
     def verify(self, pin: str, now: float) -> Outcome:
-        """Check a PIN against this OTP, following the contract's verify table."""
-        changed = self.expire_if_due(now)
-        if self.status is Status.EXPIRED and not self._late_pin_told():
+        """Check a PIN against this OTP, following the contract's verify table.
+
+        An attempt made while the OTP is PENDING is kept in its history (its PIN cut to
+        :data:`MAX_KEPT_PIN` characters); one on an OTP already final is only counted.
+        A PIN longer than any PIN can be is simply a wrong PIN.
+        """
+        if self.status is not Status.PENDING:
+            return self._after_final()
+        if self.expire_if_due(now):
             # The first PIN to arrive after the TTL: "The PIN has expired" (2028);
             # every later one: "The OTP has expired" (2025).
-            return self._record(now, pin, E.PIN_EXPIRED, changed=changed)
-        final_error = _FINAL_VERIFY_ERRORS.get(self.status)
-        if final_error is not None:
-            return self._record(now, pin, final_error, changed=False)
+            return self._record(now, pin, E.PIN_EXPIRED, changed=True)
         if pins.matches(self.pin, pin):
             self._move(Status.VERIFIED, now)
             return self._record(now, pin, None, changed=True)
@@ -163,8 +174,16 @@ class Otp:
         self._move(Status.CANCELLED, now)
         return Outcome(True)
 
-    def _late_pin_told(self) -> bool:
-        return any(a.code == E.PIN_EXPIRED.code for a in self.history or ())
+    def _after_final(self) -> Outcome:
+        """An attempt on an OTP already final: counted (the OTP changed), not kept."""
+        told = self.attempts_after_final > 0 or any(
+            a.code == E.PIN_EXPIRED.code for a in self.history or ()
+        )
+        self.attempts_after_final += 1
+        if self.status is Status.EXPIRED and not told:
+            # An expiry recorded by the clock: the first late PIN is still told 2028.
+            return Outcome(False, E.PIN_EXPIRED)
+        return Outcome(False, _FINAL_VERIFY_ERRORS[self.status])
 
     def _move(self, status: Status, now: float) -> None:
         self.status = status
@@ -174,6 +193,8 @@ class Otp:
         result = "VERIFIED" if error is None else error.type
         if self.history is None:
             self.history = []
+        if len(pin) > MAX_KEPT_PIN:
+            pin = pin[:MAX_KEPT_PIN] + "…"
         self.history.append(VerifyAttempt(now, pin, result, None if error is None else error.code))
         return Outcome(changed, error)
 
@@ -195,6 +216,7 @@ class Otp:
             attempts=data["attempts"],
             updated_at=data["updated_at"],
             history=[VerifyAttempt(**a) for a in data["history"] or ()] or None,
+            attempts_after_final=data.get("attempts_after_final", 0),  # schema 1 had none
         )
 
     # -- views -----------------------------------------------------------------------
@@ -231,4 +253,5 @@ class Otp:
             "account": self.account,
             "dateUpdated": iso(self.updated_at),
             "verifyAttempts": [a.to_json() for a in self.history or ()],
+            "verifyAttemptsAfterFinal": self.attempts_after_final,
         }

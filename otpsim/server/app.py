@@ -26,7 +26,13 @@ from otpsim.events import Event
 from otpsim.logs import mask_pin
 from otpsim.server import control, inbox, provider, security
 from otpsim.server.callbacks import INSTANCE_HEADER, CallbackDispatcher
-from otpsim.server.http import basic_credentials, bearer_token, error_response, http_error_spec
+from otpsim.server.http import (
+    basic_credentials,
+    bearer_token,
+    error_response,
+    header_text,
+    http_error_spec,
+)
 from otpsim.server.keys import DISPATCHER, EXTRA_HEADERS, HUB, METRICS, PRINCIPAL, REQUEST_ID, SIM
 from otpsim.server.live import LiveHub
 from otpsim.server.metrics import Metrics, metrics
@@ -102,7 +108,12 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     if request.method not in ("GET", "HEAD"):
         # What this request changed is on disk before anyone hears about it (a 201, a
         # clock move, a counted wrong PIN): with SQLite, it waits for its batch.
-        await request.app[SIM].store.durable()
+        try:
+            await request.app[SIM].store.durable()
+        except Exception as exc:  # its batch failed and was rolled back (the store logs why)
+            response = error_response(
+                ProviderError(E.SERVER_ERROR, f"{E.SERVER_ERROR.message}: {exc}")
+            )
     _finish(request, response, started)
     return response
 
@@ -181,13 +192,17 @@ def _admit(request: web.Request, route: str) -> None:
     refused: ProviderError | None = None
     principal: Principal | None = None
     if route == "api.oauth.token":
-        client_id, _ = basic_credentials(request)
+        try:
+            client_id, _ = basic_credentials(request)
+        except ProviderError as exc:  # credentials that are not UTF-8
+            client_id, refused = None, exc
         if client_id:
             key = f"client:{client_id}"
     else:
         try:
-            api_key = request.headers.get("X-API-KEY")
-            bearer = bearer_token(request) if api_key is None else None
+            # Credentials become the account, stored and sent as JSON: text only.
+            api_key = header_text(request, "X-API-KEY", E.AUTH_BAD_KEY)
+            bearer = bearer_token(request, E.AUTH_BAD_TOKEN) if api_key is None else None
             principal = sim.auth.authenticate(api_key=api_key, bearer=bearer)
             key = f"account:{principal.account}"
         except ProviderError as exc:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -16,9 +15,44 @@ JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        body=jsoncodec.dumps(data), status=status, headers={"Content-Type": JSON_CONTENT_TYPE}
-    )
+    try:
+        body = jsoncodec.dumps(data)
+    except jsoncodec.JSONEncodeError:
+        # A string that is not Unicode text (a lone surrogate: bytes that were not UTF-8)
+        # got this far; answer it with U+FFFD in its place rather than fail the answer.
+        body = jsoncodec.dumps(_scrub(data))
+    return web.Response(body=body, status=status, headers={"Content-Type": JSON_CONTENT_TYPE})
+
+
+def _scrub(data: Any) -> Any:
+    if isinstance(data, str):
+        return data if is_text(data) else data.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(data, dict):
+        return {_scrub(k): _scrub(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_scrub(v) for v in data]
+    return data
+
+
+def is_text(value: str) -> bool:
+    """False when ``value`` holds lone surrogates: aiohttp decodes header bytes that are
+    not UTF-8 as such (``surrogateescape``), and they cannot be stored or sent as JSON."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def header_text(request: web.Request, name: str, invalid: ErrorSpec) -> str | None:
+    """A header's value, or None when absent; ``invalid`` (a ProviderError) when its
+    bytes are not UTF-8. Every header whose value is used must be read through this."""
+    value = request.headers.get(name)
+    if value is not None and not is_text(value):
+        raise ProviderError(invalid, f"The {name} header is not valid UTF-8")
+    return value
 
 
 def error_response(error: ProviderError) -> web.Response:
@@ -103,20 +137,31 @@ def http_error_spec(status: int) -> ErrorSpec | None:
 
 
 def basic_credentials(request: web.Request) -> tuple[str | None, str | None]:
-    """The (id, secret) of an ``Authorization: Basic`` header, or (None, None)."""
-    header = request.headers.get("Authorization", "")
+    """The (id, secret) of an ``Authorization: Basic`` header, or (None, None).
+
+    Credentials that are not UTF-8 (in the header or once decoded) are 401
+    ``invalid_client``.
+    """
+    header = header_text(request, "Authorization", E.OAUTH_INVALID_CLIENT) or ""
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic" or not value.strip():
         return None, None
     try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+        raw = base64.b64decode(value.strip(), validate=True)
+    except ValueError:  # binascii.Error, or a header that is not ASCII
         return None, None
+    try:
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProviderError(
+            E.OAUTH_INVALID_CLIENT, "Invalid client: the Basic credentials are not valid UTF-8"
+        ) from None
     client_id, _, secret = decoded.partition(":")
     return client_id, secret
 
 
-def bearer_token(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
+def bearer_token(request: web.Request, invalid: ErrorSpec = E.OAUTH_INVALID_CLIENT) -> str | None:
+    """The token of an ``Authorization: Bearer`` header; ``invalid`` if not UTF-8."""
+    header = header_text(request, "Authorization", invalid) or ""
     scheme, _, value = header.partition(" ")
     return value if scheme.lower() == "bearer" else None

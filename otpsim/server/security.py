@@ -18,7 +18,7 @@ import html
 from aiohttp import web
 
 from otpsim.errors import E, ProviderError
-from otpsim.server.http import bearer_token, read_form
+from otpsim.server.http import bearer_token, header_text, is_text, read_form
 from otpsim.server.keys import SIM
 from otpsim.server.live import same_origin
 
@@ -40,16 +40,19 @@ def guard(request: web.Request) -> web.Response | None:
     path = request.path
     if not (path == "/" or path.startswith("/_sim/")):
         return None  # the provider API keeps its own credentials
+    origin = header_text(request, "Origin", E.SIM_INVALID_PARAM)  # 400 if not UTF-8
     if path != "/" and request.method not in SAFE_METHODS and not same_origin(request):
         raise ProviderError(
             E.SIM_FORBIDDEN,
-            f"Cross-site request refused (Origin {request.headers.get('Origin')}): "
+            f"Cross-site request refused (Origin {origin}): "
             "the control API only takes state-changing calls from its own pages or from "
             "non-browser clients",
         )
     token = request.app[SIM].settings.admin_token
     if token and path not in OPEN_PATHS:
-        given = bearer_token(request) or request.cookies.get(COOKIE)
+        given = bearer_token(request, E.ADMIN_REQUIRED) or request.cookies.get(COOKIE)
+        if given is not None and not is_text(given):
+            raise ProviderError(E.SIM_INVALID_PARAM, f"The {COOKIE} cookie is not valid UTF-8")
         if not token_ok(given, token):
             if path == "/" and request.method == "GET":
                 return _login_page(status=401)

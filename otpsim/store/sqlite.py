@@ -16,6 +16,11 @@ Checkpoints (copying the WAL into the database file, with an fsync) run in a bac
 thread on its own connection, once a second: SQLite's automatic checkpoint runs inside
 a commit, on the event loop, and stalled every request for tens of milliseconds.
 
+One store per file: an exclusive ``flock`` on ``PATH.lock`` (holding the owner's pid)
+refuses a second server, which would otherwise lose the first one's updates. A batch
+that fails (a full disk, a read-only file, an object that cannot be encoded) rolls back
+alone: its waiters get :class:`StoreUnavailable`, the next batch starts clean.
+
 Each table keeps the whole object as a JSON record plus the columns its queries need.
 The schema is versioned (``PRAGMA user_version``); :data:`MIGRATIONS` brings an older
 file up to date when it is opened.
@@ -30,10 +35,14 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import logging
 import math
+import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +109,16 @@ MIGRATIONS: list[str] = [
 ]
 
 
+class StoreUnavailable(Exception):
+    """A write could not be made durable (a full disk, a read-only file, an object that
+    cannot be encoded): its batch was rolled back. The store keeps working."""
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 def _dumps(data: Any) -> str:
     return jsoncodec.dumps_text(data)
 
@@ -112,9 +131,12 @@ class SqliteStore:
         retention: Retention | None = None,
         durability: str = "normal",
         checkpoint_every: float = 1.0,
+        lock_wait: float = 2.0,
     ) -> None:
         self.path = str(path)
         self.retention = retention or Retention()
+        # One store per file: two servers on one file would lose each other's updates.
+        self._lock = _FileLock(self.path, lock_wait)
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -122,7 +144,11 @@ class SqliteStore:
             self._db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job
             self._migrate()
         except sqlite3.DatabaseError as exc:
+            self._lock.release()
             raise OtpsimError(f"{self.path}: cannot use as a database: {exc}") from None
+        except BaseException:
+            self._lock.release()
+            raise
         self._checkpointer = _Checkpointer(self.path, checkpoint_every)
 
     def _migrate(self) -> None:
@@ -137,15 +163,20 @@ class SqliteStore:
             self._db.executescript(
                 f"BEGIN; {MIGRATIONS[step]}; PRAGMA user_version = {step + 1}; COMMIT;"
             )
+        self._recount()
+        self._batch: asyncio.Future[None] | None = None
+        self._batch_error: BaseException | None = None  # the open batch's first failure
+        self._failed_batches = 0  # in a row: logged once per outage
+        # Saved but not yet written (see the module's docstring), by id, in save order.
+        self._pending_otps: dict[str, Otp] = {}
+        self._pending_messages: dict[str, Message] = {}
+
+    def _recount(self) -> None:
         self._counts = {
             table: int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
             for table in ("otps", "messages")
         }
         self._oldest = {table: self._min_created(table) for table in ("otps", "messages")}
-        self._batch: asyncio.Future[None] | None = None
-        # Saved but not yet written (see the module's docstring), by id, in save order.
-        self._pending_otps: dict[str, Otp] = {}
-        self._pending_messages: dict[str, Message] = {}
 
     COMMIT_DELAY = 0.002  # seconds a batch stays open for more writes
 
@@ -158,15 +189,27 @@ class SqliteStore:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
+        if self._db.in_transaction:  # never expected: a batch always ends in COMMIT or ROLLBACK
+            log.error("SQLite store %s: a transaction was left open; rolling it back", self.path)
+            self._db.execute("ROLLBACK")
         self._db.execute("BEGIN")
         self._batch = loop.create_future()
+        # A batch nobody awaits (a delivery, an expiry) must not log "never retrieved".
+        self._batch.add_done_callback(_retrieve)
+        self._batch_error = None
         loop.call_later(self.COMMIT_DELAY, self._commit)
 
     def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         """Run a write inside the open batch (opening one), after what is pending."""
         self._flush()
         self._begin()
-        return self._db.execute(sql, args)
+        if self._batch is not None and self._batch_error is not None:
+            raise StoreUnavailable(self._failure(self._batch_error))
+        try:
+            return self._db.execute(sql, args)
+        except Exception as exc:
+            self._doom(exc)
+            raise
 
     def _write(self, sql: str, args: tuple[Any, ...] = ()) -> None:
         self._execute(sql, args)
@@ -177,40 +220,95 @@ class SqliteStore:
         return self._db.execute(sql, args)
 
     def _flush(self) -> None:
-        """Write the pending OTPs and messages (inside the open batch, if any)."""
+        """Write the pending OTPs and messages (inside the open batch, if any).
+
+        A write that fails (an object that cannot be encoded, a full disk) dooms the open
+        batch, which rolls back when it ends; outside a batch it is raised at once.
+        """
+        if not (self._pending_otps or self._pending_messages):
+            return
         otps, self._pending_otps = self._pending_otps, {}
         messages, self._pending_messages = self._pending_messages, {}
-        for otp in otps.values():
-            self._write_otp(otp)
-        for message in messages.values():
-            self._write_message(message)
+        try:
+            for otp in otps.values():
+                self._write_otp(otp)
+            for message in messages.values():
+                self._write_message(message)
+        except Exception as exc:
+            if self._batch is None:
+                raise
+            self._doom(exc)
+
+    def _doom(self, exc: BaseException) -> None:
+        """A write of the open batch failed: it will roll back, whatever comes after."""
+        if self._batch is not None and self._batch_error is None:
+            self._batch_error = exc
+
+    def _failure(self, exc: BaseException) -> str:
+        return f"{self.path}: could not write ({type(exc).__name__}: {exc})"
 
     def _commit(self) -> None:
+        """End the open batch: COMMIT, or on any failure ROLLBACK, fail this batch's
+        waiters (only them) and keep going: the next batch starts clean."""
         batch, self._batch = self._batch, None
         if batch is None:
             return
+        error = self._batch_error
+        if error is None:
+            try:
+                self._flush()  # the batch is no longer open: a failure is raised here
+                self._db.execute("COMMIT")
+            except Exception as exc:
+                error = exc
+        self._batch_error = None
+        if error is None:
+            if self._failed_batches:
+                log.warning(
+                    "SQLite store %s: writing again, after %d failed batches",
+                    self.path, self._failed_batches,
+                )  # fmt: skip
+                self._failed_batches = 0
+            if not batch.done():
+                batch.set_result(None)
+            return
+        self._roll_back()
+        if not self._failed_batches:
+            # Once per outage (a full disk fails every batch): the first, then recovery.
+            log.error(
+                "SQLite store %s: a batch of writes failed and was rolled back (%s: %s); "
+                "requests in it are answered 500 until writing works again",
+                self.path, type(error).__name__, error, exc_info=error,
+            )  # fmt: skip
+        self._failed_batches += 1
+        if not batch.done():
+            batch.set_exception(StoreUnavailable(self._failure(error)))
+
+    def _roll_back(self) -> None:
+        self._pending_otps.clear()
+        self._pending_messages.clear()
         try:
-            self._flush()
-            self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
-            if not batch.done():
-                batch.set_exception(exc)
-            raise
-        if not batch.done():
-            batch.set_result(None)
+            # Counts kept in memory followed the writes that were just undone.
+            self._recount()
+        except sqlite3.Error as exc:
+            log.error("SQLite store %s: rollback failed: %s", self.path, exc)
 
     async def durable(self) -> None:
-        """Return once everything written so far is committed."""
+        """Return once everything written so far is committed; :class:`StoreUnavailable`
+        when the batch it was written in failed (and was rolled back)."""
         if self._batch is not None:
             await asyncio.shield(self._batch)
 
     def close(self) -> None:
         self._checkpointer.stop()
-        self._flush()
+        try:
+            self._flush()
+        except Exception as exc:
+            log.error("SQLite store %s: %s", self.path, self._failure(exc))
         self._commit()
         self._db.close()  # the last connection to close checkpoints what is left
+        self._lock.release()
 
     # -- OTPs ------------------------------------------------------------------------
 
@@ -393,6 +491,66 @@ class SqliteStore:
     def load_clock(self) -> dict[str, Any] | None:
         row = self._read("SELECT value FROM meta WHERE key = 'clock'").fetchone()
         return None if row is None else dict(jsoncodec.loads(row[0]))
+
+
+class _FileLock:
+    """An exclusive lock on ``PATH.lock`` (``flock``: the kernel releases it when the
+    process ends, even by ``kill -9``), which holds the owner's pid for the refusal.
+
+    A second owner waits up to ``wait`` seconds (a server that is stopping), then
+    raises :class:`OtpsimError` naming the file and the process holding it.
+    """
+
+    def __init__(self, db_path: str, wait: float) -> None:
+        self.db_path = db_path
+        self.path = os.path.realpath(db_path) + ".lock"  # however the file is spelled
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise OtpsimError(f"{self.path}: cannot create the lock file: {exc}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = _read_pid(fd)
+                os.close(fd)
+                if time.monotonic() >= deadline:
+                    raise OtpsimError(
+                        f"{db_path}: already in use by another otpsim "
+                        f"({f'pid {owner}' if owner else 'pid unknown'}, lock {self.path}); "
+                        "one server per --db file"
+                    ) from None
+                time.sleep(0.05)
+                continue
+            # The owner before us may have removed the file between our open and our lock:
+            # then this lock is on a file nobody else will see. Start again.
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)  # while still holding it (see the inode check above)
+        os.close(fd)
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return int(text) if text.isdigit() else None
 
 
 class _Checkpointer:

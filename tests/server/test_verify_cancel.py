@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -159,3 +160,50 @@ async def test_otp_id_is_case_insensitive(client: Any) -> None:
     otp = await create(client)
     resp = await client.get(f"/otp/{otp['otpId'].upper()}", headers=KEY)
     assert (await resp.json())["otpId"] == otp["otpId"]
+
+
+@pytest.mark.parametrize("db", [False, True], ids=["memory", "sqlite"])
+async def test_what_is_kept_per_otp_is_bounded_whatever_is_sent(
+    make_client: Any, tmp_path: Any, db: bool
+) -> None:
+    client = await make_client(db=str(tmp_path / "otpsim.db") if db else None)
+    otp = await create(client, maxAttempts=3)
+    otp_id = otp["otpId"]
+    huge = "9" * 60_000  # a wrong PIN, as long as the body limit allows
+    answers = []
+    for _ in range(40):
+        resp = await verify(client, otp_id, huge)
+        answers.append((await resp.json())["error"]["code"])
+    # An over-long PIN is a wrong PIN like any other; past FAILED, the usual 2026.
+    assert answers == [2029, 2029, 2027] + [2026] * 37
+    stored = await (await client.get(f"/_sim/otps/{otp_id}")).json()
+    assert [a["code"] for a in stored["verifyAttempts"]] == [2029, 2029, 2027]
+    assert {a["pin"] for a in stored["verifyAttempts"]} == {"9" * 10 + "…"}  # truncated
+    assert stored["verifyAttemptsAfterFinal"] == 37  # counted, not kept
+    assert len(json.dumps(stored)) < 4096
+    if db:
+        store = sim_of(client).store
+        row = store._db.execute(  # type: ignore[attr-defined]
+            "SELECT length(record) FROM otps WHERE otp_id = ?", (otp_id,)
+        ).fetchone()
+        assert row[0] < 4096
+
+
+async def test_attempts_after_a_final_status_are_counted_not_kept(client: Any) -> None:
+    otp = await create(client)
+    otp_id = otp["otpId"]
+    pin = await pin_of(client, otp_id)
+    assert (await verify(client, otp_id, pin)).status == 200
+    for _ in range(5):
+        await expect_error(await verify(client, otp_id, pin), 400, "otp_verified", 2023)
+    stored = await (await client.get(f"/_sim/otps/{otp_id}")).json()
+    assert [a["result"] for a in stored["verifyAttempts"]] == ["VERIFIED"]
+    assert stored["verifyAttemptsAfterFinal"] == 5
+    # An expiry the sweeper recorded: the first late PIN is still told 2028, then 2025.
+    late = await create(client, ttl=60)
+    await client.post("/_sim/clock", json={"advance": 61})
+    await expect_error(await verify(client, late["otpId"], "1"), 400, "otp_expired", 2028)
+    for _ in range(3):
+        await expect_error(await verify(client, late["otpId"], "1"), 400, "otp_expired", 2025)
+    stored = await (await client.get(f"/_sim/otps/{late['otpId']}")).json()
+    assert (stored["verifyAttempts"], stored["verifyAttemptsAfterFinal"]) == ([], 4)

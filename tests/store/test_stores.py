@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from support import FR, KEY, create, expect_error, sim_of
 
+from otpsim.config import Settings
 from otpsim.domain.message import Delivery, Message
 from otpsim.domain.otp import Otp, OtpRequest, Status, VerifyAttempt
 from otpsim.errors import OtpsimError
 from otpsim.store import Store
 from otpsim.store.memory import MemoryStore
 from otpsim.store.retention import Retention
-from otpsim.store.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
+from otpsim.store.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore, StoreUnavailable
 
 
 def otp(n: int, *, account: str = "a", phone: str = "+33612345678", at: float = 0.0) -> Otp:
@@ -261,3 +266,83 @@ def test_sqlite_checkpoints_off_the_writers_thread(tmp_path: Path) -> None:
     reopened = SqliteStore(path)
     assert len(reopened.list_otps()) == 500
     reopened.close()
+
+
+async def test_sqlite_a_failed_batch_rolls_back_alone_and_the_store_keeps_working(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "otpsim.db"
+    store = SqliteStore(path)
+    store.save_otp(otp(1))
+    store.save_otp(otp(2, account="k\udcff"))  # not text: cannot be encoded as JSON
+    with pytest.raises(StoreUnavailable, match="could not write"):
+        await asyncio.wait_for(store.durable(), 5)  # generous: it must not hang
+    assert store.list_otps() == []  # the whole batch rolled back, nothing half-written
+    store.save_otp(otp(3))  # the next batch starts clean
+    store.save_delivery({"delivery_id": "msg_1", "account": "a", "state": "pending"})
+    await asyncio.wait_for(store.durable(), 5)
+    with sqlite3.connect(path) as other:
+        assert other.execute("SELECT otp_id FROM otps").fetchall() == [("otp-3",)]
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("fault", "cure"),
+    [
+        # A full disk: the file may not grow past the pages it has now.
+        ("PRAGMA max_page_count = {pages}", "PRAGMA max_page_count = 1073741823"),
+        # A read-only database (chmod does not stop root: the connection refuses writes).
+        ("PRAGMA query_only = 1", "PRAGMA query_only = 0"),
+    ],
+    ids=["disk-full", "read-only"],
+)
+async def test_sqlite_write_failures_answer_server_error_and_recover(
+    make_client: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, fault: str, cure: str
+) -> None:
+    client = await make_client(Settings(db=str(tmp_path / "otpsim.db")))
+    store = sim_of(client).store
+    assert isinstance(store, SqliteStore)
+    await create(client)
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store._db.execute(fault.format(pages=pages))
+    template = "x" * 1500 + " {{pin}}"  # big rows, to fill the free room of the pages
+    body = {"phoneNumber": FR, "template": template}
+    statuses = []
+    for _ in range(100):  # the first refusal comes once the room is used up (read-only: at once)
+        resp = await client.post("/otp", json=body, headers=KEY)
+        statuses.append(resp.status)
+        if resp.status != 201:
+            break
+    # That one and every write after it fail the same way, in the provider's shape.
+    refused = [resp] + [await client.post("/otp", json=body, headers=KEY) for _ in range(2)]
+    for resp in refused:
+        err = await expect_error(resp, 500, "server_error", 1015)
+        assert "could not write" in err["message"]
+    assert "a batch of writes failed and was rolled back" in caplog.text
+    assert caplog.text.count("rolled back") == 1  # logged once per outage, not per request
+    stored = len((await (await client.get("/_sim/otps")).json())["otps"])
+    assert stored == statuses.count(201) + 1  # what was answered 201, nothing else
+    store._db.execute(cure)
+    otp_id = (await create(client, template=template))["otpId"]
+    assert "writing again, after 3 failed batches" in caplog.text
+    resp = await client.get(f"/_sim/otps/{otp_id}")
+    assert resp.status == 200
+    assert len((await (await client.get("/_sim/otps")).json())["otps"]) == stored + 1
+
+
+def test_sqlite_one_store_per_file_the_second_is_refused_naming_the_first(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "otpsim.db"
+    first = SqliteStore(path)
+    first.save_otp(otp(1))
+    for spelling in (path, tmp_path / "." / "otpsim.db"):  # the same file, however named
+        with pytest.raises(OtpsimError) as refused:
+            SqliteStore(spelling, lock_wait=0)
+        assert str(path) in str(refused.value)
+        assert f"pid {os.getpid()}" in str(refused.value)
+        assert "\n" not in str(refused.value)
+    first.close()
+    again = SqliteStore(path, lock_wait=0)  # free once the first is closed
+    assert again.get_otp("otp-1") is not None
+    again.close()
