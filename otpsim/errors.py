@@ -165,6 +165,26 @@ class E:
         "This simulator asks for its admin token: send 'Authorization: Bearer <admin token>'",
     )
 
+    # The HTTP edge: who may reach the control API, and connections that misbehave.
+    HOST_NOT_ALLOWED = ErrorSpec(
+        403,
+        "access_denied",
+        1030,
+        "This host name may not reach the control API (see --allowed-host)",
+    )
+    REQUEST_TIMEOUT = ErrorSpec(
+        408, "request_timeout", 1031, "The request did not arrive in time"
+    )
+    TOO_BUSY = ErrorSpec(
+        503, "service_unavailable", 1032, "Too many connections: try again shortly"
+    )
+    REQUEST_UNREADABLE = ErrorSpec(
+        400, "bad_request", 1033, "The request line or headers could not be read"
+    )
+    HEADERS_TOO_LARGE = ErrorSpec(
+        431, "headers_too_large", 1034, "The request line or a header is too long"
+    )
+
 
 class ProviderError(Exception):
     """An error answered to an API client in the provider's error shape."""
