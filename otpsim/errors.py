@@ -172,9 +172,7 @@ class E:
         1030,
         "This host name may not reach the control API (see --allowed-host)",
     )
-    REQUEST_TIMEOUT = ErrorSpec(
-        408, "request_timeout", 1031, "The request did not arrive in time"
-    )
+    REQUEST_TIMEOUT = ErrorSpec(408, "request_timeout", 1031, "The request did not arrive in time")
     TOO_BUSY = ErrorSpec(
         503, "service_unavailable", 1032, "Too many connections: try again shortly"
     )

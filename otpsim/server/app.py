@@ -80,6 +80,12 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     try:
         try:
             refusal = security.guard(request)
+            length = request.content_length
+            if length is not None and length > request.client_max_size:
+                # Refused before reading: a client announcing a gigabyte is not waited for.
+                raise web.HTTPRequestEntityTooLarge(
+                    max_size=request.client_max_size, actual_size=length
+                )
             if refusal is not None:
                 response: web.StreamResponse = refusal
             else:
@@ -93,6 +99,10 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
             response = _http_error(request, exc)  # redirects and the like are re-raised
         except (asyncio.CancelledError, ConnectionResetError):
             raise
+        except RecursionError:  # input nested beyond what a parser can follow
+            response = error_response(
+                ProviderError(E.BODY_INVALID, "Request body is nested too deeply")
+            )
         except Exception:
             log.exception("unexpected error on %s %s", request.method, request.path)
             response = error_response(ProviderError(E.SERVER_ERROR))

@@ -101,10 +101,15 @@ class LiveHub:
                 f"Cross-origin websocket refused (Origin {request.headers.get('Origin')})",
             )
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_CLIENT_MESSAGE)
-        await ws.prepare(request)
         client = _Client(ws, asyncio.Queue(self.queue_size))
         hello = Event("hello", {"version": __version__, "clock": self.sim.clock.snapshot()})
-        await ws.send_str(jsoncodec.dumps_text(hello.to_json()))
+        try:
+            await ws.prepare(request)
+            await ws.send_str(jsoncodec.dumps_text(hello.to_json()))
+        except ConnectionResetError:
+            # The peer left (or reset) during the handshake: nothing went wrong here.
+            log.debug("live client left during the handshake")
+            return ws
         self._clients.add(client)
         sender = asyncio.create_task(self._send(client))
         try:
