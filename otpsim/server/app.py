@@ -26,8 +26,18 @@ from otpsim.events import Event
 from otpsim.logs import mask_pin
 from otpsim.server import control, inbox, provider, security
 from otpsim.server.callbacks import CallbackDispatcher
+from otpsim.server.edge import Streams
 from otpsim.server.http import basic_credentials, bearer_token, error_response, http_error_spec
-from otpsim.server.keys import DISPATCHER, EXTRA_HEADERS, HUB, METRICS, PRINCIPAL, REQUEST_ID, SIM
+from otpsim.server.keys import (
+    DISPATCHER,
+    EXTRA_HEADERS,
+    HUB,
+    METRICS,
+    PRINCIPAL,
+    REQUEST_ID,
+    SIM,
+    STREAMS,
+)
 from otpsim.server.live import LiveHub
 from otpsim.server.metrics import Metrics, metrics
 from otpsim.simulator import Simulator
@@ -245,7 +255,8 @@ def create_app(
     sim = Simulator(settings, clock=clock, rng=rng, store=store)
     app[SIM] = sim
     app[DISPATCHER] = CallbackDispatcher(sim)
-    app[HUB] = LiveHub(sim)
+    app[STREAMS] = Streams(settings.max_streams)
+    app[HUB] = LiveHub(sim, streams=app[STREAMS])
     app[METRICS] = Metrics(sim)
     sim.bus.subscribe(log_sms(settings), "message.created")
     app.router.add_get("/_sim/ws", app[HUB].handle, name="sim.ws")
