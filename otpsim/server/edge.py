@@ -9,7 +9,7 @@ connections, so slow clients (slowloris) could hold every file descriptor. Here:
   provider's shape. One warning line says so (at most every ``NOTE_EVERY`` seconds).
 * ``--header-timeout``: a request line and its headers must arrive within this time of
   the connection opening or of their first byte, or the connection gets a 408 and is
-  closed.
+  closed (closed without a word if it never sent a byte).
 * ``--body-timeout``: a body must arrive within this time of its headers; a reader
   waiting for it gets a 408 (``BodyTimeout``), whichever handler reads it.
 * ``--keepalive-timeout``: aiohttp's own, for idle keep-alive connections.
@@ -172,6 +172,7 @@ class EdgeHandler(web.RequestHandler):
         self.edge = manager
         self.idle_since = 0.0
         self._head_timer: asyncio.TimerHandle | None = None
+        self._partial = False  # bytes of a request that is not complete yet
         self._body_timer: asyncio.TimerHandle | None = None
 
     @property
@@ -206,6 +207,7 @@ class EdgeHandler(web.RequestHandler):
         count = self._request_count
         super().data_received(data)
         new = self._request_count - count
+        self._partial = not new and self.idle
         if new:  # a request line and headers arrived in full
             self.idle_since = self._loop.time()
             if self._head_timer is not None:
@@ -225,6 +227,9 @@ class EdgeHandler(web.RequestHandler):
     def _head_expired(self, count: int) -> None:
         self._head_timer = None
         if self.transport is None or self._request_count != count or not self.idle:
+            return
+        if not self._partial:  # a connection that never said anything: just close it
+            self.force_close()
             return
         timeout = self.edge.settings.header_timeout
         error = ProviderError(

@@ -135,6 +135,8 @@ def test_headers_that_never_finish_get_a_408_and_the_connection_closes(start_ser
     body = json.loads(raw.partition(b"\r\n\r\n")[2])
     assert (body["error"]["type"], body["error"]["code"]) == ("request_timeout", 1031)
     assert time.monotonic() - started < 15  # generous: the timeout is 1 s
+    with socket.create_connection(("127.0.0.1", _port(base)), timeout=20) as silent:
+        assert silent.recv(100) == b""  # never said a word: closed without one
 
 
 def test_a_body_that_never_arrives_gets_a_408(start_server: Any) -> None:
