@@ -96,9 +96,10 @@ def _allowed_names(settings: Settings) -> tuple[frozenset[str], bool]:
 def host_allowed(request: web.Request, settings: Settings) -> bool:
     """Whether the request's ``Host`` names this machine or an allowed name."""
     names, anything = _allowed_names(settings)
-    if anything:
+    host = request.headers.get("Host")
+    if anything or host is None:  # no Host (HTTP/1.0 scripts): no browser, no rebinding
         return True
-    name = host_name(request.host)
+    name = host_name(host)
     return name in names or is_loopback(name)
 
 

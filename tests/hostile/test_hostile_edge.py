@@ -56,6 +56,12 @@ async def test_loopback_names_the_bound_address_and_allowed_hosts_pass(make_clie
     await expect_error(resp, 403, "access_denied", 1030)
 
 
+def test_a_request_without_host_is_not_refused(start_server: Any) -> None:
+    _, base = start_server()
+    status, raw = raw_http("127.0.0.1", _port(base), b"GET /_sim/messages HTTP/1.0\r\n\r\n")
+    assert status == 200, raw
+
+
 async def test_the_provider_api_and_health_stay_host_agnostic(client: Any) -> None:
     resp = await client.post(
         "/otp", json={"phoneNumber": FR}, headers={**KEY, "Host": "sms.example.com"}
