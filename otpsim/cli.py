@@ -28,6 +28,7 @@ from otpsim.errors import OtpsimError
 from otpsim.scenario.model import Scenario, load_scenario, scenario_files
 from otpsim.server.app import create_app
 from otpsim.server.callbacks import points_at_self
+from otpsim.server.edge import EdgeRunner, connection_cap, raise_fd_limit
 from otpsim.server.keys import SIM
 
 
@@ -141,7 +142,9 @@ async def serve(settings: Settings, *, out: Any = None) -> None:
     sim = app[SIM]
     if settings.scenario:
         sim.use_scenario(load_scenario(settings.scenario), keep_clock=sim.clock_restored)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    fd_limit = raise_fd_limit()
+    cap = connection_cap(settings, fd_limit)
+    runner = EdgeRunner(app, settings, cap=cap, handle_signals=False, access_log=None)
     await runner.setup()
     # Signals are handled before the address is printed: whoever reads it may stop the
     # server at once, and that must still be a clean stop.
@@ -177,6 +180,8 @@ async def serve(settings: Settings, *, out: Any = None) -> None:
     print(f"  Control: {base}/_sim/", file=out)
     auth = "strict (configured credentials only)" if settings.strict_auth else "any non-empty key"
     print(f"  Auth:    {auth}", file=out)
+    if cap < settings.max_connections:
+        print(f"  Limits:  {cap} connections (open-file limit {fd_limit})", file=out)
     if settings.scenario:
         print(f"  Network: scenario {settings.scenario}", file=out)
     if sim.clock_restored:

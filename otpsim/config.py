@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -53,6 +54,12 @@ class Settings:
     rate_limit: int | None = None
     rate_limit_window: float = 60.0
     max_body_bytes: int = 64 * 1024
+    # The HTTP edge (otpsim serve): connections, timeouts, long polls and websockets.
+    max_connections: int = 1000  # beyond, the oldest idle one is closed (or a 503)
+    max_streams: int = 200  # long polls (wait=) and websockets open at once
+    header_timeout: float = 10.0  # seconds for a request line and its headers
+    body_timeout: float = 30.0  # seconds for a request body
+    keepalive_timeout: float = 75.0  # seconds an idle keep-alive connection stays open
     # Longest a GET /_sim/messages/latest?wait= may hold a request, in seconds.
     max_wait: float = 60.0
     # A seed makes PINs and ids reproducible (NOT secret): for replaying test runs only.
@@ -80,6 +87,8 @@ class Settings:
     max_age: float = 86_400.0  # seconds of simulator time
     # Required to listen beyond loopback: guards /_sim/* and the inbox.
     admin_token: str | None = None
+    # Host names (besides loopback and the bound address) that may reach the control API.
+    allowed_hosts: tuple[str, ...] = ()
     log_level: str = "info"
     log_format: str = "text"  # or "json": one object per line
     log_pins: bool = False  # PINs are masked in logs unless this is set
@@ -236,6 +245,20 @@ def _country(value: Any) -> str:
     if len(code) != 2 or not is_country(code):
         raise ValueError(f"expected an ISO-3166 alpha-2 country code such as FR, got {value!r}")
     return code
+
+
+_HOST_NAME = re.compile(r"\*|[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?|\[?[0-9a-f:.]+\]?")
+
+
+def _allowed_host(value: Any) -> str:
+    """A host name or address as a ``Host`` header names it (no scheme, port or path);
+    ``*`` allows any."""
+    host = _text(value).strip().lower()
+    if not _HOST_NAME.fullmatch(host):
+        raise ValueError(
+            f"expected a host name or IP address (no scheme, port or path), got {host!r}"
+        )
+    return host.strip("[]")
 
 
 def _api_key(value: Any) -> str:
@@ -431,6 +454,46 @@ OPTIONS: tuple[Option, ...] = (
         "BYTES",
     ),
     Option(
+        "max_connections",
+        "--max-connections",
+        ("max_connections",),
+        _positive_int,
+        "open connections at most; beyond, the oldest idle one is closed",
+        "N",
+    ),
+    Option(
+        "max_streams",
+        "--max-streams",
+        ("max_streams",),
+        _positive_int,
+        "long polls (wait=) and websockets open at once (503 beyond)",
+        "N",
+    ),
+    Option(
+        "header_timeout",
+        "--header-timeout",
+        ("header_timeout",),
+        _positive_float,
+        "seconds a request line and its headers may take (408 beyond)",
+        "S",
+    ),
+    Option(
+        "body_timeout",
+        "--body-timeout",
+        ("body_timeout",),
+        _positive_float,
+        "seconds a request body may take (408 beyond)",
+        "S",
+    ),
+    Option(
+        "keepalive_timeout",
+        "--keepalive-timeout",
+        ("keepalive_timeout",),
+        _positive_float,
+        "seconds an idle keep-alive connection stays open",
+        "S",
+    ),
+    Option(
         "max_wait",
         "--max-wait",
         ("max_wait",),
@@ -589,6 +652,15 @@ OPTIONS: tuple[Option, ...] = (
         _optional_text,
         "require this token for /_sim/* and the inbox (required beyond 127.0.0.1)",
         "TOKEN",
+    ),
+    Option(
+        "allowed_hosts",
+        "--allowed-host",
+        ("allowed_hosts",),
+        _list(_allowed_host),
+        "another host name that may reach the control API and inbox (repeatable; * any)",
+        "NAME",
+        repeatable=True,
     ),
     Option(
         "log_level",

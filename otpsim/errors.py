@@ -29,7 +29,9 @@ class ErrorSpec:
     message: str
     # "provider": answered on the emulated provider API, so ``type`` is one of the
     # provider's (the official SDKs' Error.type enum; tests/sdk checks it). "control":
-    # only the control API (/_sim/...) answers it, with otpsim's own types.
+    # only the control API (/_sim/...) answers it, with otpsim's own types. "edge":
+    # answered to any client by the HTTP layer before a route runs (timeouts, caps,
+    # unreadable requests): a provider type, but not reachable through an SDK call.
     surface: str = "provider"
 
 
@@ -177,6 +179,28 @@ class E:
         1024,
         "This simulator asks for its admin token: send 'Authorization: Bearer <admin token>'",
         "control",
+    )
+
+    # The HTTP edge: who may reach the control API, and connections that misbehave.
+    HOST_NOT_ALLOWED = ErrorSpec(
+        403,
+        "access_denied",
+        1030,
+        "This host name may not reach the control API (see --allowed-host)",
+        "control",
+    )
+    # Types from the provider's enum: any client, an official SDK included, may meet these.
+    REQUEST_TIMEOUT = ErrorSpec(
+        408, "invalid_request", 1031, "The request did not arrive in time", "edge"
+    )
+    TOO_BUSY = ErrorSpec(
+        503, "server_error", 1032, "Too many connections: try again shortly", "edge"
+    )
+    REQUEST_UNREADABLE = ErrorSpec(
+        400, "invalid_request", 1033, "The request line or headers could not be read", "edge"
+    )
+    HEADERS_TOO_LARGE = ErrorSpec(
+        431, "invalid_request", 1034, "The request line or a header is too long", "edge"
     )
 
 

@@ -54,5 +54,7 @@ def explain(raw: bytes, error: JSONDecodeError) -> str:
         return f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
     except RecursionError:
         return "is nested too deeply"
+    except ValueError:  # an integer of more digits than Python converts (4,300)
+        return "has a number with too many digits"
     # Accepted by the lenient standard parser only: NaN, lone surrogates, deep nesting.
     return f"is not valid JSON ({error.msg})"

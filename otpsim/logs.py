@@ -4,6 +4,11 @@
 ``msg`` and the line's own fields), for log pipelines. PINs never appear in logs unless
 ``--log-pins`` is given.
 
+Log lines carry text from requests (SMS text from templates, paths, sender ids). In the
+text format every control character of a message is escaped (``\n``, ``\x1b``), so a
+template cannot forge a log line or send escape sequences to a terminal; the JSON
+format escapes them as JSON does.
+
 Example::
 
     configure("info", "json")
@@ -19,6 +24,15 @@ import time
 from typing import Any
 
 PIN_MASK = "******"
+
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+_ESCAPES.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+_ESCAPES.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def escape_controls(text: str) -> str:
+    """``text`` on one line: control characters as visible escapes (``\\n``, ``\\x1b``)."""
+    return text.translate(_ESCAPES) if not text.isprintable() else text
 
 
 class JsonFormatter(logging.Formatter):
@@ -41,6 +55,10 @@ class TextFormatter(logging.Formatter):
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
 
 
 def configure(level: str, fmt: str) -> None:

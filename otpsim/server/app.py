@@ -26,6 +26,7 @@ from otpsim.events import Event
 from otpsim.logs import mask_pin
 from otpsim.server import control, inbox, provider, security
 from otpsim.server.callbacks import INSTANCE_HEADER, CallbackDispatcher
+from otpsim.server.edge import Streams
 from otpsim.server.http import (
     basic_credentials,
     bearer_token,
@@ -33,7 +34,16 @@ from otpsim.server.http import (
     header_text,
     http_error_spec,
 )
-from otpsim.server.keys import DISPATCHER, EXTRA_HEADERS, HUB, METRICS, PRINCIPAL, REQUEST_ID, SIM
+from otpsim.server.keys import (
+    DISPATCHER,
+    EXTRA_HEADERS,
+    HUB,
+    METRICS,
+    PRINCIPAL,
+    REQUEST_ID,
+    SIM,
+    STREAMS,
+)
 from otpsim.server.live import LiveHub
 from otpsim.server.metrics import Metrics, metrics
 from otpsim.simulator import Simulator
@@ -86,6 +96,12 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     try:
         try:
             refusal = _own_callback(request) or security.guard(request)
+            length = request.content_length
+            if length is not None and length > request.client_max_size:
+                # Refused before reading: a client announcing a gigabyte is not waited for.
+                raise web.HTTPRequestEntityTooLarge(
+                    max_size=request.client_max_size, actual_size=length
+                )
             if refusal is not None:
                 response: web.StreamResponse = refusal
             else:
@@ -99,6 +115,10 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
             response = _http_error(request, exc)  # redirects and the like are re-raised
         except (asyncio.CancelledError, ConnectionResetError):
             raise
+        except RecursionError:  # input nested beyond what a parser can follow
+            response = error_response(
+                ProviderError(E.BODY_INVALID, "Request body is nested too deeply")
+            )
         except Exception:
             log.exception("unexpected error on %s %s", request.method, request.path)
             response = error_response(ProviderError(E.SERVER_ERROR))
@@ -262,7 +282,8 @@ def create_app(
     sim = Simulator(settings, clock=clock, rng=rng, store=store)
     app[SIM] = sim
     app[DISPATCHER] = CallbackDispatcher(sim)
-    app[HUB] = LiveHub(sim)
+    app[STREAMS] = Streams(settings.max_streams)
+    app[HUB] = LiveHub(sim, streams=app[STREAMS])
     app[METRICS] = Metrics(sim)
     sim.bus.subscribe(log_sms(settings), "message.created")
     app.router.add_get("/_sim/ws", app[HUB].handle, name="sim.ws")

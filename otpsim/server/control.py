@@ -6,6 +6,7 @@ provider's error shape too.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -22,7 +23,7 @@ from otpsim.errors import E, OtpsimError, ProviderError
 from otpsim.scenario.model import parse_scenario
 from otpsim.server.callbacks import State
 from otpsim.server.http import json_response, query_number, read_json_object
-from otpsim.server.keys import DISPATCHER, SIM
+from otpsim.server.keys import DISPATCHER, SIM, STREAMS
 from otpsim.simulator import normalize_phone
 
 MAX_LIST = 10_000
@@ -67,9 +68,12 @@ async def latest_message(request: web.Request) -> web.Response:
     sim = request.app[SIM]
     phone, otp_id = _phone_filter(request), _otp_filter(request)
     wait = query_number(request, "wait", float, default=0.0, low=0.0, high=sim.settings.max_wait)
-    message = await sim.wait_latest_message(
-        phone_number=phone, otp_id=otp_id, wait=wait, account=_account_filter(request)
-    )
+    # A long poll holds its connection: 503 when --max-streams are open already.
+    held = request.app[STREAMS].slot("long poll") if wait > 0 else contextlib.nullcontext()
+    with held:
+        message = await sim.wait_latest_message(
+            phone_number=phone, otp_id=otp_id, wait=wait, account=_account_filter(request)
+        )
     if message is None:
         about = " and ".join(
             part

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import codecs
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -69,6 +70,7 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     is 413 (aiohttp raises it while reading).
     """
     raw = await read_body(request)
+    check_charset(request)
     if not raw.strip():
         return {}
     try:
@@ -102,8 +104,24 @@ async def read_body(request: web.Request) -> bytes:
 N = TypeVar("N", int, float)
 
 
+def check_charset(request: web.Request) -> None:
+    """400 when the body's ``Content-Type`` names a charset Python does not know."""
+    charset = request.charset
+    if charset is None:
+        return
+    try:
+        codecs.lookup(charset)
+    except LookupError:
+        raise ProviderError(
+            E.BODY_INVALID, f"Unknown charset {charset!r} in Content-Type (send UTF-8)"
+        ) from None
+
+
 async def read_form(request: web.Request) -> Mapping[str, Any] | None:
-    """A form body (urlencoded or multipart), or None when it cannot be read."""
+    """A form body (urlencoded or multipart), or None when it cannot be read.
+
+    An unknown charset is a 400 (``check_charset``)."""
+    check_charset(request)
     try:
         return await request.post()
     except ValueError:  # e.g. a multipart body without its boundary

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from otpsim.auth import Principal
 from otpsim.server.callbacks import CallbackDispatcher
+from otpsim.server.edge import Streams
 from otpsim.server.live import LiveHub
 from otpsim.server.metrics import Metrics
 from otpsim.simulator import Simulator
@@ -14,6 +15,7 @@ SIM = web.AppKey("sim", Simulator)
 DISPATCHER = web.AppKey("dispatcher", CallbackDispatcher)
 HUB = web.AppKey("hub", LiveHub)
 METRICS = web.AppKey("metrics", Metrics)
+STREAMS = web.AppKey("streams", Streams)
 REQUEST_ID = web.RequestKey("request_id", str)
 PRINCIPAL = web.RequestKey("principal", Principal)
 EXTRA_HEADERS = web.RequestKey("extra_headers", dict[str, str])

@@ -26,6 +26,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from otpsim import __version__, jsoncodec
 from otpsim.errors import E, ProviderError
 from otpsim.events import Event
+from otpsim.server.edge import Streams
 from otpsim.simulator import Simulator
 
 log = logging.getLogger("otpsim.live")
@@ -52,8 +53,11 @@ def same_origin(request: web.Request) -> bool:
 
 
 class LiveHub:
-    def __init__(self, sim: Simulator, queue_size: int = QUEUE_SIZE) -> None:
+    def __init__(
+        self, sim: Simulator, queue_size: int = QUEUE_SIZE, *, streams: Streams | None = None
+    ) -> None:
         self.sim = sim
+        self.streams = streams or Streams(sim.settings.max_streams)
         self.queue_size = queue_size
         self._clients: set[_Client] = set()
         self._unsubscribe: object = None
@@ -100,11 +104,20 @@ class LiveHub:
                 E.SIM_FORBIDDEN,
                 f"Cross-origin websocket refused (Origin {request.headers.get('Origin')})",
             )
+        with self.streams.slot("websocket"):  # 503 when --max-streams are open
+            return await self._serve(request)
+
+    async def _serve(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_CLIENT_MESSAGE)
-        await ws.prepare(request)
         client = _Client(ws, asyncio.Queue(self.queue_size))
         hello = Event("hello", {"version": __version__, "clock": self.sim.clock.snapshot()})
-        await ws.send_str(jsoncodec.dumps_text(hello.to_json()))
+        try:
+            await ws.prepare(request)
+            await ws.send_str(jsoncodec.dumps_text(hello.to_json()))
+        except ConnectionResetError:
+            # The peer left (or reset) during the handshake: nothing went wrong here.
+            log.debug("live client left during the handshake")
+            return ws
         self._clients.add(client)
         sender = asyncio.create_task(self._send(client))
         try:

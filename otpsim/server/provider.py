@@ -73,6 +73,10 @@ async def oauth_token(request: web.Request) -> web.Response:
         raise ProviderError(
             E.OAUTH_INVALID_REQUEST, "The request body is not a valid form"
         ) from None
+    except LookupError:  # Content-Type: ...; charset=<unknown>
+        raise ProviderError(
+            E.OAUTH_INVALID_REQUEST, f"Unknown charset {request.charset!r} in Content-Type"
+        ) from None
     grant_type = form.get("grant_type")
     if not isinstance(grant_type, str) or not grant_type:
         raise ProviderError(E.OAUTH_INVALID_REQUEST)

@@ -8,15 +8,25 @@
 * State-changing control calls (anything but GET) are refused when a browser says they
   come from another site (``Origin`` of another host), so a web page cannot move the
   clock or reset the simulator behind a user's back.
+* Without an admin token, the control API, the websocket and the inbox answer only
+  requests whose ``Host`` names this machine: a loopback name or address, the bound
+  address, or an ``--allowed-host``. A DNS-rebinding page (its own name, now resolving
+  to 127.0.0.1) is same-origin with itself, so the Origin check cannot see it; its
+  ``Host`` header gives it away. With an admin token, the token is the protection (a
+  rebinding page cannot know it, and the login cookie is not sent to its name), so any
+  name works: ``--host 0.0.0.0`` in a container stays usable.
 """
 
 from __future__ import annotations
 
+import functools
 import hmac
 import html
+import ipaddress
 
 from aiohttp import web
 
+from otpsim.config import Settings, is_loopback
 from otpsim.errors import E, ProviderError
 from otpsim.server.http import bearer_token, header_text, is_text, read_form
 from otpsim.server.keys import SIM
@@ -40,6 +50,9 @@ def guard(request: web.Request) -> web.Response | None:
     path = request.path
     if not (path == "/" or path.startswith("/_sim/")):
         return None  # the provider API keeps its own credentials
+    settings = request.app[SIM].settings
+    if not settings.admin_token and path != "/_sim/health" and not host_allowed(request, settings):
+        return _host_refused(request)
     origin = header_text(request, "Origin", E.SIM_INVALID_PARAM)  # 400 if not UTF-8
     if path != "/" and request.method not in SAFE_METHODS and not same_origin(request):
         raise ProviderError(
@@ -48,7 +61,7 @@ def guard(request: web.Request) -> web.Response | None:
             "the control API only takes state-changing calls from its own pages or from "
             "non-browser clients",
         )
-    token = request.app[SIM].settings.admin_token
+    token = settings.admin_token
     if token and path not in OPEN_PATHS:
         given = bearer_token(request, E.ADMIN_REQUIRED) or request.cookies.get(COOKIE)
         if given is not None and not is_text(given):
@@ -58,6 +71,51 @@ def guard(request: web.Request) -> web.Response | None:
                 return _login_page(status=401)
             raise ProviderError(E.ADMIN_REQUIRED)
     return None
+
+
+def host_name(host: str) -> str:
+    """The name of a ``Host`` header, without port or brackets, lower case."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    if host.count(":") == 1:
+        host = host.partition(":")[0]
+    return host.rstrip(".")
+
+
+@functools.lru_cache(maxsize=16)
+def _allowed_names(settings: Settings) -> tuple[frozenset[str], bool]:
+    """The names allowed besides loopback ones, and whether any name is (``*``)."""
+    names = set(settings.allowed_hosts)
+    try:
+        bound_anywhere = ipaddress.ip_address(settings.host).is_unspecified
+    except ValueError:
+        bound_anywhere = False
+    if not bound_anywhere:
+        names.add(host_name(settings.host))
+    return frozenset(names), "*" in names
+
+
+def host_allowed(request: web.Request, settings: Settings) -> bool:
+    """Whether the request's ``Host`` names this machine or an allowed name."""
+    names, anything = _allowed_names(settings)
+    host = request.headers.get("Host")
+    if anything or host is None:  # no Host (HTTP/1.0 scripts): no browser, no rebinding
+        return True
+    name = host_name(host)
+    return name in names or is_loopback(name)
+
+
+def _host_refused(request: web.Request) -> web.Response:
+    name = host_name(request.host)
+    message = (
+        f"Host {name!r} may not reach the control API or the inbox: use a loopback "
+        f"address (127.0.0.1, localhost, [::1]), or start otpsim with --allowed-host {name} "
+        "if that name is really yours"
+    )
+    if request.path == "/":
+        return web.Response(status=403, text=f"otpsim: {message}.\n", content_type="text/plain")
+    raise ProviderError(E.HOST_NOT_ALLOWED, message)
 
 
 def _login_page(*, status: int = 200, error: str = "") -> web.Response:

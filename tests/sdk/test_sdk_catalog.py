@@ -21,7 +21,9 @@ def test_the_sdk_enum_is_the_one_the_issue_quotes() -> None:
 
 
 def test_every_provider_api_error_type_is_in_the_sdk_enum() -> None:
-    outside = [s for s in SPECS if s.surface == "provider" and s.type not in sdk_error_types()]
+    outside = [
+        s for s in SPECS if s.surface in ("provider", "edge") and s.type not in sdk_error_types()
+    ]
     assert outside == [], (
         "the provider never answers these types (the official SDKs' Error.type enum); "
         "use one of its types, or mark a control-API-only error surface='control'"
@@ -29,6 +31,6 @@ def test_every_provider_api_error_type_is_in_the_sdk_enum() -> None:
 
 
 def test_only_the_control_api_keeps_types_of_its_own() -> None:
-    assert {s.surface for s in SPECS} == {"provider", "control"}
+    assert {s.surface for s in SPECS} == {"provider", "control", "edge"}
     control = {s.code for s in SPECS if s.surface == "control"}
-    assert control == {1020, 1021, 1022, 1023, 1024}
+    assert control == {1020, 1021, 1022, 1023, 1024, 1030}

@@ -1,0 +1,312 @@
+"""The HTTP edge of ``otpsim serve``: what a connection may hold, and for how long.
+
+aiohttp's server has a keep-alive timeout but no header or body timeout and no cap on
+connections, so slow clients (slowloris) could hold every file descriptor. Here:
+
+* ``--max-connections``: at the cap, a new connection closes the connection that has
+  been idle longest (waiting for headers that may never come) to make room; only when
+  every connection is busy with a request is the new one refused, with a 503 in the
+  provider's shape. One warning line says so (at most every ``NOTE_EVERY`` seconds).
+* ``--header-timeout``: a request line and its headers must arrive within this time of
+  the connection opening or of their first byte, or the connection gets a 408 and is
+  closed (closed without a word if it never sent a byte).
+* ``--body-timeout``: a body must arrive within this time of its headers; a reader
+  waiting for it gets a 408 (``BodyTimeout``), whichever handler reads it.
+* ``--keepalive-timeout``: aiohttp's own, for idle keep-alive connections.
+* ``--max-streams``: long polls and websockets hold a request open for long; they have
+  a cap of their own (``Streams``), 503 beyond.
+* Requests aiohttp cannot parse (an over-long header line, garbage) are answered in the
+  provider's error shape instead of aiohttp's plain text, and a peer that resets its
+  connection mid-request is logged at debug level, not as an error.
+
+This subclasses aiohttp's ``Server`` and ``RequestHandler`` and reads a few of the
+handler's attributes (``_request_count``, ``_messages``, ``_request_in_progress``,
+``_upgraded``); ``tests/hostile/test_hostile_edge.py`` pins that behaviour.
+
+Example::
+
+    runner = EdgeRunner(app, settings, handle_signals=False, access_log=None)
+    await runner.setup()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import resource
+from collections.abc import Iterator
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+from aiohttp.http_exceptions import LineTooLong
+from aiohttp.streams import StreamReader
+from aiohttp.web_request import BaseRequest
+
+from otpsim import jsoncodec
+from otpsim.config import Settings
+from otpsim.errors import E, ProviderError
+from otpsim.server.http import error_response
+
+log = logging.getLogger("otpsim.edge")
+
+NOTE_EVERY = 10.0  # seconds between two "connection cap reached" lines
+FD_RESERVE = 64  # descriptors kept for the listener, the database, callbacks, logs
+
+
+class BodyTimeout(ProviderError, TimeoutError):
+    """Set on a request body that did not arrive in time: a 408 for whoever reads it
+    (and a TimeoutError for aiohttp, which then closes the connection quietly)."""
+
+
+def raw_error(error: ProviderError) -> bytes:
+    """A whole HTTP/1.1 answer in the provider's error shape, for a connection that
+    has no request object (yet) to answer through; it asks the client to close."""
+    body = jsoncodec.dumps(error.body())
+    status = error.spec.status
+    head = (
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
+        "Content-Type: application/json; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+def raise_fd_limit() -> int:
+    """Raise this process's open-file soft limit to its hard limit; the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def connection_cap(settings: Settings, fd_limit: int) -> int:
+    """``--max-connections``, lowered so that the cap is reached before the FD limit."""
+    return max(1, min(settings.max_connections, fd_limit - FD_RESERVE))
+
+
+class Streams:
+    """The cap on long polls and websockets open at once (``--max-streams``)."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.open = 0
+
+    @contextlib.contextmanager
+    def slot(self, what: str) -> Iterator[None]:
+        if self.open >= self.cap:
+            raise ProviderError(
+                E.TOO_BUSY,
+                f"Too many long polls and websockets open ({self.cap}, --max-streams): "
+                f"{what} refused, try again shortly",
+            )
+        self.open += 1
+        try:
+            yield
+        finally:
+            self.open -= 1
+
+
+class EdgeServer(web.Server):
+    """aiohttp's Server, making ``EdgeHandler`` connections and keeping the cap."""
+
+    def __init__(
+        self,
+        handler: Any,
+        *,
+        settings: Settings,
+        cap: int,
+        request_factory: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(handler, request_factory=request_factory, **kwargs)
+        self.settings = settings
+        self.cap = cap
+        self.handler_kwargs = kwargs
+        self.open: set[EdgeHandler] = set()
+        self.closed_idle = 0
+        self.refused = 0
+        self._noted_at = float("-inf")
+
+    def __call__(self) -> EdgeHandler:
+        return EdgeHandler(self, loop=asyncio.get_event_loop(), **self.handler_kwargs)
+
+    def admit(self, handler: EdgeHandler) -> bool:
+        """Room for one more connection: close the longest-idle one if at the cap."""
+        if len(self.open) < self.cap:
+            self.open.add(handler)
+            return True
+        idle = [h for h in self.open if h.idle]
+        if idle:
+            victim = min(idle, key=lambda h: h.idle_since)
+            self.open.discard(victim)
+            victim.force_close()
+            self.closed_idle += 1
+            self.open.add(handler)
+            self._note()
+            return True
+        self.refused += 1
+        self._note()
+        return False
+
+    def _note(self) -> None:
+        now = asyncio.get_event_loop().time()
+        if now - self._noted_at < NOTE_EVERY:
+            return
+        self._noted_at = now
+        log.warning(
+            "connection cap reached (%d open): so far closed %d idle connection(s) to make "
+            "room, refused %d while every one was busy (--max-connections)",
+            self.cap, self.closed_idle, self.refused,
+        )  # fmt: skip
+
+
+class EdgeHandler(web.RequestHandler):
+    """One connection: aiohttp's handler with header and body deadlines."""
+
+    def __init__(self, manager: EdgeServer, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self.edge = manager
+        self.idle_since = 0.0
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._partial = False  # bytes of a request that is not complete yet
+        self._body_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def idle(self) -> bool:
+        """Not handling a request: waiting for one (or for headers that never end)."""
+        return not (self._request_in_progress or self._messages or self._upgraded)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.idle_since = self._loop.time()
+        if not self.edge.admit(self):
+            error = ProviderError(
+                E.TOO_BUSY,
+                f"Too many connections ({self.edge.cap}, every one busy with a request): "
+                "try again shortly",
+            )
+            with contextlib.suppress(Exception):
+                transport.write(raw_error(error))  # type: ignore[attr-defined]
+            transport.close()
+            self._manager = None  # never registered: connection_lost has nothing to do
+            return
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.edge.open.discard(self)
+        for timer in (self._head_timer, self._body_timer):
+            if timer is not None:
+                timer.cancel()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        count = self._request_count
+        super().data_received(data)
+        new = self._request_count - count
+        self._partial = not new and self.idle
+        if new:  # a request line and headers arrived in full
+            self.idle_since = self._loop.time()
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+            _, payload = self._messages[-1] if self._messages else (None, None)
+            if isinstance(payload, StreamReader) and not payload.is_eof():
+                self._arm_body_timer(payload)
+        elif self._head_timer is None and self.idle:
+            self._arm_head_timer()  # the first bytes of the next request
+
+    def _arm_head_timer(self) -> None:
+        self._head_timer = self._loop.call_later(
+            self.edge.settings.header_timeout, self._head_expired, self._request_count
+        )
+
+    def _head_expired(self, count: int) -> None:
+        self._head_timer = None
+        if self.transport is None or self._request_count != count or not self.idle:
+            return
+        if not self._partial:  # a connection that never said anything: just close it
+            self.force_close()
+            return
+        timeout = self.edge.settings.header_timeout
+        error = ProviderError(
+            E.REQUEST_TIMEOUT,
+            f"The request line and headers did not arrive within {timeout:g}s (--header-timeout)",
+        )
+        self.transport.write(raw_error(error))
+        self.force_close()
+
+    def _arm_body_timer(self, payload: StreamReader) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+        self._body_timer = self._loop.call_later(
+            self.edge.settings.body_timeout, self._body_expired, payload
+        )
+
+    def _body_expired(self, payload: StreamReader) -> None:
+        self._body_timer = None
+        if payload.is_eof():
+            return
+        timeout = self.edge.settings.body_timeout
+        payload.set_exception(
+            BodyTimeout(
+                E.REQUEST_TIMEOUT,
+                f"The request body did not arrive within {timeout:g}s (--body-timeout)",
+            )
+        )
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """aiohttp's last resort (a request it could not parse, or an exception that
+        escaped the app), answered in the provider's error shape."""
+        if isinstance(exc, ConnectionResetError):
+            log.debug("peer reset the connection during %s %s", request.method, request.path)
+            raise ConnectionResetError("peer reset the connection")  # nothing to answer
+        if isinstance(exc, LineTooLong):
+            error = ProviderError(E.HEADERS_TOO_LARGE, f"{E.HEADERS_TOO_LARGE.message}: {exc}")
+        elif status < 500:
+            reason = getattr(exc, "message", None) or message or ""
+            error = ProviderError(
+                E.REQUEST_UNREADABLE, f"{E.REQUEST_UNREADABLE.message}: {reason}"[:300]
+            )
+            log.debug("unreadable request from %s: %s", request.remote, reason)
+        else:
+            self.log_exception("Error handling request from %s", request.remote, exc_info=exc)
+            error = ProviderError(E.SERVER_ERROR)
+        if request.writer.output_size > 0:
+            raise ConnectionError("the answer had begun: the connection is dropped")
+        response = error_response(error)
+        response.force_close()
+        return response
+
+
+class EdgeRunner(web.AppRunner):
+    """``web.AppRunner`` whose server is an ``EdgeServer`` with these settings."""
+
+    def __init__(
+        self, app: web.Application, settings: Settings, *, cap: int, **kwargs: Any
+    ) -> None:
+        kwargs.setdefault("keepalive_timeout", settings.keepalive_timeout)
+        super().__init__(app, **kwargs)
+        self.settings = settings
+        self.cap = cap
+        runner_only = ("handle_signals", "shutdown_timeout", "access_log_class")
+        self.handler_kwargs = {k: v for k, v in kwargs.items() if k not in runner_only}
+
+    async def _make_server(self) -> web.Server:
+        base = await super()._make_server()  # the app's startup; aiohttp's own Server
+        return EdgeServer(
+            base.request_handler,
+            request_factory=base.request_factory,
+            settings=self.settings,
+            cap=self.cap,
+            **self.handler_kwargs,
+        )
