@@ -396,7 +396,7 @@ OPTIONS: tuple[Option, ...] = (
         "--seed",
         ("seed",),
         _seed,
-        "seed for PINs and ids: reproducible runs (not secure)",
+        "seed for PINs and ids, 0 to 2^64-1: reproducible runs (not secure)",
         "N",
     ),
     Option(
