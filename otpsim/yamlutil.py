@@ -73,37 +73,37 @@ def _check_shape(text: str) -> None:
     remembers its node's count, so an alias costs what it stands for without being
     walked. Raises _Refused naming the line where the limit was crossed.
     """
-    open_: list[list[Any]] = []  # [anchor or None, expanded values so far]
+    open_: list[tuple[str | None, int]] = []  # (anchor, values counted before it opened)
     sizes: dict[str, int] = {}
-    total = 0
+    counted = 0  # values so far, every alias expanded
     for event in yaml.parse(text, Loader=_Loader):
-        line = event.start_mark.line + 1 if event.start_mark is not None else 1
         if isinstance(event, yaml.CollectionStartEvent):
             if len(open_) >= MAX_DEPTH:
-                raise _Refused(line, f"nested more than {MAX_DEPTH} levels deep")
-            open_.append([event.anchor, 1])
-            continue
-        if isinstance(event, yaml.CollectionEndEvent):
-            anchor, size = open_.pop()
+                raise _Refused(_line(event), f"nested more than {MAX_DEPTH} levels deep")
+            open_.append((event.anchor, counted))
+            counted += 1
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, before = open_.pop()
+            if anchor is not None:
+                sizes[anchor] = counted - before
         elif isinstance(event, yaml.ScalarEvent):
-            anchor, size = event.anchor, 1
+            counted += 1
+            if event.anchor is not None:
+                sizes[event.anchor] = 1
         elif isinstance(event, yaml.AliasEvent):
             name = event.anchor or ""
             if any(frame[0] == name for frame in open_):
-                raise _Refused(line, f"alias *{name} refers to a node that contains it")
-            anchor, size = None, sizes.get(name, 1)  # an unknown one: compose says so
-        else:
-            continue
-        if anchor is not None:
-            sizes[anchor] = size
-        if open_:
-            open_[-1][1] += size
-        else:
-            total += size
-        if total + sum(frame[1] for frame in open_) > MAX_NODES:
+                raise _Refused(_line(event), f"alias *{name} refers to a node that contains it")
+            counted += sizes.get(name, 1)  # an unknown one: compose says so
+        if counted > MAX_NODES:
             raise _Refused(
-                line, f"the document expands to more than {MAX_NODES:,} values (aliases included)"
+                _line(event),
+                f"the document expands to more than {MAX_NODES:,} values (aliases included)",
             )
+
+
+def _line(event: yaml.Event) -> int:
+    return event.start_mark.line + 1 if event.start_mark is not None else 1
 
 
 def _construct_int(loader: Any, node: yaml.ScalarNode) -> int:
