@@ -32,14 +32,50 @@ import asyncio
 import heapq
 import itertools
 import random
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
+import re2
+
 from otpsim.clock import Clock
 from otpsim.domain.message import Message
+
+MAX_SEED: Final = 2**64 - 1  # seeds are whole numbers from 0 to this
+MAX_REGEX_CHARS: Final = 1000
+
+
+class Regex:
+    """A user's regular expression, run by RE2: linear time in the text whatever the
+    pattern, so no pattern can stall the server (Python's ``re`` backtracks, and
+    ``^(.*)*(.*)*(.*)*\\D$`` takes seconds per number). RE2 has no backreferences or
+    look-around; such patterns are refused when the rule is made."""
+
+    __slots__ = ("_compiled", "pattern")
+
+    def __init__(self, pattern: str) -> None:
+        """Raises ValueError naming the problem when RE2 cannot run ``pattern``."""
+        if len(pattern) > MAX_REGEX_CHARS:
+            raise ValueError(
+                f"invalid regular expression: longer than {MAX_REGEX_CHARS} characters"
+            )
+        options = re2.Options()
+        options.log_errors = False  # the error is ours to report, once
+        try:
+            self._compiled = re2.compile(pattern, options)
+        except re2.error as exc:
+            detail = exc.args[0] if exc.args else "not valid"
+            if isinstance(detail, bytes):
+                detail = detail.decode("utf-8", "replace")
+            raise ValueError(
+                f"invalid regular expression: {detail} (RE2 syntax: no backreferences "
+                "or look-around)"
+            ) from None
+        self.pattern = pattern
+
+    def search(self, text: str) -> bool:
+        return self._compiled.search(text) is not None
 
 
 class Action(StrEnum):
@@ -83,17 +119,12 @@ class Rule:
     steps: tuple[Fate, ...] = (Fate(),)
     chance: float = 1.0
     note: str = ""
-    _regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    _regex: Regex | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, match: str, *steps: Fate, chance: float = 1.0, note: str = "") -> Rule:
         """A rule; raises ValueError when ``match`` is a bad regular expression."""
-        regex = None
-        if match.startswith("re:"):
-            try:
-                regex = re.compile(match.removeprefix("re:"))
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression: {exc}") from None
+        regex = Regex(match.removeprefix("re:")) if match.startswith("re:") else None
         return cls(match, steps or (Fate(),), chance, note, regex)
 
     @property
@@ -102,7 +133,7 @@ class Rule:
 
     def matches(self, phone: str) -> bool:
         if self._regex is not None:
-            return self._regex.search(phone) is not None
+            return self._regex.search(phone)
         if self.match.endswith("*"):
             return phone.startswith(self.match[:-1])
         return phone == self.match

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from otpsim.carrier import MAX_SEED
 from otpsim.domain.request import OtpDefaults, check_defaults
 from otpsim.errors import OtpsimError, ProviderError
 from otpsim.yamlutil import YamlDoc, load_yaml
@@ -121,14 +122,31 @@ class Settings:
 # -- value parsers (each takes a YAML value or a string; raises ValueError) ----------
 
 
+MAX_INT_DIGITS = 30  # no setting needs more; Python refuses int() past 4,300 digits
+
+
 def _int(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError("expected an integer")
     if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    raise ValueError(f"expected an integer, got {value!r}")
+        number = value
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        digits = value.strip().lstrip("-")
+        if not digits.isascii() or len(digits) > MAX_INT_DIGITS:
+            raise ValueError(f"expected an integer of at most {MAX_INT_DIGITS} digits")
+        number = int(value)
+    else:
+        raise ValueError(f"expected an integer, got {value!r:.40}")
+    if abs(number) >= 10**MAX_INT_DIGITS:
+        raise ValueError(f"expected an integer of at most {MAX_INT_DIGITS} digits")
+    return number
+
+
+def _seed(value: Any) -> int:
+    seed = _int(value)
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"expected a whole number from 0 to {MAX_SEED}, got {seed}")
+    return seed
 
 
 def _port(value: Any) -> int:
@@ -505,8 +523,8 @@ OPTIONS: tuple[Option, ...] = (
         "seed",
         "--seed",
         ("seed",),
-        _int,
-        "seed for PINs and ids: reproducible runs (not secure)",
+        _seed,
+        "seed for PINs and ids, 0 to 2^64-1: reproducible runs (not secure)",
         "N",
     ),
     Option(

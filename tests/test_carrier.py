@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import phonenumbers
 import pytest
 
@@ -40,6 +42,16 @@ def test_matching(match: str, phone: str, expected: bool) -> None:
 def test_bad_regex_is_refused() -> None:
     with pytest.raises(ValueError, match="invalid regular expression"):
         Rule.of("re:([")
+    with pytest.raises(ValueError, match=r"invalid regular expression: .*no backreferences"):
+        Rule.of("re:(1)\\1")
+
+
+def test_regex_rules_run_in_linear_time() -> None:
+    rule = Rule.of("re:^(.*)*(.*)*(.*)*(.*)*(.*)*(.*)*\\D$")  # the pattern
+    started = time.monotonic()
+    assert not rule.matches("+33612345678")
+    assert time.monotonic() - started < 2.0  # generous: Python's re backtracked ~10 s here
+    assert rule.matches("+33612345678x")
 
 
 def test_first_matching_rule_wins_and_default_is_deliver() -> None:

@@ -83,6 +83,14 @@ def test_config_path_from_environment(tmp_path: Path) -> None:
         ("callbacks:\n  url: ftp://x\n", ":2: callbacks.url: expected an absolute http(s) URL"),
         ("callbacks:\n  retry_schedule: []\n", ":2: callbacks.retry_schedule: expected at least"),
         ("callbacks:\n  retry_schedule: [0, -5]\n", ":2: callbacks.retry_schedule: expected a"),
+        ("seed: -1\n", ":1: seed: expected a whole number from 0 to 18446744073709551615"),
+        (f"seed: {2**64}\n", ":1: seed: expected a whole number from 0 to 18446744073709551615"),
+        (f"\nseed: {'9' * 5000}\n", ":2: invalid YAML: integer with more than 100 digits"),
+        (
+            "port: 1:2:3:4:5:6:7:8:9:10:11:12:13:14:15:16:17:18:19:20:21:22:23:24:25:26:27:28:29:"
+            "30:31:32:33:34:35:36:37:38:39:40:41:42:43:44:45:46:47:48:49:50:51:52:53:54:55:56:57\n",
+            ":1: invalid YAML: integer with more than 100 digits",
+        ),
     ],
 )
 def test_config_errors_name_file_line_and_key(tmp_path: Path, text: str, expected: str) -> None:
@@ -110,6 +118,14 @@ def test_environment_errors_name_the_variable() -> None:
         load_settings(cli={}, env={"OTPSIM_RATE_LIMIT": "-3"})
     with pytest.raises(OtpsimError, match=r"^OTPSIM_DEFAULT_TTL: Max value for 'ttl'"):
         load_settings(cli={}, env={"OTPSIM_DEFAULT_TTL": "4000"})
+
+
+def test_seed_from_environment_is_bounded() -> None:
+    assert load_settings(cli={}, env={"OTPSIM_SEED": str(2**64 - 1)}).seed == 2**64 - 1
+    with pytest.raises(
+        OtpsimError, match=r"^OTPSIM_SEED: expected an integer of at most 30 digits$"
+    ):
+        load_settings(cli={}, env={"OTPSIM_SEED": "7" * 5000})
 
 
 def test_missing_config_file() -> None:

@@ -20,13 +20,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import jinja2
-import jinja2.meta
-
-from otpsim.carrier import Action, Fate, Network, Rule
+from otpsim.carrier import MAX_SEED, Action, Fate, Network, Rule
 from otpsim.clock import parse_iso
 from otpsim.domain.request import OtpDefaults, check_defaults
 from otpsim.errors import OtpsimError, ProviderError
+from otpsim.scenario.templates import TemplateProblem, is_template
+from otpsim.scenario.templates import check as check_template
 from otpsim.yamlutil import Path as KeyPath
 from otpsim.yamlutil import YamlDoc, load_yaml
 
@@ -42,7 +41,6 @@ DEFAULT_FIELDS = {
 }  # fmt: skip
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_jinja = jinja2.Environment(undefined=jinja2.StrictUndefined)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +262,11 @@ def _network(r: _Reader, data: Any) -> NetworkSpec:
     if not isinstance(rules_data, list):
         raise r.fail((*path, "rules"), f"expected a list of rules, got {_kind(rules_data)}")
     rules = tuple(_rule(r, item, (*path, "rules", i)) for i, item in enumerate(rules_data))
-    seed = None if net.get("seed") is None else r.integer(net["seed"], (*path, "seed"))
+    seed = None
+    if net.get("seed") is not None:
+        seed = r.integer(net["seed"], (*path, "seed"))
+        if not 0 <= seed <= MAX_SEED:
+            raise r.fail((*path, "seed"), f"expected a whole number from 0 to {MAX_SEED}")
     magic = True
     if "magic_numbers" in net:
         magic = r.boolean(net["magic_numbers"], (*path, "magic_numbers"))
@@ -332,7 +334,7 @@ _STEP_KEYS = (*STEP_KINDS, "as", "expect", "name")
 
 def _templates(value: Any) -> list[str]:
     if isinstance(value, str):
-        return [value] if "{{" in value or "{%" in value else []
+        return [value] if is_template(value) else []
     if isinstance(value, dict):
         return [t for v in value.values() for t in _templates(v)]
     if isinstance(value, list):
@@ -343,9 +345,9 @@ def _templates(value: Any) -> list[str]:
 def _check_references(r: _Reader, value: Any, path: KeyPath, known: set[str]) -> None:
     for template in _templates(value):
         try:
-            names = jinja2.meta.find_undeclared_variables(_jinja.parse(template))
-        except jinja2.TemplateSyntaxError as exc:
-            raise r.fail(path, f"bad template {template!r}: {exc.message}") from None
+            names = check_template(template)
+        except TemplateProblem as exc:
+            raise r.fail(path, f"bad template {template[:80]!r}: {exc}") from None
         unknown = sorted(names - known)
         if unknown:
             raise r.fail(

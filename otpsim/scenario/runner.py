@@ -24,9 +24,8 @@ from aiohttp import web
 from otpsim.client import ApiError, AsyncClient, Call
 from otpsim.config import Settings
 from otpsim.scenario.model import Scenario, Step
+from otpsim.scenario.templates import render
 from otpsim.server.app import create_app
-
-_jinja = jinja2.Environment(undefined=jinja2.StrictUndefined)
 
 
 @dataclass
@@ -63,22 +62,6 @@ class StepFailed(Exception):
 
 
 # -- values and comparisons --------------------------------------------------------------
-
-
-def render(value: Any, context: Mapping[str, Any]) -> Any:
-    """Fill ``{{ ... }}`` in every string; a string that is one expression keeps its type."""
-    if isinstance(value, str):
-        stripped = value.strip()
-        if stripped.startswith("{{") and stripped.endswith("}}") and stripped.count("{{") == 1:
-            return _jinja.compile_expression(stripped[2:-2].strip())(**context)
-        if "{{" in value or "{%" in value:
-            return _jinja.from_string(value).render(**context)
-        return value
-    if isinstance(value, dict):
-        return {k: render(v, context) for k, v in value.items()}
-    if isinstance(value, list):
-        return [render(v, context) for v in value]
-    return value
 
 
 def mismatch(expected: Any, got: Any, where: str = "body") -> str | None:
@@ -349,7 +332,14 @@ async def _steps(
                 if step.save_as is not None:
                     run.context[step.save_as] = body
                 outcome = StepResult(step, True, detail, time.monotonic() - began)
-            except (StepFailed, jinja2.TemplateError, KeyError, TypeError, ValueError) as exc:
+            except (
+                StepFailed,
+                jinja2.TemplateError,
+                KeyError,
+                TypeError,
+                ValueError,  # TemplateProblem included
+                ArithmeticError,
+            ) as exc:
                 message = (
                     str(exc) if isinstance(exc, StepFailed) else f"{type(exc).__name__}: {exc}"
                 )

@@ -6,6 +6,7 @@ provider's error shape too.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import json
@@ -215,7 +216,8 @@ async def get_scenario(request: web.Request) -> web.Response:
 async def put_scenario(request: web.Request) -> web.Response:
     """Activate a scenario's network rules: a YAML or JSON body, checked completely first.
 
-    A rejected scenario changes nothing: the previous one stays active.
+    A rejected scenario changes nothing: the previous one stays active. It is checked
+    in a worker thread: a large (or hostile) body does not hold up other clients.
     """
     raw = await request.read()
     try:
@@ -223,7 +225,7 @@ async def put_scenario(request: web.Request) -> web.Response:
     except UnicodeDecodeError:
         raise ProviderError(E.SCENARIO_INVALID, "The scenario is not UTF-8 text") from None
     try:
-        scenario = parse_scenario(text, "<request body>")
+        scenario = await asyncio.to_thread(parse_scenario, text, "<request body>")
     except OtpsimError as exc:
         raise ProviderError(E.SCENARIO_INVALID, str(exc)) from None
     if scenario.network is None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import jinja2
+import pytest
+
 from otpsim.scenario.model import parse_scenario
 from otpsim.scenario.report import summary, write_junit
 from otpsim.scenario.runner import ScenarioResult, mismatch, render, run_scenario
@@ -127,6 +130,18 @@ def test_render_keeps_types_and_fills_text() -> None:
     assert render("id {{ otp.otpId }}", context) == "id abc"
     assert render({"a": ["{{ n }}", "x"]}, context) == {"a": [5, "x"]}
     assert render("+33612345678", context) == "+33612345678"
+
+
+def test_render_refuses_what_would_grow_without_bound() -> None:
+    context = {"s": "ab", "n": 7}
+    assert render("{{ s * 3 }}{{ n ** 2 }}", context) == "ababab49"
+    # The cheap one first: on unfixed code the others allocate gigabytes before failing.
+    for template in ("{{ n ** 999999 }}", "{{ s * 999999999 }}", "{{ [s] * 999999999 }}",
+                     "{{ '%0999999999d' % n }}"):  # fmt: skip
+        with pytest.raises(jinja2.exceptions.SecurityError):
+            render(template, context)
+    with pytest.raises(jinja2.exceptions.SecurityError, match="more than 100,000 characters"):
+        render("{{ s * 50000 }}{{ s * 50000 }}", context)  # each fine, together too long
 
 
 def test_mismatch_is_a_subset_check() -> None:
