@@ -19,7 +19,7 @@ import time
 from aiohttp import web
 
 import otpsim
-from otpsim.auth import Authenticator
+from otpsim.engine.auth import Authenticator
 from otpsim.clock import Clock
 from otpsim.config import Settings
 from otpsim.server.app import create_app

@@ -269,7 +269,7 @@ def rss_after(count: int) -> Row:
 import asyncio, resource
 from otpsim.clock import Clock
 from otpsim.config import Settings
-from otpsim.simulator import Simulator
+from otpsim.engine.simulator import Simulator
 
 async def main():
     sim = Simulator(Settings(max_messages={count + 1}), clock=Clock(start=0.0, frozen=True))

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from otpsim.carrier import MAX_SEED
+from otpsim.engine.carrier import MAX_SEED
 from otpsim.domain.request import OtpDefaults, check_defaults
 from otpsim.errors import OtpsimError, ProviderError
 from otpsim.yamlutil import YamlDoc, load_yaml

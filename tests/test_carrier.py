@@ -7,7 +7,7 @@ import time
 import phonenumbers
 import pytest
 
-from otpsim.carrier import MAGIC_RULES, Action, Carrier, Fate, Network, Rule
+from otpsim.engine.carrier import MAGIC_RULES, Action, Carrier, Fate, Network, Rule
 from otpsim.clock import Clock
 from otpsim.domain.message import Delivery, Message
 

@@ -18,7 +18,7 @@ from support import call, otpsim_command
 
 from otpsim.clock import Clock
 from otpsim.config import Settings
-from otpsim.simulator import Simulator
+from otpsim.engine.simulator import Simulator
 
 KEY = {"X-API-KEY": "durable"}
 FR = "+33612345678"

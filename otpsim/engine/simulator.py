@@ -24,8 +24,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from otpsim import entropy
-from otpsim.auth import Authenticator
-from otpsim.carrier import Action, Carrier, Fate
+from otpsim.engine.auth import Authenticator
+from otpsim.engine.carrier import Action, Carrier, Fate
 from otpsim.clock import Clock, parse_iso
 from otpsim.config import Settings
 from otpsim.domain import phones, pins
@@ -36,7 +36,7 @@ from otpsim.domain.request import parse_new_otp
 from otpsim.domain.sms import render, segment
 from otpsim.errors import E, ProviderError
 from otpsim.events import Event, EventBus
-from otpsim.ratelimit import RateLimiter
+from otpsim.engine.ratelimit import RateLimiter
 from otpsim.scenario.model import Scenario
 from otpsim.store import Store
 from otpsim.store.memory import MemoryStore

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from otpsim.carrier import MAX_SEED, Action, Fate, Network, Rule
+from otpsim.engine.carrier import MAX_SEED, Action, Fate, Network, Rule
 from otpsim.clock import parse_iso
 from otpsim.domain.request import OtpDefaults, check_defaults
 from otpsim.errors import OtpsimError, ProviderError

@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from otpsim import __version__
-from otpsim.auth import Principal
+from otpsim.engine.auth import Principal
 from otpsim.clock import Clock
 from otpsim.config import Settings
 from otpsim.errors import E, ProviderError
@@ -46,7 +46,7 @@ from otpsim.server.keys import (
 )
 from otpsim.server.live import LiveHub
 from otpsim.server.metrics import Metrics, metrics
-from otpsim.simulator import Simulator
+from otpsim.engine.simulator import Simulator
 from otpsim.store import Store
 from otpsim.store.retention import Retention
 from otpsim.store.sqlite import SqliteStore

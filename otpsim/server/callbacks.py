@@ -51,7 +51,7 @@ from otpsim.domain.otp import Status
 from otpsim.domain.request import ip_of, is_loopback_host, url_target
 from otpsim.errors import E, ProviderError
 from otpsim.events import Event
-from otpsim.simulator import Simulator
+from otpsim.engine.simulator import Simulator
 
 log = logging.getLogger("otpsim.callbacks")
 

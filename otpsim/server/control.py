@@ -25,7 +25,7 @@ from otpsim.scenario.model import parse_scenario
 from otpsim.server.callbacks import State
 from otpsim.server.http import json_response, query_number, read_json_object
 from otpsim.server.keys import DISPATCHER, SIM, STREAMS
-from otpsim.simulator import normalize_phone
+from otpsim.engine.simulator import normalize_phone
 
 MAX_LIST = 10_000
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser when built

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from otpsim.auth import Principal
+from otpsim.engine.auth import Principal
 from otpsim.server.callbacks import CallbackDispatcher
 from otpsim.server.edge import Streams
 from otpsim.server.live import LiveHub
 from otpsim.server.metrics import Metrics
-from otpsim.simulator import Simulator
+from otpsim.engine.simulator import Simulator
 
 SIM = web.AppKey("sim", Simulator)
 DISPATCHER = web.AppKey("dispatcher", CallbackDispatcher)

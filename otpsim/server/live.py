@@ -27,7 +27,7 @@ from otpsim import __version__, jsoncodec
 from otpsim.errors import E, ProviderError
 from otpsim.events import Event
 from otpsim.server.edge import Streams
-from otpsim.simulator import Simulator
+from otpsim.engine.simulator import Simulator
 
 log = logging.getLogger("otpsim.live")
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from otpsim.auth import Authenticator
+from otpsim.engine.auth import Authenticator
 from otpsim.clock import Clock
 from otpsim.config import Settings
 from otpsim.errors import ProviderError

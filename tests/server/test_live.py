@@ -12,7 +12,7 @@ from support import KEY, create, expect_error, sim_of
 from otpsim import __version__
 from otpsim.config import Settings
 from otpsim.server.live import LiveHub, _Client
-from otpsim.simulator import Simulator
+from otpsim.engine.simulator import Simulator
 
 
 async def next_event(ws: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from support import FR, KEY, create, pin_of
 
 from otpsim.config import Settings
 from otpsim.server.metrics import Metrics
-from otpsim.simulator import Simulator
+from otpsim.engine.simulator import Simulator
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

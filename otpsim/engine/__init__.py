@@ -1,0 +1,1 @@
+"""The engine: everything otpsim simulates, behind one face, :class:`Simulator`."""
