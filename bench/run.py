@@ -276,7 +276,7 @@ async def main():
     body = {{"phoneNumber": "+33612345678"}}
     for _ in range({count}):
         await sim.create_otp(body, account="bench")
-    assert len(sim.store.list_otps(limit=1)) == 1
+    assert len(sim.list_otps(limit=1)) == 1
 asyncio.run(main())
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """

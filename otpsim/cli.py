@@ -140,8 +140,10 @@ async def serve(settings: Settings, *, out: Any = None) -> None:
     out = out or sys.stdout
     app = create_app(settings)
     sim = app[SIM]
+    recovery = sim.recover()  # done by create_app: what it found
     if settings.scenario:
-        sim.use_scenario(load_scenario(settings.scenario), keep_clock=sim.clock_restored)
+        scenario = load_scenario(settings.scenario)
+        sim.use_scenario(scenario.network, name=scenario.name, keep_clock=recovery.clock_restored)
     fd_limit = raise_fd_limit()
     cap = connection_cap(settings, fd_limit)
     runner = EdgeRunner(app, settings, cap=cap, handle_signals=False, access_log=None)
@@ -184,8 +186,8 @@ async def serve(settings: Settings, *, out: Any = None) -> None:
         print(f"  Limits:  {cap} connections (open-file limit {fd_limit})", file=out)
     if settings.scenario:
         print(f"  Network: scenario {settings.scenario}", file=out)
-    if sim.clock_restored:
-        print(f"  Clock:   {iso(sim.clock.time())}, as it was saved in {settings.db}", file=out)
+    if recovery.clock_restored:
+        print(f"  Clock:   {iso(recovery.clock)}, as it was saved in {settings.db}", file=out)
     print("Press Ctrl-C to stop.", file=out, flush=True)
     collector = asyncio.create_task(collect_garbage_on_schedule(), name="gc")
     try:

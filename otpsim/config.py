@@ -19,12 +19,14 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from otpsim.engine.carrier import MAX_SEED
-from otpsim.domain.request import OtpDefaults, check_defaults
+from otpsim.domain.defaults import OtpDefaults
+from otpsim.entropy import MAX_SEED
 from otpsim.errors import OtpsimError, ProviderError
-from otpsim.yamlutil import YamlDoc, load_yaml
+
+if TYPE_CHECKING:  # loaded only to read a --config file: yaml is not cheap
+    from otpsim.yamlutil import YamlDoc
 
 DEFAULT_PORT = 8790
 _API_DEFAULTS = OtpDefaults()
@@ -774,6 +776,8 @@ def load_settings(
             raise OtpsimError(f"{path}: cannot read config file: {exc.strerror}") from None
         except UnicodeDecodeError:
             raise OtpsimError(f"{path}:1: config file is not UTF-8 text") from None
+        from otpsim.yamlutil import load_yaml
+
         doc = load_yaml(text, path)
         for name, value in _walk_config(doc).items():
             values[name] = value
@@ -814,19 +818,21 @@ def _check(settings: Settings, origin: Mapping[str, str], doc: YamlDoc | None) -
             + f"listening on {settings.host} (beyond this machine) needs --admin-token: the "
             "control API and the inbox show every PIN"
         )
+    from otpsim.domain.request import check_defaults  # the API's rules: phone numbers...
+
     try:
         check_defaults(settings.otp_defaults)
     except ProviderError as exc:
-        # Name the default the API rule is about (the message quotes the parameter).
+        # The default the API rule is about (the error names its parameter).
         names = {
-            "'from'": "default_from",
-            "'template'": "default_template",
-            "'ttl'": "default_ttl",
-            "'maxAttempts'": "default_max_attempts",
-            "'pinType'": "default_pin_type",
-            "'pinLength'": "default_pin_length",
+            "from": "default_from",
+            "template": "default_template",
+            "ttl": "default_ttl",
+            "maxAttempts": "default_max_attempts",
+            "pinType": "default_pin_type",
+            "pinLength": "default_pin_length",
         }
-        field = next((f for k, f in names.items() if k in exc.message), "default_template")
+        field = names.get(exc.param or "", "default_template")
         raise OtpsimError(_source(by_field[field], origin, doc) + exc.message) from None
     if settings.clock_start is not None:
         from otpsim.clock import parse_iso

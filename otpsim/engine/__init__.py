@@ -1,1 +1,15 @@
-"""The engine: everything otpsim simulates, behind one face, :class:`Simulator`."""
+"""The engine: everything otpsim simulates, behind one face, :class:`Simulator`.
+
+Front ends (``server/``, the CLI, the pytest plugin) import from here: the Simulator,
+its value types, and the network model; never the engine's other modules.
+"""
+
+from otpsim.engine.auth import Principal
+from otpsim.engine.network import NetworkSpec
+from otpsim.engine.scheduler import Job, Kind, Timers
+from otpsim.engine.simulator import Admission, Caller, Recovery, Simulator
+
+__all__ = [
+    "Admission", "Caller", "Job", "Kind", "NetworkSpec", "Principal", "Recovery",
+    "Simulator", "Timers",
+]  # fmt: skip

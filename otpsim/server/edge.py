@@ -110,6 +110,9 @@ class Streams:
             self.open -= 1
 
 
+STREAMS = web.AppKey("streams", Streams)
+
+
 class EdgeServer(web.Server):
     """aiohttp's Server, making ``EdgeHandler`` connections and keeping the cap."""
 
