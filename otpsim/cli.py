@@ -17,19 +17,18 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from typing import Any
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any
 
 from otpsim import __version__, logs
 from otpsim.clock import iso
 from otpsim.config import DEFAULT_PORT, OPTIONS, Settings, load_settings
 from otpsim.errors import OtpsimError
-from otpsim.scenario.model import Scenario, load_scenario, scenario_files
-from otpsim.server.app import create_app
-from otpsim.server.callbacks import points_at_self
-from otpsim.server.edge import EdgeRunner, connection_cap, raise_fd_limit
-from otpsim.server.keys import SIM
+
+if TYPE_CHECKING:
+    from otpsim.scenario.model import Scenario
+
+# Each command imports what it runs (the server, the scenario parser) when it runs:
+# `otpsim tail` or `otpsim wait` need neither.
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -137,6 +136,14 @@ def _url(host: str, port: int) -> str:
 
 async def serve(settings: Settings, *, out: Any = None) -> None:
     """Run until SIGINT or SIGTERM; print where the API and the inbox are."""
+    from aiohttp import web
+
+    from otpsim.scenario.model import load_scenario
+    from otpsim.server.app import create_app
+    from otpsim.server.callbacks import points_at_self
+    from otpsim.server.edge import EdgeRunner, connection_cap, raise_fd_limit
+    from otpsim.server.keys import SIM
+
     out = out or sys.stdout
     app = create_app(settings)
     sim = app[SIM]
@@ -247,6 +254,8 @@ def wait_ready(url: str, timeout: float) -> str:
 
 def _load_all(paths: list[str]) -> list[tuple[Scenario, str]]:
     """Every scenario of ``paths`` with its text; OtpsimError listing every bad one."""
+    from otpsim.scenario.model import load_scenario, scenario_files
+
     loaded, problems = [], []
     for path in scenario_files(paths):
         try:

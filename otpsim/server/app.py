@@ -281,7 +281,7 @@ def create_app(
     app[STREAMS] = Streams(settings.max_streams)
     app[HUB] = LiveHub(sim.bus, sim.clock_json, streams=app[STREAMS])
     app[METRICS] = Metrics(sim.bus, sim.status_counts)
-    sim.bus.subscribe(log_sms(settings), "message.created")
+    sim.subscribe(log_sms(settings), "message.created")
     app.router.add_get("/_sim/ws", app[HUB].handle, name="sim.ws")
     app.router.add_get("/_sim/metrics", metrics, name="sim.metrics")
     app.cleanup_ctx.append(background)

@@ -57,7 +57,7 @@ from otpsim.clock import iso
 from otpsim.config import Settings
 from otpsim.domain.otp import Status, api_view
 from otpsim.domain.request import ip_of, is_loopback_host, url_target
-from otpsim.engine.scheduler import Job, Kind, Timers
+from otpsim.engine import Job, Kind, Timers
 from otpsim.errors import E, ProviderError
 from otpsim.events import Event, EventBus
 from otpsim.store import AttemptRecord, DeliveryLog, DeliveryRecord, OutboxItem
