@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import gc
 import json
+import logging
 import os
 import signal
 import sys
@@ -39,7 +40,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"otpsim {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.required = True
 
     serve = commands.add_parser(
         "serve",
@@ -130,6 +130,35 @@ def _cli_values(args: argparse.Namespace) -> dict[str, Any]:
     return values
 
 
+def json_record(msg: str, level: str = "info", **fields: Any) -> str:
+    """One line as ``--log-format json`` writes it (``ts``, ``level``, ``logger``, ``msg``
+    and the fields), for what the command itself prints."""
+    record = logging.makeLogRecord(
+        {
+            "name": "otpsim",
+            "levelname": level.upper(),
+            "levelno": logging.getLevelName(level.upper()),
+            "msg": msg,
+            "fields": {k: v for k, v in fields.items() if v is not None},
+        }
+    )
+    return logs.JsonFormatter().format(record)
+
+
+class StdoutClosed(Exception):
+    """Whoever read our output has gone (``otpsim run ... | head -1``).
+
+    Not an OSError, so that no ``except OSError`` on the way (a network error handler)
+    mistakes it for a problem with the simulator."""
+
+
+def _say(text: str) -> None:
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        raise StdoutClosed from None
+
+
 def _url(host: str, port: int) -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}"
@@ -174,19 +203,31 @@ async def serve(settings: Settings, *, out: Any = None) -> None:
             "(callbacks cannot drive the simulator; expected the URL of your application)"
         )
     base = _url(settings.host, port)
-    print(f"otpsim {__version__}: a fake SMS provider is listening", file=out)
-    print(f"  API:     {base}", file=out)
-    print(f"  Inbox:   {base}/", file=out)
-    print(f"  Control: {base}/_sim/", file=out)
     auth = "strict (configured credentials only)" if settings.strict_auth else "any non-empty key"
-    print(f"  Auth:    {auth}", file=out)
-    if cap < settings.max_connections:
-        print(f"  Limits:  {cap} connections (open-file limit {fd_limit})", file=out)
-    if settings.scenario:
-        print(f"  Network: scenario {settings.scenario}", file=out)
-    if sim.clock_restored:
-        print(f"  Clock:   {iso(sim.clock.time())}, as it was saved in {settings.db}", file=out)
-    print("Press Ctrl-C to stop.", file=out, flush=True)
+    clock = iso(sim.clock.time()) if sim.clock_restored else None
+    if settings.log_format == "json":  # every line JSON: the banner is one record
+        print(
+            json_record(
+                f"otpsim {__version__}: a fake SMS provider is listening",
+                version=__version__, api=base, inbox=f"{base}/", control=f"{base}/_sim/",
+                auth=auth, connection_cap=cap, scenario=settings.scenario,
+                clock_restored_from=clock and settings.db, clock=clock,
+            ),
+            file=out, flush=True,
+        )  # fmt: skip
+    else:
+        print(f"otpsim {__version__}: a fake SMS provider is listening", file=out)
+        print(f"  API:     {base}", file=out)
+        print(f"  Inbox:   {base}/", file=out)
+        print(f"  Control: {base}/_sim/", file=out)
+        print(f"  Auth:    {auth}", file=out)
+        if cap < settings.max_connections:
+            print(f"  Limits:  {cap} connections (open-file limit {fd_limit})", file=out)
+        if settings.scenario:
+            print(f"  Network: scenario {settings.scenario}", file=out)
+        if clock is not None:
+            print(f"  Clock:   {clock}, as it was saved in {settings.db}", file=out)
+        print("Press Ctrl-C to stop.", file=out, flush=True)
     collector = asyncio.create_task(collect_garbage_on_schedule(), name="gc")
     try:
         await stop.wait()
@@ -195,7 +236,10 @@ async def serve(settings: Settings, *, out: Any = None) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await runner.cleanup()
-        print("otpsim: stopped", file=out, flush=True)
+        stopped = "otpsim: stopped"
+        if settings.log_format == "json":
+            stopped = json_record(stopped)
+        print(stopped, file=out, flush=True)
 
 
 FULL_COLLECTION_EVERY = 60.0  # seconds
@@ -286,23 +330,23 @@ def _run(
     async def run_all() -> list[Any]:
         results = []
         for scenario, source in loaded:
-            print(report.header_of(scenario), flush=True)
+            _say(report.header_of(scenario))
             result = await run_scenario(
                 scenario,
                 source,
                 target=target,
                 api_key=api_key,
                 admin_token=admin_token,
-                progress=lambda step: print(report.step_line(step), flush=True),
+                progress=lambda step: _say(report.step_line(step)),
             )
-            print(report.footer(result), flush=True)
+            _say(report.footer(result))
             results.append(result)
         return results
 
     results = asyncio.run(run_all())
     if junit:
         report.write_junit(results, junit)
-    print(report.summary(results))
+    _say(report.summary(results))
     return 0 if all(r.ok for r in results) else 1
 
 
@@ -313,8 +357,43 @@ def _base_url(given: str | None, command: str) -> str:
     return url
 
 
+SIGPIPE_EXIT = 128 + signal.SIGPIPE  # 141: what a shell shows for a reader that left
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """The ``otpsim`` command. Bare ``otpsim`` prints the help and exits 2 (a usage
+    error, as argparse reports a missing command); a closed stdout ends it quietly
+    with 141, as SIGPIPE would."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return _command(args)
+    except (BrokenPipeError, StdoutClosed):
+        _drop_stdout()
+        return SIGPIPE_EXIT
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush does not fail again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (captured)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _json_mode(args: argparse.Namespace) -> bool:
+    """Whether ``--log-format json`` (or OTPSIM_LOG_FORMAT=json) was asked for."""
+    given = getattr(args, "log_format", None) or os.environ.get("OTPSIM_LOG_FORMAT") or ""
+    return given.strip().lower() == "json"
+
+
+def _command(args: argparse.Namespace) -> int:
     try:
         if args.command == "validate":
             return _validate(args.paths)
@@ -340,7 +419,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except OtpsimError as exc:
         for line in str(exc).splitlines():
-            print(f"otpsim: error: {line}", file=sys.stderr)
+            if _json_mode(args):
+                print(json_record(line, "error"), file=sys.stderr)
+            else:
+                print(f"otpsim: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 0 if args.command == "tail" else 130

@@ -49,6 +49,8 @@ class Settings:
     # Starting balances: (None, amount) for every account, (account, amount) for one;
     # amount None = unlimited. No entry: every account is unlimited.
     balances: tuple[tuple[str | None, float | None], ...] = ()
+    # (number or pattern, PIN): these numbers always receive this PIN (first match wins).
+    fixed_pins: tuple[tuple[str, str], ...] = ()
     # Countries (ISO alpha-2) where POST /otp answers 403 no_coverage.
     no_coverage: tuple[str, ...] = ()
     # Requests per window per credential; None = no limit (the default).
@@ -279,6 +281,34 @@ def _allowed_host(value: Any) -> str:
     return host.strip("[]")
 
 
+def number_pattern(text: str) -> str:
+    """A carrier-rule ``match`` given as text: an E.164 number, a prefix ending in ``*``
+    (``*`` alone: every number) or ``re:REGEX``; a missing ``+`` is added."""
+    from otpsim.carrier import Rule
+
+    text = text.strip()
+    if text.startswith("re:"):
+        Rule.of(text)  # ValueError for a bad regular expression
+        return text
+    body = text[:-1] if text.endswith("*") else text
+    if not text or (body and not re.fullmatch(r"\+?\d+", body)):
+        raise ValueError(
+            f"expected an E.164 number, a prefix ending in '*' or re:REGEX, got {text[:64]!r}"
+        )
+    return text if not body or body.startswith("+") else "+" + text
+
+
+def _fixed_pin(value: Any) -> tuple[str, str]:
+    """``NUMBER_OR_PATTERN=PIN``."""
+    from otpsim.domain.pins import check_fixed
+
+    text = _text(value)
+    match, sep, pin = text.rpartition("=")
+    if not sep or not match.strip():
+        raise ValueError(f"expected NUMBER_OR_PATTERN=PIN, got {text[:64]!r}")
+    return number_pattern(match), check_fixed(pin.strip())
+
+
 def _api_key(value: Any) -> str:
     key = _text(value).strip()
     if not key:
@@ -436,6 +466,15 @@ OPTIONS: tuple[Option, ...] = (
         "starting balance: AMOUNT for every account, ACCOUNT:AMOUNT for one "
         "(repeatable; default: unlimited)",
         "[ACCOUNT:]AMOUNT",
+        repeatable=True,
+    ),
+    Option(
+        "fixed_pins",
+        "--fixed-pin",
+        ("fixed_pins",),
+        _list(_fixed_pin),
+        "always send this PIN to a number, prefix* or re:REGEX (repeatable)",
+        "NUMBER_OR_PATTERN=PIN",
         repeatable=True,
     ),
     Option(

@@ -25,7 +25,7 @@ from typing import Any
 
 from otpsim import entropy
 from otpsim.auth import Authenticator
-from otpsim.carrier import Action, Carrier, Fate
+from otpsim.carrier import Action, Carrier, Fate, Rule
 from otpsim.clock import Clock, parse_iso
 from otpsim.config import Settings
 from otpsim.domain import phones, pins
@@ -62,6 +62,11 @@ def normalize_phone(raw: str) -> str:
     """
     digits = "".join(ch for ch in raw if ch.isdigit())
     return "+" + digits
+
+
+def _fixed_pin_rules(entries: tuple[tuple[str, str], ...]) -> tuple[tuple[Rule, str], ...]:
+    """(match, PIN) pairs as rules, matched with the carrier rules' own syntax."""
+    return tuple((Rule.of(match), pin) for match, pin in entries)
 
 
 class Simulator:
@@ -115,6 +120,8 @@ class Simulator:
         self.limiter = RateLimiter(self.clock, settings.rate_limit, settings.rate_limit_window)
         self.balances = Balances(settings.default_balance, settings.account_balances)
         self.no_coverage = frozenset(settings.no_coverage)
+        self._configured_pins = _fixed_pin_rules(settings.fixed_pins)
+        self._fixed_pins = self._configured_pins
 
     # -- ids ---------------------------------------------------------------------------
 
@@ -142,6 +149,16 @@ class Simulator:
         if check_callback_url is not None and request.callback_url is not None:
             check_callback_url(request.callback_url)
         self.check_coverage(request.phone_number, request.country_iso)
+        fixed = self.fixed_pin(request.phone_number)
+        if fixed is not None:
+            why = pins.misfit(fixed, request.pin_type, request.pin_length)
+            if why is not None:
+                raise ProviderError(
+                    E.FIXED_PIN_MISFIT,
+                    f"The fixed PIN for {request.phone_number} ({len(fixed)} characters) does "
+                    f"not fit this request: {why} (--fixed-pin, or the scenario's "
+                    "network.fixed_pins)",
+                )
         # The price is known before the PIN: every PIN alphabet is GSM-7, one character
         # per PIN character, so a placeholder PIN renders to the same parts.
         estimate = segment(render(request.template, "0" * request.pin_length)).parts
@@ -150,7 +167,10 @@ class Simulator:
         if outcome.latency:
             await asyncio.sleep(outcome.latency)
         self._refuse_if_told(outcome, request.phone_number)
+        # Drawn even for a fixed PIN, so that a seeded run's other PINs stay the same.
         pin = pins.generate(request.pin_type, request.pin_length, self.rng)
+        if fixed is not None:
+            pin = fixed
         text = render(request.template, pin)
         seg = segment(text)
         now = self.clock.time()
@@ -185,6 +205,10 @@ class Simulator:
         self.bus.publish("message.created", message.to_json)
         self.carrier.submit(message, outcome, self._delivered, self._undelivered)
         return otp
+
+    def fixed_pin(self, phone: str) -> str | None:
+        """The PIN ``phone`` always receives (the scenario's fixed PINs first), if any."""
+        return next((pin for rule, pin in self._fixed_pins if rule.matches(phone)), None)
 
     def _price(self, parts: int) -> float:
         return round(self.settings.price_per_part * parts, 6)
@@ -448,6 +472,8 @@ class Simulator:
         if spec is not None and spec.balance is not None:
             balance = spec.balance
         self.balances.use_default(balance)
+        scenario_pins = _fixed_pin_rules(spec.fixed_pins) if spec is not None else ()
+        self._fixed_pins = scenario_pins + self._configured_pins
         self.scenario = scenario
         self.bus.publish("scenario", self.scenario_json())
         if not keep_clock and self._apply_scenario_clock():

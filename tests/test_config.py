@@ -138,3 +138,41 @@ def test_every_option_has_a_distinct_flag_env_and_key() -> None:
     assert len({o.env for o in OPTIONS}) == len(OPTIONS)
     assert len({o.key for o in OPTIONS}) == len(OPTIONS)
     assert all(o.env.startswith("OTPSIM_") for o in OPTIONS)
+
+
+def test_fixed_pins_from_flags_env_and_file(tmp_path: Path) -> None:
+    from otpsim.cli import _cli_values, _parser
+
+    args = _parser().parse_args(
+        ["serve", "--fixed-pin", "+33612345678=123456", "--fixed-pin", "4477009*=ABCD"]
+    )
+    assert _cli_values(args)["fixed_pins"] == (("+33612345678", "123456"), ("+4477009*", "ABCD"))
+    env = {"OTPSIM_FIXED_PIN": r"re:^\+1555=0000,*=999999"}
+    assert load_settings(env=env).fixed_pins == ((r"re:^\+1555", "0000"), ("*", "999999"))
+    path = write(tmp_path, "fixed_pins: ['+33612345678=123456']\n")
+    assert load_settings(env={}, config_path=path).fixed_pins == (("+33612345678", "123456"),)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("+33612345678", "OTPSIM_FIXED_PIN: expected NUMBER_OR_PATTERN=PIN, got '+33612345678'"),
+        (
+            "+33612345678=12",
+            "OTPSIM_FIXED_PIN: expected a PIN of 4 to 10 digits or capital letters, got '12'",
+        ),
+        (
+            "+33612345678=abcdef",
+            "OTPSIM_FIXED_PIN: expected a PIN of 4 to 10 digits or capital letters, got 'abcdef'",
+        ),
+        (
+            "phone=123456",
+            "OTPSIM_FIXED_PIN: expected an E.164 number, a prefix ending in '*' or re:REGEX, got 'phone'",
+        ),
+        ("re:([=123456", "OTPSIM_FIXED_PIN: invalid regular expression"),
+    ],
+)
+def test_a_bad_fixed_pin_is_one_clear_line(given: str, expected: str) -> None:
+    with pytest.raises(OtpsimError) as info:
+        load_settings(env={"OTPSIM_FIXED_PIN": given})
+    assert str(info.value).startswith(expected), str(info.value)

@@ -22,6 +22,7 @@ from typing import Any
 
 from otpsim.carrier import MAX_SEED, Action, Fate, Network, Rule
 from otpsim.clock import parse_iso
+from otpsim.domain.pins import check_fixed
 from otpsim.domain.request import OtpDefaults, check_defaults
 from otpsim.errors import OtpsimError, ProviderError
 from otpsim.scenario.templates import TemplateProblem, is_template
@@ -53,6 +54,7 @@ class NetworkSpec:
     clock_start: float | None = None
     rate_limit: tuple[int | None, float] | None = None  # (limit or None = off, window)
     balance: float | None = None  # every account's starting balance (None: as configured)
+    fixed_pins: tuple[tuple[str, str], ...] = ()  # (match, PIN): see Settings.fixed_pins
 
     def otp_defaults(self, base: OtpDefaults) -> OtpDefaults:
         return replace(base, **dict(self.defaults))
@@ -68,6 +70,7 @@ class NetworkSpec:
             else {"limit": self.rate_limit[0], "window": self.rate_limit[1]}
         )
         data["balance"] = self.balance
+        data["fixedPins"] = [{"match": m, "pin": p} for m, p in self.fixed_pins]
         return data
 
 
@@ -251,12 +254,17 @@ def _rule(r: _Reader, data: Any, path: KeyPath) -> Rule:
         raise r.fail((*path, "match"), str(exc)) from None
 
 
+_NETWORK_KEYS = (
+    "rules", "seed", "magic_numbers", "clock", "defaults", "rate_limit", "balance", "fixed_pins",
+)  # fmt: skip
+
+
 def _network(r: _Reader, data: Any) -> NetworkSpec:
     path: KeyPath = ("network",)
     net = r.mapping(
         data,
         path,
-        ("rules", "seed", "magic_numbers", "clock", "defaults", "rate_limit", "balance"),
+        _NETWORK_KEYS,
     )
     rules_data = net.get("rules") or []
     if not isinstance(rules_data, list):
@@ -298,7 +306,38 @@ def _network(r: _Reader, data: Any) -> NetworkSpec:
     balance = None
     if "balance" in net:
         balance = r.number(net["balance"], (*path, "balance"), 0, 1e12)
-    return NetworkSpec(Network(rules, seed, magic), defaults, frozen, start, rate, balance)
+    fixed = _fixed_pins(r, net["fixed_pins"], (*path, "fixed_pins")) if "fixed_pins" in net else ()
+    return NetworkSpec(
+        Network(rules, seed, magic), defaults, frozen, start, rate, balance, fixed_pins=fixed
+    )
+
+
+def _fixed_pins(r: _Reader, value: Any, path: KeyPath) -> tuple[tuple[str, str], ...]:
+    """``fixed_pins: [{match: <as in rules>, pin: "123456"}, ...]``."""
+    if not isinstance(value, list):
+        raise r.fail(path, f"expected a list of {{match, pin}}, got {_kind(value)}")
+    found = []
+    for i, item in enumerate(value):
+        entry = r.mapping(item, (*path, i), ("match", "pin"))
+        for needed in ("match", "pin"):
+            if needed not in entry:
+                raise r.fail((*path, i), f"missing field {needed!r}")
+        match = _match(r, entry["match"], (*path, i, "match"))
+        try:
+            Rule.of(match)
+        except ValueError as exc:
+            raise r.fail((*path, i, "match"), str(exc)) from None
+        pin = entry["pin"]
+        if not isinstance(pin, str):
+            raise r.fail(
+                (*path, i, "pin"),
+                f"expected the PIN as quoted text such as '123456', got {_kind(pin)}",
+            )
+        try:
+            found.append((match, check_fixed(pin)))
+        except ValueError as exc:
+            raise r.fail((*path, i, "pin"), str(exc)) from None
+    return tuple(found)
 
 
 def _rate_limit(r: _Reader, value: Any, path: KeyPath) -> tuple[int | None, float]:
