@@ -23,7 +23,7 @@ from aiohttp import web
 
 from otpsim import __version__, logs
 from otpsim.clock import iso
-from otpsim.config import DEFAULT_PORT, OPTIONS, Settings, load_settings
+from otpsim.config import DEFAULT_PORT, OPTIONS, Settings, is_loopback, load_settings
 from otpsim.errors import OtpsimError
 from otpsim.scenario import builtin
 from otpsim.scenario.model import Scenario, load_scenario, scenario_files
@@ -195,6 +195,9 @@ async def serve(settings: Settings, *, out: Any = None) -> None:
             "(callbacks cannot drive the simulator; expected the URL of your application)"
         )
     base = _url(settings.host, port)
+    warning = exposure_warning(settings, port)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)  # whatever the log level
     print(f"otpsim {__version__}: a fake SMS provider is listening", file=out)
     print(f"  API:     {base}", file=out)
     print(f"  Inbox:   {base}/", file=out)
@@ -217,6 +220,17 @@ async def serve(settings: Settings, *, out: Any = None) -> None:
             loop.remove_signal_handler(sig)
         await runner.cleanup()
         print("otpsim: stopped", file=out, flush=True)
+
+
+def exposure_warning(settings: Settings, port: int) -> str | None:
+    """The loud line ``--insecure-open`` is announced with, when it opens anything."""
+    if settings.admin_token or not settings.insecure_open or is_loopback(settings.host):
+        return None
+    return (
+        f"otpsim: WARNING: --insecure-open: {settings.host}:{port} has no admin token: "
+        "anyone who reaches this port reads every PIN and controls the simulator. "
+        "Use it only for a throwaway CI container; set --admin-token otherwise."
+    )
 
 
 FULL_COLLECTION_EVERY = 60.0  # seconds
