@@ -24,8 +24,9 @@ from aiohttp import web
 
 from otpsim import __version__, logs
 from otpsim.clock import iso
-from otpsim.config import DEFAULT_PORT, OPTIONS, Settings, load_settings
+from otpsim.config import DEFAULT_PORT, OPTIONS, Settings, is_loopback, load_settings
 from otpsim.errors import OtpsimError
+from otpsim.scenario import builtin
 from otpsim.scenario.model import Scenario, load_scenario, scenario_files
 from otpsim.server.app import create_app
 from otpsim.server.callbacks import points_at_self
@@ -79,7 +80,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Run each scenario against a fresh in-process simulator (or --target), "
         "print each step and a summary, exit 1 if any failed. Every file is checked first.",
     )
-    run.add_argument("paths", nargs="+", metavar="FILE_OR_DIR", help="scenario files or folders")
+    run.add_argument(
+        "paths",
+        nargs="*",
+        metavar="FILE_OR_DIR",
+        help="scenario files or folders; builtin:NAME for a shipped one",
+    )
+    run.add_argument("--builtin", action="store_true", help="every shipped scenario")
     run.add_argument("--target", default=None, metavar="URL", help="a running simulator")
     run.add_argument("--junit", default=None, metavar="FILE", help="write a JUnit XML report")
     run.add_argument("--api-key", default=None, help="API key for the provider API")
@@ -92,7 +99,21 @@ def _parser() -> argparse.ArgumentParser:
         help="check scenario files without running them",
         description="Check scenario files; print one line per problem (file:line: ...).",
     )
-    validate.add_argument("paths", nargs="+", metavar="FILE_OR_DIR")
+    validate.add_argument("paths", nargs="*", metavar="FILE_OR_DIR")
+    validate.add_argument("--builtin", action="store_true", help="every shipped scenario")
+
+    shipped = commands.add_parser(
+        "scenarios",
+        help="the ready-made scenarios shipped with otpsim",
+        description="List the shipped scenarios (run one with `otpsim run builtin:NAME`), "
+        "or copy them into a folder to start your own.",
+    )
+    shipped_commands = shipped.add_subparsers(dest="scenarios_command", metavar="ACTION")
+    shipped_commands.required = True
+    shipped_commands.add_parser("list", help="name and describe each shipped scenario")
+    copy = shipped_commands.add_parser("copy", help="copy them into DIR (made if missing)")
+    copy.add_argument("dir", metavar="DIR")
+    copy.add_argument("--force", action="store_true", help="overwrite files already there")
 
     tail = commands.add_parser(
         "tail",
@@ -203,6 +224,10 @@ async def serve(settings: Settings, *, out: Any = None) -> None:
             "(callbacks cannot drive the simulator; expected the URL of your application)"
         )
     base = _url(settings.host, port)
+    warning = exposure_warning(settings, port)
+    if warning:  # whatever the log level
+        line = json_record(warning, "warning") if settings.log_format == "json" else warning
+        print(line, file=sys.stderr, flush=True)
     auth = "strict (configured credentials only)" if settings.strict_auth else "any non-empty key"
     clock = iso(sim.clock.time()) if sim.clock_restored else None
     if settings.log_format == "json":  # every line JSON: the banner is one record
@@ -240,6 +265,17 @@ async def serve(settings: Settings, *, out: Any = None) -> None:
         if settings.log_format == "json":
             stopped = json_record(stopped)
         print(stopped, file=out, flush=True)
+
+
+def exposure_warning(settings: Settings, port: int) -> str | None:
+    """The loud line ``--insecure-open`` is announced with, when it opens anything."""
+    if settings.admin_token or not settings.insecure_open or is_loopback(settings.host):
+        return None
+    return (
+        f"otpsim: WARNING: --insecure-open: {settings.host}:{port} has no admin token: "
+        "anyone who reaches this port reads every PIN and controls the simulator. "
+        "Use it only for a throwaway CI container; set --admin-token otherwise."
+    )
 
 
 FULL_COLLECTION_EVERY = 60.0  # seconds
@@ -357,6 +393,25 @@ def _base_url(given: str | None, command: str) -> str:
     return url
 
 
+def _scenario_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The FILE_OR_DIR arguments of ``run``/``validate``, with ``--builtin`` as ``builtin:``."""
+    paths = list(args.paths) + ([builtin.PREFIX] if args.builtin else [])
+    if not paths:
+        parser.error(f"{args.command}: expected FILE_OR_DIR... (or --builtin)")
+    return paths
+
+
+def _scenarios(args: argparse.Namespace) -> int:
+    if args.scenarios_command == "list":
+        for path in builtin.paths():
+            scenario = load_scenario(path)
+            print(f"{builtin.PREFIX}{path.stem:<20} {scenario.description}".rstrip())
+        return 0
+    copied = builtin.copy_to(args.dir, force=args.force)
+    print(f"copied {len(copied)} scenarios into {args.dir} (run them: otpsim run {args.dir})")
+    return 0
+
+
 SIGPIPE_EXIT = 128 + signal.SIGPIPE  # 141: what a shell shows for a reader that left
 
 
@@ -369,6 +424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command in ("run", "validate"):
+        args.paths = _scenario_paths(parser, args)
     try:
         return _command(args)
     except (BrokenPipeError, StdoutClosed):
@@ -395,6 +452,8 @@ def _json_mode(args: argparse.Namespace) -> bool:
 
 def _command(args: argparse.Namespace) -> int:
     try:
+        if args.command == "scenarios":
+            return _scenarios(args)
         if args.command == "validate":
             return _validate(args.paths)
         if args.command == "run":

@@ -90,6 +90,8 @@ class Settings:
     max_age: float = 86_400.0  # seconds of simulator time
     # Required to listen beyond loopback: guards /_sim/* and the inbox.
     admin_token: str | None = None
+    # Listen beyond loopback with no admin token (throwaway CI containers only).
+    insecure_open: bool = False
     # Host names (besides loopback and the bound address) that may reach the control API.
     allowed_hosts: tuple[str, ...] = ()
     log_level: str = "info"
@@ -711,6 +713,14 @@ OPTIONS: tuple[Option, ...] = (
         "TOKEN",
     ),
     Option(
+        "insecure_open",
+        "--insecure-open",
+        ("insecure_open",),
+        _bool,
+        "listen beyond 127.0.0.1 with no admin token (true/false; throwaway CI containers)",
+        "BOOL",
+    ),
+    Option(
         "allowed_hosts",
         "--allowed-host",
         ("allowed_hosts",),
@@ -847,11 +857,12 @@ def _source(option: Option, origin: Mapping[str, str], doc: YamlDoc | None) -> s
 def _check(settings: Settings, origin: Mapping[str, str], doc: YamlDoc | None) -> None:
     """Cross-field checks: defaults follow the API's own rules; safe network defaults."""
     by_field = {o.field: o for o in OPTIONS}
-    if not is_loopback(settings.host) and not settings.admin_token:
+    if not is_loopback(settings.host) and not settings.admin_token and not settings.insecure_open:
         raise OtpsimError(
             _source(by_field["host"], origin, doc)
             + f"listening on {settings.host} (beyond this machine) needs --admin-token: the "
-            "control API and the inbox show every PIN"
+            "control API and the inbox show every PIN (or --insecure-open true, for a "
+            "throwaway CI container only)"
         )
     try:
         check_defaults(settings.otp_defaults)

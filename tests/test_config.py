@@ -176,3 +176,28 @@ def test_a_bad_fixed_pin_is_one_clear_line(given: str, expected: str) -> None:
     with pytest.raises(OtpsimError) as info:
         load_settings(env={"OTPSIM_FIXED_PIN": given})
     assert str(info.value).startswith(expected), str(info.value)
+
+
+def test_beyond_loopback_needs_an_admin_token_or_an_explicit_insecure_open() -> None:
+    with pytest.raises(OtpsimError) as refused:
+        load_settings(env={"OTPSIM_HOST": "0.0.0.0"})
+    assert "needs --admin-token" in str(refused.value)
+    assert "--insecure-open true" in str(refused.value)  # the way out is named
+    opened = load_settings(env={"OTPSIM_HOST": "0.0.0.0", "OTPSIM_INSECURE_OPEN": "true"})
+    assert opened.insecure_open
+    assert opened.admin_token is None
+
+
+def test_insecure_open_is_announced_loudly_only_when_it_opens_something() -> None:
+    from otpsim.cli import exposure_warning
+
+    opened = load_settings(env={"OTPSIM_HOST": "0.0.0.0", "OTPSIM_INSECURE_OPEN": "true"})
+    warning = exposure_warning(opened, 8790)
+    assert warning is not None
+    assert warning.startswith("otpsim: WARNING: --insecure-open: 0.0.0.0:8790 has no admin token")
+    assert "every PIN" in warning
+    guarded = load_settings(
+        env={"OTPSIM_HOST": "0.0.0.0", "OTPSIM_INSECURE_OPEN": "true", "OTPSIM_ADMIN_TOKEN": "t"}
+    )
+    assert exposure_warning(guarded, 8790) is None
+    assert exposure_warning(load_settings(env={"OTPSIM_INSECURE_OPEN": "true"}), 8790) is None

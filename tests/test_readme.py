@@ -31,7 +31,11 @@ def test_readme_starts_with_the_two_commands() -> None:
     ]
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
     assert "pip\" install -q '.[test]'" in ci
-    assert ci.rstrip().endswith('"$venv/bin/pytest"')
+    assert '\n"$venv/bin/pytest"\n' in ci
+    # The slow container check comes after the quick tests, and reports its time.
+    after = ci.split('\n"$venv/bin/pytest"\n', 1)[1]
+    assert ".ci/container-check" in after
+    assert "container check took" in after
 
 
 def test_tour_runs_verbatim(start_server: Any, tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from otpsim.clock import parse_iso
 from otpsim.domain.pins import check_fixed
 from otpsim.domain.request import OtpDefaults, check_defaults
 from otpsim.errors import OtpsimError, ProviderError
+from otpsim.scenario import builtin
 from otpsim.scenario.templates import TemplateProblem, is_template
 from otpsim.scenario.templates import check as check_template
 from otpsim.yamlutil import Path as KeyPath
@@ -516,7 +517,9 @@ def parse_scenario(text: str, filename: str) -> Scenario:
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read and parse a scenario file."""
+    """Read and parse a scenario file (or a shipped one, named ``builtin:NAME``)."""
+    if isinstance(path, str) and builtin.is_reference(path):
+        path = builtin.resolve_one(path)
     name = str(path)
     try:
         raw = Path(path).read_bytes()
@@ -530,11 +533,14 @@ def load_scenario(path: str | Path) -> Scenario:
 
 
 def scenario_files(paths: list[str]) -> list[Path]:
-    """Files named, and the ``*.yaml``/``*.yml`` files of directories named, in order."""
+    """Files named, and the ``*.yaml``/``*.yml`` files of directories named, in order;
+    ``builtin:NAME`` names a shipped one, ``builtin:`` all of them."""
     found: list[Path] = []
     for given in paths:
         path = Path(given)
-        if path.is_dir():
+        if builtin.is_reference(given):
+            found.extend(builtin.resolve(given))
+        elif path.is_dir():
             found.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")))
         elif path.exists():
             found.append(path)
