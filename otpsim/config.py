@@ -78,7 +78,7 @@ class Settings:
     callback_retry_schedule: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
     callback_concurrency: int = 8  # attempts in flight at once
     callback_concurrency_per_receiver: int = 2  # ... to one receiver (a URL's origin)
-    callback_max_pending: int = 10_000  # deliveries waiting; beyond, new ones are dropped
+    callback_max_pending: int = 10_000  # deliveries waiting; beyond, the largest backlog sheds
     callback_max_pending_per_receiver: int = 1_000  # ... for one receiver
     shutdown_grace: float = 5.0  # seconds in-flight callbacks get on shutdown
     scenario: str | None = None  # a scenario file whose network is active from the start
@@ -643,7 +643,7 @@ OPTIONS: tuple[Option, ...] = (
         "--callback-max-pending",
         ("callbacks", "max_pending"),
         _positive_int,
-        "deliveries allowed to wait; beyond, new ones are dropped",
+        "deliveries allowed to wait in all; beyond, the largest backlog drops its newest",
         "N",
     ),
     Option(
