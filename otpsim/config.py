@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from otpsim.carrier import MAX_SEED
-from otpsim.domain.request import OtpDefaults, check_defaults
+from otpsim.domain.request import OtpDefaults, check_defaults, client_target
 from otpsim.errors import OtpsimError, ProviderError
 from otpsim.yamlutil import YamlDoc, load_yaml
 
@@ -330,6 +330,10 @@ def _url(value: Any) -> str | None:
     text = _text(value).strip()
     if not text.startswith(("http://", "https://")) or len(text) <= len("https://"):
         raise ValueError(f"expected an absolute http(s) URL, got {text!r}")
+    try:
+        client_target(text)  # as the callbacks' HTTP client will send it
+    except ValueError as exc:
+        raise ValueError(f"expected a URL callbacks can be sent to, got {text!r} ({exc})") from None
     return text
 
 

@@ -201,11 +201,14 @@ def points_at_self(url: str, ports: set[int], host_header: str | None = None) ->
     loopback name, the machine's name or one of its addresses with a listening port.
     Loopback URLs of other ports are not (the application under test lives there)."""
     try:
-        host, port = url_target(url)
+        host, port = url_target(url)  # as the HTTP client will see it (yarl, IDNA)
+    except ValueError:
+        return False  # (refused before this: the client could not send it)
+    try:
         if host_header and url_target(f"http://{host_header}") == (host, port):
             return True
     except ValueError:
-        return False
+        pass  # a Host that names nothing: the other checks still apply
     if port not in ports:
         return False
     return (

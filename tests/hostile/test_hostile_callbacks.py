@@ -37,9 +37,12 @@ async def eventually(check: Callable[[], Any], within: float = 5.0) -> None:
         "http://LOCALHOST.:{port}/_sim/clock",
         "http://app.localhost:{port}/_sim/reset",
         "http://127.0.0.2:{port}/_sim/reset",
-        "http://127.1:{port}/_sim/reset",
-        "http://2130706433:{port}/_sim/reset",
         "http://0.0.0.0:{port}/_sim/reset",
+        # Spellings the HTTP client (yarl, IDNA) turns into the simulator's address.
+        "http://127\u30020\u30020\u30021:{port}/_sim/reset",  # ideographic full stops
+        "http://\u24dbocalhost:{port}/_sim/reset",  # circled l
+        "http://\uff2c\uff2f\uff23\uff21\uff2c\uff28\uff2f\uff33\uff34:{port}/",  # fullwidth
+        "http://LocalHost.:{port}/_sim/reset",
         "http://[::1]:{port}/_sim/reset",
         "http://[::ffff:127.0.0.1]:{port}/_sim/reset",
         "http://127.0.0.1:{port}/",
@@ -61,6 +64,54 @@ async def test_a_callback_url_aimed_at_the_simulator_is_refused(
     err = await expect_error(resp, 400, "invalid_param", 2019)
     assert "simulator itself" in err["message"]
     assert len(sim_of(client).store.list_otps()) == before  # nothing was created
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://127.0.0.1:{port}\\@evil.test/x",  # a backslash in the authority
+        "http://127.0.0.1%3A{port}/x",  # a host no resolver knows
+        "http://%6c%6fcalhost:{port}/x",
+        "http://exa mple.test:{port}/x",
+        "http://a..b:{port}/x",
+        "http://127.1:{port}/_sim/reset",  # legacy numeric forms the client refuses
+        "http://2130706433:{port}/_sim/reset",
+        "http://0x7f.1:{port}/_sim/reset",
+        "http://127.0.0.1:0/x",
+        "http://127.0.0.1:99999/x",
+        "http://[::1/x",
+    ],
+)
+async def test_a_callback_url_the_client_could_not_send_is_refused(
+    make_client: Any, target: str
+) -> None:
+    client = await make_client(SETTINGS)
+    url = target.format(port=closed_port())  # not the simulator's: refused for what it is
+    before = len(sim_of(client).store.list_otps())
+    resp = await client.post("/otp", json={"phoneNumber": FR, "otpCallbackUrl": url}, headers=KEY)
+    err = await expect_error(resp, 400, "invalid_param", 2019)
+    assert "otpCallbackUrl" in err["message"]
+    assert len(sim_of(client).store.list_otps()) == before  # nothing was created
+
+
+async def test_a_bad_host_header_does_not_skip_the_self_check(make_client: Any) -> None:
+    client = await make_client(SETTINGS)
+    url = f"http://127.0.0.1:{client.server.port}/_sim/reset"
+    resp = await client.post(
+        "/otp",
+        json={"phoneNumber": FR, "otpCallbackUrl": url},
+        headers={**KEY, "Host": "[bad:1"},  # not even a host: nothing to compare with
+    )
+    err = await expect_error(resp, 400, "invalid_param", 2019)
+    assert "simulator itself" in err["message"]
+
+
+async def test_internationalized_names_stay_allowed(make_client: Any) -> None:
+    client = await make_client(SETTINGS)
+    for url in ("https://b\u00fccher.example/hook", "https://xn--bcher-kva.example/hook",
+                "http://under_score.example:8080/hook", "http://user:pw@[::1]:9/hook"):  # fmt: skip
+        otp = await create(client, otpCallbackUrl=url)
+        assert otp["otpCallbackUrl"] == url  # echoed as given
 
 
 async def test_loopback_urls_of_other_ports_stay_allowed(make_client: Any) -> None:
