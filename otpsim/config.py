@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from otpsim.carrier import MAX_SEED
-from otpsim.domain.request import OtpDefaults, check_defaults
+from otpsim.domain.request import OtpDefaults, check_defaults, client_target
 from otpsim.errors import OtpsimError, ProviderError
 from otpsim.yamlutil import YamlDoc, load_yaml
 
@@ -78,7 +78,7 @@ class Settings:
     callback_retry_schedule: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
     callback_concurrency: int = 8  # attempts in flight at once
     callback_concurrency_per_receiver: int = 2  # ... to one receiver (a URL's origin)
-    callback_max_pending: int = 10_000  # deliveries waiting; beyond, new ones are dropped
+    callback_max_pending: int = 10_000  # deliveries waiting; beyond, the largest backlog sheds
     callback_max_pending_per_receiver: int = 1_000  # ... for one receiver
     shutdown_grace: float = 5.0  # seconds in-flight callbacks get on shutdown
     scenario: str | None = None  # a scenario file whose network is active from the start
@@ -332,6 +332,10 @@ def _url(value: Any) -> str | None:
     text = _text(value).strip()
     if not text.startswith(("http://", "https://")) or len(text) <= len("https://"):
         raise ValueError(f"expected an absolute http(s) URL, got {text!r}")
+    try:
+        client_target(text)  # as the callbacks' HTTP client will send it
+    except ValueError as exc:
+        raise ValueError(f"expected a URL callbacks can be sent to, got {text!r} ({exc})") from None
     return text
 
 
@@ -645,7 +649,7 @@ OPTIONS: tuple[Option, ...] = (
         "--callback-max-pending",
         ("callbacks", "max_pending"),
         _positive_int,
-        "deliveries allowed to wait; beyond, new ones are dropped",
+        "deliveries allowed to wait in all; beyond, the largest backlog drops its newest",
         "N",
     ),
     Option(

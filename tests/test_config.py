@@ -81,6 +81,10 @@ def test_config_path_from_environment(tmp_path: Path) -> None:
         ("- a\n- b\n", ":1: expected a mapping of settings"),
         ("defaults: 5\n", ":1: defaults: expected a mapping"),
         ("callbacks:\n  url: ftp://x\n", ":2: callbacks.url: expected an absolute http(s) URL"),
+        (
+            "callbacks:\n  url: http://127.0.0.1%3A80/x\n",
+            ":2: callbacks.url: expected a URL callbacks can",
+        ),
         ("callbacks:\n  retry_schedule: []\n", ":2: callbacks.retry_schedule: expected at least"),
         ("callbacks:\n  retry_schedule: [0, -5]\n", ":2: callbacks.retry_schedule: expected a"),
         ("seed: -1\n", ":1: seed: expected a whole number from 0 to 18446744073709551615"),
