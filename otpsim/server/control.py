@@ -69,12 +69,30 @@ async def latest_message(request: web.Request) -> web.Response:
     sim = request.app[SIM]
     phone, otp_id = _phone_filter(request), _otp_filter(request)
     wait = query_number(request, "wait", float, default=0.0, low=0.0, high=sim.settings.max_wait)
-    # A long poll holds its connection: 503 when --max-streams are open already.
-    held = request.app[STREAMS].slot("long poll") if wait > 0 else contextlib.nullcontext()
-    with held:
-        message = await sim.wait_latest_message(
-            phone_number=phone, otp_id=otp_id, wait=wait, account=_account_filter(request)
-        )
+    account = _account_filter(request)
+    preempted = False
+    if wait > 0:
+        # A long poll holds its connection, in one of the --max-streams slots; at the
+        # cap the oldest long poll is pre-empted: it ends now, "nothing yet".
+        with request.app[STREAMS].slot("long poll") as stream:
+            waiting = asyncio.ensure_future(
+                sim.wait_latest_message(
+                    phone_number=phone, otp_id=otp_id, wait=wait, account=account
+                )
+            )
+            ended = asyncio.ensure_future(stream.ended.wait())
+            try:
+                await asyncio.wait({waiting, ended}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                ended.cancel()
+                if not waiting.done():
+                    waiting.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await waiting
+            message = waiting.result() if not waiting.cancelled() else None
+            preempted = stream.ended.is_set() and message is None
+    else:
+        message = sim.latest_message(phone_number=phone, otp_id=otp_id, account=account)
     if message is None:
         about = " and ".join(
             part
@@ -82,9 +100,14 @@ async def latest_message(request: web.Request) -> web.Response:
             if part
         )
         waited = f" within {wait:g}s" if wait else ""
-        raise ProviderError(
+        if preempted:
+            waited = " yet (this wait ended early to make room for another: poll again)"
+        error = ProviderError(
             E.SIM_NOT_FOUND, f"No message delivered{' for ' + about if about else ''}{waited}"
         )
+        if preempted:
+            error.headers["Retry-After"] = "0"
+        raise error
     return json_response(message.to_json())
 
 
