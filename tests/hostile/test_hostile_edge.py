@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 import pytest
-from support import FR, KEY, expect_error, raw_http
+from support import FR, KEY, expect_error, raw_http, sim_of
 
 from otpsim.client import Client
 from otpsim.config import Settings, load_settings
@@ -70,6 +70,57 @@ async def test_the_provider_api_and_health_stay_host_agnostic(client: Any) -> No
     )
     assert resp.status == 201
     assert (await client.get("/_sim/health", headers={"Host": "any.example"})).status == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [("POST", "/otp", {"phoneNumber": FR, "otpCallbackUrl": "http://10.0.0.1/hook"}),
+     ("GET", "/otp/0123456789abcdef0123456789abcdef", None),
+     ("DELETE", "/otp/0123456789abcdef0123456789abcdef", None),
+     ("GET", "/account/balance", None),
+     ("GET", "/numbers/validate/+33612345678", None)],
+)  # fmt: skip
+@pytest.mark.parametrize(
+    "marker",
+    [{"Origin": "http://attacker.example:8790"}, {"Sec-Fetch-Site": "same-origin"},
+     {"Sec-Fetch-Site": "cross-site"}],
+)  # fmt: skip
+@pytest.mark.parametrize("admin_token", [None, "t0ken"])
+async def test_a_rebinding_page_cannot_use_the_provider_api(
+    make_client: Any, method: str, path: str, body: Any, marker: dict[str, str],
+    admin_token: str | None,
+) -> None:  # fmt: skip
+    client = await make_client(Settings(admin_token=admin_token))
+    headers = {**KEY, "Host": "attacker.example:8790", **marker}
+    resp = await client.request(method, path, json=body, headers=headers)
+    err = await expect_error(resp, 403, "access_denied", 1036)
+    assert "attacker.example" in err["message"]
+    assert sim_of(client).store.list_otps(limit=10) == []
+
+
+async def test_a_rebinding_page_cannot_get_a_token(client: Any) -> None:
+    resp = await client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Host": "attacker.example", "Origin": "http://attacker.example",
+                 "Authorization": "Basic YXBwOnNlY3JldA=="},
+    )  # fmt: skip
+    await expect_error(resp, 403, "access_denied", 1036)
+
+
+async def test_browsers_on_allowed_names_and_clients_without_origin_use_the_provider_api(
+    make_client: Any,
+) -> None:
+    client = await make_client(Settings(allowed_hosts=("sms.test",)))
+    for headers in (
+        {"Host": "127.0.0.1:8790", "Origin": "http://127.0.0.1:8790"},
+        {"Host": "localhost", "Sec-Fetch-Site": "same-origin"},
+        {"Host": "sms.test", "Origin": "http://sms.test"},
+        {"Host": "otpsim.internal:8790"},  # an SDK in a container: no browser markers
+        {"Host": "otpsim.internal:8790", "Sec-Fetch-Site": "none"},  # typed in the bar
+    ):
+        resp = await client.post("/otp", json={"phoneNumber": FR}, headers={**KEY, **headers})
+        assert resp.status == 201, (headers, await resp.text())
 
 
 async def test_with_an_admin_token_the_token_is_the_protection(make_client: Any) -> None:
