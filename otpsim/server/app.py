@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from otpsim import __version__
-from otpsim.auth import Principal
+from otpsim.auth import MAX_CREDENTIAL, Principal
 from otpsim.clock import Clock
 from otpsim.config import Settings
 from otpsim.errors import E, ProviderError
@@ -216,7 +216,7 @@ def _admit(request: web.Request, route: str) -> None:
             client_id, _ = basic_credentials(request)
         except ProviderError as exc:  # credentials that are not UTF-8
             client_id, refused = None, exc
-        if client_id:
+        if client_id and len(client_id) <= MAX_CREDENTIAL:  # longer: refused by the handler
             key = f"client:{client_id}"
     else:
         try:

@@ -18,6 +18,7 @@ import yaml
 from aiohttp import web
 
 from otpsim import __version__
+from otpsim.auth import MAX_CREDENTIAL, too_long
 from otpsim.clock import parse_iso
 from otpsim.domain.otp import Status
 from otpsim.errors import E, OtpsimError, ProviderError
@@ -286,9 +287,17 @@ async def openapi(request: web.Request) -> web.Response:
     return json_response(openapi_document(request.app[SIM].settings.max_wait))
 
 
+def _account_name(request: web.Request) -> str:
+    """The ``{account}`` of a control path: a credential, so at most MAX_CREDENTIAL long."""
+    account = request.match_info["account"]
+    if len(account) > MAX_CREDENTIAL:
+        raise ProviderError(E.SIM_INVALID_PARAM, too_long("The account name"))
+    return account
+
+
 async def get_balance(request: web.Request) -> web.Response:
     """``GET /_sim/accounts/{account}/balance``: as ``GET /account/balance`` shows it."""
-    return json_response(request.app[SIM].balances.view(request.match_info["account"]))
+    return json_response(request.app[SIM].balances.view(_account_name(request)))
 
 
 async def put_balance(request: web.Request) -> web.Response:
@@ -308,7 +317,7 @@ async def put_balance(request: web.Request) -> web.Response:
             E.SIM_INVALID_PARAM,
             "'balance' must be a number from 0 to 1e12, or null for unlimited",
         )
-    account = request.match_info["account"]
+    account = _account_name(request)
     sim = request.app[SIM]
     sim.balances.set(account, None if amount is None else float(amount))
     return json_response(sim.balances.view(account))
