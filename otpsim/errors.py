@@ -210,6 +210,9 @@ class E:
     HEADERS_TOO_LARGE = ErrorSpec(
         431, "invalid_request", 1034, "The request line or a header is too long", "edge"
     )
+    EXPECTATION_FAILED = ErrorSpec(
+        417, "invalid_request", 1037, "Unknown Expect header (only 100-continue)", "edge"
+    )
     BROWSER_HOST_NOT_ALLOWED = ErrorSpec(
         403,
         "access_denied",

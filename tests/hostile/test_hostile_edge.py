@@ -488,3 +488,53 @@ async def test_an_sms_text_with_a_newline_logs_one_line(client: Any, capsys: Any
     assert "\\nFAKE" in sms_lines[0]
     assert not any(line.startswith("FAKE") for line in err.splitlines())
     assert "\x1b" not in err
+
+
+# -- round 2, item 4: every answer in the error shape ------------------------------------
+
+BOGUS_PART = (
+    b'--XyZ\r\nContent-Disposition: form-data; name="%s"\r\n'
+    b"Content-Type: text/plain; charset=bogus\r\n\r\n%s\r\n--XyZ--\r\n"
+)
+MULTIPART = {"Content-Type": "multipart/form-data; boundary=XyZ"}
+
+
+async def test_a_form_part_with_an_unknown_charset_is_a_400(make_client: Any) -> None:
+    client = await make_client(Settings(admin_token="t0ken"))
+    resp = await client.post(
+        "/_sim/login", data=BOGUS_PART % (b"token", b"t0ken"), headers=MULTIPART
+    )
+    err = await expect_error(resp, 400, "invalid_body", 1012)
+    assert "bogus" in err["message"]
+    resp = await client.post(
+        "/oauth/token",
+        data=BOGUS_PART % (b"grant_type", b"client_credentials"),
+        headers={**MULTIPART, "Authorization": "Basic YXBwOnNlY3JldA=="},
+    )
+    err = await expect_error(resp, 400, "invalid_request", 1600)
+    assert "bogus" in err["message"]
+    assert "None" not in err["message"]
+
+
+async def test_an_unknown_expectation_is_a_417_in_the_error_shape(client: Any) -> None:
+    resp = await client.post("/otp", json={"phoneNumber": FR}, headers={**KEY, "Expect": "foo"})
+    err = await expect_error(resp, 417, "invalid_request", 1037)
+    assert "foo" in err["message"]
+    assert "X-Request-Id" in resp.headers
+    resp = await client.post(
+        "/otp", json={"phoneNumber": FR}, headers={**KEY, "Expect": "100-continue"}
+    )
+    assert resp.status == 201
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+          "Sec-WebSocket-Key": "not a key"}],
+)  # fmt: skip
+async def test_a_websocket_request_without_a_handshake_is_a_400_in_the_error_shape(
+    client: Any, headers: dict[str, str]
+) -> None:
+    resp = await client.get("/_sim/ws", headers=headers)
+    err = await expect_error(resp, 400, "invalid_param", 1020)
+    assert "websocket" in err["message"].lower()
