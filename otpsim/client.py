@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -86,6 +87,17 @@ class Call:
         if response.status >= 400:
             raise ApiError(response.status, response.body, f"{self.method} {self.path}")
         return response.body[self.pick] if self.pick else response.body
+
+
+REPOLL_MIN = 0.05  # seconds: less left than this is not worth another long poll
+
+
+def preempted(answer: Response) -> bool:
+    """A long poll the server ended early (``Retry-After: 0`` on its 404) to make room
+    at its ``--max-streams`` cap: the caller polls again for the time it has left."""
+    if answer.status != 404:
+        return False
+    return any(k.lower() == "retry-after" and v == "0" for k, v in answer.headers.items())
 
 
 def _text(value: Any) -> str:
@@ -299,7 +311,12 @@ class Client:
     ) -> Json:
         """The newest delivered SMS, waiting for it; raises NoMessage after ``timeout``
         seconds (saying so when another account received a matching one)."""
-        message = self.latest_message(phone, otp_id=otp_id, wait=timeout)
+        deadline = time.monotonic() + timeout
+        call = self.calls.latest_message(phone, otp_id, timeout)
+        answer = self.request(call)
+        while preempted(answer) and (left := deadline - time.monotonic()) > REPOLL_MIN:
+            answer = self.request(self.calls.latest_message(phone, otp_id, left))
+        message = cast(Json | None, call.result(answer))
         if message is not None:
             return message
         account = self.calls.account
@@ -468,7 +485,12 @@ class AsyncClient:
         otp_id: str | None = None,
         timeout: float = 5.0,  # noqa: ASYNC109 (bounds the server-side long poll)
     ) -> Json:
-        message = await self.latest_message(phone, otp_id=otp_id, wait=timeout)
+        deadline = time.monotonic() + timeout
+        call = self.calls.latest_message(phone, otp_id, timeout)
+        answer = await self.request(call)
+        while preempted(answer) and (left := deadline - time.monotonic()) > REPOLL_MIN:
+            answer = await self.request(self.calls.latest_message(phone, otp_id, left))
+        message = cast(Json | None, call.result(answer))
         if message is not None:
             return message
         account = self.calls.account

@@ -529,7 +529,7 @@ OPTIONS: tuple[Option, ...] = (
         "--max-streams",
         ("max_streams",),
         _positive_int,
-        "long polls (wait=) and websockets open at once (503 beyond)",
+        "long polls (wait=) and websockets open at once (the oldest long poll makes room)",
         "N",
     ),
     Option(

@@ -210,6 +210,16 @@ class E:
     HEADERS_TOO_LARGE = ErrorSpec(
         431, "invalid_request", 1034, "The request line or a header is too long", "edge"
     )
+    EXPECTATION_FAILED = ErrorSpec(
+        417, "invalid_request", 1037, "Unknown Expect header (only 100-continue)", "edge"
+    )
+    BROWSER_HOST_NOT_ALLOWED = ErrorSpec(
+        403,
+        "access_denied",
+        1036,
+        "A web page on this host name may not use the provider API (see --allowed-host)",
+        "edge",
+    )
 
 
 class ProviderError(Exception):

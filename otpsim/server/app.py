@@ -14,11 +14,11 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from aiohttp.typedefs import Handler
 
 from otpsim import __version__
-from otpsim.auth import Principal
+from otpsim.auth import MAX_CREDENTIAL, Principal
 from otpsim.clock import Clock
 from otpsim.config import Settings
 from otpsim.errors import E, ProviderError
@@ -33,6 +33,7 @@ from otpsim.server.http import (
     error_response,
     header_text,
     http_error_spec,
+    is_text,
 )
 from otpsim.server.keys import (
     DISPATCHER,
@@ -95,6 +96,7 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     request[REQUEST_ID] = new_request_id()
     try:
         try:
+            _check_expect(request)
             refusal = _own_callback(request) or security.guard(request)
             length = request.content_length
             if length is not None and length > request.client_max_size:
@@ -136,6 +138,34 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
             )
     _finish(request, response, started)
     return response
+
+
+def _check_expect(request: web.Request) -> None:
+    """417 in the error shape for an ``Expect`` other than ``100-continue``: aiohttp's own
+    expect handler would answer it in plain text before any middleware runs, so every
+    route gets ``continue_or_defer`` (``use_expect_handler``) and the refusal is here."""
+    expect = request.headers.get("Expect")
+    if expect is not None and expect.strip().lower() != "100-continue":
+        shown = expect[:100] if is_text(expect) else "(not UTF-8)"
+        raise ProviderError(
+            E.EXPECTATION_FAILED, f"Unknown Expect header {shown!r}: only 100-continue is known"
+        )
+
+
+async def continue_or_defer(request: web.Request) -> None:
+    """The routes' expect handler: ``100 Continue`` as aiohttp's does; any other
+    expectation is left to the middleware (``_check_expect``), which runs next."""
+    expect = request.headers.get("Expect", "")
+    if request.version == HttpVersion11 and expect.strip().lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer has not begun
+
+
+def use_expect_handler(app: web.Application) -> None:
+    """Give every route ``continue_or_defer`` (aiohttp keeps it per route; the
+    ``expect_handler=`` argument of ``add_route`` sets the same attribute)."""
+    for route in app.router.routes():
+        route._expect_handler = continue_or_defer
 
 
 def _own_callback(request: web.Request) -> web.Response | None:
@@ -216,7 +246,7 @@ def _admit(request: web.Request, route: str) -> None:
             client_id, _ = basic_credentials(request)
         except ProviderError as exc:  # credentials that are not UTF-8
             client_id, refused = None, exc
-        if client_id:
+        if client_id and len(client_id) <= MAX_CREDENTIAL:  # longer: refused by the handler
             key = f"client:{client_id}"
     else:
         try:
@@ -293,6 +323,7 @@ def create_app(
     control.add_routes(app)
     inbox.add_routes(app)
     security.add_routes(app)
+    use_expect_handler(app)
     return app
 
 

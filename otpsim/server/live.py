@@ -114,6 +114,13 @@ class LiveHub:
         try:
             await ws.prepare(request)
             await ws.send_str(jsoncodec.dumps_text(hello.to_json()))
+        except web.HTTPException as exc:  # not a websocket handshake: aiohttp's plain 400
+            detail = f": {exc.text}"[:200] if exc.text else ""
+            raise ProviderError(
+                E.SIM_INVALID_PARAM,
+                "/_sim/ws expects a websocket handshake (Upgrade: websocket, Connection: "
+                f"Upgrade, Sec-WebSocket-Version: 13, a valid Sec-WebSocket-Key){detail}",
+            ) from None
         except ConnectionResetError:
             # The peer left (or reset) during the handshake: nothing went wrong here.
             log.debug("live client left during the handshake")
