@@ -11,8 +11,9 @@ import contextlib
 import functools
 import json
 import math
+from collections.abc import Coroutine
 from importlib.resources import files
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from aiohttp import web
@@ -24,8 +25,10 @@ from otpsim.errors import E, OtpsimError, ProviderError
 from otpsim.scenario.model import parse_scenario
 from otpsim.server.callbacks import State
 from otpsim.server.http import json_response, query_number, read_json_object
-from otpsim.server.keys import DISPATCHER, SIM, STREAMS
+from otpsim.server.keys import DISPATCHER, SIM, STOPPING, STREAMS
 from otpsim.simulator import normalize_phone
+
+T = TypeVar("T")
 
 MAX_LIST = 10_000
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser when built
@@ -72,8 +75,11 @@ async def latest_message(request: web.Request) -> web.Response:
     # A long poll holds its connection: 503 when --max-streams are open already.
     held = request.app[STREAMS].slot("long poll") if wait > 0 else contextlib.nullcontext()
     with held:
-        message = await sim.wait_latest_message(
-            phone_number=phone, otp_id=otp_id, wait=wait, account=_account_filter(request)
+        message = await until_stopping(
+            request,
+            sim.wait_latest_message(
+                phone_number=phone, otp_id=otp_id, wait=wait, account=_account_filter(request)
+            ),
         )
     if message is None:
         about = " and ".join(
@@ -86,6 +92,27 @@ async def latest_message(request: web.Request) -> web.Response:
             E.SIM_NOT_FOUND, f"No message delivered{' for ' + about if about else ''}{waited}"
         )
     return json_response(message.to_json())
+
+
+async def until_stopping(request: web.Request, waiting: Coroutine[Any, Any, T]) -> T:
+    """What ``waiting`` gives, unless the server starts to stop first: then 503, so a long
+    poll is answered at once instead of holding the shutdown up."""
+    stopping = request.app[STOPPING]
+    task = asyncio.ensure_future(waiting)
+    stop = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # this request was cancelled (its client left)
+        task.cancel()
+        raise
+    finally:
+        stop.cancel()
+    if not task.done():
+        task.cancel()
+        raise ProviderError(
+            E.SERVICE_UNAVAILABLE, "The simulator is shutting down: try again when it is back"
+        )
+    return task.result()
 
 
 async def clear_messages(request: web.Request) -> web.Response:
