@@ -194,7 +194,10 @@ async def serve(settings: Settings, *, out: Any = None) -> None:
         sim.use_scenario(load_scenario(settings.scenario), keep_clock=sim.clock_restored)
     fd_limit = raise_fd_limit()
     cap = connection_cap(settings, fd_limit)
-    runner = EdgeRunner(app, settings, cap=cap, handle_signals=False, access_log=None)
+    runner = EdgeRunner(
+        app, settings, cap=cap, handle_signals=False, access_log=None,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+    )  # fmt: skip
     await runner.setup()
     # Signals are handled before the address is printed: whoever reads it may stop the
     # server at once, and that must still be a clean stop.
@@ -279,6 +282,9 @@ def exposure_warning(settings: Settings, port: int) -> str | None:
 
 
 FULL_COLLECTION_EVERY = 60.0  # seconds
+# Seconds requests still in flight get when the server stops (after long polls have
+# answered and websockets closed); aiohttp's default of 60 s held a container's stop.
+SHUTDOWN_TIMEOUT = 1.0
 
 
 async def collect_garbage_on_schedule(every: float = FULL_COLLECTION_EVERY) -> None:

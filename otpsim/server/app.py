@@ -43,6 +43,7 @@ from otpsim.server.keys import (
     PRINCIPAL,
     REQUEST_ID,
     SIM,
+    STOPPING,
     STREAMS,
 )
 from otpsim.server.live import LiveHub
@@ -268,6 +269,14 @@ def _admit(request: web.Request, route: str) -> None:
         request[PRINCIPAL] = principal
 
 
+async def going_away(app: web.Application) -> None:
+    """The first step of stopping (aiohttp's on_shutdown, before it waits for requests
+    in flight): long polls answer now and websockets get a close frame (1001), so that a
+    browser tab or ``otpsim tail`` attached does not hold the stop up."""
+    app[STOPPING].set()
+    await app[HUB].close()
+
+
 async def background(app: web.Application) -> AsyncIterator[None]:
     """The app's background work: the expiry sweeper and the callback dispatcher.
 
@@ -313,12 +322,14 @@ def create_app(
     app[SIM] = sim
     app[DISPATCHER] = CallbackDispatcher(sim)
     app[STREAMS] = Streams(settings.max_streams)
+    app[STOPPING] = asyncio.Event()
     app[HUB] = LiveHub(sim, streams=app[STREAMS])
     app[METRICS] = Metrics(sim)
     sim.bus.subscribe(log_sms(settings), "message.created")
     app.router.add_get("/_sim/ws", app[HUB].handle, name="sim.ws")
     app.router.add_get("/_sim/metrics", metrics, name="sim.metrics")
     app.cleanup_ctx.append(background)
+    app.on_shutdown.append(going_away)
     provider.add_routes(app)
     control.add_routes(app)
     inbox.add_routes(app)

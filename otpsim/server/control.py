@@ -25,8 +25,9 @@ from otpsim.errors import E, OtpsimError, ProviderError
 from otpsim.scenario.model import parse_scenario
 from otpsim.server.callbacks import State
 from otpsim.server.http import json_response, query_number, read_json_object
-from otpsim.server.keys import DISPATCHER, SIM, STREAMS
+from otpsim.server.keys import DISPATCHER, SIM, STOPPING, STREAMS
 from otpsim.simulator import normalize_phone
+
 
 MAX_LIST = 10_000
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser when built
@@ -82,15 +83,23 @@ async def latest_message(request: web.Request) -> web.Response:
                 )
             )
             ended = asyncio.ensure_future(stream.ended.wait())
+            # The server starting to stop ends every long poll too (503, at once).
+            stopping = asyncio.ensure_future(request.app[STOPPING].wait())
             try:
-                await asyncio.wait({waiting, ended}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({waiting, ended, stopping}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 ended.cancel()
+                stopping.cancel()
                 if not waiting.done():
                     waiting.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await waiting
             message = waiting.result() if not waiting.cancelled() else None
+            if message is None and request.app[STOPPING].is_set():
+                raise ProviderError(
+                    E.SERVICE_UNAVAILABLE,
+                    "The simulator is shutting down: try again when it is back",
+                )
             preempted = stream.ended.is_set() and message is None
     else:
         message = sim.latest_message(phone_number=phone, otp_id=otp_id, account=account)

@@ -34,6 +34,7 @@ log = logging.getLogger("otpsim.live")
 QUEUE_SIZE = 1024  # events a client may fall behind before it is dropped
 MAX_CLIENT_MESSAGE = 4096  # bytes; clients have nothing to say beyond a ping
 MAX_CLIENT_MESSAGES = 100  # a client that keeps talking is cut off (1008)
+CLOSE_WAIT = 0.5  # seconds clients get to answer the close frame at shutdown
 
 
 @dataclass(eq=False)
@@ -70,13 +71,22 @@ class LiveHub:
         self._unsubscribe = self.sim.bus.subscribe(self._on_event)
 
     async def close(self) -> None:
-        """Close every websocket (1001 going away) so shutdown is not held up."""
+        """Close every websocket (1001 going away) so shutdown is not held up.
+
+        All at once, and for at most CLOSE_WAIT seconds: a client that does not answer
+        the close frame is left to the server's own shutdown, which ends its handler.
+        """
         if callable(self._unsubscribe):
             self._unsubscribe()
-        for client in list(self._clients):
-            with contextlib.suppress(Exception):
-                await client.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
-        self._clients.clear()
+            self._unsubscribe = None
+        clients, self._clients = list(self._clients), set()
+        closing = [
+            client.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+            for client in clients
+        ]
+        if closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), CLOSE_WAIT)
 
     def _on_event(self, event: Event) -> None:
         if not self._clients:
