@@ -28,7 +28,6 @@ from otpsim.server.http import json_response, query_number, read_json_object
 from otpsim.server.keys import DISPATCHER, SIM, STOPPING, STREAMS
 from otpsim.simulator import normalize_phone
 
-
 MAX_LIST = 10_000
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser when built
 
