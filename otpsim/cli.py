@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import gc
 import json
+import logging
 import os
 import signal
 import sys
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from otpsim import __version__, logs
 from otpsim.clock import iso
-from otpsim.config import DEFAULT_PORT, OPTIONS, Settings, load_settings
+from otpsim.config import DEFAULT_PORT, OPTIONS, Settings, is_loopback, load_settings
 from otpsim.errors import OtpsimError
 
 if TYPE_CHECKING:
@@ -38,7 +39,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"otpsim {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.required = True
 
     serve = commands.add_parser(
         "serve",
@@ -78,7 +78,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Run each scenario against a fresh in-process simulator (or --target), "
         "print each step and a summary, exit 1 if any failed. Every file is checked first.",
     )
-    run.add_argument("paths", nargs="+", metavar="FILE_OR_DIR", help="scenario files or folders")
+    run.add_argument(
+        "paths",
+        nargs="*",
+        metavar="FILE_OR_DIR",
+        help="scenario files or folders; builtin:NAME for a shipped one",
+    )
+    run.add_argument("--builtin", action="store_true", help="every shipped scenario")
     run.add_argument("--target", default=None, metavar="URL", help="a running simulator")
     run.add_argument("--junit", default=None, metavar="FILE", help="write a JUnit XML report")
     run.add_argument("--api-key", default=None, help="API key for the provider API")
@@ -91,7 +97,21 @@ def _parser() -> argparse.ArgumentParser:
         help="check scenario files without running them",
         description="Check scenario files; print one line per problem (file:line: ...).",
     )
-    validate.add_argument("paths", nargs="+", metavar="FILE_OR_DIR")
+    validate.add_argument("paths", nargs="*", metavar="FILE_OR_DIR")
+    validate.add_argument("--builtin", action="store_true", help="every shipped scenario")
+
+    shipped = commands.add_parser(
+        "scenarios",
+        help="the ready-made scenarios shipped with otpsim",
+        description="List the shipped scenarios (run one with `otpsim run builtin:NAME`), "
+        "or copy them into a folder to start your own.",
+    )
+    shipped_commands = shipped.add_subparsers(dest="scenarios_command", metavar="ACTION")
+    shipped_commands.required = True
+    shipped_commands.add_parser("list", help="name and describe each shipped scenario")
+    copy = shipped_commands.add_parser("copy", help="copy them into DIR (made if missing)")
+    copy.add_argument("dir", metavar="DIR")
+    copy.add_argument("--force", action="store_true", help="overwrite files already there")
 
     tail = commands.add_parser(
         "tail",
@@ -129,6 +149,35 @@ def _cli_values(args: argparse.Namespace) -> dict[str, Any]:
     return values
 
 
+def json_record(msg: str, level: str = "info", **fields: Any) -> str:
+    """One line as ``--log-format json`` writes it (``ts``, ``level``, ``logger``, ``msg``
+    and the fields), for what the command itself prints."""
+    record = logging.makeLogRecord(
+        {
+            "name": "otpsim",
+            "levelname": level.upper(),
+            "levelno": logging.getLevelName(level.upper()),
+            "msg": msg,
+            "fields": {k: v for k, v in fields.items() if v is not None},
+        }
+    )
+    return logs.JsonFormatter().format(record)
+
+
+class StdoutClosed(Exception):
+    """Whoever read our output has gone (``otpsim run ... | head -1``).
+
+    Not an OSError, so that no ``except OSError`` on the way (a network error handler)
+    mistakes it for a problem with the simulator."""
+
+
+def _say(text: str) -> None:
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        raise StdoutClosed from None
+
+
 def _url(host: str, port: int) -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}"
@@ -153,7 +202,10 @@ async def serve(settings: Settings, *, out: Any = None) -> None:
         sim.use_scenario(scenario.network, name=scenario.name, keep_clock=recovery.clock_restored)
     fd_limit = raise_fd_limit()
     cap = connection_cap(settings, fd_limit)
-    runner = EdgeRunner(app, settings, cap=cap, handle_signals=False, access_log=None)
+    runner = EdgeRunner(
+        app, settings, cap=cap, handle_signals=False, access_log=None,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+    )  # fmt: skip
     await runner.setup()
     # Signals are handled before the address is printed: whoever reads it may stop the
     # server at once, and that must still be a clean stop.
@@ -183,19 +235,35 @@ async def serve(settings: Settings, *, out: Any = None) -> None:
             "(callbacks cannot drive the simulator; expected the URL of your application)"
         )
     base = _url(settings.host, port)
-    print(f"otpsim {__version__}: a fake SMS provider is listening", file=out)
-    print(f"  API:     {base}", file=out)
-    print(f"  Inbox:   {base}/", file=out)
-    print(f"  Control: {base}/_sim/", file=out)
+    warning = exposure_warning(settings, port)
+    if warning:  # whatever the log level
+        line = json_record(warning, "warning") if settings.log_format == "json" else warning
+        print(line, file=sys.stderr, flush=True)
     auth = "strict (configured credentials only)" if settings.strict_auth else "any non-empty key"
-    print(f"  Auth:    {auth}", file=out)
-    if cap < settings.max_connections:
-        print(f"  Limits:  {cap} connections (open-file limit {fd_limit})", file=out)
-    if settings.scenario:
-        print(f"  Network: scenario {settings.scenario}", file=out)
-    if recovery.clock_restored:
-        print(f"  Clock:   {iso(recovery.clock)}, as it was saved in {settings.db}", file=out)
-    print("Press Ctrl-C to stop.", file=out, flush=True)
+    clock = iso(recovery.clock) if recovery.clock_restored else None
+    if settings.log_format == "json":  # every line JSON: the banner is one record
+        print(
+            json_record(
+                f"otpsim {__version__}: a fake SMS provider is listening",
+                version=__version__, api=base, inbox=f"{base}/", control=f"{base}/_sim/",
+                auth=auth, connection_cap=cap, scenario=settings.scenario,
+                clock_restored_from=clock and settings.db, clock=clock,
+            ),
+            file=out, flush=True,
+        )  # fmt: skip
+    else:
+        print(f"otpsim {__version__}: a fake SMS provider is listening", file=out)
+        print(f"  API:     {base}", file=out)
+        print(f"  Inbox:   {base}/", file=out)
+        print(f"  Control: {base}/_sim/", file=out)
+        print(f"  Auth:    {auth}", file=out)
+        if cap < settings.max_connections:
+            print(f"  Limits:  {cap} connections (open-file limit {fd_limit})", file=out)
+        if settings.scenario:
+            print(f"  Network: scenario {settings.scenario}", file=out)
+        if clock is not None:
+            print(f"  Clock:   {clock}, as it was saved in {settings.db}", file=out)
+        print("Press Ctrl-C to stop.", file=out, flush=True)
     collector = asyncio.create_task(collect_garbage_on_schedule(), name="gc")
     try:
         await stop.wait()
@@ -204,10 +272,27 @@ async def serve(settings: Settings, *, out: Any = None) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await runner.cleanup()
-        print("otpsim: stopped", file=out, flush=True)
+        stopped = "otpsim: stopped"
+        if settings.log_format == "json":
+            stopped = json_record(stopped)
+        print(stopped, file=out, flush=True)
+
+
+def exposure_warning(settings: Settings, port: int) -> str | None:
+    """The loud line ``--insecure-open`` is announced with, when it opens anything."""
+    if settings.admin_token or not settings.insecure_open or is_loopback(settings.host):
+        return None
+    return (
+        f"otpsim: WARNING: --insecure-open: {settings.host}:{port} has no admin token: "
+        "anyone who reaches this port reads every PIN and controls the simulator. "
+        "Use it only for a throwaway CI container; set --admin-token otherwise."
+    )
 
 
 FULL_COLLECTION_EVERY = 60.0  # seconds
+# Seconds requests still in flight get when the server stops (after long polls have
+# answered and websockets closed); aiohttp's default of 60 s held a container's stop.
+SHUTDOWN_TIMEOUT = 1.0
 
 
 async def collect_garbage_on_schedule(every: float = FULL_COLLECTION_EVERY) -> None:
@@ -297,23 +382,23 @@ def _run(
     async def run_all() -> list[Any]:
         results = []
         for scenario, source in loaded:
-            print(report.header_of(scenario), flush=True)
+            _say(report.header_of(scenario))
             result = await run_scenario(
                 scenario,
                 source,
                 target=target,
                 api_key=api_key,
                 admin_token=admin_token,
-                progress=lambda step: print(report.step_line(step), flush=True),
+                progress=lambda step: _say(report.step_line(step)),
             )
-            print(report.footer(result), flush=True)
+            _say(report.footer(result))
             results.append(result)
         return results
 
     results = asyncio.run(run_all())
     if junit:
         report.write_junit(results, junit)
-    print(report.summary(results))
+    _say(report.summary(results))
     return 0 if all(r.ok for r in results) else 1
 
 
@@ -324,9 +409,72 @@ def _base_url(given: str | None, command: str) -> str:
     return url
 
 
+def _scenario_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The FILE_OR_DIR arguments of ``run``/``validate``, with ``--builtin`` as ``builtin:``."""
+    from otpsim.scenario import builtin
+
+    paths = list(args.paths) + ([builtin.PREFIX] if args.builtin else [])
+    if not paths:
+        parser.error(f"{args.command}: expected FILE_OR_DIR... (or --builtin)")
+    return paths
+
+
+def _scenarios(args: argparse.Namespace) -> int:
+    from otpsim.scenario import builtin
+    from otpsim.scenario.model import load_scenario
+
+    if args.scenarios_command == "list":
+        for path in builtin.paths():
+            scenario = load_scenario(path)
+            print(f"{builtin.PREFIX}{path.stem:<20} {scenario.description}".rstrip())
+        return 0
+    copied = builtin.copy_to(args.dir, force=args.force)
+    print(f"copied {len(copied)} scenarios into {args.dir} (run them: otpsim run {args.dir})")
+    return 0
+
+
+SIGPIPE_EXIT = 128 + signal.SIGPIPE  # 141: what a shell shows for a reader that left
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """The ``otpsim`` command. Bare ``otpsim`` prints the help and exits 2 (a usage
+    error, as argparse reports a missing command); a closed stdout ends it quietly
+    with 141, as SIGPIPE would."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if args.command in ("run", "validate"):
+        args.paths = _scenario_paths(parser, args)
     try:
+        return _command(args)
+    except (BrokenPipeError, StdoutClosed):
+        _drop_stdout()
+        return SIGPIPE_EXIT
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush does not fail again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (captured)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _json_mode(args: argparse.Namespace) -> bool:
+    """Whether ``--log-format json`` (or OTPSIM_LOG_FORMAT=json) was asked for."""
+    given = getattr(args, "log_format", None) or os.environ.get("OTPSIM_LOG_FORMAT") or ""
+    return given.strip().lower() == "json"
+
+
+def _command(args: argparse.Namespace) -> int:
+    try:
+        if args.command == "scenarios":
+            return _scenarios(args)
         if args.command == "validate":
             return _validate(args.paths)
         if args.command == "run":
@@ -351,7 +499,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except OtpsimError as exc:
         for line in str(exc).splitlines():
-            print(f"otpsim: error: {line}", file=sys.stderr)
+            if _json_mode(args):
+                print(json_record(line, "error"), file=sys.stderr)
+            else:
+                print(f"otpsim: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 0 if args.command == "tail" else 130

@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -88,6 +89,17 @@ class Call:
         return response.body[self.pick] if self.pick else response.body
 
 
+REPOLL_MIN = 0.05  # seconds: less left than this is not worth another long poll
+
+
+def preempted(answer: Response) -> bool:
+    """A long poll the server ended early (``Retry-After: 0`` on its 404) to make room
+    at its ``--max-streams`` cap: the caller polls again for the time it has left."""
+    if answer.status != 404:
+        return False
+    return any(k.lower() == "retry-after" and v == "0" for k, v in answer.headers.items())
+
+
 def _text(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
@@ -110,7 +122,10 @@ class Calls:
         self.account = account  # scope control-API queries to one account
 
     def _scoped(self, **params: Any) -> dict[str, Any]:
-        return {"account": self.account, **params}
+        """``params`` scoped to the account; not when they name an OTP: an OTP id is
+        unique, and scoping it only hides what the application's own key created."""
+        account = None if params.get("otpId") else self.account
+        return {"account": account, **params}
 
     # the control API
     def health(self) -> Call:
@@ -188,9 +203,27 @@ def _headers(call: Call, api_key: str | None, admin_token: str | None) -> dict[s
     return headers
 
 
-def _no_message(phone: str | None, otp_id: str | None, timeout: float) -> NoMessage:
+def _no_message(
+    phone: str | None,
+    otp_id: str | None,
+    timeout: float,
+    account: str | None = None,
+    elsewhere: Json | None = None,
+) -> NoMessage:
+    """The error of a helper that waited in vain; ``elsewhere``: a matching SMS that
+    another account received (the application authenticates as another account)."""
     about = " and ".join(p for p in (phone and f"phone {phone}", otp_id and f"OTP {otp_id}") if p)
-    return NoMessage(f"no SMS delivered{' for ' + about if about else ''} within {timeout:g}s")
+    scope = f" to account {account!r}" if account and not otp_id else ""
+    text = f"no SMS delivered{' for ' + about if about else ''}{scope} within {timeout:g}s"
+    if elsewhere is not None:
+        other = elsewhere.get("account")
+        text += (
+            f"; but account {other!r} received one (otpId {elsewhere.get('otpId')}): the "
+            f"application authenticates as {other!r} (its API key or OAuth client id). "
+            f"Look there: account={other!r} (Client, otpsim.testing.Controller), or "
+            f"return {other!r} from the otpsim_account fixture"
+        )
+    return NoMessage(text)
 
 
 def websocket_url(base: str) -> str:
@@ -273,14 +306,30 @@ class Client:
         call = self.calls.latest_message(phone, otp_id, wait)
         return self._maybe(call)
 
+    def wait_message(
+        self, phone: str | None = None, *, otp_id: str | None = None, timeout: float = 5.0
+    ) -> Json:
+        """The newest delivered SMS, waiting for it; raises NoMessage after ``timeout``
+        seconds (saying so when another account received a matching one)."""
+        deadline = time.monotonic() + timeout
+        call = self.calls.latest_message(phone, otp_id, timeout)
+        answer = self.request(call)
+        while preempted(answer) and (left := deadline - time.monotonic()) > REPOLL_MIN:
+            answer = self.request(self.calls.latest_message(phone, otp_id, left))
+        message = cast(Json | None, call.result(answer))
+        if message is not None:
+            return message
+        account = self.calls.account
+        elsewhere = None
+        if account is not None and phone and otp_id is None:
+            elsewhere = self._maybe(Calls().latest_message(phone, None, 0))
+        raise _no_message(phone, otp_id, timeout, account, elsewhere)
+
     def latest_pin(
         self, phone: str | None = None, *, otp_id: str | None = None, timeout: float = 5.0
     ) -> str:
         """The PIN of the newest delivered SMS; raises NoMessage after ``timeout`` seconds."""
-        message = self.latest_message(phone, otp_id=otp_id, wait=timeout)
-        if message is None:
-            raise _no_message(phone, otp_id, timeout)
-        return str(message["pin"])
+        return str(self.wait_message(phone, otp_id=otp_id, timeout=timeout)["pin"])
 
     def clear_messages(self) -> None:
         self.send(self.calls.clear_messages())
@@ -429,6 +478,27 @@ class AsyncClient:
     ) -> Json | None:
         return await self._maybe(self.calls.latest_message(phone, otp_id, wait))
 
+    async def wait_message(
+        self,
+        phone: str | None = None,
+        *,
+        otp_id: str | None = None,
+        timeout: float = 5.0,  # noqa: ASYNC109 (bounds the server-side long poll)
+    ) -> Json:
+        deadline = time.monotonic() + timeout
+        call = self.calls.latest_message(phone, otp_id, timeout)
+        answer = await self.request(call)
+        while preempted(answer) and (left := deadline - time.monotonic()) > REPOLL_MIN:
+            answer = await self.request(self.calls.latest_message(phone, otp_id, left))
+        message = cast(Json | None, call.result(answer))
+        if message is not None:
+            return message
+        account = self.calls.account
+        elsewhere = None
+        if account is not None and phone and otp_id is None:
+            elsewhere = await self._maybe(Calls().latest_message(phone, None, 0))
+        raise _no_message(phone, otp_id, timeout, account, elsewhere)
+
     async def latest_pin(
         self,
         phone: str | None = None,
@@ -436,9 +506,7 @@ class AsyncClient:
         otp_id: str | None = None,
         timeout: float = 5.0,  # noqa: ASYNC109 (bounds the server-side long poll)
     ) -> str:
-        message = await self.latest_message(phone, otp_id=otp_id, wait=timeout)
-        if message is None:
-            raise _no_message(phone, otp_id, timeout)
+        message = await self.wait_message(phone, otp_id=otp_id, timeout=timeout)
         return str(message["pin"])
 
     async def clear_messages(self) -> None:

@@ -51,6 +51,8 @@ class Settings:
     # Starting balances: (None, amount) for every account, (account, amount) for one;
     # amount None = unlimited. No entry: every account is unlimited.
     balances: tuple[tuple[str | None, float | None], ...] = ()
+    # (number or pattern, PIN): these numbers always receive this PIN (first match wins).
+    fixed_pins: tuple[tuple[str, str], ...] = ()
     # Countries (ISO alpha-2) where POST /otp answers 403 no_coverage.
     no_coverage: tuple[str, ...] = ()
     # Requests per window per credential; None = no limit (the default).
@@ -78,7 +80,7 @@ class Settings:
     callback_retry_schedule: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
     callback_concurrency: int = 8  # attempts in flight at once
     callback_concurrency_per_receiver: int = 2  # ... to one receiver (a URL's origin)
-    callback_max_pending: int = 10_000  # deliveries waiting; beyond, new ones are dropped
+    callback_max_pending: int = 10_000  # deliveries waiting; beyond, the largest backlog sheds
     callback_max_pending_per_receiver: int = 1_000  # ... for one receiver
     shutdown_grace: float = 5.0  # seconds in-flight callbacks get on shutdown
     scenario: str | None = None  # a scenario file whose network is active from the start
@@ -90,6 +92,8 @@ class Settings:
     max_age: float = 86_400.0  # seconds of simulator time
     # Required to listen beyond loopback: guards /_sim/* and the inbox.
     admin_token: str | None = None
+    # Listen beyond loopback with no admin token (throwaway CI containers only).
+    insecure_open: bool = False
     # Host names (besides loopback and the bound address) that may reach the control API.
     allowed_hosts: tuple[str, ...] = ()
     log_level: str = "info"
@@ -281,6 +285,34 @@ def _allowed_host(value: Any) -> str:
     return host.strip("[]")
 
 
+def number_pattern(text: str) -> str:
+    """A carrier-rule ``match`` given as text: an E.164 number, a prefix ending in ``*``
+    (``*`` alone: every number) or ``re:REGEX``; a missing ``+`` is added."""
+    from otpsim.engine.network import Rule
+
+    text = text.strip()
+    if text.startswith("re:"):
+        Rule.of(text)  # ValueError for a bad regular expression
+        return text
+    body = text[:-1] if text.endswith("*") else text
+    if not text or (body and not re.fullmatch(r"\+?\d+", body)):
+        raise ValueError(
+            f"expected an E.164 number, a prefix ending in '*' or re:REGEX, got {text[:64]!r}"
+        )
+    return text if not body or body.startswith("+") else "+" + text
+
+
+def _fixed_pin(value: Any) -> tuple[str, str]:
+    """``NUMBER_OR_PATTERN=PIN``."""
+    from otpsim.domain.pins import check_fixed
+
+    text = _text(value)
+    match, sep, pin = text.rpartition("=")
+    if not sep or not match.strip():
+        raise ValueError(f"expected NUMBER_OR_PATTERN=PIN, got {text[:64]!r}")
+    return number_pattern(match), check_fixed(pin.strip())
+
+
 def _api_key(value: Any) -> str:
     key = _text(value).strip()
     if not key:
@@ -299,9 +331,15 @@ def _oauth_client(value: Any) -> tuple[str, str]:
 def _url(value: Any) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
+    from otpsim.domain.request import client_target  # yarl: only when a URL is given
+
     text = _text(value).strip()
     if not text.startswith(("http://", "https://")) or len(text) <= len("https://"):
         raise ValueError(f"expected an absolute http(s) URL, got {text!r}")
+    try:
+        client_target(text)  # as the callbacks' HTTP client will send it
+    except ValueError as exc:
+        raise ValueError(f"expected a URL callbacks can be sent to, got {text!r} ({exc})") from None
     return text
 
 
@@ -441,6 +479,15 @@ OPTIONS: tuple[Option, ...] = (
         repeatable=True,
     ),
     Option(
+        "fixed_pins",
+        "--fixed-pin",
+        ("fixed_pins",),
+        _list(_fixed_pin),
+        "always send this PIN to a number, prefix* or re:REGEX (repeatable)",
+        "NUMBER_OR_PATTERN=PIN",
+        repeatable=True,
+    ),
+    Option(
         "no_coverage",
         "--no-coverage",
         ("no_coverage",),
@@ -486,7 +533,7 @@ OPTIONS: tuple[Option, ...] = (
         "--max-streams",
         ("max_streams",),
         _positive_int,
-        "long polls (wait=) and websockets open at once (503 beyond)",
+        "long polls (wait=) and websockets open at once (the oldest long poll makes room)",
         "N",
     ),
     Option(
@@ -606,7 +653,7 @@ OPTIONS: tuple[Option, ...] = (
         "--callback-max-pending",
         ("callbacks", "max_pending"),
         _positive_int,
-        "deliveries allowed to wait; beyond, new ones are dropped",
+        "deliveries allowed to wait in all; beyond, the largest backlog drops its newest",
         "N",
     ),
     Option(
@@ -672,6 +719,14 @@ OPTIONS: tuple[Option, ...] = (
         _optional_text,
         "require this token for /_sim/* and the inbox (required beyond 127.0.0.1)",
         "TOKEN",
+    ),
+    Option(
+        "insecure_open",
+        "--insecure-open",
+        ("insecure_open",),
+        _bool,
+        "listen beyond 127.0.0.1 with no admin token (true/false; throwaway CI containers)",
+        "BOOL",
     ),
     Option(
         "allowed_hosts",
@@ -812,11 +867,12 @@ def _source(option: Option, origin: Mapping[str, str], doc: YamlDoc | None) -> s
 def _check(settings: Settings, origin: Mapping[str, str], doc: YamlDoc | None) -> None:
     """Cross-field checks: defaults follow the API's own rules; safe network defaults."""
     by_field = {o.field: o for o in OPTIONS}
-    if not is_loopback(settings.host) and not settings.admin_token:
+    if not is_loopback(settings.host) and not settings.admin_token and not settings.insecure_open:
         raise OtpsimError(
             _source(by_field["host"], origin, doc)
             + f"listening on {settings.host} (beyond this machine) needs --admin-token: the "
-            "control API and the inbox show every PIN"
+            "control API and the inbox show every PIN (or --insecure-open true, for a "
+            "throwaway CI container only)"
         )
     from otpsim.domain.request import check_defaults  # the API's rules: phone numbers...
 

@@ -166,6 +166,14 @@ class E:
         503, "server_error", 1016, "The service is temporarily unavailable"
     )
 
+    # Fixed PINs (otpsim's own feature, answered on POST /otp).
+    FIXED_PIN_MISFIT = ErrorSpec(
+        400,
+        "invalid_param",
+        1035,
+        "The fixed PIN configured for this number does not fit the request's pinType or pinLength",
+    )
+
     # Control API (/_sim/...) parameter errors.
     SIM_INVALID_PARAM = ErrorSpec(400, "invalid_param", 1020, "Invalid parameter", "control")
     SIM_NOT_FOUND = ErrorSpec(404, "not_found", 1021, "Not found", "control")
@@ -201,6 +209,16 @@ class E:
     )
     HEADERS_TOO_LARGE = ErrorSpec(
         431, "invalid_request", 1034, "The request line or a header is too long", "edge"
+    )
+    EXPECTATION_FAILED = ErrorSpec(
+        417, "invalid_request", 1037, "Unknown Expect header (only 100-continue)", "edge"
+    )
+    BROWSER_HOST_NOT_ALLOWED = ErrorSpec(
+        403,
+        "access_denied",
+        1036,
+        "A web page on this host name may not use the provider API (see --allowed-host)",
+        "edge",
     )
 
 

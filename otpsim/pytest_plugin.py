@@ -6,174 +6,70 @@ Fixtures:
   URL to give the code under test; helpers wait instead of sleeping::
 
       def test_login_sends_a_code(otpsim, app):
-          app.start_login(phone="+33612345678", sms_api=otpsim.url, api_key=otpsim.api_key)
+          app.start_login(phone="+33612345678", sms_api=otpsim.url, api_key="app-key")
           pin = otpsim.latest_pin("+33612345678", timeout=5)
           assert app.finish_login(pin)
 
-  ``otpsim.aio`` has the same helpers as coroutines, for async tests.
-* ``otpsim_server`` (session): one simulator per test session (per xdist worker), started
-  in-process on 127.0.0.1 on a free port, or the one at ``$OTPSIM_URL``.
+  ``otpsim.aio`` has the same helpers as coroutines, for async tests. On the session's
+  own simulator the helpers see every account, so whatever key (or OAuth client) the
+  application is configured with, they find what it sent.
+* ``otpsim_server`` (session): the :class:`otpsim.testing.Controller` of this session:
+  one simulator per test session (per xdist worker), started in-process on 127.0.0.1 on
+  a free port, or the one at ``$OTPSIM_URL``.
 * ``otpsim_settings`` (session): the in-process simulator's Settings; override it in a
   conftest.py to change defaults or credentials.
-* ``otpsim_api_key`` (session): the API key the helpers (and your code) use; each xdist
-  worker gets its own, so workers never see each other's messages.
+* ``otpsim_api_key`` (session): the API key of the helpers' own provider calls; each
+  xdist worker gets its own.
+* ``otpsim_account`` (session): the account the helpers look at: None (every account)
+  on the session's own simulator; on a shared one (``$OTPSIM_URL``) ``otpsim_api_key``.
+  Override it to return the API key, or OAuth client id, the application authenticates
+  with.
+
+The marker ``@pytest.mark.otpsim(scenario=..., settings=...)`` sets one test up: a
+scenario (a file, relative to the test file, YAML text or a mapping) active from its
+start; settings (a Settings, or a mapping of Settings fields over ``otpsim_settings``)
+for a simulator of its own, started for that test only.
 
 An unexpected failure inside an in-process simulator (a 500 it did not mean to answer)
 fails the test during which it happened, with the simulator's traceback.
+
+This module is imported by every pytest run where otpsim is installed, so it imports
+nothing heavy itself: the simulator is imported when a test first asks for it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
+import dataclasses
 import os
-import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from otpsim.client import AsyncClient, Client, Json
-from otpsim.config import Settings
+if TYPE_CHECKING:
+    from otpsim.config import Settings
+    from otpsim.testing import Controller, Otpsim
+
+MARKER = "otpsim"
+MARKER_HELP = (
+    "otpsim(scenario=None, settings=None): set up the otpsim fixture for this test: "
+    "a scenario (file path, YAML text or mapping) active from its start, and/or "
+    "settings (Settings, or a mapping of Settings fields) for a simulator of its own"
+)
 
 
-class _ErrorLog(logging.Handler):
-    """Collects what the simulator logs at ERROR and above."""
+def __getattr__(name: str) -> Any:
+    """``Otpsim`` and ``SimulatorServer`` now live in :mod:`otpsim.testing`."""
+    if name in ("Otpsim", "SimulatorServer", "Controller"):
+        import otpsim.testing
 
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
+        return getattr(otpsim.testing, name)
+    raise AttributeError(name)
 
 
-class SimulatorServer:
-    """A simulator running in a background thread with its own event loop."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.url = ""
-        self.errors = _ErrorLog()
-        self._ready = threading.Event()
-        self._failed: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._run, name="otpsim", daemon=True)
-
-    def start(self) -> str:
-        logging.getLogger("otpsim").addHandler(self.errors)
-        self._thread.start()
-        if not self._ready.wait(timeout=30):
-            raise RuntimeError("the otpsim server did not start within 30 s")
-        if self._failed is not None:
-            raise RuntimeError(f"the otpsim server did not start: {self._failed}")
-        return self.url
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=30)
-        logging.getLogger("otpsim").removeHandler(self.errors)
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as exc:  # reported by start()
-            self._failed = exc
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        from aiohttp import web
-
-        from otpsim.server.app import create_app
-
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        runner = web.AppRunner(create_app(self.settings), access_log=None)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, "127.0.0.1", self.settings.port)
-            await site.start()
-            self.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-            self._ready.set()
-            await self._stop.wait()
-        finally:
-            await runner.cleanup()
-
-
-class _Async:
-    """``otpsim.aio``: the helpers as coroutines (each call uses its own connection)."""
-
-    def __init__(self, url: str, api_key: str, admin_token: str | None) -> None:
-        self._args = (url, api_key, admin_token)
-
-    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
-        url, api_key, admin_token = self._args
-        method = getattr(AsyncClient, name, None)
-        if method is None or name.startswith("_"):
-            raise AttributeError(name)
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            async with AsyncClient(
-                url, api_key=api_key, account=api_key, admin_token=admin_token
-            ) as client:
-                return await getattr(client, name)(*args, **kwargs)
-
-        return call
-
-
-class Otpsim:
-    """The ``otpsim`` fixture: one test's view of the simulator.
-
-    Queries see only this test's account (``api_key``); with an in-process simulator
-    every test also starts with a fresh clock and no scenario.
-    """
-
-    def __init__(self, url: str, api_key: str, admin_token: str | None = None) -> None:
-        self.url = url
-        self.api_key = api_key
-        self.client = Client(url, api_key=api_key, account=api_key, admin_token=admin_token)
-        self.aio = _Async(url, api_key, admin_token)
-
-    def latest_pin(
-        self, phone: str | None = None, *, otp_id: str | None = None, timeout: float = 5.0
-    ) -> str:
-        """The PIN of the newest SMS to ``phone`` (or of ``otp_id``), waiting for it."""
-        return self.client.latest_pin(phone, otp_id=otp_id, timeout=timeout)
-
-    def latest_message(
-        self, phone: str | None = None, *, otp_id: str | None = None, timeout: float = 5.0
-    ) -> Json:
-        message = self.client.latest_message(phone, otp_id=otp_id, wait=timeout)
-        if message is None:
-            from otpsim.client import NoMessage
-
-            raise NoMessage(f"no SMS delivered to {phone or otp_id} within {timeout:g}s")
-        return message
-
-    def messages(self, phone: str | None = None) -> list[Json]:
-        """SMS sent in this test, newest first."""
-        return self.client.messages(phone)
-
-    def otps(self, phone: str | None = None) -> list[Json]:
-        return self.client.otps(phone)
-
-    def advance(self, seconds: float) -> Json:
-        """Move the simulator clock; expiries and callback retries in between happen."""
-        return self.client.advance(seconds)
-
-    def callbacks(self, otp_id: str | None = None) -> list[Json]:
-        """Callback deliveries (with every attempt) of this test, or of one OTP."""
-        return self.client.callbacks(otp_id)
-
-    def use_scenario(self, scenario: str | Path | dict[str, Any]) -> Json:
-        """Activate a scenario's network rules: a file path, YAML text or a mapping."""
-        return self.client.use_scenario(scenario)
-
-    def reset(self) -> None:
-        self.client.reset()
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
 
 
 def _worker(config: pytest.Config) -> str:
@@ -184,50 +80,122 @@ def _worker(config: pytest.Config) -> str:
 @pytest.fixture(scope="session")
 def otpsim_settings() -> Settings:
     """Settings of the in-process simulator; override to change defaults or credentials."""
-    return Settings(port=0, callback_batch_window=0.05, shutdown_grace=1.0)
+    from otpsim.testing import default_settings
+
+    return default_settings()
 
 
 @pytest.fixture(scope="session")
 def otpsim_api_key(request: pytest.FixtureRequest) -> str:
-    """The API key (and so the account) this test session uses; one per xdist worker."""
+    """The API key of the helpers' own provider calls; one per xdist worker."""
     return f"pytest-{_worker(request.config)}"
 
 
 @pytest.fixture(scope="session")
-def otpsim_server(otpsim_settings: Settings) -> Iterator[SimulatorServer | str]:
+def otpsim_account(otpsim_api_key: str) -> str | None:
+    """The account the helpers see: None (every account) on the session's own simulator;
+    on a shared one (``$OTPSIM_URL``), ``otpsim_api_key``. Override it to name the account
+    the application authenticates as: its API key, or its OAuth client id."""
+    return otpsim_api_key if os.environ.get("OTPSIM_URL") else None
+
+
+@pytest.fixture(scope="session")
+def otpsim_server(
+    otpsim_settings: Settings, otpsim_api_key: str, otpsim_account: str | None
+) -> Iterator[Controller]:
     """The simulator of this session: an in-process one, or the one at $OTPSIM_URL."""
+    from otpsim.testing import Controller
+
     external = os.environ.get("OTPSIM_URL")
     if external:
-        Client(external).health()  # fail early and clearly if it is not there
-        yield external.rstrip("/")
-        return
-    server = SimulatorServer(otpsim_settings)
-    server.start()
+        controller = Controller(
+            url=external,
+            api_key=otpsim_api_key,
+            account=otpsim_account,
+            admin_token=os.environ.get("OTPSIM_ADMIN_TOKEN"),
+        )
+    else:
+        controller = Controller(otpsim_settings, api_key=otpsim_api_key, account=otpsim_account)
+    controller.start()
     try:
-        yield server
+        yield controller
     finally:
-        server.stop()
+        controller.stop()
+
+
+def _marker_args(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The ``@pytest.mark.otpsim`` arguments of this test (closest marker wins)."""
+    marker = request.node.get_closest_marker(MARKER)
+    if marker is None:
+        return {}
+    unknown = sorted(set(marker.kwargs) - {"scenario", "settings"})
+    if marker.args or unknown:
+        given = ", ".join([*(repr(a) for a in marker.args), *unknown])
+        pytest.fail(
+            f"@pytest.mark.otpsim takes scenario= and settings= only; got {given}",
+            pytrace=False,
+        )
+    return dict(marker.kwargs)
+
+
+def _scenario(value: Any, request: pytest.FixtureRequest) -> Any:
+    """A scenario path relative to the test file, if it names a file there."""
+    if isinstance(value, Path) or (
+        isinstance(value, str) and "\n" not in value and value.endswith((".yaml", ".yml", ".json"))
+    ):
+        beside = Path(request.node.path).parent / value
+        return beside if beside.exists() else Path(value)
+    return value
+
+
+def _own_settings(value: Any, request: pytest.FixtureRequest) -> Settings:
+    from otpsim.config import Settings
+
+    if isinstance(value, Settings):
+        return value
+    if not isinstance(value, Mapping):
+        pytest.fail(
+            "@pytest.mark.otpsim(settings=...) expects Settings or a mapping of its fields, "
+            f"got {type(value).__name__}",
+            pytrace=False,
+        )
+    base: Settings = request.getfixturevalue("otpsim_settings")
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    unknown = sorted(set(value) - fields)
+    if unknown:
+        pytest.fail(
+            f"@pytest.mark.otpsim(settings=...): unknown Settings field(s) {', '.join(unknown)}",
+            pytrace=False,
+        )
+    return dataclasses.replace(base, **dict(value))
 
 
 @pytest.fixture
-def otpsim(otpsim_server: SimulatorServer | str, otpsim_api_key: str) -> Iterator[Otpsim]:
+def otpsim(request: pytest.FixtureRequest) -> Iterator[Otpsim]:
     """The simulator, clean for this test (see the module docstring)."""
-    if isinstance(otpsim_server, str):
-        helper = Otpsim(otpsim_server, otpsim_api_key, os.environ.get("OTPSIM_ADMIN_TOKEN"))
-        helper.reset()  # this account only: the server is shared
-        yield helper
-        return
-    admin = otpsim_server.settings.admin_token
-    helper = Otpsim(otpsim_server.url, otpsim_api_key, admin)
-    owner = Client(otpsim_server.url, admin_token=admin)
-    owner.reset()  # everything, clock included: the server is ours
-    owner.clear_scenario()
-    seen = len(otpsim_server.errors.records)
-    yield helper
-    new = otpsim_server.errors.records[seen:]
-    if new:
-        formatter = logging.Formatter("%(name)s: %(message)s")
-        details = "\n".join(formatter.format(r) for r in new)
-        if new[0].exc_info:
-            details += "\n" + formatter.formatException(new[0].exc_info)
-        pytest.fail(f"otpsim failed during this test:\n{details}", pytrace=False)
+    args = _marker_args(request)
+    scenario = _scenario(args["scenario"], request) if "scenario" in args else None
+    own = None
+    if "settings" in args:
+        if os.environ.get("OTPSIM_URL"):
+            pytest.skip(
+                "@pytest.mark.otpsim(settings=...) needs a simulator of its own; "
+                "OTPSIM_URL names a shared one"
+            )
+        from otpsim.testing import Controller
+
+        settings = _own_settings(args["settings"], request)
+        own = Controller(
+            settings,
+            api_key=request.getfixturevalue("otpsim_api_key"),
+            account=request.getfixturevalue("otpsim_account"),
+        )
+    controller: Controller = own or request.getfixturevalue("otpsim_server")
+    try:
+        yield controller.fresh(scenario)
+        failures = controller.failures()
+        if failures:
+            pytest.fail(f"otpsim failed during this test:\n{failures}", pytrace=False)
+    finally:
+        if own is not None:
+            own.stop()

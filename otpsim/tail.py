@@ -81,6 +81,8 @@ async def tail(
                 line = format_event(event, wanted, color)
                 if line is not None:
                     print(line, file=out, flush=True)
+        except BrokenPipeError:
+            raise  # our reader has gone (otpsim tail | head -1): not a lost connection
         except (OSError, websockets.exceptions.WebSocketException, json.JSONDecodeError) as exc:
             print(f"otpsim tail: disconnected ({exc}); retrying in {backoff:g}s", file=err)
             await asyncio.sleep(backoff)

@@ -3,8 +3,10 @@
 Every YAML document otpsim reads (scenario files, ``PUT /_sim/scenario`` bodies, config
 files) comes through :func:`load_yaml`, which refuses hostile shapes *before* building
 anything: more than :data:`MAX_BYTES`, nesting deeper than :data:`MAX_DEPTH`, aliases
-that expand the document past :data:`MAX_NODES` values (the "billion laughs"), aliases
-to their own enclosing node, and integers longer than :data:`MAX_INT_DIGITS` digits.
+that expand the document past :data:`MAX_NODES` values (the "billion laughs") or past
+:data:`MAX_EXPANDED_BYTES` bytes of scalar text (a few aliases of one long string, which
+anything that prints the value would copy), aliases to their own enclosing node, and
+integers longer than :data:`MAX_INT_DIGITS` digits.
 The check reads the parser's event stream once (no recursion, no expansion), so a
 hostile document is refused in about the time it takes to read it.
 
@@ -29,6 +31,7 @@ Path = tuple[str | int, ...]
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 64  # nested mappings and lists
 MAX_NODES = 100_000  # values in the document with every alias expanded
+MAX_EXPANDED_BYTES = 4 * 1024 * 1024  # UTF-8 bytes of its scalars, every alias expanded
 MAX_INT_DIGITS = 100
 
 # The C parser when PyYAML was built with libyaml (it is not recursive); else pure Python.
@@ -69,36 +72,48 @@ class YamlDoc:
 def _check_shape(text: str) -> None:
     """Refuse a document too deep, or whose aliases expand it too far, from its events.
 
-    Each open collection counts the values it holds with aliases expanded; an anchor
-    remembers its node's count, so an alias costs what it stands for without being
-    walked. Raises _Refused naming the line where the limit was crossed.
+    Each open collection counts the values it holds and the bytes of their scalars with
+    aliases expanded; an anchor remembers its node's counts, so an alias costs what it
+    stands for without being walked. Raises _Refused naming the line where a limit was
+    crossed.
     """
-    open_: list[tuple[str | None, int]] = []  # (anchor, values counted before it opened)
-    sizes: dict[str, int] = {}
+    open_: list[tuple[str | None, int, int]] = []  # (anchor, values, bytes before it opened)
+    sizes: dict[str, tuple[int, int]] = {}  # anchor -> (values, bytes)
     counted = 0  # values so far, every alias expanded
+    weight = 0  # bytes of scalar text so far, every alias expanded
     for event in yaml.parse(text, Loader=_Loader):
         if isinstance(event, yaml.CollectionStartEvent):
             if len(open_) >= MAX_DEPTH:
                 raise _Refused(_line(event), f"nested more than {MAX_DEPTH} levels deep")
-            open_.append((event.anchor, counted))
+            open_.append((event.anchor, counted, weight))
             counted += 1
         elif isinstance(event, yaml.CollectionEndEvent):
-            anchor, before = open_.pop()
+            anchor, before, weight_before = open_.pop()
             if anchor is not None:
-                sizes[anchor] = counted - before
+                sizes[anchor] = (counted - before, weight - weight_before)
         elif isinstance(event, yaml.ScalarEvent):
+            size = len(event.value.encode("utf-8", "surrogatepass"))
             counted += 1
+            weight += size
             if event.anchor is not None:
-                sizes[event.anchor] = 1
+                sizes[event.anchor] = (1, size)
         elif isinstance(event, yaml.AliasEvent):
             name = event.anchor or ""
             if any(frame[0] == name for frame in open_):
                 raise _Refused(_line(event), f"alias *{name} refers to a node that contains it")
-            counted += sizes.get(name, 1)  # an unknown one: compose says so
+            values, size = sizes.get(name, (1, 0))  # an unknown one: compose says so
+            counted += values
+            weight += size
         if counted > MAX_NODES:
             raise _Refused(
                 _line(event),
                 f"the document expands to more than {MAX_NODES:,} values (aliases included)",
+            )
+        if weight > MAX_EXPANDED_BYTES:
+            raise _Refused(
+                _line(event),
+                f"the document expands to more than {MAX_EXPANDED_BYTES // 2**20} MiB of text "
+                "(aliases included)",
             )
 
 

@@ -119,7 +119,9 @@ def launch(
         cwd=folder,
         env={**os.environ, **(env or {})},
     )
-    return proc, read_until(proc, r"API:\s+(http://127\.0\.0\.1:\d+)").group(1)
+    # The text banner's "API:" line, or the JSON banner's "api" (--log-format json).
+    address = r'(?:API:\s+|"api": ")(http://127\.0\.0\.1:\d+)'
+    return proc, read_until(proc, address).group(1)
 
 
 def stop(proc: subprocess.Popen[str]) -> None:

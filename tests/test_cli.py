@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import call, otpsim_command
+from support import call, otpsim_command, read_until
 
 from otpsim.cli import collect_garbage_on_schedule
 
@@ -201,7 +202,9 @@ def test_sigterm_lets_an_in_flight_request_finish(start_server: Any) -> None:
     proc.send_signal(signal.SIGTERM)
     waiting.join(timeout=15)
     status, body = answer["result"]
-    assert (status, body["error"]["code"]) == (404, 1021)  # a real answer, not a reset
+    # A real answer, not a reset; and at once: the server does not wait out the poll.
+    assert (status, body["error"]["code"]) == (503, 1016)
+    assert "shutting down" in body["error"]["message"]
     assert proc.wait(timeout=15) == 0
 
 
@@ -229,3 +232,121 @@ async def test_serve_runs_full_collections_on_its_own_schedule() -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert gc.get_threshold() == before
+
+
+# -- the small traps: bare otpsim, a closed stdout, JSON all the way ---------------------
+
+
+def test_bare_otpsim_prints_the_help_and_exits_2() -> None:
+    done = run()
+    assert done.returncode == 2
+    assert done.stdout.startswith("usage: otpsim")
+    for command in ("serve", "wait", "run", "validate", "tail"):
+        assert command in done.stdout
+    assert "error" not in done.stderr
+
+
+def shell(script: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, timeout=60, **kwargs
+    )
+
+
+def test_run_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    import shlex
+
+    scenario = tmp_path / "slow.yaml"
+    scenario.write_text("steps:\n  - wait: 0.5\n  - wait: 0.1\n", encoding="utf-8")
+    command = shlex.join([*otpsim_command(), "run", str(scenario)])
+    done = shell(f'{command} | head -1; echo "exit=${{PIPESTATUS[0]}}"')
+    assert done.stdout.splitlines()[0] == f"{scenario}: slow"  # the one line head kept
+    assert done.stdout.splitlines()[-1] == "exit=141"
+    assert "Traceback" not in done.stderr
+    assert "BrokenPipe" not in done.stderr
+    assert done.stderr == ""
+
+
+def test_tail_into_a_closed_pipe_ends_quietly(start_server: Any) -> None:
+    import shlex
+
+    _, base = start_server()
+    command = shlex.join([*otpsim_command(), "tail", "--url", base])
+    proc = subprocess.Popen(
+        ["bash", "-c", f'{command} | head -1; echo "exit=${{PIPESTATUS[0]}}"'],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: the pipeline is stopped as one
+    )
+    try:
+        read_until(proc, "following", stream="stderr")
+        deadline = time.monotonic() + 20
+        while proc.poll() is None and time.monotonic() < deadline:
+            call("POST", f"{base}/otp", {"phoneNumber": "+33612345678"}, {"X-API-KEY": "k"})
+            time.sleep(0.2)  # one SMS for head's line, the next into the closed pipe
+        out, err = proc.communicate(timeout=10)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the pipeline, if it is still there
+        proc.wait(timeout=10)
+    lines = out.splitlines()
+    assert "+33612345678" in lines[0]
+    assert lines[-1] == "exit=141"
+    assert "Traceback" not in err
+    assert "disconnected" not in err
+
+
+def test_json_log_format_makes_every_line_json(start_server: Any) -> None:
+    import json
+
+    proc, base = start_server("--log-format", "json", "--fixed-pin", "+33612345678=975310")
+    _, otp = call("POST", f"{base}/otp", {"phoneNumber": "+33612345678"}, {"X-API-KEY": "k"})
+    _, message = call("GET", f"{base}/_sim/messages/latest?otpId={otp['otpId']}&wait=5")
+    assert message["pin"] == "975310"  # --fixed-pin, from the command line
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    rest = proc.stdout.read().splitlines()
+    err = proc.stderr.read().splitlines()
+    records = [json.loads(line) for line in [*rest, *err] if line]  # each one is JSON
+    assert [r["msg"] for r in records if r["logger"] == "otpsim"][-1] == "otpsim: stopped"
+    assert any(r["logger"] == "otpsim.access" for r in records)
+
+
+def test_the_json_banner_is_one_record(tmp_path: Path) -> None:
+    import json
+
+    proc = subprocess.Popen(
+        [*otpsim_command(), "serve", "--port", "0", "--log-format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        line = read_until(proc, r"^\{").string
+        banner = json.loads(line)
+        assert banner["logger"] == "otpsim"
+        assert banner["level"] == "info"
+        assert banner["msg"].endswith("a fake SMS provider is listening")
+        assert banner["api"].startswith("http://127.0.0.1:")
+        assert banner["inbox"] == banner["api"] + "/"
+        assert banner["auth"] == "any non-empty key"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def test_errors_in_json_mode_are_json_too() -> None:
+    import json
+
+    done = run("serve", "--log-format", "json", "--port", "70000")
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    record = json.loads(line)
+    assert (record["level"], record["logger"]) == ("error", "otpsim")
+    assert record["msg"].startswith("--port: expected a port from 0 to 65535")

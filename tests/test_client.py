@@ -58,8 +58,28 @@ def test_sync_client_end_to_end(start_server: Any, tmp_path: Path) -> None:
     sim.reset()
     assert sim.otps() == []
     assert sim.latest_message(FR) is None
-    with pytest.raises(NoMessage, match=r"no SMS delivered for phone \+33612345678 within 0\.2s"):
+    with pytest.raises(
+        NoMessage, match=r"no SMS delivered for phone \+33612345678 to account 'me' within 0\.2s$"
+    ):
         sim.latest_pin(FR, timeout=0.2)
+
+
+def test_a_client_of_one_account_finds_an_otp_of_another_by_id_and_says_where_it_went(
+    start_server: Any,
+) -> None:
+    _, base = start_server()
+    app = Client(base, api_key="the-apps-own-key")
+    otp = app.create_otp({"phoneNumber": FR})
+    helper = Client(base, api_key="helper", account="helper")
+    assert helper.latest_pin(otp_id=otp["otpId"]) == app.otp(otp["otpId"])["pin"]
+    assert [m["otpId"] for m in helper.messages(otp_id=otp["otpId"])] == [otp["otpId"]]
+    assert helper.messages(FR) == []  # by phone: this account only
+    with pytest.raises(NoMessage) as info:
+        helper.latest_pin(FR, timeout=0.1)
+    assert f"but account 'the-apps-own-key' received one (otpId {otp['otpId']})" in str(info.value)
+    assert Client(base, account="the-apps-own-key").latest_pin(FR) == helper.latest_pin(
+        otp_id=otp["otpId"]
+    )
 
 
 def test_api_errors_say_what_was_refused(start_server: Any) -> None:
@@ -88,4 +108,9 @@ async def test_async_client(aiohttp_server: Any) -> None:
         await sim.reset()
         assert await sim.otps() == []
         with pytest.raises(NoMessage):
+            await sim.latest_pin(FR, timeout=0)
+        other = await AsyncClient(str(server.make_url("")), api_key="app").__aenter__()
+        await other.create_otp({"phoneNumber": FR})
+        await other.close()
+        with pytest.raises(NoMessage, match="but account 'app' received one"):
             await sim.latest_pin(FR, timeout=0)

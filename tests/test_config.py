@@ -81,6 +81,10 @@ def test_config_path_from_environment(tmp_path: Path) -> None:
         ("- a\n- b\n", ":1: expected a mapping of settings"),
         ("defaults: 5\n", ":1: defaults: expected a mapping"),
         ("callbacks:\n  url: ftp://x\n", ":2: callbacks.url: expected an absolute http(s) URL"),
+        (
+            "callbacks:\n  url: http://127.0.0.1%3A80/x\n",
+            ":2: callbacks.url: expected a URL callbacks can",
+        ),
         ("callbacks:\n  retry_schedule: []\n", ":2: callbacks.retry_schedule: expected at least"),
         ("callbacks:\n  retry_schedule: [0, -5]\n", ":2: callbacks.retry_schedule: expected a"),
         ("seed: -1\n", ":1: seed: expected a whole number from 0 to 18446744073709551615"),
@@ -163,3 +167,66 @@ def test_a_bad_default_is_named_by_the_error_not_found_in_its_text(
     with pytest.raises(ProviderError) as refused:
         check_defaults(settings.otp_defaults)
     assert refused.value.param == param  # carried by the exception
+
+
+def test_fixed_pins_from_flags_env_and_file(tmp_path: Path) -> None:
+    from otpsim.cli import _cli_values, _parser
+
+    args = _parser().parse_args(
+        ["serve", "--fixed-pin", "+33612345678=123456", "--fixed-pin", "4477009*=ABCD"]
+    )
+    assert _cli_values(args)["fixed_pins"] == (("+33612345678", "123456"), ("+4477009*", "ABCD"))
+    env = {"OTPSIM_FIXED_PIN": r"re:^\+1555=0000,*=999999"}
+    assert load_settings(env=env).fixed_pins == ((r"re:^\+1555", "0000"), ("*", "999999"))
+    path = write(tmp_path, "fixed_pins: ['+33612345678=123456']\n")
+    assert load_settings(env={}, config_path=path).fixed_pins == (("+33612345678", "123456"),)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("+33612345678", "OTPSIM_FIXED_PIN: expected NUMBER_OR_PATTERN=PIN, got '+33612345678'"),
+        (
+            "+33612345678=12",
+            "OTPSIM_FIXED_PIN: expected a PIN of 4 to 10 digits or capital letters, got '12'",
+        ),
+        (
+            "+33612345678=abcdef",
+            "OTPSIM_FIXED_PIN: expected a PIN of 4 to 10 digits or capital letters, got 'abcdef'",
+        ),
+        (
+            "phone=123456",
+            "OTPSIM_FIXED_PIN: expected an E.164 number, a prefix ending in '*' or re:REGEX, got 'phone'",
+        ),
+        ("re:([=123456", "OTPSIM_FIXED_PIN: invalid regular expression"),
+    ],
+)
+def test_a_bad_fixed_pin_is_one_clear_line(given: str, expected: str) -> None:
+    with pytest.raises(OtpsimError) as info:
+        load_settings(env={"OTPSIM_FIXED_PIN": given})
+    assert str(info.value).startswith(expected), str(info.value)
+
+
+def test_beyond_loopback_needs_an_admin_token_or_an_explicit_insecure_open() -> None:
+    with pytest.raises(OtpsimError) as refused:
+        load_settings(env={"OTPSIM_HOST": "0.0.0.0"})
+    assert "needs --admin-token" in str(refused.value)
+    assert "--insecure-open true" in str(refused.value)  # the way out is named
+    opened = load_settings(env={"OTPSIM_HOST": "0.0.0.0", "OTPSIM_INSECURE_OPEN": "true"})
+    assert opened.insecure_open
+    assert opened.admin_token is None
+
+
+def test_insecure_open_is_announced_loudly_only_when_it_opens_something() -> None:
+    from otpsim.cli import exposure_warning
+
+    opened = load_settings(env={"OTPSIM_HOST": "0.0.0.0", "OTPSIM_INSECURE_OPEN": "true"})
+    warning = exposure_warning(opened, 8790)
+    assert warning is not None
+    assert warning.startswith("otpsim: WARNING: --insecure-open: 0.0.0.0:8790 has no admin token")
+    assert "every PIN" in warning
+    guarded = load_settings(
+        env={"OTPSIM_HOST": "0.0.0.0", "OTPSIM_INSECURE_OPEN": "true", "OTPSIM_ADMIN_TOKEN": "t"}
+    )
+    assert exposure_warning(guarded, 8790) is None
+    assert exposure_warning(load_settings(env={"OTPSIM_INSECURE_OPEN": "true"}), 8790) is None

@@ -95,12 +95,14 @@ def test_every_otpsim_command_in_the_ci_recipes_is_accepted() -> None:
     readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Use it in CI", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
-    assert len(blocks) == 2
+    assert len(blocks) == 5
     commands = []
     for block in blocks:
         yaml.safe_load(block)  # each recipe is valid YAML
-        commands += re.findall(r"(otpsim (?:serve|wait|run|validate|tail)[^>&\n]*)", block)
-    assert len(commands) >= 6
+        commands += re.findall(
+            r"(otpsim (?:serve|wait|run|validate|tail|scenarios)[^>&\n`]*)", block
+        )
+    assert len(commands) >= 3
     for command in commands:
         _parser().parse_args(shlex.split(command)[1:])  # exits on a bad command line
 

@@ -27,7 +27,8 @@ COLLABORATORS = frozenset(
 FACE = frozenset({
     "settings", "bus", "timers", "delivery_log", "subscribe",
     "recover", "run", "wait_durable", "close", "new_id",
-    "admit", "check_client", "issue_token", "balance", "set_balance",
+    "admit", "check_client", "issue_token", "live_tokens", "balance", "set_balance",
+    "accounts_with_balance",
     "create_otp", "validate_number", "get_otp", "list_otps", "status_counts", "verify",
     "cancel", "messages", "latest_message", "wait_latest_message", "clear_messages",
     "now", "clock_json", "move_clock", "use_scenario", "scenario_json", "reset",

@@ -181,3 +181,207 @@ def test_a_missing_external_server_is_a_clear_error(
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*Connection refused*"])
+
+
+# -- the account trap: the application has its own key, the helpers still see its SMS --
+
+APP_WITH_ITS_OWN_KEY = """
+import pytest
+import smscx_client
+from smscx_client.api import oauth_api, otp_api
+from smscx_client.model.new_otp_request import NewOtpRequest
+
+APP_SETTINGS = {"sms_api_key": "test-key", "oauth_id": "my-app", "oauth_secret": "s3cret"}
+
+
+def app_otp_api(otpsim):
+    # The application is configured with its own key, not otpsim.api_key.
+    configuration = smscx_client.Configuration(host=otpsim.url, api_key=APP_SETTINGS["sms_api_key"])
+    return otp_api.OtpApi(smscx_client.ApiClient(configuration))
+
+
+def test_latest_pin_by_phone(otpsim):
+    api = app_otp_api(otpsim)
+    otp = api.new_otp(NewOtpRequest(phone_number="+33612345678"))
+    pin = otpsim.latest_pin("+33612345678")
+    assert api.verify_otp(otp.otp_id, pin).status == "VERIFIED"
+    assert [m["account"] for m in otpsim.messages("+33612345678")] == ["test-key"]
+    assert [o["otpId"] for o in otpsim.otps()] == [otp.otp_id]
+
+
+def test_latest_pin_by_otp_id(otpsim):
+    api = app_otp_api(otpsim)
+    otp = api.new_otp(NewOtpRequest(phone_number="+33612345678"))
+    assert otpsim.latest_message(otp_id=otp.otp_id)["account"] == "test-key"
+    assert api.verify_otp(otp.otp_id, otpsim.latest_pin(otp_id=otp.otp_id)).status == "VERIFIED"
+
+
+def test_oauth_client(otpsim):
+    login = smscx_client.Configuration(
+        host=otpsim.url, username=APP_SETTINGS["oauth_id"], password=APP_SETTINGS["oauth_secret"]
+    )
+    token = oauth_api.OauthApi(smscx_client.ApiClient(login)).get_access_token()
+    bearer = smscx_client.Configuration(host=otpsim.url, access_token=token.access_token)
+    api = otp_api.OtpApi(smscx_client.ApiClient(bearer))
+    otp = api.new_otp(NewOtpRequest(phone_number="+33612345678"))
+    assert otpsim.latest_message("+33612345678")["account"] == "my-app"  # the client id
+    assert api.verify_otp(otp.otp_id, otpsim.latest_pin("+33612345678")).status == "VERIFIED"
+
+
+async def test_the_async_helpers_too(otpsim):
+    otp = app_otp_api(otpsim).new_otp(NewOtpRequest(phone_number="+33612345678"))
+    assert await otpsim.aio.latest_pin("+33612345678") == otpsim.latest_pin(otp_id=otp.otp_id)
+"""
+
+
+def test_the_helpers_see_what_an_app_with_its_own_key_sent(pytester: pytest.Pytester) -> None:
+    pytester.makeini(INI)
+    pytester.makepyfile(test_app=APP_WITH_ITS_OWN_KEY)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
+
+
+SHARED_SERVER_APP = """
+import pytest
+import smscx_client
+from otpsim.client import NoMessage
+from smscx_client.api import otp_api
+from smscx_client.model.new_otp_request import NewOtpRequest
+
+
+def app_otp_api(otpsim):
+    configuration = smscx_client.Configuration(host=otpsim.url, api_key="test-key")
+    return otp_api.OtpApi(smscx_client.ApiClient(configuration))
+
+
+def test_by_phone_names_the_account_that_has_it(otpsim):
+    app_otp_api(otpsim).new_otp(NewOtpRequest(phone_number="+33612345678"))
+    with pytest.raises(NoMessage) as caught:
+        otpsim.latest_pin("+33612345678", timeout=0.5)
+    print("MESSAGE:", caught.value)
+
+
+def test_by_otp_id_always_works(otpsim):
+    api = app_otp_api(otpsim)
+    otp = api.new_otp(NewOtpRequest(phone_number="+33612345678"))
+    assert api.verify_otp(otp.otp_id, otpsim.latest_pin(otp_id=otp.otp_id)).status == "VERIFIED"
+"""
+
+NAMED_ACCOUNT = """
+import pytest
+
+@pytest.fixture(scope="session")
+def otpsim_account():
+    return "test-key"  # as the application authenticates
+"""
+
+SHARED_SERVER_NAMED = """
+import smscx_client
+from smscx_client.api import otp_api
+from smscx_client.model.new_otp_request import NewOtpRequest
+
+
+def test_by_phone(otpsim):
+    configuration = smscx_client.Configuration(host=otpsim.url, api_key="test-key")
+    api = otp_api.OtpApi(smscx_client.ApiClient(configuration))
+    otp = api.new_otp(NewOtpRequest(phone_number="+33612345678"))
+    assert api.verify_otp(otp.otp_id, otpsim.latest_pin("+33612345678")).status == "VERIFIED"
+    assert [m["account"] for m in otpsim.messages()] == ["test-key"]
+"""
+
+
+def test_on_a_shared_server_the_error_names_the_account_and_the_fix(
+    pytester: pytest.Pytester, start_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, base = start_server()
+    monkeypatch.setenv("OTPSIM_URL", base)
+    pytester.makepyfile(test_shared=SHARED_SERVER_APP)
+    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*MESSAGE: no SMS delivered for phone +33612345678 to account 'pytest-main' within "
+            "0.5s; but account 'test-key' received one (otpId *): the application "
+            "authenticates as 'test-key' (its API key or OAuth client id). Look there: "
+            "account='test-key' (Client, otpsim.testing.Controller), or return 'test-key' "
+            "from the otpsim_account fixture"
+        ]
+    )
+    # Named as the application authenticates, the helpers see it (and reset it).
+    pytester.makeconftest(NAMED_ACCOUNT)
+    pytester.makepyfile(test_shared=SHARED_SERVER_NAMED)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(passed=1)
+
+
+# -- the marker -------------------------------------------------------------------------
+
+MARKED = """
+import pytest
+from otpsim.client import ApiError
+
+DOWN = {"network": {"rules": [{"match": "*", "error": 503}]}}
+
+
+@pytest.mark.otpsim(scenario=DOWN)
+def test_a_scenario_from_the_start(otpsim):
+    with pytest.raises(ApiError) as caught:
+        otpsim.client.create_otp({"phoneNumber": "+33612345678"})
+    assert caught.value.status == 503
+
+
+@pytest.mark.otpsim(scenario="slow.yaml")
+def test_a_scenario_file_beside_the_test(otpsim):
+    otp = otpsim.client.create_otp({"phoneNumber": "+33612345678"})
+    assert otpsim.messages()[0]["status"] == "QUEUED"
+    otpsim.advance(31)
+    assert otpsim.latest_message(otp_id=otp["otpId"])["status"] == "DELIVERED"
+
+
+@pytest.mark.otpsim(settings={"default_from": "ACME", "default_pin_length": 4})
+def test_settings_of_its_own(otpsim):
+    otpsim.client.create_otp({"phoneNumber": "+33612345678"})
+    message = otpsim.latest_message("+33612345678")
+    assert (message["from"], len(message["pin"])) == ("ACME", 4)
+
+
+def test_unmarked_tests_are_as_usual(otpsim):
+    assert otpsim.client.scenario()["active"] is False
+    otpsim.client.create_otp({"phoneNumber": "+33612345678"})
+    assert otpsim.latest_message("+33612345678")["from"] != "ACME"
+
+
+@pytest.mark.otpsim(settings={"no_such_setting": 1})
+def test_a_typo_is_named(otpsim):
+    pass
+"""
+
+
+def test_the_marker_sets_up_one_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_marked=MARKED)
+    (pytester.path / "slow.yaml").write_text(
+        "network:\n  rules:\n    - match: '*'\n      delay: 30\n", encoding="utf-8"
+    )
+    result = pytester.runpytest_subprocess("--strict-markers", "-p", "no:randomly")
+    result.assert_outcomes(passed=4, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*@pytest.mark.otpsim(settings=...): unknown Settings field(s) no_such_setting*"]
+    )
+    assert "not registered" not in result.stdout.str()
+
+
+def test_importing_the_plugin_imports_nothing_heavy() -> None:
+    """Every pytest run where otpsim is installed loads the plugin: it must stay cheap."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, otpsim.pytest_plugin; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('aiohttp', 'phonenumbers', 'yaml', 'jinja2', 'babel', 'orjson', 'websockets') "
+        "or m in ('otpsim.client', 'otpsim.config', 'otpsim.testing')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"

@@ -31,7 +31,11 @@ def test_readme_starts_with_the_two_commands() -> None:
     ]
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
     assert "pip\" install -q '.[test]'" in ci
-    assert ci.rstrip().endswith('"$venv/bin/pytest"')
+    assert '\n"$venv/bin/pytest"\n' in ci
+    # The slow container check comes after the quick tests, and reports its time.
+    after = ci.split('\n"$venv/bin/pytest"\n', 1)[1]
+    assert ".ci/container-check" in after
+    assert "container check took" in after
 
 
 def test_tour_runs_verbatim(start_server: Any, tmp_path: Path) -> None:
@@ -74,3 +78,26 @@ def test_signature_snippet_verifies_a_real_signature() -> None:
         old = {**headers, "webhook-timestamp": str(now - 3600)}
         old["webhook-signature"] = sign(secret, "msg_1", now - 3600, body)
         assert not verify(secret, old, body)
+
+
+def test_the_readme_shows_the_sdk_fixture_example_verbatim() -> None:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("### The official SDK with the pytest fixture", 1)[1].split("\n## ", 1)[0]
+    example = (README.parent / "tests" / "examples" / "test_sdk_fixture_example.py").read_text(
+        encoding="utf-8"
+    )
+    assert "```python\n" + example + "```" in section
+    assert 'api_key=APP_SETTINGS["sms_api_key"]' in example  # the app's own key
+
+
+def test_the_readme_documents_every_fixture_and_the_marker() -> None:
+    import otpsim.pytest_plugin as plugin
+
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Use it from pytest", 1)[1].split("\n## ", 1)[0]
+    for name in ("otpsim_settings", "otpsim_api_key", "otpsim_account", "OTPSIM_URL"):
+        assert f"`{name}`" in section, name
+        if name.startswith("otpsim_"):
+            assert callable(getattr(plugin, name)), name
+    assert "@pytest.mark.otpsim(scenario=" in section
+    assert "@pytest.mark.otpsim(settings=" in section

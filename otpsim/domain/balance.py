@@ -41,20 +41,32 @@ class Balances:
         self._configured = dict(accounts or {})
         self._accounts: dict[str, _Account] = {}
 
+    def __len__(self) -> int:
+        """How many accounts have a balance of their own (set, or spent from)."""
+        return len(self._accounts)
+
     def _account(self, account: str) -> _Account:
+        """The account's state, kept from now on (to charge or set it)."""
         found = self._accounts.get(account)
         if found is None:
-            limit = self._configured.get(account, self._default)
-            found = self._accounts[account] = _Account(limit)
+            found = self._accounts[account] = self._peek(account)
+        return found
+
+    def _peek(self, account: str) -> _Account:
+        """The account's state for reading: a fresh one is not kept, so that asking
+        about any number of accounts creates nothing."""
+        found = self._accounts.get(account)
+        if found is None:
+            found = _Account(self._configured.get(account, self._default))
         return found
 
     def balance(self, account: str) -> float | None:
         """What is left (None: unlimited)."""
-        return self._account(account).limit
+        return self._peek(account).limit
 
     def view(self, account: str) -> dict[str, object]:
         """The provider's AccountBalance object: ``{"balance", "currency", "billing"}``."""
-        found = self._account(account)
+        found = self._peek(account)
         if found.limit is None:
             return {"balance": round(-found.spent, _PLACES), "currency": CURRENCY,
                     "billing": "postpaid"}  # fmt: skip
@@ -62,7 +74,7 @@ class Balances:
 
     def check(self, account: str, cost: float) -> None:
         """Raise 400 ``insufficient_credit`` 1113 if ``cost`` is more than what is left."""
-        left = self._account(account).limit
+        left = self._peek(account).limit
         if left is not None and cost > left:
             raise ProviderError(
                 E.INSUFFICIENT_CREDIT,

@@ -55,6 +55,34 @@ def generate(pin_type: str, length: int, rng: random.Random | None = None) -> st
     return pin[:length].decode("ascii")
 
 
+FIXED_LENGTH: Final = (4, 10)  # as a request's pinLength may be
+
+
+def check_fixed(pin: str) -> str:
+    """A fixed PIN (``--fixed-pin``, a scenario's ``network.fixed_pins``) as given;
+    ValueError saying what was expected."""
+    low, high = FIXED_LENGTH
+    if not low <= len(pin) <= high or any(c not in ALPHABETS["alphanumeric"] for c in pin):
+        raise ValueError(
+            f"expected a PIN of {low} to {high} digits or capital letters, got {pin[:32]!r}"
+        )
+    return pin
+
+
+def misfit(pin: str, pin_type: str, length: int) -> str | None:
+    """Why ``pin`` cannot be a PIN of this type and length (None: it can be one).
+
+    >>> misfit("1234", "numbers", 6)
+    'its pinLength is 6'
+    """
+    problems = []
+    if len(pin) != length:
+        problems.append(f"its pinLength is {length}")
+    if any(c not in ALPHABETS[pin_type] for c in pin):
+        problems.append(f"its pinType is {pin_type}")
+    return " and ".join(problems) or None
+
+
 def matches(expected: str, given: str) -> bool:
     """Case-sensitive comparison in constant time (no timing oracle on the PIN)."""
     return hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8"))

@@ -18,7 +18,8 @@ import re
 import socket
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
+
+from yarl import URL
 
 from otpsim.domain import phones
 from otpsim.domain.defaults import OtpDefaults
@@ -107,22 +108,66 @@ def _callback_url(value: Any) -> str:
     if not isinstance(value, str) or len(value) > MAX_URL_LENGTH or any(c.isspace() for c in value):
         raise ProviderError(E.CALLBACK_URL_INVALID)
     try:
-        parts = urlsplit(value)
-        hostname = parts.hostname
-        _ = parts.port  # raises ValueError on a malformed port
-    except ValueError:
-        raise ProviderError(E.CALLBACK_URL_INVALID) from None
-    if parts.scheme.lower() not in ("http", "https") or not hostname:
-        raise ProviderError(E.CALLBACK_URL_INVALID)
+        client_target(value)
+    except ValueError as exc:
+        raise ProviderError(
+            E.CALLBACK_URL_INVALID,
+            f"The parameter 'otpCallbackUrl' is not a URL callbacks can be sent to ({exc})",
+        ) from None
     return value
 
 
+_LABEL = re.compile(r"[a-z0-9_-]{1,63}")
+_ALL_DIGITS = re.compile(r"[0-9.]+")
+
+
+def client_target(url: str) -> tuple[str, str, int]:
+    """The (scheme, host, port) the callbacks' HTTP client connects to for ``url``: the
+    URL parsed as aiohttp parses it (yarl), the host as it goes to the resolver (IDNA
+    ASCII, so ``ⓛocalhost`` and ``127。0。0。1`` are ``localhost`` and ``127.0.0.1``),
+    lowercased, without brackets or a final dot; the scheme's port when none is given.
+
+    ValueError, saying why, for a URL that client could not send: not http(s), no host,
+    a host no resolver knows (``127.0.0.1%3A80``, ``a..b``), a legacy numeric address
+    (``127.1``, ``2130706433``, ``0x7f.1``: aiohttp refuses them), or port 0."""
+    try:
+        parsed = URL(url)
+        port = parsed.port
+        raw_host = parsed.raw_host
+    except (ValueError, UnicodeError) as exc:
+        raise ValueError(str(exc) or "malformed") from None
+    scheme = parsed.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise ValueError("expected an http:// or https:// URL")
+    if not raw_host or port is None:
+        raise ValueError("no host")
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} cannot be connected to")
+    if ":" in raw_host:  # IPv6 (yarl has removed the brackets)
+        try:
+            host = ipaddress.ip_address((parsed.host or "").lower()).compressed
+        except ValueError:
+            raise ValueError(f"{raw_host!r} is not an IPv6 address") from None
+        return scheme, host, port
+    host = raw_host.lower().removesuffix(".")
+    legacy = _ALL_DIGITS.fullmatch(host) or (
+        all(_LABEL.fullmatch(label) for label in host.split(".")) and ip_of(host) is not None
+    )
+    if legacy:
+        try:
+            return scheme, str(ipaddress.IPv4Address(host)), port
+        except ValueError:
+            raise ValueError(f"{raw_host!r} is not a dotted-quad IPv4 address") from None
+    if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in host.split(".")):
+        raise ValueError(f"{raw_host!r} is not a host name")
+    return scheme, host, port
+
+
 def url_target(url: str) -> tuple[str, int]:
-    """The (host, port) a URL connects to: host lowercased, without brackets or a final
-    dot; the scheme's port when none is given. ValueError on a malformed URL."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").rstrip(".").lower()
-    return host, parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    """The (host, port) a URL connects to (see :func:`client_target`). ValueError on a
+    URL the client could not send."""
+    _, host, port = client_target(url)
+    return host, port
 
 
 def ip_of(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -4,12 +4,12 @@ Front ends (``server/``, the CLI, the pytest plugin) import from here: the Simul
 its value types, and the network model; never the engine's other modules.
 """
 
-from otpsim.engine.auth import Principal
+from otpsim.engine.auth import MAX_CREDENTIAL, Principal, too_long
 from otpsim.engine.network import NetworkSpec
 from otpsim.engine.scheduler import Job, Kind, Timers
 from otpsim.engine.simulator import Admission, Caller, Recovery, Simulator
 
 __all__ = [
-    "Admission", "Caller", "Job", "Kind", "NetworkSpec", "Principal", "Recovery",
-    "Simulator", "Timers",
+    "MAX_CREDENTIAL", "Admission", "Caller", "Job", "Kind", "NetworkSpec", "Principal",
+    "Recovery", "Simulator", "Timers", "too_long",
 ]  # fmt: skip

@@ -54,6 +54,15 @@ class Token:
 
 
 MAX_TOKENS = 100_000  # live tokens kept; beyond, the oldest issued is forgotten
+# The longest API key, bearer token, OAuth client id or account name taken (characters):
+# a credential becomes per-account state (tokens, balances, rate counts), so its size
+# is bounded. Longer ones are refused (401 on the provider API, 400 on the control API).
+MAX_CREDENTIAL = 256
+
+
+def too_long(what: str) -> str:
+    """``what`` is too long, saying the limit."""
+    return f"{what} is too long (at most {MAX_CREDENTIAL} characters)"
 
 
 def _same(a: str, b: str) -> bool:
@@ -99,12 +108,18 @@ class Authenticator:
         """Who is calling, from ``X-API-KEY`` or ``Authorization: Bearer``; 401 if no one."""
         if api_key is not None and api_key.strip():
             key = api_key.strip()
+            if len(key) > MAX_CREDENTIAL:
+                raise ProviderError(E.AUTH_BAD_KEY, f"Invalid API key: {too_long('the key')}")
             if self.strict and not any(_same(key, k) for k in self._settings.api_keys):
                 raise ProviderError(E.AUTH_BAD_KEY)
             return Principal(key, None)
         if api_key is not None:
             raise ProviderError(E.AUTH_BAD_KEY, "Invalid API key (empty)")
         if bearer is not None and bearer.strip():
+            if len(bearer.strip()) > MAX_CREDENTIAL:
+                raise ProviderError(
+                    E.AUTH_BAD_TOKEN, f"Invalid access token: {too_long('the token')}"
+                )
             return self._from_token(bearer.strip())
         raise ProviderError(E.AUTH_MISSING)
 
@@ -126,6 +141,10 @@ class Authenticator:
             raise ProviderError(
                 E.OAUTH_INVALID_CLIENT,
                 "Invalid client: send HTTP Basic credentials (application id and secret)",
+            )
+        if len(client_id) > MAX_CREDENTIAL:
+            raise ProviderError(
+                E.OAUTH_INVALID_CLIENT, f"Invalid client: {too_long('the application id')}"
             )
         if self.strict:
             expected = self._clients.get(client_id)

@@ -1,7 +1,7 @@
 """The network model: a typed value the engine runs on, whoever wrote it.
 
 A :class:`NetworkSpec` is what a scenario's ``network`` half means (carrier rules, seed,
-clock mode, OTP defaults, rate limit, balance). The scenario package parses YAML into
+clock mode, OTP defaults, rate limit, balance, fixed PINs). The scenario package parses YAML into
 one; the pytest plugin or a test may build one directly. The engine never reads YAML.
 
 Example::
@@ -37,6 +37,7 @@ class NetworkSpec:
     clock_start: float | None = None
     rate_limit: tuple[int | None, float] | None = None  # (limit or None = off, window)
     balance: float | None = None  # every account's starting balance (None: as configured)
+    fixed_pins: tuple[tuple[str, str], ...] = ()  # (match, PIN): see Settings.fixed_pins
 
     def otp_defaults(self, base: OtpDefaults) -> OtpDefaults:
         return replace(base, **dict(self.defaults))
@@ -52,6 +53,7 @@ class NetworkSpec:
             else {"limit": self.rate_limit[0], "window": self.rate_limit[1]}
         )
         data["balance"] = self.balance
+        data["fixedPins"] = [{"match": m, "pin": p} for m, p in self.fixed_pins]
         return data
 
 

@@ -19,6 +19,10 @@ from typing import NamedTuple
 from otpsim.clock import Clock
 
 NOMINAL_LIMIT = 1_000_000
+# Credentials counted at once. The window turns for every budget together, which empties
+# the table; on a frozen clock it never does, so beyond this the least recently counted
+# credential is forgotten (its budget starts again: it was not in use).
+MAX_KEYS = 10_000
 
 
 class RateState(NamedTuple):
@@ -38,8 +42,11 @@ class RateState(NamedTuple):
 
 
 class RateLimiter:
-    def __init__(self, clock: Clock, limit: int | None, window: float) -> None:
+    def __init__(
+        self, clock: Clock, limit: int | None, window: float, *, max_keys: int = MAX_KEYS
+    ) -> None:
         self._clock = clock
+        self._max_keys = max_keys
         self.limit = limit
         self.window = window
         self._window_start = -math.inf
@@ -60,11 +67,18 @@ class RateLimiter:
             self._window_start = math.floor(now / self.window) * self.window
             self._window_end = self._window_start + self.window
             self._counts = {}
-        count = self._counts.get(key, 0) + 1
-        self._counts[key] = count
+        counts = self._counts
+        count = counts.pop(key, 0) + 1  # re-inserted last: the table is in order of use
+        if len(counts) >= self._max_keys:
+            del counts[next(iter(counts))]  # the least recently counted
+        counts[key] = count
         limit = self.limit if self.limit is not None else NOMINAL_LIMIT
         allowed = self.limit is None or count <= self.limit
         return RateState(limit, max(0, limit - count), math.ceil(self._window_end), allowed)
+
+    def __len__(self) -> int:
+        """How many credentials are counted in the current window."""
+        return len(self._counts)
 
     def reset(self) -> None:
         self._window_start = -math.inf

@@ -41,8 +41,8 @@ from otpsim.domain.message import Message, SmsStatus
 from otpsim.domain.otp import Otp, Status, Verdict
 from otpsim.domain.request import parse_new_otp
 from otpsim.domain.sms import render, segment
-from otpsim.engine.auth import Authenticator, Principal
-from otpsim.engine.carrier import Action, Carrier, Fate
+from otpsim.engine.auth import MAX_CREDENTIAL, Authenticator, Principal
+from otpsim.engine.carrier import Action, Carrier, Fate, Rule
 from otpsim.engine.network import NetworkSpec
 from otpsim.engine.ratelimit import RateLimiter
 from otpsim.engine.scheduler import Job, Kind, Scheduler, Timers
@@ -97,6 +97,11 @@ class Recovery:
     pending_otps: int  # OTPs whose expiry was scheduled again
 
 
+def _fixed_pin_rules(entries: tuple[tuple[str, str], ...]) -> tuple[tuple[Rule, str], ...]:
+    """(match, PIN) pairs as rules, matched with the carrier rules' own syntax."""
+    return tuple((Rule.of(match), pin) for match, pin in entries)
+
+
 class Simulator:
     """The engine's face. Construct it, call :meth:`recover` once (a restart), run
     :meth:`run` in the background, and call verbs."""
@@ -140,6 +145,8 @@ class Simulator:
         self._limiter = RateLimiter(self._clock, settings.rate_limit, settings.rate_limit_window)
         self._balances = Balances(settings.default_balance, settings.account_balances)
         self._no_coverage = frozenset(settings.no_coverage)
+        self._configured_pins = _fixed_pin_rules(settings.fixed_pins)
+        self._fixed_pins = self._configured_pins
 
     # -- wiring: what the server's components get (never the whole simulator) -------------
 
@@ -229,7 +236,8 @@ class Simulator:
         refused = caller.problem
         principal: Principal | None = None
         if caller.token_request:
-            if caller.client_id:
+            # A longer client id is refused by check_client; it is no budget of its own.
+            if caller.client_id and len(caller.client_id) <= MAX_CREDENTIAL:
                 key = f"client:{caller.client_id}"
         elif refused is None:
             try:
@@ -260,6 +268,10 @@ class Simulator:
         self._scheduler.at(self._scheduler.now() + self.settings.token_ttl, Kind.TOKEN, value)
         return token
 
+    def live_tokens(self) -> int:
+        """How many OAuth tokens are live (issued, not yet expired or forgotten)."""
+        return self._auth.live_tokens
+
     def _token_job(self, job: Job) -> None:
         token = self._auth.expire(job.key, job.due)
         if token is not None:
@@ -281,6 +293,11 @@ class Simulator:
         self._balances.set(account, amount)
         return self._balances.view(account)
 
+    def accounts_with_balance(self) -> int:
+        """How many accounts have a balance of their own (set, or spent from; reading a
+        balance creates none)."""
+        return len(self._balances)
+
     # -- the provider API --------------------------------------------------------------
 
     async def create_otp(
@@ -300,6 +317,16 @@ class Simulator:
         if check_callback_url is not None and request.callback_url is not None:
             check_callback_url(request.callback_url)
         self._check_coverage(request.phone_number, request.country_iso)
+        fixed = self._fixed_pin(request.phone_number)
+        if fixed is not None:
+            why = pins.misfit(fixed, request.pin_type, request.pin_length)
+            if why is not None:
+                raise ProviderError(
+                    E.FIXED_PIN_MISFIT,
+                    f"The fixed PIN for {request.phone_number} ({len(fixed)} characters) does "
+                    f"not fit this request: {why} (--fixed-pin, or the scenario's "
+                    "network.fixed_pins)",
+                )
         # The price is known before the PIN: every PIN alphabet is GSM-7, one character
         # per PIN character, so a placeholder PIN renders to the same parts.
         estimate = segment(render(request.template, "0" * request.pin_length)).parts
@@ -309,7 +336,10 @@ class Simulator:
             await asyncio.sleep(fate.latency)
             self._catch_up()
         self._refuse_if_told(fate, request.phone_number)
+        # Drawn even for a fixed PIN, so that a seeded run's other PINs stay the same.
         pin = pins.generate(request.pin_type, request.pin_length, self._rng)
+        if fixed is not None:
+            pin = fixed
         text = render(request.template, pin)
         seg = segment(text)
         now = self._clock.time()
@@ -344,6 +374,10 @@ class Simulator:
         self._bus.publish("message.created", message.to_json)
         self._carrier.submit(message, fate, self._delivered, self._undelivered)
         return otp
+
+    def _fixed_pin(self, phone: str) -> str | None:
+        """The PIN ``phone`` always receives (the scenario's fixed PINs first), if any."""
+        return next((pin for rule, pin in self._fixed_pins if rule.matches(phone)), None)
 
     def _price(self, parts: int) -> float:
         return round(self.settings.price_per_part * parts, 6)
@@ -621,6 +655,8 @@ class Simulator:
         if spec is not None and spec.balance is not None:
             balance = spec.balance
         self._balances.use_default(balance)
+        scenario_pins = _fixed_pin_rules(spec.fixed_pins) if spec is not None else ()
+        self._fixed_pins = scenario_pins + self._configured_pins
         self._scenario, self._scenario_name = spec, (name if spec is not None else None)
         self._bus.publish("scenario", self.scenario_json())
         if not keep_clock and self._apply_scenario_clock():

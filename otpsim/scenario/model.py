@@ -17,11 +17,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from otpsim.clock import parse_iso
 from otpsim.domain.defaults import OtpDefaults
+from otpsim.domain.pins import check_fixed
 from otpsim.domain.request import check_defaults
 from otpsim.engine.network import (
     DEFAULT_FIELDS,
@@ -33,6 +35,7 @@ from otpsim.engine.network import (
     Rule,
 )
 from otpsim.errors import OtpsimError, ProviderError
+from otpsim.scenario import builtin
 from otpsim.scenario.templates import TemplateProblem, is_template
 from otpsim.scenario.templates import check as check_template
 from otpsim.yamlutil import Path as KeyPath
@@ -41,6 +44,9 @@ from otpsim.yamlutil import YamlDoc, load_yaml
 MAX_SCENARIO_BYTES = 1024 * 1024
 MAX_LATENCY = 30.0
 MAX_WAIT = 120.0
+MAX_NAME_CHARS = 200  # a scenario's or a step's name
+MAX_NOTE_CHARS = 500  # a rule's note
+MAX_TEXT_CHARS = 4096  # any other text field (description, otpId, path, header value, ...)
 BUILTIN_NAMES = ("callback_url", "target")
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -123,10 +129,30 @@ class _Reader:
             raise self.fail(path, f"expected true or false, got {_kind(value)}")
         return value
 
-    def text(self, value: Any, path: KeyPath) -> str:
+    def text(self, value: Any, path: KeyPath, limit: int = MAX_TEXT_CHARS) -> str:
+        """Non-empty text of at most ``limit`` characters."""
         if not isinstance(value, str) or not value:
             raise self.fail(path, f"expected text, got {_kind(value)}")
-        return value
+        return self.bounded(value, path, limit)
+
+    def scalar(self, value: Any, path: KeyPath, limit: int = MAX_TEXT_CHARS) -> str | int | float:
+        """Text or a number (a plain YAML scalar such as ``2024``), never a list or a
+        mapping, and at most ``limit`` characters once printed; returned unchanged."""
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise self.fail(path, f"expected text, got {_kind(value)}")
+        if not isinstance(value, str):
+            self.bounded(str(value), path, limit)  # at most 100 digits: cheap to print
+            return value
+        return self.bounded(value, path, limit)
+
+    def label(self, value: Any, path: KeyPath, limit: int = MAX_TEXT_CHARS) -> str:
+        """A :meth:`scalar` as text (``name: 2024`` is the name "2024")."""
+        return str(self.scalar(value, path, limit))
+
+    def bounded(self, text: str, path: KeyPath, limit: int) -> str:
+        if len(text) > limit:
+            raise self.fail(path, f"expected at most {limit:,} characters, got {len(text):,}")
+        return text
 
 
 def _kind(value: Any) -> str:
@@ -206,7 +232,9 @@ def _rule(r: _Reader, data: Any, path: KeyPath) -> Rule:
     chance = 1.0
     if "chance" in rule:
         chance = r.number(rule["chance"], (*path, "chance"), 0, 1)
-    note = str(rule.get("note", ""))
+    note = (
+        "" if rule.get("note") is None else r.label(rule["note"], (*path, "note"), MAX_NOTE_CHARS)
+    )
     if "sequence" in rule:
         extra = [k for k in _FATE_KEYS if k in rule]
         if extra:
@@ -226,12 +254,17 @@ def _rule(r: _Reader, data: Any, path: KeyPath) -> Rule:
         raise r.fail((*path, "match"), str(exc)) from None
 
 
+_NETWORK_KEYS = (
+    "rules", "seed", "magic_numbers", "clock", "defaults", "rate_limit", "balance", "fixed_pins",
+)  # fmt: skip
+
+
 def _network(r: _Reader, data: Any) -> NetworkSpec:
     path: KeyPath = ("network",)
     net = r.mapping(
         data,
         path,
-        ("rules", "seed", "magic_numbers", "clock", "defaults", "rate_limit", "balance"),
+        _NETWORK_KEYS,
     )
     rules_data = net.get("rules") or []
     if not isinstance(rules_data, list):
@@ -252,10 +285,7 @@ def _network(r: _Reader, data: Any) -> NetworkSpec:
         if "frozen" in clock:
             frozen = r.boolean(clock["frozen"], (*path, "clock", "frozen"))
         if "start" in clock:
-            try:
-                start = parse_iso(r.text(str(clock["start"]), (*path, "clock", "start")))
-            except ValueError as exc:
-                raise r.fail((*path, "clock", "start"), str(exc)) from None
+            start = _time(r, clock["start"], (*path, "clock", "start"))
     defaults: dict[str, Any] = {}
     if "defaults" in net:
         given = r.mapping(net["defaults"], (*path, "defaults"), tuple(DEFAULT_FIELDS))
@@ -274,7 +304,50 @@ def _network(r: _Reader, data: Any) -> NetworkSpec:
     balance = None
     if "balance" in net:
         balance = r.number(net["balance"], (*path, "balance"), 0, 1e12)
-    return NetworkSpec(Network(rules, seed, magic), defaults, frozen, start, rate, balance)
+    fixed = _fixed_pins(r, net["fixed_pins"], (*path, "fixed_pins")) if "fixed_pins" in net else ()
+    return NetworkSpec(
+        Network(rules, seed, magic), defaults, frozen, start, rate, balance, fixed_pins=fixed
+    )
+
+
+def _time(r: _Reader, value: Any, path: KeyPath) -> float:
+    """An ISO 8601 time: quoted text, or a timestamp YAML read as a date or datetime."""
+    if isinstance(value, date):  # datetime too
+        value = value.isoformat()
+    if not isinstance(value, str):
+        raise r.fail(path, f"expected an ISO 8601 time, got {_kind(value)}")
+    try:
+        return parse_iso(r.text(value, path))
+    except ValueError as exc:
+        raise r.fail(path, str(exc)) from None
+
+
+def _fixed_pins(r: _Reader, value: Any, path: KeyPath) -> tuple[tuple[str, str], ...]:
+    """``fixed_pins: [{match: <as in rules>, pin: "123456"}, ...]``."""
+    if not isinstance(value, list):
+        raise r.fail(path, f"expected a list of {{match, pin}}, got {_kind(value)}")
+    found = []
+    for i, item in enumerate(value):
+        entry = r.mapping(item, (*path, i), ("match", "pin"))
+        for needed in ("match", "pin"):
+            if needed not in entry:
+                raise r.fail((*path, i), f"missing field {needed!r}")
+        match = _match(r, entry["match"], (*path, i, "match"))
+        try:
+            Rule.of(match)
+        except ValueError as exc:
+            raise r.fail((*path, i, "match"), str(exc)) from None
+        pin = entry["pin"]
+        if not isinstance(pin, str):
+            raise r.fail(
+                (*path, i, "pin"),
+                f"expected the PIN as quoted text such as '123456', got {_kind(pin)}",
+            )
+        try:
+            found.append((match, check_fixed(pin)))
+        except ValueError as exc:
+            raise r.fail((*path, i, "pin"), str(exc)) from None
+    return tuple(found)
 
 
 def _rate_limit(r: _Reader, value: Any, path: KeyPath) -> tuple[int | None, float]:
@@ -302,6 +375,16 @@ _STEP_ARGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]] | None] = {
     "messages": ((), ("phoneNumber", "otpId")),
     "expect_callback": ((), ("otpId", "status", "within", "count")),
     "request": (("method", "path"), ("body", "headers")),
+}
+# kind -> its fields that are text (the runner prints them into a URL or a header).
+_TEXT_ARGS: dict[str, tuple[str, ...]] = {
+    "get": ("otpId",),
+    "verify": ("otpId",),
+    "cancel": ("otpId",),
+    "latest": ("phoneNumber", "otpId"),
+    "messages": ("phoneNumber", "otpId"),
+    "expect_callback": ("otpId", "status"),
+    "request": ("method", "path"),
 }
 _SCALAR_STEPS = ("advance", "set_clock", "wait", "reset")
 STEP_KINDS = (*_STEP_ARGS, *_SCALAR_STEPS)
@@ -341,6 +424,8 @@ def _expect(r: _Reader, value: Any, path: KeyPath) -> Expect:
     error = None
     if "error" in data:
         error = r.mapping(data["error"], (*path, "error"), ("type", "code", "message"))
+        for key, value in error.items():
+            r.scalar(value, (*path, "error", key))
     return Expect(status, error, data.get("body"))
 
 
@@ -392,6 +477,16 @@ def _step(r: _Reader, data: Any, index: int, known: set[str]) -> Step:
     if kind == "expect_callback" and "within" in args:
         r.number(args["within"], (*arg_path, "within"), 0, MAX_WAIT)
     _check_references(r, args, arg_path, known)
+    required = spec[0] if spec is not None else ()
+    for key in _TEXT_ARGS.get(kind, ()):
+        if key in args and (args[key] is not None or key in required):
+            r.scalar(args[key], (*arg_path, key))
+    if kind == "request" and args.get("headers") is not None:
+        headers = args["headers"]
+        if not isinstance(headers, dict):
+            raise r.fail((*arg_path, "headers"), f"expected a mapping, got {_kind(headers)}")
+        for key, value in headers.items():
+            r.scalar(value, (*arg_path, "headers", str(key)))
     expect = Expect()
     if "expect" in data:
         expect = _expect(r, data["expect"], (*path, "expect"))
@@ -402,7 +497,9 @@ def _step(r: _Reader, data: Any, index: int, known: set[str]) -> Step:
         if not _NAME.match(save_as) or save_as in BUILTIN_NAMES:
             raise r.fail((*path, "as"), f"expected a name such as 'otp', got {save_as!r}")
         known.add(save_as)
-    name = None if data.get("name") is None else str(data["name"])
+    name = (
+        None if data.get("name") is None else r.label(data["name"], (*path, "name"), MAX_NAME_CHARS)
+    )
     return Step(index + 1, kind, args, r.doc.line(path), name, save_as, expect)
 
 
@@ -439,12 +536,17 @@ def parse_scenario(text: str, filename: str) -> Scenario:
         responses = tuple(
             int(r.number(c, ("receiver", "responses", i), 100, 599)) for i, c in enumerate(codes)
         )
-    name = str(top.get("name") or Path(filename).stem)
+    name = Path(filename).stem
+    if top.get("name") not in (None, ""):
+        name = r.label(top["name"], ("name",), MAX_NAME_CHARS)
+    description = ""
+    if top.get("description") is not None:
+        description = r.label(top["description"], ("description",), MAX_TEXT_CHARS)
     api_key = r.text(top["api_key"], ("api_key",)) if "api_key" in top else "otpsim-run"
     return Scenario(
         path=filename,
         name=name,
-        description=str(top.get("description") or ""),
+        description=description,
         network=network,
         steps=tuple(steps),
         api_key=api_key,
@@ -453,7 +555,9 @@ def parse_scenario(text: str, filename: str) -> Scenario:
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read and parse a scenario file."""
+    """Read and parse a scenario file (or a shipped one, named ``builtin:NAME``)."""
+    if isinstance(path, str) and builtin.is_reference(path):
+        path = builtin.resolve_one(path)
     name = str(path)
     try:
         raw = Path(path).read_bytes()
@@ -467,11 +571,14 @@ def load_scenario(path: str | Path) -> Scenario:
 
 
 def scenario_files(paths: list[str]) -> list[Path]:
-    """Files named, and the ``*.yaml``/``*.yml`` files of directories named, in order."""
+    """Files named, and the ``*.yaml``/``*.yml`` files of directories named, in order;
+    ``builtin:NAME`` names a shipped one, ``builtin:`` all of them."""
     found: list[Path] = []
     for given in paths:
         path = Path(given)
-        if path.is_dir():
+        if builtin.is_reference(given):
+            found.extend(builtin.resolve(given))
+        elif path.is_dir():
             found.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")))
         elif path.exists():
             found.append(path)

@@ -12,9 +12,14 @@ it an allow-list checked before anything runs:
   method calls, and no globals (``range``, ``lipsum``, ``cycler``, ...);
 * at most :data:`MAX_TEMPLATE_CHARS` characters, nested at most :data:`MAX_NESTING`
   deep;
-* at run time, ``*`` and ``**`` refuse results past :data:`MAX_OUTPUT_CHARS` characters
-  (or that many bits), ``%`` does not format strings, and a rendered string longer than
-  :data:`MAX_OUTPUT_CHARS` is an error.
+* at run time, every operation that can grow a value measures what it would make
+  *before* making it, counting a list's or mapping's elements with their own sizes (as
+  ``str()`` would print them, :func:`_measure`), and refuses past
+  :data:`MAX_OUTPUT_CHARS` characters (or that many bits for ``**`` and integer ``*``):
+  ``*``, ``**``, ``+``, ``~``, and the filters that print their input (``string``,
+  ``upper``, ``list``, ...). ``%`` does not format strings, and a result, or a piece of
+  a rendered string, that would print to more than :data:`MAX_OUTPUT_CHARS` characters is
+  an error (the runner prints values into URLs and headers).
 
 :func:`check` reports a problem as a :class:`TemplateProblem` (``otpsim validate`` and
 ``PUT /_sim/scenario`` name the file and line); :func:`render` fills in every string of
@@ -30,11 +35,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import jinja2
 import jinja2.meta
 from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -63,41 +69,132 @@ _ALLOWED: tuple[type[nodes.Node], ...] = (
 )  # fmt: skip
 
 
+# Filters that print their input (str() of a list prints every element), or turn a
+# string into a list of its characters: their input is measured first.
+_PRINTING_FILTERS = (
+    "capitalize", "e", "escape", "list", "lower", "string", "title", "trim", "upper",
+    "wordcount",
+)  # fmt: skip
+
+
 class TemplateProblem(ValueError):
     """A template that ``otpsim run`` would refuse to render; the message says why."""
 
 
+def _too_large(what: str) -> NoReturn:
+    raise jinja2.exceptions.SecurityError(
+        f"{what} would make more than {MAX_OUTPUT_CHARS:,} characters, items or bits"
+    )
+
+
+def _measure(value: Any, budget: int = MAX_OUTPUT_CHARS) -> int:
+    """About how many characters ``str(value)`` has, elements included (a list of one
+    100,000-character string counts 100,000, not 1); stops counting once past ``budget``,
+    so measuring costs at most about ``budget`` steps, whatever the value shares."""
+    if isinstance(value, str):
+        return len(value)
+    total = 0
+    todo = [value]
+    while todo and total <= budget:
+        item = todo.pop()
+        if isinstance(item, str):
+            total += len(item) + 2  # quoted
+        elif isinstance(item, bool) or item is None:
+            total += 5
+        elif isinstance(item, int):
+            total += item.bit_length() // 3 + 1
+        elif isinstance(item, float):
+            total += 24
+        elif isinstance(item, dict):
+            total += 2 + 4 * len(item)  # {}, ": " and ", "
+            todo.extend(item.keys())
+            todo.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            total += 2 + 2 * len(item)  # brackets and ", "
+            todo.extend(item)
+        else:  # a generator, an undefined: printed as a short placeholder
+            total += 64
+    return total
+
+
+def _size_of(operator: str, left: Any, right: Any) -> int:
+    """About how large ``left <operator> right`` would be (characters with the elements
+    of lists counted, or bits for numbers)."""
+    ints = isinstance(left, int) and isinstance(right, int)
+    if operator == "**":
+        return max(left.bit_length(), 1) * right if ints and right > 0 else 0
+    if ints or isinstance(left, float) or isinstance(right, float):
+        return int(left.bit_length() + right.bit_length()) if ints and operator == "*" else 0
+    if operator == "+":
+        return _measure(left) + _measure(right)
+    if operator != "*":
+        return 0
+    for seq, times in ((left, right), (right, left)):
+        if isinstance(seq, str | list | tuple) and isinstance(times, int):
+            return _measure(seq) * times
+    return 0
+
+
+class _CodeGenerator(CodeGenerator):
+    """jinja2's, except that ``a ~ b`` is measured before it is joined."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.concat_checked((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
 class _Env(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**", "%"})
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+    code_generator_class = _CodeGenerator
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "%" and isinstance(left, str):
             raise jinja2.exceptions.SecurityError("'%' does not format strings in scenarios")
         if _size_of(operator, left, right) > MAX_OUTPUT_CHARS:
-            raise jinja2.exceptions.SecurityError(
-                f"{operator!r} would make more than {MAX_OUTPUT_CHARS:,} characters, items or bits"
-            )
+            _too_large(repr(operator))
         return self.binop_table[operator](left, right)
 
-
-def _size_of(operator: str, left: Any, right: Any) -> int:
-    """About how large ``left <operator> right`` would be (items, or bits for numbers)."""
-    ints = isinstance(left, int) and isinstance(right, int)
-    if operator == "**":
-        return max(left.bit_length(), 1) * right if ints and right > 0 else 0
-    if operator != "*":
-        return 0
-    if ints:
-        return int(left.bit_length() + right.bit_length())
-    for seq, times in ((left, right), (right, left)):
-        if isinstance(seq, str | list | tuple) and isinstance(times, int):
-            return len(seq) * times
-    return 0
+    def concat_checked(self, parts: tuple[Any, ...]) -> str:
+        """``a ~ b ~ ...``: each part printed and joined, if the whole fits."""
+        size = 0
+        for part in parts:
+            size += _measure(part, MAX_OUTPUT_CHARS - size)
+            if size > MAX_OUTPUT_CHARS:
+                _too_large("'~'")
+        return "".join(str(part) for part in parts)
 
 
-_env = _Env(undefined=jinja2.StrictUndefined, autoescape=False)
+def _measured(name: str, f: Callable[..., Any]) -> Callable[..., Any]:
+    """Filter ``f``, refusing an input too large to print before ``f`` prints it."""
+    at = 0 if getattr(f, "jinja_pass_arg", None) is None else 1  # after context/environment
+
+    @functools.wraps(f)  # keeps jinja_pass_arg: jinja2 passes the same arguments
+    def measured(*args: Any, **kwargs: Any) -> Any:
+        if len(args) > at and _measure(args[at]) > MAX_OUTPUT_CHARS:
+            _too_large(f"'|{name}'")
+        return f(*args, **kwargs)
+
+    return measured
+
+
+def _finalize(value: Any) -> Any:
+    """Each ``{{ ... }}`` of a template with text around it, before it is printed."""
+    if _measure(value) > MAX_OUTPUT_CHARS:
+        raise jinja2.exceptions.SecurityError(
+            f"the template makes more than {MAX_OUTPUT_CHARS:,} characters"
+        )
+    return value
+
+
+_env = _Env(undefined=jinja2.StrictUndefined, autoescape=False, finalize=_finalize)
 _env.globals.clear()
-_env.filters = {name: _env.filters[name] for name in FILTERS}
+_env.filters = {
+    name: _measured(name, _env.filters[name]) if name in _PRINTING_FILTERS else _env.filters[name]
+    for name in FILTERS
+}
 
 
 def is_template(text: str) -> bool:
@@ -181,7 +278,9 @@ def _compile(text: str) -> tuple[Callable[[Mapping[str, Any]], Any], frozenset[s
 
 
 def _bounded(value: Any) -> Any:
-    if isinstance(value, str) and len(value) > MAX_OUTPUT_CHARS:
+    """A one-expression template's result, which the runner may print (into a URL or a
+    header): refused if it would print to more than MAX_OUTPUT_CHARS characters."""
+    if _measure(value) > MAX_OUTPUT_CHARS:
         raise jinja2.exceptions.SecurityError(
             f"the template makes more than {MAX_OUTPUT_CHARS:,} characters"
         )

@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from aiohttp.typedefs import Handler
 
 from otpsim import __version__
@@ -33,6 +33,7 @@ from otpsim.server.http import (
     error_response,
     header_text,
     http_error_spec,
+    is_text,
 )
 from otpsim.server.keys import (
     DISPATCHER,
@@ -42,6 +43,7 @@ from otpsim.server.keys import (
     PRINCIPAL,
     REQUEST_ID,
     SIM,
+    STOPPING,
     STREAMS,
 )
 from otpsim.server.live import LiveHub
@@ -94,6 +96,7 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     request[REQUEST_ID] = new_request_id()
     try:
         try:
+            _check_expect(request)
             refusal = _own_callback(request) or security.guard(request)
             length = request.content_length
             if length is not None and length > request.client_max_size:
@@ -135,6 +138,34 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
             )
     _finish(request, response, started)
     return response
+
+
+def _check_expect(request: web.Request) -> None:
+    """417 in the error shape for an ``Expect`` other than ``100-continue``: aiohttp's own
+    expect handler would answer it in plain text before any middleware runs, so every
+    route gets ``continue_or_defer`` (``use_expect_handler``) and the refusal is here."""
+    expect = request.headers.get("Expect")
+    if expect is not None and expect.strip().lower() != "100-continue":
+        shown = expect[:100] if is_text(expect) else "(not UTF-8)"
+        raise ProviderError(
+            E.EXPECTATION_FAILED, f"Unknown Expect header {shown!r}: only 100-continue is known"
+        )
+
+
+async def continue_or_defer(request: web.Request) -> None:
+    """The routes' expect handler: ``100 Continue`` as aiohttp's does; any other
+    expectation is left to the middleware (``_check_expect``), which runs next."""
+    expect = request.headers.get("Expect", "")
+    if request.version == HttpVersion11 and expect.strip().lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer has not begun
+
+
+def use_expect_handler(app: web.Application) -> None:
+    """Give every route ``continue_or_defer`` (aiohttp keeps it per route; the
+    ``expect_handler=`` argument of ``add_route`` sets the same attribute)."""
+    for route in app.router.routes():
+        route._expect_handler = continue_or_defer
 
 
 def _own_callback(request: web.Request) -> web.Response | None:
@@ -233,6 +264,14 @@ def _caller(request: web.Request, route: str) -> Caller:
     return Caller(request.remote, api_key=api_key, bearer=bearer)
 
 
+async def going_away(app: web.Application) -> None:
+    """The first step of stopping (aiohttp's on_shutdown, before it waits for requests
+    in flight): long polls answer now and websockets get a close frame (1001), so that a
+    browser tab or ``otpsim tail`` attached does not hold the stop up."""
+    app[STOPPING].set()
+    await app[HUB].close()
+
+
 async def background(app: web.Application) -> AsyncIterator[None]:
     """The app's background work: the engine's scheduler and the callback dispatcher.
 
@@ -279,16 +318,19 @@ def create_app(
         settings, bus=sim.bus, timers=sim.timers, log=sim.delivery_log, new_id=sim.new_id
     )
     app[STREAMS] = Streams(settings.max_streams)
+    app[STOPPING] = asyncio.Event()
     app[HUB] = LiveHub(sim.bus, sim.clock_json, streams=app[STREAMS])
     app[METRICS] = Metrics(sim.bus, sim.status_counts)
     sim.subscribe(log_sms(settings), "message.created")
     app.router.add_get("/_sim/ws", app[HUB].handle, name="sim.ws")
     app.router.add_get("/_sim/metrics", metrics, name="sim.metrics")
     app.cleanup_ctx.append(background)
+    app.on_shutdown.append(going_away)
     provider.add_routes(app)
     control.add_routes(app)
     inbox.add_routes(app)
     security.add_routes(app)
+    use_expect_handler(app)
     return app
 
 

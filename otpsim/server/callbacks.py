@@ -78,7 +78,7 @@ class State(StrEnum):
     DELIVERED = "delivered"  # a 2xx answer
     FAILED = "failed"  # the retry schedule ran out
     GONE = "gone"  # the receiver answered 410: no more retries for that URL
-    DROPPED = "dropped"  # too many deliveries were waiting; never attempted
+    DROPPED = "dropped"  # shed: too many deliveries were waiting (see _make_room)
 
 
 @dataclass(slots=True)
@@ -223,11 +223,14 @@ def points_at_self(url: str, ports: set[int], host_header: str | None = None) ->
     loopback name, the machine's name or one of its addresses with a listening port.
     Loopback URLs of other ports are not (the application under test lives there)."""
     try:
-        host, port = url_target(url)
+        host, port = url_target(url)  # as the HTTP client will see it (yarl, IDNA)
+    except ValueError:
+        return False  # (refused before this: the client could not send it)
+    try:
         if host_header and url_target(f"http://{host_header}") == (host, port):
             return True
     except ValueError:
-        return False
+        pass  # a Host that names nothing: the other checks still apply
     if port not in ports:
         return False
     return (
@@ -264,6 +267,48 @@ class _Batch:
     timer: asyncio.TimerHandle | None = None
 
 
+class _Backlogs:
+    """How many deliveries each key (an account, a receiver) has waiting, with the
+    largest found in O(1): keys are kept in buckets by count."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self._buckets: dict[int, dict[str, None]] = {}
+        self._top = 0
+
+    def add(self, key: str) -> None:
+        count = self.counts.get(key, 0)
+        if count:
+            self._leave(key, count)
+        self.counts[key] = count + 1
+        self._buckets.setdefault(count + 1, {})[key] = None
+        self._top = max(self._top, count + 1)
+
+    def remove(self, key: str) -> None:
+        count = self.counts[key]
+        self._leave(key, count)
+        if count == 1:
+            del self.counts[key]
+        else:
+            self.counts[key] = count - 1
+            self._buckets.setdefault(count - 1, {})[key] = None
+        while self._top and self._top not in self._buckets:
+            self._top -= 1
+
+    def _leave(self, key: str, count: int) -> None:
+        bucket = self._buckets[count]
+        del bucket[key]
+        if not bucket:
+            del self._buckets[count]
+
+    def largest(self, spare: str | None = None) -> str | None:
+        """A key with the most waiting; on a tie, one other than ``spare``."""
+        for key in self._buckets.get(self._top, ()):
+            if key != spare:
+                return key
+        return spare if spare in self.counts else None
+
+
 @dataclass(slots=True, eq=False)
 class _Lane:
     """One receiver's share of the work: its deliveries due now, in order (with the job
@@ -282,6 +327,11 @@ class CallbackDispatcher:
     round-robin, with at most ``callback_concurrency_per_receiver`` attempts in flight
     and ``callback_max_pending_per_receiver`` deliveries waiting, so a receiver that is
     slow or dead holds only its share and never delays nor drops another's callbacks.
+
+    ``callback_max_pending`` bounds the deliveries waiting in all; when a new one would
+    exceed it, the largest backlog gives way (see :meth:`_make_room`), never a receiver
+    or an account that holds less, so dead receivers (cheap: one per port) cannot make a
+    healthy receiver's callbacks the ones dropped.
     """
 
     def __init__(
@@ -310,6 +360,12 @@ class CallbackDispatcher:
         self._closed = False
         self._in_flight = 0
         self._pending = 0  # deliveries in State.PENDING
+        # The same, by account, and by receiver within each account; and the deliveries
+        # themselves by (account, receiver), oldest first: what _make_room sheds from.
+        self._by_account = _Backlogs()
+        self._by_receiver: dict[str, _Backlogs] = {}
+        self._held: dict[tuple[str, str], dict[str, Delivery]] = {}
+        self._attempting: set[str] = set()  # deliveries with an attempt in flight
         self._idle = asyncio.Event()
         self._idle.set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -454,19 +510,51 @@ class CallbackDispatcher:
                 lane.pending,
             )
             self._tidy(lane)
-        elif self._pending >= self.settings.callback_max_pending:
-            delivery.state = State.DROPPED
-            log.warning("callback to %s dropped: %d deliveries already waiting", url, self._pending)
-            self._tidy(lane)
         else:
             self._hold(delivery)
-            first = self.settings.callback_retry_schedule[0]
-            self._schedule(delivery, batch.opened_at + first)
+            self._make_room(delivery)
+            if delivery.state is State.PENDING:
+                first = self.settings.callback_retry_schedule[0]
+                self._schedule(delivery, batch.opened_at + first)
         # One transaction: the delivery is recorded as its outbox rows go.
         self._persist(delivery)
         if self._log is not None:
             self._log.delete_outbox(delivery.delivery_id)
         self._retain()
+
+    def _make_room(self, newcomer: Delivery) -> None:
+        """Within ``callback_max_pending``, shed from the largest backlog: the account
+        with the most deliveries waiting, within it the receiver with the most, and its
+        newest delivery not in flight (on a tie, another's before the newcomer's). So
+        the newcomer itself is dropped only when its own account and receiver hold the
+        most; a receiver that keeps up (a healthy one) is never the one to give way."""
+        while self._pending > self.settings.callback_max_pending:
+            victim = self._largest_backlog(newcomer)
+            if victim.state is not State.PENDING:
+                break  # (the newcomer, already shed: only when the cap was lowered)
+            waiting = self._pending
+            self._finish(victim, State.DROPPED)
+            log.warning(
+                "callback %s to %s dropped: %d deliveries waiting, the most of them for "
+                "its account and receiver",
+                victim.delivery_id,
+                victim.url,
+                waiting,
+            )
+            if victim is not newcomer:
+                self._persist(victim)
+
+    def _largest_backlog(self, newcomer: Delivery) -> Delivery:
+        account = self._by_account.largest(spare=newcomer.account)
+        if account is not None:
+            own = account == newcomer.account
+            spare = receiver_of(newcomer.url) if own else None
+            receiver = self._by_receiver[account].largest(spare=spare)
+            if receiver is not None:
+                for delivery in reversed(self._held[(account, receiver)].values()):
+                    if delivery.delivery_id not in self._attempting:
+                        return delivery
+        return newcomer  # (all of that backlog in flight: only with a tiny cap)
 
     def _persist(self, delivery: Delivery) -> None:
         if self._log is not None:
@@ -524,13 +612,28 @@ class CallbackDispatcher:
     def _hold(self, delivery: Delivery) -> None:
         """Count a delivery that became PENDING."""
         self._pending += 1
-        self._lane(delivery.url).pending += 1
+        lane = self._lane(delivery.url)
+        lane.pending += 1
+        account = delivery.account
+        self._by_account.add(account)
+        self._by_receiver.setdefault(account, _Backlogs()).add(lane.receiver)
+        self._held.setdefault((account, lane.receiver), {})[delivery.delivery_id] = delivery
 
     def _release(self, delivery: Delivery) -> None:
         """Count a delivery that is no longer PENDING."""
         self._pending -= 1
         lane = self._lane(delivery.url)
         lane.pending -= 1
+        account, key = delivery.account, (delivery.account, lane.receiver)
+        self._by_account.remove(account)
+        receivers = self._by_receiver[account]
+        receivers.remove(lane.receiver)
+        if not receivers.counts:
+            del self._by_receiver[account]
+        held = self._held[key]
+        del held[delivery.delivery_id]
+        if not held:
+            del self._held[key]
         self._tidy(lane)
 
     # -- scheduling on the simulator clock -------------------------------------------------
@@ -593,6 +696,7 @@ class CallbackDispatcher:
             delivery, job = ready
             lane.in_flight += 1
             self._in_flight += 1
+            self._attempting.add(delivery.delivery_id)
             self._idle.clear()
             self._runnable(lane)  # its next one waits for the other lanes' turn
             attempt = self._run(lane, delivery, job.due)
@@ -608,6 +712,7 @@ class CallbackDispatcher:
         finally:
             lane.in_flight -= 1
             self._in_flight -= 1
+            self._attempting.discard(delivery.delivery_id)
             self._runnable(lane)
             self._tidy(lane)
             self._pump()
@@ -764,7 +869,9 @@ class CallbackDispatcher:
             if delivery.state is not State.PENDING:
                 delivery.state = State.PENDING
                 self._hold(delivery)
-            self._schedule(delivery, self._timers.now())
+                self._make_room(delivery)
+            if delivery.state is State.PENDING:
+                self._schedule(delivery, self._timers.now())
             self._persist(delivery)
         return delivery
 

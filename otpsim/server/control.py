@@ -21,11 +21,12 @@ from otpsim import __version__
 from otpsim.clock import parse_iso
 from otpsim.domain.numbers import normalize_phone
 from otpsim.domain.otp import Status
+from otpsim.engine import MAX_CREDENTIAL, too_long
 from otpsim.errors import E, OtpsimError, ProviderError
 from otpsim.scenario.model import parse_scenario
 from otpsim.server.callbacks import State
 from otpsim.server.http import json_response, query_number, read_json_object
-from otpsim.server.keys import DISPATCHER, SIM, STREAMS
+from otpsim.server.keys import DISPATCHER, SIM, STOPPING, STREAMS
 
 MAX_LIST = 10_000
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser when built
@@ -69,12 +70,38 @@ async def latest_message(request: web.Request) -> web.Response:
     sim = request.app[SIM]
     phone, otp_id = _phone_filter(request), _otp_filter(request)
     wait = query_number(request, "wait", float, default=0.0, low=0.0, high=sim.settings.max_wait)
-    # A long poll holds its connection: 503 when --max-streams are open already.
-    held = request.app[STREAMS].slot("long poll") if wait > 0 else contextlib.nullcontext()
-    with held:
-        message = await sim.wait_latest_message(
-            phone_number=phone, otp_id=otp_id, wait=wait, account=_account_filter(request)
-        )
+    account = _account_filter(request)
+    preempted = False
+    if wait > 0:
+        # A long poll holds its connection, in one of the --max-streams slots; at the
+        # cap the oldest long poll is pre-empted: it ends now, "nothing yet".
+        with request.app[STREAMS].slot("long poll") as stream:
+            waiting = asyncio.ensure_future(
+                sim.wait_latest_message(
+                    phone_number=phone, otp_id=otp_id, wait=wait, account=account
+                )
+            )
+            ended = asyncio.ensure_future(stream.ended.wait())
+            # The server starting to stop ends every long poll too (503, at once).
+            stopping = asyncio.ensure_future(request.app[STOPPING].wait())
+            try:
+                await asyncio.wait({waiting, ended, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                ended.cancel()
+                stopping.cancel()
+                if not waiting.done():
+                    waiting.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await waiting
+            message = waiting.result() if not waiting.cancelled() else None
+            if message is None and request.app[STOPPING].is_set():
+                raise ProviderError(
+                    E.SERVICE_UNAVAILABLE,
+                    "The simulator is shutting down: try again when it is back",
+                )
+            preempted = stream.ended.is_set() and message is None
+    else:
+        message = sim.latest_message(phone_number=phone, otp_id=otp_id, account=account)
     if message is None:
         about = " and ".join(
             part
@@ -82,9 +109,14 @@ async def latest_message(request: web.Request) -> web.Response:
             if part
         )
         waited = f" within {wait:g}s" if wait else ""
-        raise ProviderError(
+        if preempted:
+            waited = " yet (this wait ended early to make room for another: poll again)"
+        error = ProviderError(
             E.SIM_NOT_FOUND, f"No message delivered{' for ' + about if about else ''}{waited}"
         )
+        if preempted:
+            error.headers["Retry-After"] = "0"
+        raise error
     return json_response(message.to_json())
 
 
@@ -253,9 +285,17 @@ async def openapi(request: web.Request) -> web.Response:
     return json_response(openapi_document(request.app[SIM].settings.max_wait))
 
 
+def _account_name(request: web.Request) -> str:
+    """The ``{account}`` of a control path: a credential, so at most MAX_CREDENTIAL long."""
+    account = request.match_info["account"]
+    if len(account) > MAX_CREDENTIAL:
+        raise ProviderError(E.SIM_INVALID_PARAM, too_long("The account name"))
+    return account
+
+
 async def get_balance(request: web.Request) -> web.Response:
     """``GET /_sim/accounts/{account}/balance``: as ``GET /account/balance`` shows it."""
-    return json_response(request.app[SIM].balance(request.match_info["account"]))
+    return json_response(request.app[SIM].balance(_account_name(request)))
 
 
 async def put_balance(request: web.Request) -> web.Response:
@@ -275,7 +315,7 @@ async def put_balance(request: web.Request) -> web.Response:
             E.SIM_INVALID_PARAM,
             "'balance' must be a number from 0 to 1e12, or null for unlimited",
         )
-    account = request.match_info["account"]
+    account = _account_name(request)
     amount = None if amount is None else float(amount)
     return json_response(request.app[SIM].set_balance(account, amount))
 

@@ -4,9 +4,11 @@ aiohttp's server has a keep-alive timeout but no header or body timeout and no c
 connections, so slow clients (slowloris) could hold every file descriptor. Here:
 
 * ``--max-connections``: at the cap, a new connection closes the connection that has
-  been idle longest (waiting for headers that may never come) to make room; only when
-  every connection is busy with a request is the new one refused, with a 503 in the
-  provider's shape. One warning line says so (at most every ``NOTE_EVERY`` seconds).
+  been idle longest (waiting for headers that may never come) to make room; failing
+  that, the one receiving a request body most slowly, if below ``MIN_DATA_RATE`` (it
+  gets a 408). Only when every connection is busy with a request (its handler running,
+  or its body arriving faster) is the new one refused, with a 503 in the provider's
+  shape. One warning line says so (at most every ``NOTE_EVERY`` seconds).
 * ``--header-timeout``: a request line and its headers must arrive within this time of
   the connection opening or of their first byte, or the connection gets a 408 and is
   closed (closed without a word if it never sent a byte).
@@ -14,7 +16,8 @@ connections, so slow clients (slowloris) could hold every file descriptor. Here:
   waiting for it gets a 408 (``BodyTimeout``), whichever handler reads it.
 * ``--keepalive-timeout``: aiohttp's own, for idle keep-alive connections.
 * ``--max-streams``: long polls and websockets hold a request open for long; they have
-  a cap of their own (``Streams``), 503 beyond.
+  a cap of their own (``Streams``): at the cap the oldest long poll is answered early
+  ("nothing yet", ``Retry-After: 0``) to make room; websockets have half of it.
 * Requests aiohttp cannot parse (an over-long header line, garbage) are answered in the
   provider's error shape instead of aiohttp's plain text, and a peer that resets its
   connection mid-request is logged at debug level, not as an error.
@@ -53,6 +56,11 @@ log = logging.getLogger("otpsim.edge")
 
 NOTE_EVERY = 10.0  # seconds between two "connection cap reached" lines
 FD_RESERVE = 64  # descriptors kept for the listener, the database, callbacks, logs
+# At the connection cap, a connection still receiving a request body at less than this
+# many bytes a second (averaged since its headers, over at least RATE_GRACE seconds) may
+# be closed to make room, the slowest first.
+MIN_DATA_RATE = 16 * 1024
+RATE_GRACE = 1.0
 
 
 class BodyTimeout(ProviderError, TimeoutError):
@@ -88,26 +96,73 @@ def connection_cap(settings: Settings, fd_limit: int) -> int:
     return max(1, min(settings.max_connections, fd_limit - FD_RESERVE))
 
 
+class Stream:
+    """One open long poll or websocket; ``ended`` is set when a newcomer pre-empts it."""
+
+    __slots__ = ("ended", "kind")
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.ended = asyncio.Event()
+
+
 class Streams:
-    """The cap on long polls and websockets open at once (``--max-streams``)."""
+    """The cap on long polls and websockets open at once (``--max-streams``).
+
+    At the cap a newcomer is not refused while a long poll can make room: the oldest
+    long poll is pre-empted (its wait ends at once with its normal "nothing yet"
+    answer, which a client re-polls). Websockets cannot be pre-empted, so they have a
+    share of their own, ``websocket_cap`` (half the cap, at least one): beyond it a
+    websocket is refused with 503, and long polls always keep the other half.
+    """
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
-        self.open = 0
+        self.websocket_cap = max(1, cap // 2)
+        self._polls: dict[Stream, None] = {}  # insertion order: oldest first
+        self._sockets: set[Stream] = set()
+        self.preempted = 0
 
-    @contextlib.contextmanager
-    def slot(self, what: str) -> Iterator[None]:
-        if self.open >= self.cap:
+    @property
+    def open(self) -> int:
+        return len(self._polls) + len(self._sockets)
+
+    def _admit(self, what: str) -> Stream:
+        websocket = what == "websocket"
+        if websocket and len(self._sockets) >= self.websocket_cap:
             raise ProviderError(
                 E.TOO_BUSY,
-                f"Too many long polls and websockets open ({self.cap}, --max-streams): "
-                f"{what} refused, try again shortly",
+                f"Too many websockets open ({self.websocket_cap}, half of --max-streams "
+                f"{self.cap}): websocket refused, try again shortly",
             )
-        self.open += 1
+        if self.open >= self.cap:
+            if not self._polls:
+                raise ProviderError(
+                    E.TOO_BUSY,
+                    f"Too many long polls and websockets open ({self.cap}, --max-streams): "
+                    f"{what} refused, try again shortly",
+                )
+            oldest = next(iter(self._polls))
+            del self._polls[oldest]
+            oldest.ended.set()  # answered early, "nothing yet"
+            self.preempted += 1
+        stream = Stream(what)
+        if websocket:
+            self._sockets.add(stream)
+        else:
+            self._polls[stream] = None
+        return stream
+
+    @contextlib.contextmanager
+    def slot(self, what: str) -> Iterator[Stream]:
+        """Hold a stream (``what``: "long poll" or "websocket") while the block runs;
+        503 if there is no room even after pre-empting the oldest long poll."""
+        stream = self._admit(what)
         try:
-            yield
+            yield stream
         finally:
-            self.open -= 1
+            self._polls.pop(stream, None)
+            self._sockets.discard(stream)
 
 
 STREAMS = web.AppKey("streams", Streams)
@@ -131,6 +186,7 @@ class EdgeServer(web.Server):
         self.handler_kwargs = kwargs
         self.open: set[EdgeHandler] = set()
         self.closed_idle = 0
+        self.closed_slow = 0
         self.refused = 0
         self._noted_at = float("-inf")
 
@@ -151,6 +207,16 @@ class EdgeServer(web.Server):
             self.open.add(handler)
             self._note()
             return True
+        now = handler._loop.time()
+        slow = [(rate, h) for h in self.open if (rate := h.body_rate(now)) < MIN_DATA_RATE]
+        if slow:
+            _, victim = min(slow, key=lambda pair: pair[0])
+            self.open.discard(victim)
+            victim.evict_slow_body()
+            self.closed_slow += 1
+            self.open.add(handler)
+            self._note()
+            return True
         self.refused += 1
         self._note()
         return False
@@ -161,9 +227,10 @@ class EdgeServer(web.Server):
             return
         self._noted_at = now
         log.warning(
-            "connection cap reached (%d open): so far closed %d idle connection(s) to make "
-            "room, refused %d while every one was busy (--max-connections)",
-            self.cap, self.closed_idle, self.refused,
+            "connection cap reached (%d open): so far closed %d idle connection(s) and %d "
+            "sending a body below %d bytes/s to make room, refused %d while every one was "
+            "busy (--max-connections)",
+            self.cap, self.closed_idle, self.closed_slow, MIN_DATA_RATE, self.refused,
         )  # fmt: skip
 
 
@@ -177,6 +244,31 @@ class EdgeHandler(web.RequestHandler):
         self._head_timer: asyncio.TimerHandle | None = None
         self._partial = False  # bytes of a request that is not complete yet
         self._body_timer: asyncio.TimerHandle | None = None
+        self._body: StreamReader | None = None  # a request body still arriving
+        self._body_since = 0.0
+        self._body_bytes = 0
+
+    def body_rate(self, now: float) -> float:
+        """Bytes a second of the request body still arriving (averaged since its
+        headers, over at least ``RATE_GRACE``); infinite when no body is awaited."""
+        body = self._body
+        if body is None or body.is_eof() or self.transport is None:
+            return float("inf")
+        return self._body_bytes / max(now - self._body_since, RATE_GRACE)
+
+    def evict_slow_body(self) -> None:
+        """Close this connection to make room for another: its body is too slow."""
+        error = ProviderError(
+            E.REQUEST_TIMEOUT,
+            f"The request body arrived at less than {MIN_DATA_RATE} bytes/s while the server "
+            "was at its connection cap (--max-connections): closed to make room",
+        )
+        if self._body is not None and not self._body.is_eof():
+            self._body.set_exception(BodyTimeout(E.REQUEST_TIMEOUT, error.message))
+        if self.transport is not None:
+            with contextlib.suppress(Exception):
+                self.transport.write(raw_error(error))
+        self.force_close()
 
     @property
     def idle(self) -> bool:
@@ -219,6 +311,9 @@ class EdgeHandler(web.RequestHandler):
             _, payload = self._messages[-1] if self._messages else (None, None)
             if isinstance(payload, StreamReader) and not payload.is_eof():
                 self._arm_body_timer(payload)
+                self._body, self._body_since, self._body_bytes = payload, self._loop.time(), 0
+        elif self._body is not None and not self._body.is_eof():
+            self._body_bytes += len(data)
         elif self._head_timer is None and self.idle:
             self._arm_head_timer()  # the first bytes of the next request
 

@@ -120,12 +120,19 @@ def check_charset(request: web.Request) -> None:
 async def read_form(request: web.Request) -> Mapping[str, Any] | None:
     """A form body (urlencoded or multipart), or None when it cannot be read.
 
-    An unknown charset is a 400 (``check_charset``)."""
+    An unknown charset, of the body or of a multipart part, is a 400 ``invalid_body``."""
     check_charset(request)
     try:
         return await request.post()
     except ValueError:  # e.g. a multipart body without its boundary
         return None
+    except LookupError as exc:  # a multipart part's charset Python does not know
+        raise ProviderError(E.BODY_INVALID, unknown_charset(exc)) from None
+
+
+def unknown_charset(exc: LookupError) -> str:
+    """The message for a form whose body or part names a charset Python does not know."""
+    return f"The form names a charset Python does not know ({exc}): send UTF-8"
 
 
 def query_number(

@@ -34,6 +34,7 @@ log = logging.getLogger("otpsim.live")
 QUEUE_SIZE = 1024  # events a client may fall behind before it is dropped
 MAX_CLIENT_MESSAGE = 4096  # bytes; clients have nothing to say beyond a ping
 MAX_CLIENT_MESSAGES = 100  # a client that keeps talking is cut off (1008)
+CLOSE_WAIT = 0.5  # seconds clients get to answer the close frame at shutdown
 
 
 @dataclass(eq=False)
@@ -78,13 +79,22 @@ class LiveHub:
         self._unsubscribe = self._bus.subscribe(self._on_event)
 
     async def close(self) -> None:
-        """Close every websocket (1001 going away) so shutdown is not held up."""
+        """Close every websocket (1001 going away) so shutdown is not held up.
+
+        All at once, and for at most CLOSE_WAIT seconds: a client that does not answer
+        the close frame is left to the server's own shutdown, which ends its handler.
+        """
         if callable(self._unsubscribe):
             self._unsubscribe()
-        for client in list(self._clients):
-            with contextlib.suppress(Exception):
-                await client.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
-        self._clients.clear()
+            self._unsubscribe = None
+        clients, self._clients = list(self._clients), set()
+        closing = [
+            client.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+            for client in clients
+        ]
+        if closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), CLOSE_WAIT)
 
     def _on_event(self, event: Event) -> None:
         if not self._clients:
@@ -122,6 +132,13 @@ class LiveHub:
         try:
             await ws.prepare(request)
             await ws.send_str(jsoncodec.dumps_text(hello.to_json()))
+        except web.HTTPException as exc:  # not a websocket handshake: aiohttp's plain 400
+            detail = f": {exc.text}"[:200] if exc.text else ""
+            raise ProviderError(
+                E.SIM_INVALID_PARAM,
+                "/_sim/ws expects a websocket handshake (Upgrade: websocket, Connection: "
+                f"Upgrade, Sec-WebSocket-Version: 13, a valid Sec-WebSocket-Key){detail}",
+            ) from None
         except ConnectionResetError:
             # The peer left (or reset) during the handshake: nothing went wrong here.
             log.debug("live client left during the handshake")

@@ -11,7 +11,12 @@ from aiohttp import web
 
 from otpsim.errors import E, ProviderError
 from otpsim.server.callbacks import points_at_self, self_callback_error
-from otpsim.server.http import basic_credentials, json_response, read_json_object
+from otpsim.server.http import (
+    basic_credentials,
+    json_response,
+    read_json_object,
+    unknown_charset,
+)
 from otpsim.server.keys import PRINCIPAL, SIM
 
 
@@ -73,10 +78,8 @@ async def oauth_token(request: web.Request) -> web.Response:
         raise ProviderError(
             E.OAUTH_INVALID_REQUEST, "The request body is not a valid form"
         ) from None
-    except LookupError:  # Content-Type: ...; charset=<unknown>
-        raise ProviderError(
-            E.OAUTH_INVALID_REQUEST, f"Unknown charset {request.charset!r} in Content-Type"
-        ) from None
+    except LookupError as exc:  # the body's or a multipart part's charset is unknown
+        raise ProviderError(E.OAUTH_INVALID_REQUEST, unknown_charset(exc)) from None
     grant_type = form.get("grant_type")
     if not isinstance(grant_type, str) or not grant_type:
         raise ProviderError(E.OAUTH_INVALID_REQUEST)

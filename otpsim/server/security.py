@@ -15,6 +15,10 @@
   ``Host`` header gives it away. With an admin token, the token is the protection (a
   rebinding page cannot know it, and the login cookie is not sent to its name), so any
   name works: ``--host 0.0.0.0`` in a container stays usable.
+* The provider API answers any ``Host`` (SDKs and apps in containers use any name),
+  but a request a browser sent (``Origin``, or ``Sec-Fetch-Site`` other than ``none``)
+  to a name that is not allowed is refused (403 1036), admin token or not: a rebinding
+  page could otherwise create OTPs whose callbacks probe the victim's network.
 """
 
 from __future__ import annotations
@@ -48,9 +52,13 @@ def guard(request: web.Request) -> web.Response | None:
     the login page (401) for the inbox page itself.
     """
     path = request.path
-    if not (path == "/" or path.startswith("/_sim/")):
-        return None  # the provider API keeps its own credentials
     settings = request.app[SIM].settings
+    if not (path == "/" or path.startswith("/_sim/")):
+        # The provider API keeps its own credentials and answers any Host, but not a
+        # browser's request to a name that is not this machine's (DNS rebinding).
+        if from_browser(request) and not host_allowed(request, settings):
+            raise ProviderError(E.BROWSER_HOST_NOT_ALLOWED, _browser_refused(request))
+        return None
     if not settings.admin_token and path != "/_sim/health" and not host_allowed(request, settings):
         return _host_refused(request)
     origin = header_text(request, "Origin", E.SIM_INVALID_PARAM)  # 400 if not UTF-8
@@ -104,6 +112,23 @@ def host_allowed(request: web.Request, settings: Settings) -> bool:
         return True
     name = host_name(host)
     return name in names or is_loopback(name)
+
+
+def from_browser(request: web.Request) -> bool:
+    """Whether a web page sent this request: it has an ``Origin``, or a ``Sec-Fetch-Site``
+    other than ``none`` (``none``: the user typed the address). SDKs, curl and apps do
+    not send these."""
+    headers = request.headers
+    return "Origin" in headers or headers.get("Sec-Fetch-Site", "none").lower() != "none"
+
+
+def _browser_refused(request: web.Request) -> str:
+    name = host_name(request.host)
+    return (
+        f"A web page on host {name!r} may not use the provider API (a DNS-rebinding page "
+        "looks like this): call it from your application, not a browser, or start otpsim "
+        f"with --allowed-host {name} if that name is really yours"
+    )
 
 
 def _host_refused(request: web.Request) -> web.Response:

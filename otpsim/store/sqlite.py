@@ -16,8 +16,10 @@ Checkpoints (copying the WAL into the database file, with an fsync) run in a bac
 thread on its own connection, once a second: SQLite's automatic checkpoint runs inside
 a commit, on the event loop, and stalled every request for tens of milliseconds.
 
-One store per file: an exclusive ``flock`` on ``PATH.lock`` (holding the owner's pid)
-refuses a second server, which would otherwise lose the first one's updates. A batch
+One store per file: an exclusive ``flock`` on the database file itself (its inode, so
+a hard link or a deleted ``PATH.lock`` cannot get round it) refuses a second server,
+which would otherwise lose the first one's updates (``PATH.lock`` holds the owner's pid,
+for the message). A batch
 that fails (a full disk, a read-only file, an object that cannot be encoded) rolls back
 alone: its waiters get :class:`StoreUnavailable`, the next batch starts clean.
 
@@ -492,60 +494,88 @@ class SqliteStore:
 
 
 class _FileLock:
-    """An exclusive lock on ``PATH.lock`` (``flock``: the kernel releases it when the
-    process ends, even by ``kill -9``), which holds the owner's pid for the refusal.
+    """An exclusive ``flock`` on the database file itself: on its inode, so it holds
+    however the file is reached (another spelling, a symlink, a hard link), and no other
+    file can be deleted to lift it. The kernel releases it when the process ends, even by
+    ``kill -9``. On Linux ``flock`` locks are independent of the POSIX (``fcntl``) locks
+    SQLite takes on the same file (``tests/store`` checks it both ways); not on NFS,
+    where ``flock`` is emulated with them. The owner's pid goes to ``PATH.lock``, for the
+    refusal's message only.
 
     A second owner waits up to ``wait`` seconds (a server that is stopping), then
     raises :class:`OtpsimError` naming the file and the process holding it.
+
+    The descriptor stays open until :meth:`release`, after SQLite has closed the file:
+    closing any descriptor of a file drops the POSIX locks the process holds on it.
     """
 
     def __init__(self, db_path: str, wait: float) -> None:
         self.db_path = db_path
-        self.path = os.path.realpath(db_path) + ".lock"  # however the file is spelled
+        self.path = os.path.realpath(db_path) + ".lock"  # the pid, for the message
+        try:
+            fd = os.open(db_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except PermissionError:  # a read-only file can still be locked (and read)
+            fd = self._open_read_only(db_path)
+        except OSError as exc:
+            raise OtpsimError(f"{db_path}: cannot open: {exc.strerror or exc}") from None
         deadline = time.monotonic() + wait
         while True:
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as exc:
-                raise OtpsimError(f"{self.path}: cannot create the lock file: {exc}") from None
-            try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
             except BlockingIOError:
-                owner = _read_pid(fd)
-                os.close(fd)
                 if time.monotonic() >= deadline:
+                    owner = _flock_owner(fd) or _read_pid(self.path)
+                    os.close(fd)
                     raise OtpsimError(
                         f"{db_path}: already in use by another otpsim "
-                        f"({f'pid {owner}' if owner else 'pid unknown'}, lock {self.path}); "
+                        f"({f'pid {owner}' if owner else 'pid unknown'}); "
                         "one server per --db file"
                     ) from None
                 time.sleep(0.05)
-                continue
-            # The owner before us may have removed the file between our open and our lock:
-            # then this lock is on a file nobody else will see. Start again.
-            try:
-                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
         self._fd: int | None = fd
+        with contextlib.suppress(OSError):
+            pid_file = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.write(pid_file, f"{os.getpid()}\n".encode())
+            finally:
+                os.close(pid_file)
+
+    @staticmethod
+    def _open_read_only(db_path: str) -> int:
+        try:
+            return os.open(db_path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise OtpsimError(f"{db_path}: cannot open: {exc.strerror or exc}") from None
 
     def release(self) -> None:
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
         with contextlib.suppress(OSError):
-            os.unlink(self.path)  # while still holding it (see the inode check above)
+            os.unlink(self.path)  # while still holding the lock: the next owner writes anew
         os.close(fd)
 
 
-def _read_pid(fd: int) -> int | None:
+def _flock_owner(fd: int) -> int | None:
+    """The pid holding a ``flock`` on the file of ``fd``, from ``/proc/locks`` (Linux)."""
+    info = os.fstat(fd)
+    inode = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
     try:
-        text = os.pread(fd, 32, 0).decode("ascii").strip()
+        with open("/proc/locks", encoding="ascii", errors="replace") as locks:
+            for line in locks:
+                fields = line.split()
+                if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == inode:
+                    return int(fields[4]) if fields[4].isdigit() else None
+    except OSError:
+        pass
+    return None
+
+
+def _read_pid(path: str) -> int | None:
+    try:
+        with open(path, "rb") as file:
+            text = file.read(32).decode("ascii").strip()
     except (OSError, UnicodeDecodeError):
         return None
     return int(text) if text.isdigit() else None

@@ -81,3 +81,17 @@ def test_a_forked_child_never_repeats_its_parents_bytes() -> None:
     os.waitpid(pid, 0)
     assert len(child) == 32
     assert child != token_bytes(32)  # the parent's next bytes
+
+
+def test_a_fixed_pin_fits_a_request_or_says_why_not() -> None:
+    from otpsim.domain.pins import check_fixed, misfit
+
+    assert misfit("123456", "numbers", 6) is None
+    assert misfit("123456", "alphanumeric", 6) is None  # digits are alphanumeric too
+    assert misfit("ABCDEF", "letters", 6) is None
+    assert misfit("1234", "numbers", 6) == "its pinLength is 6"
+    assert misfit("AB12", "numbers", 4) == "its pinType is numbers"
+    assert check_fixed("0000") == "0000"
+    for bad in ("123", "12345678901", "abcd", "12 34", ""):
+        with pytest.raises(ValueError, match="expected a PIN of 4 to 10 digits or capital"):
+            check_fixed(bad)

@@ -8,12 +8,14 @@ import json
 import logging
 import socket
 import struct
+import threading
 import time
 from typing import Any
 
 import pytest
-from support import FR, KEY, expect_error, raw_http
+from support import FR, KEY, expect_error, raw_http, sim_of
 
+from otpsim.client import Client
 from otpsim.config import Settings, load_settings
 from otpsim.errors import OtpsimError
 from otpsim.logs import JsonFormatter, TextFormatter
@@ -68,6 +70,57 @@ async def test_the_provider_api_and_health_stay_host_agnostic(client: Any) -> No
     )
     assert resp.status == 201
     assert (await client.get("/_sim/health", headers={"Host": "any.example"})).status == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [("POST", "/otp", {"phoneNumber": FR, "otpCallbackUrl": "http://10.0.0.1/hook"}),
+     ("GET", "/otp/0123456789abcdef0123456789abcdef", None),
+     ("DELETE", "/otp/0123456789abcdef0123456789abcdef", None),
+     ("GET", "/account/balance", None),
+     ("GET", "/numbers/validate/+33612345678", None)],
+)  # fmt: skip
+@pytest.mark.parametrize(
+    "marker",
+    [{"Origin": "http://attacker.example:8790"}, {"Sec-Fetch-Site": "same-origin"},
+     {"Sec-Fetch-Site": "cross-site"}],
+)  # fmt: skip
+@pytest.mark.parametrize("admin_token", [None, "t0ken"])
+async def test_a_rebinding_page_cannot_use_the_provider_api(
+    make_client: Any, method: str, path: str, body: Any, marker: dict[str, str],
+    admin_token: str | None,
+) -> None:  # fmt: skip
+    client = await make_client(Settings(admin_token=admin_token))
+    headers = {**KEY, "Host": "attacker.example:8790", **marker}
+    resp = await client.request(method, path, json=body, headers=headers)
+    err = await expect_error(resp, 403, "access_denied", 1036)
+    assert "attacker.example" in err["message"]
+    assert sim_of(client).list_otps(limit=10) == []
+
+
+async def test_a_rebinding_page_cannot_get_a_token(client: Any) -> None:
+    resp = await client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Host": "attacker.example", "Origin": "http://attacker.example",
+                 "Authorization": "Basic YXBwOnNlY3JldA=="},
+    )  # fmt: skip
+    await expect_error(resp, 403, "access_denied", 1036)
+
+
+async def test_browsers_on_allowed_names_and_clients_without_origin_use_the_provider_api(
+    make_client: Any,
+) -> None:
+    client = await make_client(Settings(allowed_hosts=("sms.test",)))
+    for headers in (
+        {"Host": "127.0.0.1:8790", "Origin": "http://127.0.0.1:8790"},
+        {"Host": "localhost", "Sec-Fetch-Site": "same-origin"},
+        {"Host": "sms.test", "Origin": "http://sms.test"},
+        {"Host": "otpsim.internal:8790"},  # an SDK in a container: no browser markers
+        {"Host": "otpsim.internal:8790", "Sec-Fetch-Site": "none"},  # typed in the bar
+    ):
+        resp = await client.post("/otp", json={"phoneNumber": FR}, headers={**KEY, **headers})
+        assert resp.status == 201, (headers, await resp.text())
 
 
 async def test_with_an_admin_token_the_token_is_the_protection(make_client: Any) -> None:
@@ -170,32 +223,140 @@ def test_a_huge_content_length_is_refused_at_once(start_server: Any) -> None:
     assert b"1013" in raw
 
 
-def test_long_polls_have_a_cap_of_their_own(start_server: Any) -> None:
+def _recv_head(sock: socket.socket, timeout: float = 10.0) -> bytes:
+    """What the server sent on ``sock`` until its headers ended, it closed, or timeout."""
+    sock.settimeout(timeout)
+    got = b""
+    try:
+        while b"\r\n\r\n" not in got and (chunk := sock.recv(4096)):
+            got += chunk
+    except (TimeoutError, ConnectionResetError):
+        pass
+    return got
+
+
+def _websocket(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(
+        b"GET /_sim/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    return sock
+
+
+LONG_POLL = (
+    b"GET /_sim/messages/latest?phoneNumber=%2B15005550002&wait=30 HTTP/1.1\r\n"
+    b"Host: 127.0.0.1\r\n\r\n"
+)
+
+
+def test_long_polls_at_the_stream_cap_make_room_oldest_first(start_server: Any) -> None:
+    # 2 long polls fill --max-streams 2; a third is not refused: the oldest ends now
+    # with its normal "nothing yet" 404 (Retry-After: 0, poll again) and the rest wait.
     _, base = start_server("--max-streams", "2")
     port = _port(base)
     held = []
     try:
         for _ in range(2):
             sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-            sock.sendall(
-                b"GET /_sim/messages/latest?phoneNumber=%2B15005550002&wait=30 HTTP/1.1\r\n"
-                b"Host: 127.0.0.1\r\n\r\n"
-            )
+            sock.sendall(LONG_POLL)
             held.append(sock)
-        time.sleep(0.5)
-        status, raw = raw_http(
-            "127.0.0.1", port,
-            b"GET /_sim/messages/latest?wait=30 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
-        )  # fmt: skip
-        assert status == 503, raw
-        assert b'"code":1032' in raw
-        status, _ = raw_http(
-            "127.0.0.1", port, b"GET /_sim/messages HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-        )
-        assert status == 200
+            time.sleep(0.2)  # in this order
+        newcomer = socket.create_connection(("127.0.0.1", port), timeout=5)
+        newcomer.sendall(LONG_POLL)
+        held.append(newcomer)
+        first = _recv_head(held[0])
+        assert first.startswith(b"HTTP/1.1 404"), first
+        assert b"Retry-After: 0" in first
+        for sock in held[1:]:  # still waiting
+            sock.settimeout(0.5)
+            with pytest.raises(TimeoutError):
+                sock.recv(1)
     finally:
         for sock in held:
             sock.close()
+
+
+def test_websockets_have_their_own_share_and_long_polls_still_get_in(
+    start_server: Any,
+) -> None:
+    _, base = start_server("--max-streams", "2")
+    port = _port(base)
+    held = [_websocket(port)]
+    try:
+        assert _recv_head(held[0]).startswith(b"HTTP/1.1 101")
+        refused = _websocket(port)  # beyond the websockets' half of the cap
+        held.append(refused)
+        head = _recv_head(refused)
+        assert head.startswith(b"HTTP/1.1 503"), head
+        # Long polls pre-empt one another, never the websocket.
+        for _ in range(3):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            sock.sendall(LONG_POLL)
+            held.append(sock)
+        assert _recv_head(held[2]).startswith(b"HTTP/1.1 404")
+        assert _recv_head(held[3]).startswith(b"HTTP/1.1 404")
+        held[4].settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            held[4].recv(1)
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_the_client_polls_again_when_its_long_poll_is_preempted(start_server: Any) -> None:
+    _, base = start_server("--max-streams", "1")
+    client = Client(base, api_key="k")
+    otp = client.create_otp({"phoneNumber": "+15005550003"})  # delivered after 30 s (sim)
+    got: list[Any] = []
+    waiter = threading.Thread(
+        target=lambda: got.append(client.wait_message(otp_id=otp["otpId"], timeout=20))
+    )
+    waiter.start()
+    time.sleep(0.5)
+    # Another long poll pre-empts the helper's; it polls again and still sees the SMS.
+    status, raw = raw_http(
+        "127.0.0.1", _port(base),
+        b"GET /_sim/messages/latest?wait=0.5 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    )  # fmt: skip
+    assert status == 404, raw
+    client.advance(31)
+    waiter.join(timeout=20)
+    assert got
+    assert got[0]["otpId"] == otp["otpId"]
+
+
+def test_slow_bodies_cannot_hold_every_connection(start_server: Any) -> None:
+    # 20 POSTs announce 60 KB and trickle it: at the cap they are the ones closed (408),
+    # the slowest first, and a real client is answered.
+    proc, base = start_server("--max-connections", "20")
+    port = _port(base)
+    slow = []
+    try:
+        for _ in range(20):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            sock.sendall(
+                b"POST /otp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-KEY: k\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 60000\r\n\r\n"
+                b'{"phoneNumber":'
+            )
+            slow.append(sock)
+        time.sleep(0.3)
+        for _ in range(3):
+            status, raw = raw_http(
+                "127.0.0.1", port, b"GET /_sim/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+            )
+            assert status == 200, raw
+        answers = [_recv_head(sock, timeout=0.3) for sock in slow]
+        evicted = [a for a in answers if a.startswith(b"HTTP/1.1 408")]
+        assert len(evicted) == 1, answers  # one made room; the health checks closed after
+    finally:
+        for sock in slow:
+            sock.close()
+    proc.terminate()
+    _, err = proc.communicate(timeout=15)
+    assert "sending a body below" in err
 
 
 def test_limits_are_options_with_sane_defaults() -> None:
@@ -327,3 +488,53 @@ async def test_an_sms_text_with_a_newline_logs_one_line(client: Any, capsys: Any
     assert "\\nFAKE" in sms_lines[0]
     assert not any(line.startswith("FAKE") for line in err.splitlines())
     assert "\x1b" not in err
+
+
+# -- round 2, item 4: every answer in the error shape ------------------------------------
+
+BOGUS_PART = (
+    b'--XyZ\r\nContent-Disposition: form-data; name="%s"\r\n'
+    b"Content-Type: text/plain; charset=bogus\r\n\r\n%s\r\n--XyZ--\r\n"
+)
+MULTIPART = {"Content-Type": "multipart/form-data; boundary=XyZ"}
+
+
+async def test_a_form_part_with_an_unknown_charset_is_a_400(make_client: Any) -> None:
+    client = await make_client(Settings(admin_token="t0ken"))
+    resp = await client.post(
+        "/_sim/login", data=BOGUS_PART % (b"token", b"t0ken"), headers=MULTIPART
+    )
+    err = await expect_error(resp, 400, "invalid_body", 1012)
+    assert "bogus" in err["message"]
+    resp = await client.post(
+        "/oauth/token",
+        data=BOGUS_PART % (b"grant_type", b"client_credentials"),
+        headers={**MULTIPART, "Authorization": "Basic YXBwOnNlY3JldA=="},
+    )
+    err = await expect_error(resp, 400, "invalid_request", 1600)
+    assert "bogus" in err["message"]
+    assert "None" not in err["message"]
+
+
+async def test_an_unknown_expectation_is_a_417_in_the_error_shape(client: Any) -> None:
+    resp = await client.post("/otp", json={"phoneNumber": FR}, headers={**KEY, "Expect": "foo"})
+    err = await expect_error(resp, 417, "invalid_request", 1037)
+    assert "foo" in err["message"]
+    assert "X-Request-Id" in resp.headers
+    resp = await client.post(
+        "/otp", json={"phoneNumber": FR}, headers={**KEY, "Expect": "100-continue"}
+    )
+    assert resp.status == 201
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+          "Sec-WebSocket-Key": "not a key"}],
+)  # fmt: skip
+async def test_a_websocket_request_without_a_handshake_is_a_400_in_the_error_shape(
+    client: Any, headers: dict[str, str]
+) -> None:
+    resp = await client.get("/_sim/ws", headers=headers)
+    err = await expect_error(resp, 400, "invalid_param", 1020)
+    assert "websocket" in err["message"].lower()

@@ -19,12 +19,14 @@ from otpsim.pytest_plugin import SimulatorServer
 API_KEY = "sdk-key"
 POOR_KEY = "sdk-poor-key"  # starts with a balance of 0.07: one SMS (0.05), not two
 CLIENT_ID, CLIENT_SECRET = "sdk-app", "sdk-secret"
+FIXED_NUMBER = "+33612340000"
 SETTINGS = Settings(
     port=0,
     api_keys=(API_KEY, POOR_KEY),
     oauth_clients=((CLIENT_ID, CLIENT_SECRET),),
     balances=((POOR_KEY, 0.07),),
     no_coverage=("CU",),
+    fixed_pins=((FIXED_NUMBER, "1234"),),  # a 4-digit PIN: a default request (6) misfits
     max_body_bytes=16 * 1024,
     log_level="warning",
 )

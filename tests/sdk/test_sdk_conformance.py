@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import API_KEY, CLIENT_ID, CLIENT_SECRET, POOR_KEY, sdk_client
+from conftest import API_KEY, CLIENT_ID, CLIENT_SECRET, FIXED_NUMBER, POOR_KEY, sdk_client
 from smscx_client import exceptions as sdk_errors
 from smscx_client.api import account_api, numbers_api, oauth_api, otp_api
 from smscx_client.model.account_balance import AccountBalance
@@ -260,6 +260,7 @@ CASES: dict[tuple[int, str, int], tuple[Trigger, type[Exception]]] = {
     (400, "invalid_param", 2019): (
         create(otpCallbackUrl="ftp://127.0.0.1/x"), X.InvalidRequestException),
     (400, "invalid_param", 2020): (create(phoneNumber="+3361"), X.InvalidRequestException),
+    (400, "invalid_param", 1035): (create(phoneNumber=FIXED_NUMBER), X.InvalidRequestException),
     (403, "no_coverage", 1119): (
         lambda base: otp_api_for(base).new_otp(NewOtpRequest(phone_number="+870773111632")),
         X.NoCoverageException),

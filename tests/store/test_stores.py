@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +24,13 @@ from otpsim.errors import OtpsimError
 from otpsim.store import AttemptRecord, DeliveryRecord, OutboxItem, Store
 from otpsim.store.memory import MemoryStore
 from otpsim.store.retention import Retention
-from otpsim.store.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore, StoreUnavailable
+from otpsim.store.sqlite import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    SqliteStore,
+    StoreUnavailable,
+    _FileLock,
+)
 
 
 def otp(n: int, *, account: str = "a", phone: str = "+33612345678", at: float = 0.0) -> Otp:
@@ -354,3 +362,66 @@ def test_sqlite_one_store_per_file_the_second_is_refused_naming_the_first(
     again = SqliteStore(path, lock_wait=0)  # free once the first is closed
     assert again.get_otp("otp-1") is not None
     again.close()
+
+
+def test_sqlite_one_store_per_file_even_through_a_hard_link_or_without_the_lock_file(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "otpsim.db"
+    first = SqliteStore(path)
+    first.save_otp(otp(1))
+    link = tmp_path / "other-name.db"
+    os.link(path, link)  # the same file (inode) under another name: no realpath joins them
+    with pytest.raises(OtpsimError) as refused:
+        SqliteStore(link, lock_wait=0)
+    assert str(link) in str(refused.value)
+    assert f"pid {os.getpid()}" in str(refused.value)  # found even without its .lock file
+    for stale in tmp_path.glob("*.lock"):
+        stale.unlink()  # someone tidies up while the server runs
+    with pytest.raises(OtpsimError, match="already in use"):
+        SqliteStore(path, lock_wait=0)
+    first.close()
+    again = SqliteStore(link, lock_wait=0)  # free once the first is closed
+    assert again.get_otp("otp-1") is not None
+    again.close()
+
+
+SQLITE_WRITER = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)
+db.execute("BEGIN IMMEDIATE")  # SQLite's own (POSIX) write lock on the file
+print(db.execute("SELECT COUNT(*) FROM otps").fetchone()[0])
+db.execute("ROLLBACK")
+"""
+
+FCNTL_HOLDER = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a POSIX lock on the whole file
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_sqlite_the_store_s_lock_and_sqlite_s_own_locks_never_collide(tmp_path: Path) -> None:
+    """The store's flock is on the database file, which SQLite locks too (POSIX fcntl
+    locks): on Linux the two kinds are independent, or the lock would lock SQLite out."""
+    path = tmp_path / "otpsim.db"
+    store = SqliteStore(path)
+    store.save_otp(otp(1))
+    writer = subprocess.run(
+        [sys.executable, "-c", SQLITE_WRITER, str(path)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert writer.returncode == 0, writer.stderr
+    assert writer.stdout.strip() == "1"
+    store.close()
+    with subprocess.Popen(
+        [sys.executable, "-c", FCNTL_HOLDER, str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    ) as holder:  # fmt: skip
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "held\n"
+        lock = _FileLock(str(path), 0)  # taken beside the other process's POSIX lock
+        lock.release()
+        holder.communicate("", timeout=30)

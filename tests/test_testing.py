@@ -1,0 +1,114 @@
+"""otpsim.testing without pytest: a plain unittest TestCase, run by ``python -m unittest``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from otpsim.testing import Controller, default_settings
+
+UNITTEST_MODULE = '''
+import json
+import sys
+import unittest
+import urllib.request
+
+from otpsim.testing import Controller
+
+
+def send_code(base_url, phone):
+    """The code under test: it has its own API key."""
+    request = urllib.request.Request(
+        base_url + "/otp", data=json.dumps({"phoneNumber": phone}).encode(), method="POST",
+        headers={"X-API-KEY": "app-key", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as response:
+        return json.load(response)["otpId"]
+
+
+class LoginTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.controller = Controller()
+        cls.controller.start()
+        cls.addClassCleanup(cls.controller.stop)
+
+    def setUp(self):
+        self.otpsim = self.controller.fresh()
+
+    def test_first(self):
+        otp_id = send_code(self.otpsim.url, "+33612345678")
+        self.assertEqual(self.otpsim.latest_message("+33612345678")["otpId"], otp_id)
+        self.otpsim.advance(600)
+        self.assertEqual(self.otpsim.otps()[0]["status"], "EXPIRED")
+
+    def test_second_starts_clean(self):
+        self.assertEqual(self.otpsim.messages(), [])
+        send_code(self.otpsim.url, "+33612345678")
+        self.assertEqual(len(self.otpsim.latest_pin("+33612345678")), 6)
+
+
+class ContextManagerTest(unittest.TestCase):
+    def test_with(self):
+        with Controller() as otpsim:
+            otp_id = send_code(otpsim.url, "+33612345678")
+            self.assertTrue(otpsim.latest_pin(otp_id=otp_id).isdigit())
+            url = otpsim.url
+        with self.assertRaises(OSError):
+            urllib.request.urlopen(url + "/_sim/health", timeout=2)
+
+
+if __name__ == "__main__":
+    assert "pytest" not in sys.modules
+    unittest.main()
+'''
+
+
+def test_a_plain_unittest_testcase_drives_otpsim_without_pytest(tmp_path: Path) -> None:
+    module = tmp_path / "test_login_unittest.py"
+    module.write_text(UNITTEST_MODULE, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(module), "-v"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Ran 3 tests" in done.stderr
+    assert "OK" in done.stderr
+
+
+def test_a_controller_on_a_shared_server_sees_one_account(start_server: Any) -> None:
+    _, base = start_server()
+    with Controller(url=base, api_key="mine") as otpsim:
+        assert otpsim.account == "mine"
+        otpsim.client.create_otp({"phoneNumber": "+33612345678"})
+        assert otpsim.latest_message("+33612345678")["account"] == "mine"
+    with Controller(url=base, account="someone-else") as otpsim:
+        assert otpsim.messages() == []
+    with Controller(url=base, api_key="mine") as otpsim:
+        assert otpsim.messages() == []  # fresh: this account was reset
+    with pytest.raises(ValueError, match=r"settings .* or url"):
+        Controller(default_settings(), url=base)
+
+
+def test_failures_inside_the_simulator_are_reported() -> None:
+    controller = Controller()
+    otpsim = controller.start()
+    try:
+        controller.fresh()
+        assert controller.failures() is None
+        import logging
+
+        logging.getLogger("otpsim.server").error("boom")
+        assert controller.failures() == "otpsim.server: boom"
+        controller.fresh({"network": {"rules": [{"match": "*", "undelivered": True}]}})
+        assert controller.failures() is None
+        otpsim.client.create_otp({"phoneNumber": "+33612345678"})
+        assert otpsim.messages()[0]["status"] == "UNDELIVERED"
+    finally:
+        controller.stop()
