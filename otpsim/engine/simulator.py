@@ -134,6 +134,9 @@ class Simulator:
         self._bus = bus or EventBus()
         self._scheduler = Scheduler(self._clock, compact_above=2 * settings.max_messages + 1024)
         self._scheduler.handle(Kind.EXPIRY, self._expire_job, self._expiry_pending)
+        # Each PENDING OTP's expiry job, oldest first (no entry: nothing to expire), so
+        # that telling a stale job needs no store read (see _expiry_pending).
+        self._expiring: dict[str, Job] = {}
         self._scheduler.handle(Kind.TOKEN, self._token_job, self._token_kept)
         self._carrier = Carrier(self._scheduler)
         self._otp_defaults = settings.otp_defaults
@@ -191,9 +194,9 @@ class Simulator:
         queued = self._store.queued_messages()
         for message in queued:
             self._carrier.schedule(message, self._delivered)
-        pending = self._store.pending_otps()
+        pending = sorted(self._store.pending_otps(), key=lambda otp: otp.created_at)
         for otp in pending:
-            self._scheduler.at(otp.expires_at, Kind.EXPIRY, otp.otp_id)
+            self._expect_expiry(otp)
         newest = self._store.list_messages(limit=1)
         self._message_seq = itertools.count(newest[0].seq + 1 if newest else 1)
         self._recovery = Recovery(saved is not None, self._clock.time(), len(queued), len(pending))
@@ -369,7 +372,7 @@ class Simulator:
         self._balances.charge(account, otp.cost)
         self._store.save_otp(otp)
         self._store.save_message(message)
-        self._scheduler.at(otp.expires_at, Kind.EXPIRY, otp.otp_id)
+        self._expect_expiry(otp)
         self._bus.publish("otp.created", otp.to_sim)
         self._bus.publish("message.created", message.to_json)
         self._carrier.submit(message, fate, self._delivered, self._undelivered)
@@ -512,19 +515,41 @@ class Simulator:
             raise ProviderError(verdict.error)
 
     def _changed(self, otp: Otp) -> None:
+        if otp.status is not Status.PENDING:
+            self._expiry_done(otp.otp_id)
         self._store.save_otp(otp)
         self._bus.publish("otp.updated", otp.to_sim)
 
     # -- expiry on time ------------------------------------------------------------------
 
+    def _expect_expiry(self, otp: Otp) -> None:
+        """Schedule a PENDING OTP's expiry, and forget the expiries of OTPs the store has
+        forgotten: with ``max_messages`` newer OTPs expecting one, the oldest is gone
+        from the store (retention, applied as each was saved), so its job is stale."""
+        job = self._scheduler.at(otp.expires_at, Kind.EXPIRY, otp.otp_id, otp.account)
+        self._expiring[otp.otp_id] = job
+        expiring, kept = self._expiring, self._store.retention.max_messages
+        while len(expiring) > kept:
+            self._scheduler.cancel(expiring.pop(next(iter(expiring))))
+
+    def _expiry_done(self, otp_id: str) -> None:
+        """The OTP left PENDING (or the store): its expiry job, if any, is stale."""
+        job = self._expiring.pop(otp_id, None)
+        if job is not None:
+            self._scheduler.cancel(job)
+
     def _expire_job(self, job: Job) -> None:
+        if self._expiring.get(job.key) is job:
+            del self._expiring[job.key]
         otp = self._store.get_otp(job.key)
         if otp is not None and otp.expire_if_due(job.due):
             self._changed(otp)
 
     def _expiry_pending(self, job: Job) -> bool:
-        otp = self._store.get_otp(job.key)
-        return otp is not None and otp.status is Status.PENDING
+        """Whether an expiry job still matters, for the scheduler's sweep of stale jobs:
+        from memory only (the sweep runs on the event loop over every waiting job; a
+        store read each made a frozen-clock flood stall every request for seconds)."""
+        return self._expiring.get(job.key) is job
 
     # -- the inbox ---------------------------------------------------------------------
 
@@ -692,11 +717,14 @@ class Simulator:
         """
         if account is not None:
             self._store.clear(account)
+            for otp_id in [k for k, job in self._expiring.items() if job.ref == account]:
+                self._expiry_done(otp_id)
             self._balances.reset(account)
             self._bus.publish("reset", {**self._clock.snapshot(), "account": account})
             return
         self._store.clear()
         self._scheduler.clear(Kind.EXPIRY)
+        self._expiring.clear()
         self._carrier.forget()
         self._carrier.configure(self._carrier.network)  # sequences start again
         self._limiter.reset()

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from otpsim.clock import ClockState
 from otpsim.domain.message import Message
 from otpsim.domain.otp import Otp
+from otpsim.store.retention import Retention
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,10 @@ class Store(Protocol):
     write the object's current state. ``account`` narrows a query or a deletion to
     what one credential created.
     """
+
+    # What the store keeps (applied at insert, oldest first): the engine mirrors it to
+    # forget the timed jobs of what the store has forgotten, without reading the store.
+    retention: Retention
 
     def save_otp(self, otp: Otp) -> None: ...
 
