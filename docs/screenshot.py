@@ -46,7 +46,7 @@ def populate(base: str) -> None:
     def verify(otp_id: str, given: str) -> None:
         call("POST", f"{base}/otp/{otp_id}", {"pin": given})
 
-    us = otp(phoneNumber="+15005550006", template="Your Acme code: {{pin}}", maxAttempts=2)
+    us = otp(phoneNumber="+12025550143", template="Your Acme code: {{pin}}", maxAttempts=2)
     verify(us, "000000")
     verify(us, "111111")
     bg = otp(phoneNumber="+359888123456", template_bg=BG_TEXT)
@@ -85,11 +85,12 @@ def main() -> None:
                 base = match.group(1)
                 break
         populate(base)
+        call("PUT", f"{base}/_sim/scenario", {"name": "flaky-carrier", "network": {"seed": 7}})
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS
             )
-            page = browser.new_page(viewport={"width": 1280, "height": 760})
+            page = browser.new_page(viewport={"width": 1280, "height": 760}, color_scheme="light")
             page.goto(base + "/")
             expect(page.get_by_test_id("connection")).to_have_text("live")
             expect(page.get_by_test_id("conversation")).to_have_count(4)

@@ -37,6 +37,15 @@ async def page(request: web.Request) -> web.Response:
     return response
 
 
+async def favicon(request: web.Request) -> web.FileResponse:
+    """``/favicon.ico``, which browsers ask for on any page (the JSON ones too)."""
+    response = web.FileResponse(STATIC_DIR / "favicon.ico")
+    response.content_type = "image/x-icon"
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/", page, name="inbox.page")
+    app.router.add_get("/favicon.ico", favicon, name="inbox.favicon")
     app.router.add_static("/static/", STATIC_DIR, name="inbox.static")

@@ -23,10 +23,13 @@
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import hmac
 import html
 import ipaddress
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -41,6 +44,17 @@ OPEN_PATHS = frozenset({"/_sim/health", "/_sim/login"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+def is_page_asset(path: str) -> bool:
+    """The inbox's static files and icon: public, and loaded by the page from whatever
+    name it was opened by (a container's, behind the admin token)."""
+    return path.startswith("/static/") or path == "/favicon.ico"
+
+
+def csp_hash(source: str) -> str:
+    """A Content-Security-Policy source allowing one inline script or style."""
+    return "sha256-" + base64.b64encode(hashlib.sha256(source.encode()).digest()).decode()
+
+
 def token_ok(given: str | None, expected: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
@@ -53,6 +67,8 @@ def guard(request: web.Request) -> web.Response | None:
     """
     path = request.path
     settings = request.app[SIM].settings
+    if is_page_asset(path):
+        return None
     if not (path == "/" or path.startswith("/_sim/")):
         # The provider API keeps its own credentials and answers any Host, but not a
         # browser's request to a name that is not this machine's (DNS rebinding).
@@ -76,7 +92,7 @@ def guard(request: web.Request) -> web.Response | None:
             raise ProviderError(E.SIM_INVALID_PARAM, f"The {COOKIE} cookie is not valid UTF-8")
         if not token_ok(given, token):
             if path == "/" and request.method == "GET":
-                return _login_page(status=401)
+                return _login_page(status=401, next_path=request.path_qs)
             raise ProviderError(E.ADMIN_REQUIRED)
     return None
 
@@ -143,36 +159,85 @@ def _host_refused(request: web.Request) -> web.Response:
     raise ProviderError(E.HOST_NOT_ALLOWED, message)
 
 
-def _login_page(*, status: int = 200, error: str = "") -> web.Response:
-    note = f'<p class="error">{html.escape(error)}</p>' if error else ""
+# The login page's whole style, allowed by its hash: no 'unsafe-inline', nothing loaded.
+_LOGIN_STYLE = """
+:root{color-scheme:light dark;--bg:#f3f4f6;--panel:#fff;--ink:#111827;--muted:#6b7280;
+--line:#d1d5db;--accent:#2563eb;--bad:#b91c1c}
+@media (prefers-color-scheme: dark){:root{--bg:#0b1120;--panel:#111827;--ink:#e5e7eb;
+--muted:#9ca3af;--line:#374151;--accent:#3b82f6;--bad:#f87171}}
+*{box-sizing:border-box}
+body{margin:0;min-height:100vh;display:grid;place-items:center;background:var(--bg);
+color:var(--ink);font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
+form{display:grid;gap:.8rem;width:min(22rem,92vw);padding:1.6rem;background:var(--panel);
+border:1px solid var(--line);border-radius:12px;box-shadow:0 4px 24px rgba(0,0,0,.08)}
+h1{margin:0;font-size:1.3rem}h1 span{color:var(--muted);font-weight:400}
+p{margin:0;color:var(--muted)}.error{color:var(--bad);font-weight:600}
+input{font:inherit;padding:.55rem .7rem;border-radius:8px;border:1px solid var(--line);
+background:var(--bg);color:var(--ink)}
+input:focus,button:focus-visible{outline:2px solid var(--accent);outline-offset:1px}
+button{font:inherit;font-weight:600;padding:.55rem;border:0;border-radius:8px;
+background:var(--accent);color:#fff;cursor:pointer}
+"""
+_LOGIN_CSP = (
+    "default-src 'none'; img-src 'self'; "
+    f"style-src '{csp_hash(_LOGIN_STYLE)}'; form-action 'self'; frame-ancestors 'none'"
+)
+MAX_NEXT = 2000
+
+
+def safe_next(target: object) -> str:
+    """Where to go after signing in: ``target`` if it is a path of this server, else ``/``.
+
+    A browser resolves ``//host``, ``/\\host`` and absolute URLs to another origin, and
+    drops tabs and newlines before it does: only a plain ``/path?query`` of printable
+    characters, without backslashes, may come back as a redirect (no open redirect).
+    """
+    if not isinstance(target, str) or not 0 < len(target) <= MAX_NEXT:
+        return "/"
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    if not target.isprintable() or any(c.isspace() for c in target):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return target
+
+
+def _login_page(*, status: int = 200, error: str = "", next_path: str = "/") -> web.Response:
+    note = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
+    target = html.escape(safe_next(next_path))
     body = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>otpsim: sign in</title>
-<style>body{{font-family:system-ui,sans-serif;display:grid;place-items:center;min-height:90vh}}
-form{{display:grid;gap:.6rem;min-width:18rem}}.error{{color:#b91c1c}}</style></head>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
+<title>otpsim: sign in</title><link rel="icon" href="/favicon.ico">
+<style>{_LOGIN_STYLE}</style></head>
 <body><form method="post" action="/_sim/login">
-<h1>otpsim</h1><p>This simulator asks for its admin token.</p>{note}
-<input type="password" name="token" placeholder="admin token" autofocus required>
+<h1>otpsim <span>inbox</span></h1><p>This simulator asks for its admin token.</p>{note}
+<input type="hidden" name="next" value="{target}">
+<input type="password" name="token" placeholder="admin token" aria-label="admin token"
+ autocomplete="current-password" autofocus required>
 <button type="submit">Sign in</button></form></body></html>"""
     response = web.Response(text=body, status=status, content_type="text/html")
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
-    )
+    response.headers["Content-Security-Policy"] = _LOGIN_CSP
     return response
 
 
 async def login_page(request: web.Request) -> web.Response:
-    return _login_page()
+    return _login_page(next_path=request.query.get("next", "/"))
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    """The login form: the right token sets an HttpOnly, same-site cookie."""
+    """The login form: the right token sets an HttpOnly, same-site cookie, then back to
+    the page the user asked for (``next``, a path of this server) or the inbox."""
     expected = request.app[SIM].settings.admin_token
     form = await read_form(request)
     given = None if form is None else form.get("token")
+    target = safe_next(None if form is None else form.get("next"))
     if not expected or not isinstance(given, str) or not token_ok(given, expected):
-        return _login_page(status=401, error="That is not the admin token.")
-    redirect = web.HTTPSeeOther("/")
+        return _login_page(status=401, error="That is not the admin token.", next_path=target)
+    redirect = web.HTTPSeeOther(target)
     redirect.set_cookie(COOKIE, given, httponly=True, samesite="Strict", path="/")
     raise redirect
 

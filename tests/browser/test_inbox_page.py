@@ -95,7 +95,7 @@ def test_a_dropped_websocket_reconnects_and_catches_up(page: Any, live: tuple[An
 
     network["up"] = False
     network["sockets"][-1].close()
-    expect(page.get_by_test_id("connection")).to_have_text("reconnecting…")
+    expect(page.get_by_test_id("connection")).to_have_text("disconnected · reconnecting…")
     missed = create(base, phoneNumber=DE)  # published while the page is away
     call("DELETE", f"{base}/otp/{first['otpId']}", headers=KEY)
     page.wait_for_timeout(300)
@@ -162,11 +162,13 @@ def test_clear_and_reset_buttons(page: Any, live: tuple[Any, str]) -> None:
     otp = create(base)
     expect(bubble(page, otp["otpId"])).to_be_visible()
     page.get_by_test_id("clear").click()
+    page.get_by_test_id("confirm-ok").click()
     expect(page.get_by_test_id("conversation")).to_have_count(0)
     assert call("GET", f"{base}/otp/{otp['otpId']}", headers=KEY)[0] == 200  # OTPs stay
     create(base)
     expect(page.get_by_test_id("conversation")).to_have_count(1)
     page.get_by_test_id("reset").click()
+    page.get_by_test_id("confirm-ok").click()
     expect(page.get_by_test_id("conversation")).to_have_count(0)
     assert call("GET", f"{base}/otp/{otp['otpId']}", headers=KEY)[0] == 404
 

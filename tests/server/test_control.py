@@ -215,3 +215,14 @@ async def test_inbox_page_shell_and_static_files(client: Any) -> None:
         assert static.status == 200, path
         assert kind in static.content_type
     assert (await client.get("/static/../otpsim/__init__.py")).status in (403, 404)
+
+
+async def test_the_favicon_is_served_not_a_404(client: Any) -> None:
+    html = await (await client.get("/")).text()
+    assert '<link rel="icon" href="/static/favicon.svg' in html
+    for path, kind in (("/favicon.ico", "image/x-icon"), ("/static/favicon.svg", "image/svg+xml")):
+        resp = await client.get(path)
+        assert resp.status == 200, path
+        assert resp.content_type == kind, path
+        assert await resp.read()
+    assert (await client.get("/favicon.ico")).headers["Cache-Control"].startswith("public")

@@ -55,6 +55,50 @@ async def test_the_inbox_shows_a_login_page_and_the_token_sets_a_cookie(guarded:
     assert (await guarded.get("/_sim/messages")).status == 200
 
 
+async def test_signing_in_returns_to_the_page_asked_for(guarded: Any) -> None:
+    resp = await guarded.get("/?account=alice&x=<b>")
+    assert resp.status == 401
+    page = await resp.text()
+    assert 'name="next" value="/?account=alice&amp;x=%3Cb%3E"' in page  # escaped
+    good = await guarded.post(
+        "/_sim/login",
+        data={"token": "s3cret-admin", "next": "/?account=alice"},
+        allow_redirects=False,
+    )
+    assert good.status == 303
+    assert good.headers["Location"] == "/?account=alice"
+    bad = await guarded.post(
+        "/_sim/login", data={"token": "nope", "next": "/?account=bob"}, allow_redirects=False
+    )
+    assert bad.status == 401
+    assert 'name="next" value="/?account=bob"' in await bad.text()  # kept for the retry
+    shown = await guarded.get("/_sim/login?next=/%3Faccount%3Dcarol")
+    assert 'name="next" value="/?account=carol"' in await shown.text()
+
+
+async def test_the_login_page_is_styled_under_a_strict_policy(guarded: Any) -> None:
+    resp = await guarded.get("/_sim/login")
+    policy = resp.headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in policy
+    assert "style-src 'sha256-" in policy
+    assert "frame-ancestors 'none'" in policy
+    page = await resp.text()
+    assert "prefers-color-scheme: dark" in page
+    assert "http://" not in page
+    assert "https://" not in page
+
+
+async def test_page_assets_load_on_any_name_behind_the_admin_token(guarded: Any) -> None:
+    # In a container (--host 0.0.0.0 --admin-token) the page is opened by a name of the
+    # host's: its script, style and icon come from that name too, sent by the browser.
+    browser = {"Host": "otpsim.internal:8790", "Sec-Fetch-Site": "same-origin"}
+    for path in ("/static/inbox.js", "/static/inbox.css", "/favicon.ico"):
+        resp = await guarded.get(path, headers=browser)
+        assert resp.status == 200, (path, await resp.text())
+    resp = await guarded.post("/otp", json={"phoneNumber": FR}, headers={**KEY, **browser})
+    await expect_error(resp, 403, "access_denied", 1036)  # the provider API still refuses
+
+
 async def test_the_websocket_needs_the_token_too(guarded: Any) -> None:
     resp = await guarded.get("/_sim/ws")
     await expect_error(resp, 401, "unauthorized", 1024)

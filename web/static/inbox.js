@@ -11,9 +11,12 @@
   const state = {
     messages: new Map(), // id -> message
     otps: new Map(), // otpId -> OTP (control view)
-    callbacks: new Map(), // otpId -> Map(deliveryId -> {status, attempts})
+    callbacks: new Map(), // otpId -> Map(deliveryId -> delivery: {id, otpIds, status, attempts, ...})
     clock: { ts: Date.now() / 1000, frozen: false, at: performance.now() },
+    live: false, // the websocket is open: the clock runs only while the simulator answers
+    scenario: null, // GET /_sim/scenario, then the "scenario" events
     selected: null,
+    rawOpen: new Set(), // message ids whose raw JSON view is open (kept across re-renders)
     seen: new Map(), // phone -> messages seen
     query: "",
     loading: false,
@@ -35,8 +38,12 @@
     return node;
   }
 
+  // The clock runs on the page between snapshots, but only while the simulator answers:
+  // a stopped server has a stopped clock.
   const nowTs = () =>
-    state.clock.frozen ? state.clock.ts : state.clock.ts + (performance.now() - state.clock.at) / 1000;
+    state.clock.frozen || !state.live
+      ? state.clock.ts
+      : state.clock.ts + (performance.now() - state.clock.at) / 1000;
 
   function setClock(snapshot) {
     state.clock = { ts: snapshot.timestamp, frozen: snapshot.frozen, at: performance.now() };
@@ -59,18 +66,74 @@
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
-    const response = await fetch(path, init);
-    if (!response.ok) throw new Error(`${method} ${path}: ${response.status}`);
+    let response;
+    try {
+      response = await fetch(path, init);
+    } catch {
+      throw new Error("the simulator did not answer (is it running?)");
+    }
+    if (!response.ok) {
+      // The provider's error shape: {"type", "code", "message", ...}.
+      let detail = `HTTP ${response.status}`;
+      try {
+        const error = await response.json();
+        if (error && typeof error.message === "string") detail = `${error.message} (HTTP ${response.status}, ${error.code})`;
+      } catch {
+        /* not JSON: the status says enough */
+      }
+      throw new Error(detail);
+    }
     return response.json();
+  }
+
+  // -- feedback ------------------------------------------------------------------------
+
+  let noticeTimer = null;
+  function notify(text) {
+    $("[data-testid=notice-text]").textContent = text;
+    $("[data-testid=notice]").hidden = false;
+    clearTimeout(noticeTimer);
+    noticeTimer = setTimeout(() => ($("[data-testid=notice]").hidden = true), 15000);
+  }
+
+  // An action from a button: a failure is shown on the page, not only in the console.
+  async function act(label, method, path, body) {
+    try {
+      await api(method, path, body);
+      $("[data-testid=notice]").hidden = true;
+    } catch (error) {
+      notify(`${label} failed: ${error.message}`);
+    }
+  }
+
+  // A real dialog (keyboard: Escape or Cancel, which has the focus, keeps everything).
+  function confirmAction(title, text, ok) {
+    const dialog = $("[data-testid=confirm]");
+    $("[data-testid=confirm-title]").textContent = title;
+    $("[data-testid=confirm-text]").textContent = text;
+    $("[data-testid=confirm-ok]").textContent = ok;
+    dialog.returnValue = "";
+    return new Promise((resolve) => {
+      dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+      dialog.showModal();
+      $("[data-testid=confirm-cancel]").focus();
+    });
+  }
+
+  function setScenario(scenario) {
+    state.scenario = scenario && scenario.active ? scenario : null;
+    const banner = $("[data-testid=scenario]");
+    banner.hidden = !state.scenario;
+    $("[data-testid=scenario-name]").textContent = state.scenario ? state.scenario.name || "(unnamed)" : "";
   }
 
   // -- state ---------------------------------------------------------------------------
 
-  function addAttempt(otpIds, deliveryId, status, attempt) {
+  function addAttempt(otpIds, deliveryId, status, attempt, full) {
     for (const otpId of otpIds) {
       if (!state.callbacks.has(otpId)) state.callbacks.set(otpId, new Map());
       const deliveries = state.callbacks.get(otpId);
-      const delivery = deliveries.get(deliveryId) || { status, attempts: [] };
+      const delivery = deliveries.get(deliveryId) || { ...(full || { id: deliveryId, otpIds }), attempts: [] };
       delivery.status = status;
       if (attempt && !delivery.attempts.some((a) => a.number === attempt.number)) {
         delivery.attempts.push(attempt);
@@ -82,20 +145,22 @@
   async function loadState() {
     state.loading = true;
     try {
-      const [messages, otps, callbacks, clock] = await Promise.all([
+      const [messages, otps, callbacks, clock, scenario] = await Promise.all([
         api("GET", scoped("/_sim/messages?limit=2000")),
         api("GET", scoped("/_sim/otps?limit=2000")),
         api("GET", scoped("/_sim/callbacks?limit=2000")),
         api("GET", "/_sim/clock"),
+        api("GET", "/_sim/scenario"),
       ]);
       state.messages = new Map(messages.messages.map((m) => [m.id, m]));
       state.otps = new Map(otps.otps.map((o) => [o.otpId, o]));
       state.callbacks = new Map();
       for (const d of callbacks.callbacks) {
-        addAttempt(d.otpIds, d.id, d.status, null);
-        for (const a of d.attempts) addAttempt(d.otpIds, d.id, d.status, a);
+        addAttempt(d.otpIds, d.id, d.status, null, d);
+        for (const a of d.attempts) addAttempt(d.otpIds, d.id, d.status, a, d);
       }
       setClock(clock);
+      setScenario(scenario);
     } finally {
       state.loading = false;
     }
@@ -104,7 +169,7 @@
     render();
   }
 
-  const reload = () => loadState().catch(() => setConnection("down", "state reload failed"));
+  const reload = () => loadState().catch((error) => notify(`Loading the inbox failed: ${error.message}`));
 
   function apply(event) {
     if (state.loading) {
@@ -128,7 +193,11 @@
         state.otps.set(data.otpId, data);
         break;
       case "callback.attempt":
-        addAttempt(data.otpIds, data.deliveryId, data.status, data.attempt);
+        addAttempt(data.otpIds, data.deliveryId, data.status, data.attempt, {
+          id: data.deliveryId,
+          account: data.account,
+          otpIds: data.otpIds,
+        });
         break;
       case "messages.cleared":
         state.messages.clear();
@@ -138,7 +207,9 @@
         state.otps.clear();
         state.callbacks.clear();
         state.seen.clear();
+        state.rawOpen.clear();
         state.selected = null;
+        $(".layout").dataset.view = "list";
         setClock(data);
         break;
       case "hello":
@@ -146,6 +217,9 @@
         return;
       case "clock":
         setClock(data);
+        return;
+      case "scenario":
+        setScenario(data);
         return;
       default:
         return;
@@ -190,13 +264,18 @@
       .sort((a, b) => b.last - a.last);
   }
 
+  // At phone width the list and the conversation take turns: only the one on screen
+  // is read, and nothing is opened for the user.
+  const narrow = window.matchMedia("(max-width: 720px)");
+  const conversationShown = () => !narrow.matches || $(".layout").dataset.view === "conversation";
+
   function render() {
     const list = conversations();
     if (!state.selected || !list.some((c) => c.phone === state.selected)) {
-      state.selected = list.length ? list[0].phone : null;
+      state.selected = list.length && !narrow.matches ? list[0].phone : null;
     }
     const current = list.find((c) => c.phone === state.selected);
-    if (current) state.seen.set(current.phone, current.messages.length);
+    if (current && conversationShown()) state.seen.set(current.phone, current.messages.length);
 
     const ul = $("[data-testid=conversations]");
     ul.replaceChildren(
@@ -217,6 +296,13 @@
             },
             el("span", { class: "iso", "data-testid": "country", title: "country", text: c.country }),
             el("span", { class: "phone", text: c.phone }),
+            el("time", {
+              class: "when",
+              "data-testid": "conversation-time",
+              datetime: last ? last.createdAt : null,
+              title: last ? last.createdAt : null,
+              text: last ? clockTime(last.createdAt) : "",
+            }),
             unread > 0 ? el("span", { class: "unread", "data-testid": "unread", text: String(unread) }) : el("span"),
             el("span", { class: "preview", text: last ? last.text : "" }),
           ),
@@ -278,7 +364,11 @@
         el("span", {
           "data-testid": "countdown",
           "data-expires": otp.status === "PENDING" ? String(Date.parse(otp.dateExpires) / 1000) : null,
-          text: otp.status === "PENDING" ? "" : `since ${clockTime(otp.dateUpdated)}`,
+          // An OTP expired when its time ran out, whenever the page heard of it.
+          text:
+            otp.status === "PENDING"
+              ? ""
+              : `since ${clockTime(otp.status === "EXPIRED" ? otp.dateExpires : otp.dateUpdated)}`,
         }),
       );
     }
@@ -289,6 +379,16 @@
         "div",
         { class: "meta" },
         el("span", { class: "sender", "data-testid": "sender", text: m.from }),
+        // All accounts on one page: say whose SMS this is (a link to that account's view).
+        !account && m.account
+          ? el("a", {
+              class: "acct",
+              "data-testid": "sms-account",
+              href: `/?account=${encodeURIComponent(m.account)}`,
+              title: "account (API key or OAuth client id): show only this account",
+              text: m.account,
+            })
+          : null,
         el("time", { datetime: m.createdAt, text: clockTime(m.createdAt) }),
         el("span", { text: `${m.parts} part${m.parts === 1 ? "" : "s"} · ${m.encoding}` }),
         el("span", {
@@ -322,12 +422,37 @@
       }
       item.append(el("ul", { class: "callbacks", "data-testid": "callbacks" }, ...rows));
     }
+    item.append(rawView(m, otp, deliveries));
     return item;
+  }
+
+  // The data behind a bubble, as the control API has it: message, OTP, callbacks.
+  function rawView(m, otp, deliveries) {
+    const json = (value) => JSON.stringify(value, null, 2);
+    const section = (label, testid, value) => [
+      el("h3", { text: label }),
+      el("pre", { "data-testid": testid, text: json(value) }),
+    ];
+    const details = el(
+      "details",
+      { class: "raw", "data-testid": "raw" },
+      el("summary", { text: "Raw JSON" }),
+      ...section("message", "raw-message", m),
+      ...section("OTP", "raw-otp", otp || null),
+      ...section("callback deliveries and attempts", "raw-callbacks", deliveries ? [...deliveries.values()] : []),
+    );
+    details.open = state.rawOpen.has(m.id);
+    details.addEventListener("toggle", () => {
+      if (details.open) state.rawOpen.add(m.id);
+      else state.rawOpen.delete(m.id);
+    });
+    return details;
   }
 
   function tick() {
     const now = nowTs();
-    $("[data-testid=clock]").textContent = isoTime(now);
+    const iso = isoTime(now);
+    $("[data-testid=clock]").replaceChildren(el("span", { class: "date", text: iso.slice(0, 11) }), iso.slice(11));
     for (const node of document.querySelectorAll("[data-expires]")) {
       const left = Number(node.dataset.expires) - now;
       node.textContent = left > 0 ? `expires in ${duration(left)}` : "expiring…";
@@ -346,6 +471,15 @@
     const node = $("[data-testid=connection]");
     node.dataset.state = kind;
     node.textContent = text;
+    if (kind === "down") {
+      state.clock = { ts: nowTs(), frozen: state.clock.frozen, at: performance.now() };
+    }
+    state.live = kind === "live";
+    const clock = $("[data-testid=clock]");
+    if (kind === "down") clock.dataset.stopped = "true";
+    else delete clock.dataset.stopped;
+    $("[data-testid=offline]").hidden = kind !== "down";
+    tick();
   }
 
   let backoff = 250;
@@ -360,7 +494,7 @@
     });
     ws.addEventListener("message", (e) => apply(JSON.parse(e.data)));
     ws.addEventListener("close", () => {
-      setConnection("down", "reconnecting…");
+      setConnection("down", "disconnected · reconnecting…");
       setTimeout(connect, backoff);
       backoff = Math.min(backoff * 2, 5000);
     });
@@ -370,16 +504,33 @@
 
   function wire() {
     for (const button of document.querySelectorAll("[data-advance]")) {
-      button.addEventListener("click", () => api("POST", "/_sim/clock", { advance: Number(button.dataset.advance) }));
+      button.addEventListener("click", () =>
+        act(button.dataset.label, "POST", "/_sim/clock", { advance: Number(button.dataset.advance) }),
+      );
     }
-    $("[data-testid=clear]").addEventListener("click", () => api("DELETE", scoped("/_sim/messages")));
-    $("[data-testid=reset]").addEventListener("click", () => api("POST", scoped("/_sim/reset")));
+    const whose = account ? `account ${account}'s` : "every account's";
+    $("[data-testid=clear]").addEventListener("click", async () => {
+      if (await confirmAction("Clear the inbox?", `This deletes ${whose} messages. The OTPs stay.`, "Clear inbox")) {
+        act("Clear inbox", "DELETE", scoped("/_sim/messages"));
+      }
+    });
+    $("[data-testid=reset]").addEventListener("click", async () => {
+      const what = account
+        ? `This deletes account ${account}'s OTPs, messages and callbacks.`
+        : "This deletes every OTP, message and callback and puts the clock back as configured. An active scenario stays.";
+      if (await confirmAction("Reset the simulator?", what, "Reset")) act("Reset", "POST", scoped("/_sim/reset"));
+    });
+    $("[data-testid=notice-dismiss]").addEventListener("click", () => ($("[data-testid=notice]").hidden = true));
+    narrow.addEventListener("change", render);
     if (account) {
       const badge = $("[data-testid=account]");
       badge.textContent = `account ${account}`;
       badge.hidden = false;
     }
-    $("[data-testid=back]").addEventListener("click", () => ($(".layout").dataset.view = "list"));
+    $("[data-testid=back]").addEventListener("click", () => {
+      $(".layout").dataset.view = "list";
+      render();
+    });
     $("[data-testid=search]").addEventListener("input", (e) => {
       state.query = e.target.value;
       render();
