@@ -334,7 +334,7 @@ def wait_ready(url: str, timeout: float) -> str:
 
 def _check_all(paths: list[str]) -> tuple[list[tuple[Scenario, str]], list[str]]:
     """Every good scenario of ``paths`` with its text, and the problems of the bad ones
-    (every problem of each file, ``file:line: ...``, then a line counting them)."""
+    (every problem of each file, ``file:line: ...``; then, if more than one, a count)."""
     loaded, problems, bad = [], [], 0
     for path in scenario_files(paths):
         try:
@@ -342,17 +342,17 @@ def _check_all(paths: list[str]) -> tuple[list[tuple[Scenario, str]], list[str]]
         except OtpsimError as exc:
             problems.extend(str(exc).splitlines())
             bad += 1
-    if problems:
-        many = "s" if len(problems) > 1 else ""
-        problems.append(f"{len(problems)} problem{many} in {bad} file{'s' if bad > 1 else ''}")
+    if len(problems) > 1:
+        problems.append(f"{len(problems)} problems in {bad} file{'s' if bad > 1 else ''}")
     return loaded, problems
 
 
 def _load_all(paths: list[str]) -> list[tuple[Scenario, str]]:
     """Every scenario of ``paths`` with its text; OtpsimError listing every problem."""
     loaded, problems = _check_all(paths)
-    if problems:
+    if len(problems) > 1:
         problems[-1] += " (nothing was run)"
+    if problems:
         raise OtpsimError("\n".join(problems))
     return loaded
 

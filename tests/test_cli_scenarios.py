@@ -46,9 +46,18 @@ def test_nothing_runs_when_any_file_is_malformed(tmp_path: Path) -> None:
     assert done.stderr.strip() == (
         f"otpsim: error: {tmp_path / 'b_bad.yaml'}:3: steps[1].jump: unknown step 'jump' "
         "(expected one of: create, get, verify, cancel, latest, messages, expect_callback, "
-        "request, advance, set_clock, wait, reset)\n"
-        "otpsim: error: 1 problem in 1 file (nothing was run)"
+        "request, advance, set_clock, wait, reset)"
     )
+    (tmp_path / "c_worse.yaml").write_text("steps:\n  - wait: soon\n  - hop: 1\n")
+    done = run("run", str(tmp_path))
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert [line.split(": ")[2] for line in done.stderr.splitlines()] == [
+        f"{tmp_path / 'b_bad.yaml'}:3",
+        f"{tmp_path / 'c_worse.yaml'}:2",
+        f"{tmp_path / 'c_worse.yaml'}:3",
+        "3 problems in 2 files (nothing was run)",
+    ]
 
 
 def test_validate(tmp_path: Path) -> None:

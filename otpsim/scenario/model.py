@@ -486,8 +486,8 @@ def _whole_value(low: int, high: int) -> _Check:
 
 def _one_of(choices: tuple[str, ...], *, any_case: bool = False) -> _Check:
     def check(r: _Reader, value: Any, path: KeyPath) -> object:
-        given = value.upper() if any_case and isinstance(value, str) else value
-        if given not in choices:
+        given = r.label(value, path)
+        if (given.upper() if any_case else given) not in choices:
             raise r.fail(path, f"expected one of: {', '.join(choices)}, got {_kind(value)}")
         return value
 
