@@ -19,9 +19,9 @@ import time
 from aiohttp import web
 
 import otpsim
-from otpsim.auth import Authenticator
 from otpsim.clock import Clock
 from otpsim.config import Settings
+from otpsim.engine.auth import Authenticator
 from otpsim.server.app import create_app
 from otpsim.server.keys import DISPATCHER, SIM
 

@@ -269,14 +269,14 @@ def rss_after(count: int) -> Row:
 import asyncio, resource
 from otpsim.clock import Clock
 from otpsim.config import Settings
-from otpsim.simulator import Simulator
+from otpsim.engine.simulator import Simulator
 
 async def main():
     sim = Simulator(Settings(max_messages={count + 1}), clock=Clock(start=0.0, frozen=True))
     body = {{"phoneNumber": "+33612345678"}}
     for _ in range({count}):
         await sim.create_otp(body, account="bench")
-    assert len(sim.store.list_otps(limit=1)) == 1
+    assert len(sim.list_otps(limit=1)) == 1
 asyncio.run(main())
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """

@@ -18,20 +18,18 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from typing import Any
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any
 
 from otpsim import __version__, logs
 from otpsim.clock import iso
 from otpsim.config import DEFAULT_PORT, OPTIONS, Settings, is_loopback, load_settings
 from otpsim.errors import OtpsimError
-from otpsim.scenario import builtin
-from otpsim.scenario.model import Scenario, load_scenario, scenario_files
-from otpsim.server.app import create_app
-from otpsim.server.callbacks import points_at_self
-from otpsim.server.edge import EdgeRunner, connection_cap, raise_fd_limit
-from otpsim.server.keys import SIM
+
+if TYPE_CHECKING:
+    from otpsim.scenario.model import Scenario
+
+# Each command imports what it runs (the server, the scenario parser) when it runs:
+# `otpsim tail` or `otpsim wait` need neither.
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -190,11 +188,21 @@ def _url(host: str, port: int) -> str:
 
 async def serve(settings: Settings, *, out: Any = None) -> None:
     """Run until SIGINT or SIGTERM; print where the API and the inbox are."""
+    from aiohttp import web
+
+    from otpsim.scenario.model import load_scenario
+    from otpsim.server.app import create_app
+    from otpsim.server.callbacks import points_at_self
+    from otpsim.server.edge import EdgeRunner, connection_cap, raise_fd_limit
+    from otpsim.server.keys import SIM
+
     out = out or sys.stdout
     app = create_app(settings)
     sim = app[SIM]
+    recovery = sim.recover()  # done by create_app: what it found
     if settings.scenario:
-        sim.use_scenario(load_scenario(settings.scenario), keep_clock=sim.clock_restored)
+        scenario = load_scenario(settings.scenario)
+        sim.use_scenario(scenario.network, name=scenario.name, keep_clock=recovery.clock_restored)
     fd_limit = raise_fd_limit()
     cap = connection_cap(settings, fd_limit)
     runner = EdgeRunner(
@@ -235,7 +243,7 @@ async def serve(settings: Settings, *, out: Any = None) -> None:
         line = json_record(warning, "warning") if settings.log_format == "json" else warning
         print(line, file=sys.stderr, flush=True)
     auth = "strict (configured credentials only)" if settings.strict_auth else "any non-empty key"
-    clock = iso(sim.clock.time()) if sim.clock_restored else None
+    clock = iso(recovery.clock) if recovery.clock_restored else None
     if settings.log_format == "json":  # every line JSON: the banner is one record
         print(
             json_record(
@@ -335,6 +343,8 @@ def wait_ready(url: str, timeout: float) -> str:
 def _check_all(paths: list[str]) -> tuple[list[tuple[Scenario, str]], list[str]]:
     """Every good scenario of ``paths`` with its text, and the problems of the bad ones
     (every problem of each file, ``file:line: ...``; then, if more than one, a count)."""
+    from otpsim.scenario.model import load_scenario, scenario_files
+
     loaded, problems, bad = [], [], 0
     for path in scenario_files(paths):
         try:
@@ -441,6 +451,8 @@ def _base_url(given: str | None, command: str) -> str:
 
 def _scenario_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
     """The FILE_OR_DIR arguments of ``run``/``validate``, with ``--builtin`` as ``builtin:``."""
+    from otpsim.scenario import builtin
+
     paths = list(args.paths) + ([builtin.PREFIX] if args.builtin else [])
     if not paths:
         parser.error(f"{args.command}: expected FILE_OR_DIR... (or --builtin)")
@@ -448,6 +460,9 @@ def _scenario_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 
 
 def _scenarios(args: argparse.Namespace) -> int:
+    from otpsim.scenario import builtin
+    from otpsim.scenario.model import load_scenario
+
     if args.scenarios_command == "list":
         for path in builtin.paths():
             scenario = load_scenario(path)

@@ -21,8 +21,22 @@ import functools
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ClockState:
+    """What it takes to bring a clock back after a restart."""
+
+    offset: float  # seconds between the clock and real time, while it runs
+    frozen_at: float | None  # where it stands, if frozen
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ClockState:
+        frozen = data.get("frozen_at")
+        return cls(float(data.get("offset") or 0.0), None if frozen is None else float(frozen))
 
 
 def to_datetime(ts: float) -> datetime:
@@ -157,15 +171,14 @@ class Clock:
         if self.on_change is not None:
             self.on_change()
 
-    def state(self) -> dict[str, float | None]:
+    def state(self) -> ClockState:
         """What it takes to bring the clock back after a restart."""
-        return {"offset": self._offset, "frozen_at": self._frozen_at}
+        return ClockState(self._offset, self._frozen_at)
 
-    def restore(self, state: dict[str, Any]) -> None:
+    def restore(self, state: ClockState) -> None:
         """The clock as :meth:`state` described it (a running clock went on meanwhile)."""
-        self._offset = float(state.get("offset") or 0.0)
-        frozen = state.get("frozen_at")
-        self._frozen_at = None if frozen is None else float(frozen)
+        self._offset = state.offset
+        self._frozen_at = state.frozen_at
         self._notify()
 
     # -- waiting ---------------------------------------------------------------------

@@ -19,12 +19,14 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from otpsim.carrier import MAX_SEED
-from otpsim.domain.request import OtpDefaults, check_defaults, client_target
+from otpsim.domain.defaults import OtpDefaults
+from otpsim.entropy import MAX_SEED
 from otpsim.errors import OtpsimError, ProviderError
-from otpsim.yamlutil import YamlDoc, load_yaml
+
+if TYPE_CHECKING:  # loaded only to read a --config file: yaml is not cheap
+    from otpsim.yamlutil import YamlDoc
 
 DEFAULT_PORT = 8790
 _API_DEFAULTS = OtpDefaults()
@@ -286,7 +288,7 @@ def _allowed_host(value: Any) -> str:
 def number_pattern(text: str) -> str:
     """A carrier-rule ``match`` given as text: an E.164 number, a prefix ending in ``*``
     (``*`` alone: every number) or ``re:REGEX``; a missing ``+`` is added."""
-    from otpsim.carrier import Rule
+    from otpsim.engine.network import Rule
 
     text = text.strip()
     if text.startswith("re:"):
@@ -329,6 +331,8 @@ def _oauth_client(value: Any) -> tuple[str, str]:
 def _url(value: Any) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
+    from otpsim.domain.request import client_target  # yarl: only when a URL is given
+
     text = _text(value).strip()
     if not text.startswith(("http://", "https://")) or len(text) <= len("https://"):
         raise ValueError(f"expected an absolute http(s) URL, got {text!r}")
@@ -827,6 +831,8 @@ def load_settings(
             raise OtpsimError(f"{path}: cannot read config file: {exc.strerror}") from None
         except UnicodeDecodeError:
             raise OtpsimError(f"{path}:1: config file is not UTF-8 text") from None
+        from otpsim.yamlutil import load_yaml
+
         doc = load_yaml(text, path)
         for name, value in _walk_config(doc).items():
             values[name] = value
@@ -868,19 +874,21 @@ def _check(settings: Settings, origin: Mapping[str, str], doc: YamlDoc | None) -
             "control API and the inbox show every PIN (or --insecure-open true, for a "
             "throwaway CI container only)"
         )
+    from otpsim.domain.request import check_defaults  # the API's rules: phone numbers...
+
     try:
         check_defaults(settings.otp_defaults)
     except ProviderError as exc:
-        # Name the default the API rule is about (the message quotes the parameter).
+        # The default the API rule is about (the error names its parameter).
         names = {
-            "'from'": "default_from",
-            "'template'": "default_template",
-            "'ttl'": "default_ttl",
-            "'maxAttempts'": "default_max_attempts",
-            "'pinType'": "default_pin_type",
-            "'pinLength'": "default_pin_length",
+            "from": "default_from",
+            "template": "default_template",
+            "ttl": "default_ttl",
+            "maxAttempts": "default_max_attempts",
+            "pinType": "default_pin_type",
+            "pinLength": "default_pin_length",
         }
-        field = next((f for k, f in names.items() if k in exc.message), "default_template")
+        field = names.get(exc.param or "", "default_template")
         raise OtpsimError(_source(by_field[field], origin, doc) + exc.message) from None
     if settings.clock_start is not None:
         from otpsim.clock import parse_iso

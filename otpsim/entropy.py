@@ -20,6 +20,7 @@ import secrets
 import threading
 
 BLOCK = 4096
+MAX_SEED = 2**64 - 1  # seeds (--seed, a scenario's seed) are whole numbers from 0 to this
 
 
 class EntropyPool:

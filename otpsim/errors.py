@@ -230,10 +230,13 @@ class ProviderError(Exception):
         spec: ErrorSpec,
         message: str | None = None,
         headers: dict[str, str] | None = None,
+        *,
+        param: str | None = None,
     ) -> None:
         self.spec = spec
         self.message = message or spec.message
         self.headers = headers or {}
+        self.param = param  # the request parameter at fault, when one is known
         super().__init__(f"{spec.status} {spec.type} {spec.code}: {self.message}")
 
     def body(self) -> dict[str, Any]:

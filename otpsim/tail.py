@@ -17,7 +17,7 @@ from typing import Any, TextIO
 import websockets
 
 from otpsim.client import AsyncClient
-from otpsim.simulator import normalize_phone
+from otpsim.domain.numbers import normalize_phone
 
 PIN_STYLE = "\x1b[1;30;43m"  # bold, black on yellow
 RESET_STYLE = "\x1b[0m"

@@ -15,6 +15,7 @@ from support import START, launch, stop
 from otpsim.clock import Clock
 from otpsim.config import Settings
 from otpsim.server.app import create_app
+from otpsim.store import Store
 
 pytest_plugins = ["pytester"]
 
@@ -28,15 +29,18 @@ def clock() -> Clock:
 
 @pytest.fixture
 def make_client(aiohttp_client: Any, clock: Clock) -> MakeClient:
-    """Start the simulator app with these settings; returns its test client."""
+    """Start the simulator app with these settings (and this store: a test that pokes
+    at SQLite makes its own); returns its test client."""
 
-    async def make(settings: Settings | None = None, **overrides: Any) -> TestClient[Any, Any]:
+    async def make(
+        settings: Settings | None = None, *, store: Store | None = None, **overrides: Any
+    ) -> TestClient[Any, Any]:
         base = settings or Settings()
         if overrides:
             from dataclasses import replace
 
             base = replace(base, **overrides)
-        app = create_app(base, clock=clock, rng=random.Random(7))
+        app = create_app(base, clock=clock, rng=random.Random(7), store=store)
         return await aiohttp_client(app)  # type: ignore[no-any-return]
 
     return make

@@ -18,8 +18,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from otpsim.clock import parse_iso
+from otpsim.engine.simulator import Simulator
 from otpsim.server.keys import SIM
-from otpsim.simulator import Simulator
 
 START = parse_iso("2030-01-01T12:00:00Z")
 KEY = {"X-API-KEY": "test-key"}

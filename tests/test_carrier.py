@@ -7,13 +7,14 @@ import time
 import phonenumbers
 import pytest
 
-from otpsim.carrier import MAGIC_RULES, Action, Carrier, Fate, Network, Rule
 from otpsim.clock import Clock
-from otpsim.domain.message import Delivery, Message
+from otpsim.domain.message import Message, SmsStatus
+from otpsim.engine.carrier import MAGIC_RULES, Action, Carrier, Fate, Network, Rule
+from otpsim.engine.scheduler import Scheduler
 
 
 def carrier_with(*rules: Rule, seed: int | None = None, magic: bool = True) -> Carrier:
-    carrier = Carrier(Clock(start=0.0, frozen=True))
+    carrier = Carrier(Scheduler(Clock(start=0.0, frozen=True)))
     carrier.configure(Network(rules, seed, magic))
     return carrier
 
@@ -94,25 +95,26 @@ def test_undelivered_and_immediate_delivery() -> None:
     sms = message()
     carrier.submit(sms, Fate(Action.UNDELIVERED), delivered.append, failed.append)
     assert failed == [sms]
-    assert sms.status is Delivery.UNDELIVERED
+    assert sms.status is SmsStatus.UNDELIVERED
     other = message()
     carrier.submit(other, Fate(), delivered.append, failed.append)
     assert delivered == [other]
-    assert other.status is Delivery.DELIVERED
+    assert other.status is SmsStatus.DELIVERED
 
 
 def test_delayed_delivery_follows_the_simulator_clock() -> None:
     clock = Clock(start=100.0, frozen=True)
-    carrier = Carrier(clock)
+    scheduler = Scheduler(clock)
+    carrier = Carrier(scheduler)
     delivered: list[Message] = []
     sms = message()
     carrier.submit(sms, Fate(delay=30), delivered.append, delivered.append)
-    assert sms.status is Delivery.QUEUED
+    assert sms.status is SmsStatus.QUEUED
     clock.advance(29.9)
-    carrier.deliver_due()
+    scheduler.run_due()
     assert delivered == []
     clock.advance(0.1)
-    carrier.deliver_due()
+    scheduler.run_due()
     assert delivered == [sms]
     assert sms.delivered_at == 130.0
 

@@ -144,6 +144,31 @@ def test_every_option_has_a_distinct_flag_env_and_key() -> None:
     assert all(o.env.startswith("OTPSIM_") for o in OPTIONS)
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "param"),
+    [
+        ("default_from", "x", "from"),
+        ("default_template", "no placeholder", "template"),
+        ("default_ttl", "5", "ttl"),
+        ("default_max_attempts", "0", "maxAttempts"),
+        ("default_pin_type", "emoji", "pinType"),
+        ("default_pin_length", "99", "pinLength"),
+    ],
+)
+def test_a_bad_default_is_named_by_the_error_not_found_in_its_text(
+    field: str, value: str, param: str
+) -> None:
+    from otpsim.domain.request import check_defaults
+    from otpsim.errors import ProviderError
+
+    with pytest.raises(OtpsimError, match=f"^OTPSIM_{field.upper()}: "):
+        load_settings(env={f"OTPSIM_{field.upper()}": value})
+    settings = Settings(**{field: int(value) if value.isdigit() else value})  # type: ignore[arg-type]
+    with pytest.raises(ProviderError) as refused:
+        check_defaults(settings.otp_defaults)
+    assert refused.value.param == param  # carried by the exception
+
+
 def test_fixed_pins_from_flags_env_and_file(tmp_path: Path) -> None:
     from otpsim.cli import _cli_values, _parser
 

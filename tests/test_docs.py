@@ -45,7 +45,7 @@ def test_the_configuration_example_loads(tmp_path: Path) -> None:
 
 
 def test_magic_numbers_are_documented_in_the_readme_and_the_format_reference() -> None:
-    from otpsim.carrier import MAGIC_RULES
+    from otpsim.engine.carrier import MAGIC_RULES
 
     readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
     reference = (DOCS / "scenarios.md").read_text(encoding="utf-8")

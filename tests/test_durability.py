@@ -18,7 +18,7 @@ from support import call, otpsim_command
 
 from otpsim.clock import Clock
 from otpsim.config import Settings
-from otpsim.simulator import Simulator
+from otpsim.engine.simulator import Simulator
 
 KEY = {"X-API-KEY": "durable"}
 FR = "+33612345678"
@@ -211,14 +211,14 @@ async def test_memory_stays_flat_under_an_endless_stream() -> None:
         sizes = []
         for n in range(6000):
             await sim.create_otp(body, account="stream")
-            sim.clock.advance(1)
+            sim.move_clock(advance=1)
             if n in (1999, 5999):
                 sizes.append(tracemalloc.get_traced_memory()[0])
     finally:
         tracemalloc.stop()
-    assert len(sim.store.list_messages()) == 200
-    assert len(sim.store.list_otps()) == 200
-    assert sum(sim.store.count_otps_by_status().values()) == 200
+    assert len(sim.messages()) == 200
+    assert len(sim.list_otps()) == 200
+    assert sum(sim.status_counts()[0].values()) == 200
     assert sizes[1] - sizes[0] < 512 * 1024  # 4,000 more OTPs: no growth to speak of
 
 

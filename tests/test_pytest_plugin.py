@@ -82,7 +82,7 @@ def test_a_failure_inside_the_simulator_fails_the_test_that_caused_it(
     pytester.makepyfile(
         test_boom="""
         from otpsim.client import ApiError
-        from otpsim.simulator import Simulator
+        from otpsim.engine.simulator import Simulator
 
         def test_causes_it(otpsim, monkeypatch):
             async def broken(self, body, *, account, **options):

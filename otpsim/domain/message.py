@@ -9,7 +9,10 @@ from typing import Any
 from otpsim.clock import iso
 
 
-class Delivery(StrEnum):
+class SmsStatus(StrEnum):
+    """Where an SMS is on its way to the phone (a callback delivery is another thing:
+    ``server.callbacks.Delivery``)."""
+
     QUEUED = "QUEUED"  # accepted, on its way
     DELIVERED = "DELIVERED"  # arrived on the phone (shown in the inbox)
     UNDELIVERED = "UNDELIVERED"  # the network gave up; it never arrives
@@ -29,20 +32,20 @@ class Message:
     encoding: str
     created_at: float
     seq: int = 0  # order of creation: timestamps tie when the clock is frozen
-    status: Delivery = Delivery.QUEUED
+    status: SmsStatus = SmsStatus.QUEUED
     delivered_at: float | None = None
     deliver_at: float | None = None  # when a QUEUED SMS is due (survives a restart)
 
     def deliver(self, now: float) -> None:
-        self.status = Delivery.DELIVERED
+        self.status = SmsStatus.DELIVERED
         self.delivered_at = now
 
     def fail(self) -> None:
-        self.status = Delivery.UNDELIVERED
+        self.status = SmsStatus.UNDELIVERED
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> Message:
-        return cls(**{**data, "status": Delivery(data["status"])})
+        return cls(**{**data, "status": SmsStatus(data["status"])})
 
     def to_json(self) -> dict[str, Any]:
         return {

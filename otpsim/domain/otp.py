@@ -12,8 +12,8 @@ caller must record and announce that before it answers.
 Example::
 
     otp = Otp.issue(request, pin="123456", otp_id="...", now=0.0, account="key")
-    otp.verify("000000", now=1.0)   # Outcome(changed=True, error=E.PIN_WRONG)
-    otp.verify("123456", now=2.0)   # Outcome(changed=True, error=None); VERIFIED
+    otp.verify("000000", now=1.0)   # Verdict(changed=True, error=E.PIN_WRONG)
+    otp.verify("123456", now=2.0)   # Verdict(changed=True, error=None); VERIFIED
 """
 
 from __future__ import annotations
@@ -48,6 +48,19 @@ _FINAL_VERIFY_ERRORS: dict[Status, ErrorSpec] = {
 }
 
 
+# The provider's OTP object: the fields of Otp.to_api, in order (Otp.to_sim starts with
+# them), so an event's OTP view can be cut down to the API's without the entity.
+API_FIELDS: tuple[str, ...] = (
+    "otpId", "trackId", "phoneNumber", "countryIso", "status", "cost", "parts",
+    "maxAttempts", "attempts", "ttl", "otpCallbackUrl", "dateCreated", "dateExpires",
+)  # fmt: skip
+
+
+def api_view(sim_view: dict[str, Any]) -> dict[str, Any]:
+    """The provider's OTP object from the control API's view (``Otp.to_sim``)."""
+    return {name: sim_view[name] for name in API_FIELDS}
+
+
 @dataclass(frozen=True, slots=True)
 class OtpRequest:
     """A validated ``POST /otp`` request, defaults applied (see ``domain.request``)."""
@@ -66,7 +79,7 @@ class OtpRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class Verdict:
     """What an action did: whether the OTP changed, and the error to answer, if any."""
 
     changed: bool
@@ -135,13 +148,16 @@ class Otp:
         return self.status is Status.PENDING and now >= self.expires_at
 
     def expire_if_due(self, now: float) -> bool:
-        """Record the expiry of a PENDING OTP whose TTL has passed; True if it changed."""
+        """Record the expiry of a PENDING OTP whose TTL has passed; True if it changed.
+
+        It expired at ``dateExpires``, whenever that is noticed (a clock jump, a late
+        read), so that is the time it records."""
         if not self.is_due(now):
             return False
-        self._move(Status.EXPIRED, now)
+        self._move(Status.EXPIRED, self.expires_at)
         return True
 
-    def verify(self, pin: str, now: float) -> Outcome:
+    def verify(self, pin: str, now: float) -> Verdict:
         """Check a PIN against this OTP, following the contract's verify table.
 
         An attempt made while the OTP is PENDING is kept in its history (its PIN cut to
@@ -164,17 +180,17 @@ class Otp:
             return self._record(now, pin, E.OTP_MAX_ATTEMPTS, changed=True)
         return self._record(now, pin, E.PIN_WRONG, changed=True)
 
-    def cancel(self, now: float) -> Outcome:
+    def cancel(self, now: float) -> Verdict:
         """Cancel a PENDING OTP (an OTP past its TTL is EXPIRED, not cancellable)."""
         changed = self.expire_if_due(now)
         if self.status is Status.CANCELLED:
-            return Outcome(changed, E.CANCEL_ALREADY_CANCELLED)
+            return Verdict(changed, E.CANCEL_ALREADY_CANCELLED)
         if self.status is not Status.PENDING:
-            return Outcome(changed, E.CANCEL_NOT_PENDING)
+            return Verdict(changed, E.CANCEL_NOT_PENDING)
         self._move(Status.CANCELLED, now)
-        return Outcome(True)
+        return Verdict(True)
 
-    def _after_final(self) -> Outcome:
+    def _after_final(self) -> Verdict:
         """An attempt on an OTP already final: counted (the OTP changed), not kept."""
         told = self.attempts_after_final > 0 or any(
             a.code == E.PIN_EXPIRED.code for a in self.history or ()
@@ -182,21 +198,21 @@ class Otp:
         self.attempts_after_final += 1
         if self.status is Status.EXPIRED and not told:
             # An expiry recorded by the clock: the first late PIN is still told 2028.
-            return Outcome(False, E.PIN_EXPIRED)
-        return Outcome(False, _FINAL_VERIFY_ERRORS[self.status])
+            return Verdict(False, E.PIN_EXPIRED)
+        return Verdict(False, _FINAL_VERIFY_ERRORS[self.status])
 
     def _move(self, status: Status, now: float) -> None:
         self.status = status
         self.updated_at = now
 
-    def _record(self, now: float, pin: str, error: ErrorSpec | None, *, changed: bool) -> Outcome:
+    def _record(self, now: float, pin: str, error: ErrorSpec | None, *, changed: bool) -> Verdict:
         result = "VERIFIED" if error is None else error.type
         if self.history is None:
             self.history = []
         if len(pin) > MAX_KEPT_PIN:
             pin = pin[:MAX_KEPT_PIN] + "…"
         self.history.append(VerifyAttempt(now, pin, result, None if error is None else error.code))
-        return Outcome(changed, error)
+        return Verdict(changed, error)
 
     # -- records (storage) ---------------------------------------------------------------
     # A store that keeps copies writes the object as JSON (orjson encodes dataclasses

@@ -17,12 +17,12 @@ import ipaddress
 import re
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from yarl import URL
 
 from otpsim.domain import phones
+from otpsim.domain.defaults import OtpDefaults
 from otpsim.domain.otp import OtpRequest
 from otpsim.domain.pins import ALPHABETS
 from otpsim.domain.sms import PIN_PLACEHOLDER
@@ -40,18 +40,6 @@ _TEMPLATE_KEY = re.compile(r"^template_([a-z]{2})$")
 _UUID_V1_V5 = re.compile(
     r"^[0-9a-f]{8}-[0-9a-f]{4}-[1-5][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.IGNORECASE
 )
-
-
-@dataclass(frozen=True, slots=True)
-class OtpDefaults:
-    """The application's defaults for fields a request leaves out (set in Settings)."""
-
-    sender: str = "OTPSIM"
-    template: str = "Your verification code is {{pin}}"
-    ttl: int = 300
-    max_attempts: int = 3
-    pin_type: str = "numbers"
-    pin_length: int = 6
 
 
 def _present(body: Mapping[str, Any], key: str) -> bool:
@@ -286,7 +274,24 @@ def _interned(*fields: Any) -> OtpRequest:
 
 
 def check_defaults(defaults: OtpDefaults) -> None:
-    """Validate configured defaults with the same rules a request gets."""
+    """Validate configured defaults with the same rules a request gets.
+
+    Each default is checked on its own first, so the error's ``param`` names the one
+    at fault (its API name: ``from``, ``template``, ``ttl``, ...)."""
+    alone = {
+        "from": defaults.sender,
+        "template": defaults.template,
+        "ttl": defaults.ttl,
+        "maxAttempts": defaults.max_attempts,
+        "pinType": defaults.pin_type,
+        "pinLength": defaults.pin_length,
+    }
+    for param, value in alone.items():
+        try:
+            parse_new_otp({"phoneNumber": "+33612345678", param: value}, OtpDefaults())
+        except ProviderError as exc:
+            exc.param = param
+            raise
     probe = {
         "phoneNumber": "+33612345678",
         "from": defaults.sender,

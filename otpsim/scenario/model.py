@@ -21,11 +21,20 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from otpsim.carrier import MAX_SEED, Action, Fate, Network, Rule
 from otpsim.clock import parse_iso
+from otpsim.domain.defaults import OtpDefaults
 from otpsim.domain.otp import Status
 from otpsim.domain.pins import check_fixed
-from otpsim.domain.request import OtpDefaults, check_defaults
+from otpsim.domain.request import check_defaults
+from otpsim.engine.network import (
+    DEFAULT_FIELDS,
+    MAX_SEED,
+    Action,
+    Fate,
+    Network,
+    NetworkSpec,
+    Rule,
+)
 from otpsim.errors import OtpsimError, ProviderError
 from otpsim.scenario import builtin
 from otpsim.scenario.templates import TemplateProblem, is_template
@@ -41,43 +50,7 @@ MAX_NOTE_CHARS = 500  # a rule's note
 MAX_TEXT_CHARS = 4096  # any other text field (description, otpId, path, header value, ...)
 BUILTIN_NAMES = ("callback_url", "target")
 
-# API field name -> OtpDefaults attribute, for network.defaults.
-DEFAULT_FIELDS = {
-    "from": "sender", "template": "template", "ttl": "ttl", "maxAttempts": "max_attempts",
-    "pinType": "pin_type", "pinLength": "pin_length",
-}  # fmt: skip
-
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-@dataclass(frozen=True, slots=True)
-class NetworkSpec:
-    """The ``network`` half: carrier rules plus the app state a scenario may set."""
-
-    carrier: Network = field(default_factory=Network)
-    defaults: Mapping[str, Any] = field(default_factory=dict)  # OtpDefaults attributes
-    clock_frozen: bool | None = None
-    clock_start: float | None = None
-    rate_limit: tuple[int | None, float] | None = None  # (limit or None = off, window)
-    balance: float | None = None  # every account's starting balance (None: as configured)
-    fixed_pins: tuple[tuple[str, str], ...] = ()  # (match, PIN): see Settings.fixed_pins
-
-    def otp_defaults(self, base: OtpDefaults) -> OtpDefaults:
-        return replace(base, **dict(self.defaults))
-
-    def to_json(self) -> dict[str, Any]:
-        api_names = {v: k for k, v in DEFAULT_FIELDS.items()}
-        data = self.carrier.to_json()
-        data["defaults"] = {api_names[k]: v for k, v in self.defaults.items()}
-        data["clock"] = {"frozen": self.clock_frozen, "start": self.clock_start}
-        data["rateLimit"] = (
-            None
-            if self.rate_limit is None
-            else {"limit": self.rate_limit[0], "window": self.rate_limit[1]}
-        )
-        data["balance"] = self.balance
-        data["fixedPins"] = [{"match": m, "pin": p} for m, p in self.fixed_pins]
-        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,7 +355,8 @@ def _network(r: _Reader, data: Any) -> NetworkSpec:
             check_defaults(probe)
         except (ProviderError, TypeError) as exc:
             message = exc.message if isinstance(exc, ProviderError) else "wrong type"
-            key = next((k for k in given if f"'{k}'" in message), next(iter(given), ""))
+            param = exc.param if isinstance(exc, ProviderError) else None
+            key = param if param in given else next(iter(given), "")
             raise r.fail((*path, "defaults", key), message) from None
     rate: tuple[int | None, float] | None = None
     if "rate_limit" in net:

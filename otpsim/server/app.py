@@ -18,9 +18,9 @@ from aiohttp import HttpVersion11, web
 from aiohttp.typedefs import Handler
 
 from otpsim import __version__
-from otpsim.auth import MAX_CREDENTIAL, Principal
 from otpsim.clock import Clock
 from otpsim.config import Settings
+from otpsim.engine import Caller, Simulator
 from otpsim.errors import E, ProviderError
 from otpsim.events import Event
 from otpsim.logs import mask_pin
@@ -48,7 +48,6 @@ from otpsim.server.keys import (
 )
 from otpsim.server.live import LiveHub
 from otpsim.server.metrics import Metrics, metrics
-from otpsim.simulator import Simulator
 from otpsim.store import Store
 from otpsim.store.retention import Retention
 from otpsim.store.sqlite import SqliteStore
@@ -132,7 +131,7 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         # What this request changed is on disk before anyone hears about it (a 201, a
         # clock move, a counted wrong PIN): with SQLite, it waits for its batch.
         try:
-            await request.app[SIM].store.durable()
+            await request.app[SIM].wait_durable()
         except Exception as exc:  # its batch failed and was rolled back (the store logs why)
             response = error_response(
                 ProviderError(E.SERVER_ERROR, f"{E.SERVER_ERROR.message}: {exc}")
@@ -238,35 +237,31 @@ def _admit(request: web.Request, route: str) -> None:
 
     The rate headers are kept for the answer, whatever it turns out to be.
     """
-    sim = request.app[SIM]
-    key = f"ip:{request.remote}"
-    refused: ProviderError | None = None
-    principal: Principal | None = None
+    caller = _caller(request, route)
+    admission = request.app[SIM].admit(caller, provider.ROUTE_SCOPES.get(route))
+    request[EXTRA_HEADERS] = admission.headers
+    if admission.error is not None:
+        raise admission.error
+    if admission.principal is not None:
+        request[PRINCIPAL] = admission.principal
+
+
+def _caller(request: web.Request, route: str) -> Caller:
+    """Who the request says it is, as read from its headers (unreadable credentials
+    are the caller's problem, answered after its rate is counted)."""
     if route == "api.oauth.token":
         try:
             client_id, _ = basic_credentials(request)
         except ProviderError as exc:  # credentials that are not UTF-8
-            client_id, refused = None, exc
-        if client_id and len(client_id) <= MAX_CREDENTIAL:  # longer: refused by the handler
-            key = f"client:{client_id}"
-    else:
-        try:
-            # Credentials become the account, stored and sent as JSON: text only.
-            api_key = header_text(request, "X-API-KEY", E.AUTH_BAD_KEY)
-            bearer = bearer_token(request, E.AUTH_BAD_TOKEN) if api_key is None else None
-            principal = sim.auth.authenticate(api_key=api_key, bearer=bearer)
-            key = f"account:{principal.account}"
-        except ProviderError as exc:
-            refused = exc
-    state = sim.limiter.hit(key)
-    request[EXTRA_HEADERS] = state.headers()
-    if refused is not None:
-        raise refused
-    if not state.allowed:
-        raise ProviderError(E.RATE_LIMITED)
-    if principal is not None:
-        principal.require(provider.ROUTE_SCOPES[route])
-        request[PRINCIPAL] = principal
+            return Caller(request.remote, token_request=True, problem=exc)
+        return Caller(request.remote, token_request=True, client_id=client_id)
+    try:
+        # Credentials become the account, stored and sent as JSON: text only.
+        api_key = header_text(request, "X-API-KEY", E.AUTH_BAD_KEY)
+        bearer = bearer_token(request, E.AUTH_BAD_TOKEN) if api_key is None else None
+    except ProviderError as exc:
+        return Caller(request.remote, problem=exc)
+    return Caller(request.remote, api_key=api_key, bearer=bearer)
 
 
 async def going_away(app: web.Application) -> None:
@@ -278,24 +273,22 @@ async def going_away(app: web.Application) -> None:
 
 
 async def background(app: web.Application) -> AsyncIterator[None]:
-    """The app's background work: the expiry sweeper and the callback dispatcher.
+    """The app's background work: the engine's scheduler and the callback dispatcher.
 
     On shutdown the dispatcher gets its grace period to finish what is in flight.
     """
     sim, dispatcher, hub = app[SIM], app[DISPATCHER], app[HUB]
-    sweeper = asyncio.create_task(sim.sweep_expiries(), name="expiry-sweeper")
-    network = asyncio.create_task(sim.carrier.run(), name="carrier")
     await dispatcher.start()
+    scheduler = asyncio.create_task(sim.run(), name="scheduler")
     hub.start()
     try:
         yield
     finally:
         await hub.close()
-        sweeper.cancel()
-        network.cancel()
-        await asyncio.gather(sweeper, network, return_exceptions=True)
+        scheduler.cancel()
+        await asyncio.gather(scheduler, return_exceptions=True)
         await dispatcher.close()
-        sim.store.close()
+        sim.close()
 
 
 def create_app(
@@ -319,13 +312,16 @@ def create_app(
         retention = Retention(settings.max_messages, settings.max_age)
         store = SqliteStore(settings.db, retention=retention, durability=settings.db_sync)
     sim = Simulator(settings, clock=clock, rng=rng, store=store)
+    sim.recover()  # a restart with --db: the clock, SMS on their way, pending expiries
     app[SIM] = sim
-    app[DISPATCHER] = CallbackDispatcher(sim)
+    app[DISPATCHER] = CallbackDispatcher(
+        settings, bus=sim.bus, timers=sim.timers, log=sim.delivery_log, new_id=sim.new_id
+    )
     app[STREAMS] = Streams(settings.max_streams)
     app[STOPPING] = asyncio.Event()
-    app[HUB] = LiveHub(sim, streams=app[STREAMS])
-    app[METRICS] = Metrics(sim)
-    sim.bus.subscribe(log_sms(settings), "message.created")
+    app[HUB] = LiveHub(sim.bus, sim.clock_json, streams=app[STREAMS])
+    app[METRICS] = Metrics(sim.bus, sim.status_counts)
+    sim.subscribe(log_sms(settings), "message.created")
     app.router.add_get("/_sim/ws", app[HUB].handle, name="sim.ws")
     app.router.add_get("/_sim/metrics", metrics, name="sim.metrics")
     app.cleanup_ctx.append(background)

@@ -14,9 +14,16 @@ scheduler task and a bounded number of attempt tasks do the sending, fairly: eac
 receiver has its own queue, served round-robin, with its own caps on attempts in flight
 and deliveries waiting.
 
+Its attempts become due on the engine's one scheduler (``sim.timers``), so a clock jump
+makes each due at its own time, in order, and each attempt is recorded at the time it
+was due; the HTTP requests themselves are real network I/O. It gets what it needs (the
+bus, the timers, the delivery log, an id source), never the simulator itself.
+
 Example::
 
-    dispatcher = CallbackDispatcher(sim)
+    dispatcher = CallbackDispatcher(
+        settings, bus=sim.bus, timers=sim.timers, log=sim.delivery_log, new_id=sim.new_id
+    )
     await dispatcher.start()
     ...
     still_pending = await dispatcher.close()
@@ -29,29 +36,31 @@ import base64
 import email.utils
 import functools
 import hashlib
-import heapq
 import hmac
 import ipaddress
-import itertools
 import logging
 import os
 import secrets
 import socket
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from otpsim import __version__, jsoncodec
 from otpsim.clock import iso
-from otpsim.domain.otp import Status
+from otpsim.config import Settings
+from otpsim.domain.otp import Status, api_view
 from otpsim.domain.request import ip_of, is_loopback_host, url_target
+from otpsim.engine import Job, Kind, Timers
 from otpsim.errors import E, ProviderError
-from otpsim.events import Event
-from otpsim.simulator import Simulator
+from otpsim.events import Event, EventBus
+from otpsim.store import AttemptRecord, DeliveryLog, DeliveryRecord, OutboxItem
 
 log = logging.getLogger("otpsim.callbacks")
 
@@ -93,9 +102,22 @@ class Attempt:
             "nextRetryAt": None if self.next_retry_at is None else iso(self.next_retry_at),
         }
 
+    def to_record(self) -> AttemptRecord:
+        return AttemptRecord(
+            self.number, self.at, self.url, self.status_code, self.error,
+            self.latency_ms, self.next_retry_at,
+        )  # fmt: skip
+
+    @classmethod
+    def from_record(cls, r: AttemptRecord) -> Attempt:
+        return cls(r.number, r.at, r.url, r.status_code, r.error, r.latency_ms, r.next_retry_at)
+
 
 @dataclass(slots=True)
 class Delivery:
+    """One callback request (a batch of items to one URL), attempted until it settles.
+    (An SMS's own delivery status is another thing: ``domain.message.SmsStatus``.)"""
+
     delivery_id: str  # the webhook-id, stable across attempts
     account: str
     url: str
@@ -105,34 +127,34 @@ class Delivery:
     state: State = State.PENDING
     attempts: list[Attempt] = field(default_factory=list)
     next_attempt_at: float | None = None
-    token: int = 0  # which heap entry is current (older ones are stale)
+    job: Job | None = None  # its next attempt on the scheduler (older jobs are stale)
 
-    def to_record(self) -> dict[str, Any]:
+    def to_record(self) -> DeliveryRecord:
         """Everything about this delivery, for a store that survives restarts."""
-        return {
-            "delivery_id": self.delivery_id,
-            "account": self.account,
-            "url": self.url,
-            "body": self.body.decode("utf-8"),
-            "otp_ids": list(self.otp_ids),
-            "created_at": self.created_at,
-            "state": self.state.value,
-            "attempts": [asdict(a) for a in self.attempts],
-            "next_attempt_at": self.next_attempt_at,
-        }
+        return DeliveryRecord(
+            delivery_id=self.delivery_id,
+            account=self.account,
+            url=self.url,
+            body=self.body.decode("utf-8"),
+            otp_ids=self.otp_ids,
+            created_at=self.created_at,
+            state=self.state.value,
+            attempts=tuple(a.to_record() for a in self.attempts),
+            next_attempt_at=self.next_attempt_at,
+        )
 
     @classmethod
-    def from_record(cls, data: dict[str, Any]) -> Delivery:
+    def from_record(cls, record: DeliveryRecord) -> Delivery:
         return cls(
-            delivery_id=data["delivery_id"],
-            account=data["account"],
-            url=data["url"],
-            body=data["body"].encode("utf-8"),
-            otp_ids=tuple(data["otp_ids"]),
-            created_at=data["created_at"],
-            state=State(data["state"]),
-            attempts=[Attempt(**a) for a in data["attempts"]],
-            next_attempt_at=data["next_attempt_at"],
+            delivery_id=record.delivery_id,
+            account=record.account,
+            url=record.url,
+            body=record.body.encode("utf-8"),
+            otp_ids=record.otp_ids,
+            created_at=record.created_at,
+            state=State(record.state),
+            attempts=[Attempt.from_record(a) for a in record.attempts],
+            next_attempt_at=record.next_attempt_at,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -239,6 +261,7 @@ def receiver_of(url: str) -> str:
 @dataclass(slots=True)
 class _Batch:
     delivery_id: str  # of the delivery it becomes; its outbox rows carry it
+    opened_at: float  # simulator time of its first item: when its delivery is due
     items: list[dict[str, Any]]
     otp_ids: list[str]
     timer: asyncio.TimerHandle | None = None
@@ -288,12 +311,12 @@ class _Backlogs:
 
 @dataclass(slots=True, eq=False)
 class _Lane:
-    """One receiver's share of the work: its deliveries due now, in order (with the heap
-    token each was queued under: a stale one is skipped), what it has in flight, and how
-    many of its deliveries are waiting (pending)."""
+    """One receiver's share of the work: its deliveries due now, in order (with the job
+    each came due by: a stale one is skipped), what it has in flight, and how many of its
+    deliveries are waiting (pending)."""
 
     receiver: str
-    ready: deque[tuple[Delivery, int]] = field(default_factory=deque)
+    ready: deque[tuple[Delivery, Job]] = field(default_factory=deque)
     in_flight: int = 0
     pending: int = 0
     rotating: bool = False  # in the round-robin of lanes with work to start
@@ -311,16 +334,26 @@ class CallbackDispatcher:
     healthy receiver's callbacks the ones dropped.
     """
 
-    def __init__(self, sim: Simulator, session: aiohttp.ClientSession | None = None) -> None:
-        self.sim = sim
-        self.settings = sim.settings
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        bus: EventBus,
+        timers: Timers,
+        log: DeliveryLog | None,
+        new_id: Callable[[], str],
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.settings = settings
+        self._bus = bus
+        self._timers = timers
+        self._log = log
+        self._new_id = new_id
         self._session = session
         self._own_session = session is None
         self._deliveries: dict[str, Delivery] = {}
         self._batches: dict[tuple[str, str], _Batch] = {}  # by (account, url)
-        self._heap: list[tuple[float, int, str, int]] = []
-        self._seq = itertools.count()
-        self._wakeup = asyncio.Event()
+        timers.handle(Kind.CALLBACK, self._due, self._current)
         self._lanes: dict[str, _Lane] = {}
         self._rotation: deque[_Lane] = deque()
         self._running: set[asyncio.Task[None]] = set()
@@ -347,10 +380,14 @@ class CallbackDispatcher:
             self._session = aiohttp.ClientSession(
                 headers={"User-Agent": f"otpsim/{__version__} (webhooks)"}
             )
-        self._unsubscribe = self.sim.bus.subscribe(self._on_event, "reset", "otp.updated")
-        now = self.sim.clock.time()
-        store = self.sim.store
-        for record in store.load_deliveries():  # a restart: pick up where it was
+        self._unsubscribe = self._bus.subscribe(self._on_event, "reset", "otp.updated")
+        if self._log is not None:
+            self._recover(self._log)
+
+    def _recover(self, log: DeliveryLog) -> None:
+        """A restart: pick up where it was."""
+        now = self._timers.now()
+        for record in log.load_deliveries():
             delivery = Delivery.from_record(record)
             self._deliveries[delivery.delivery_id] = delivery
             if delivery.state is State.PENDING:
@@ -360,19 +397,18 @@ class CallbackDispatcher:
         # they report. Each becomes its delivery now (once: the delivery is saved and
         # its outbox rows deleted in one transaction).
         restored: dict[str, tuple[tuple[str, str], _Batch]] = {}
-        for row in store.load_outbox():
-            if row["delivery_id"] not in restored:
-                batch = _Batch(row["delivery_id"], [], [])
-                restored[row["delivery_id"]] = ((row["account"], row["url"]), batch)
-            batch = restored[row["delivery_id"]][1]
-            batch.items.append(row["item"])
-            batch.otp_ids.append(row["item"]["otpId"])
+        for row in log.load_outbox():
+            if row.delivery_id not in restored:
+                batch = _Batch(row.delivery_id, now, [], [])
+                restored[row.delivery_id] = ((row.account, row.url), batch)
+            batch = restored[row.delivery_id][1]
+            batch.items.append(row.item)
+            batch.otp_ids.append(row.item["otpId"])
         for key, batch in restored.values():
             if batch.delivery_id in self._deliveries:  # already made (cannot happen)
-                store.delete_outbox(batch.delivery_id)
+                log.delete_outbox(batch.delivery_id)
             else:
                 self._deliver(key, batch)
-        self._tasks.append(asyncio.create_task(self._schedule_loop(), name="callbacks-scheduler"))
 
     async def close(self) -> int:
         """Stop: flush open batches, give what is in flight the grace period, report.
@@ -384,7 +420,7 @@ class CallbackDispatcher:
             self._unsubscribe = None
         for key in list(self._batches):
             self._flush(key)
-        self._dispatch_due()
+        self._timers.run_due()  # the scheduler's task has stopped: what is due goes now
         grace = self.settings.shutdown_grace
         if grace > 0 and not self._is_idle():
             try:
@@ -419,28 +455,28 @@ class CallbackDispatcher:
         if event.type == "reset":
             self._forget(event.data.get("account"))
             return
-        if event.type != "otp.updated" or event.data.get("status") == Status.PENDING:
+        data = event.data  # the OTP as the control API shows it: all an item needs
+        if event.type != "otp.updated" or data.get("status") == Status.PENDING:
             return
-        otp = self.sim.store.get_otp(event.data["otpId"])
-        if otp is None:
-            return
-        url = otp.request.callback_url or self.settings.callback_url
+        url = data["otpCallbackUrl"] or self.settings.callback_url
         if url is None:
             return
-        key = (otp.account, url)
+        account: str = data["account"]
+        key = (account, url)
         batch = self._batches.get(key)
         if batch is None:
-            delivery_id = "msg_" + self.sim.new_id().replace("-", "")
-            batch = self._batches[key] = _Batch(delivery_id, [], [])
+            delivery_id = "msg_" + self._new_id().replace("-", "")
+            batch = self._batches[key] = _Batch(delivery_id, self._timers.now(), [], [])
             window = self.settings.callback_batch_window
             if window > 0:
                 batch.timer = asyncio.get_running_loop().call_later(window, self._flush, key)
-        item = otp.to_api()
+        item = api_view(data)
         batch.items.append(item)
-        batch.otp_ids.append(otp.otp_id)
+        batch.otp_ids.append(item["otpId"])
         # Called while the change is published, before its answer: this lands in the
         # same transaction as the change, so an answered change is a callback to send.
-        self.sim.store.add_outbox_item(batch.delivery_id, otp.account, url, item)
+        if self._log is not None:
+            self._log.add_outbox_item(OutboxItem(batch.delivery_id, account, url, item))
         if len(batch.items) >= MAX_ITEMS or batch.timer is None:
             self._flush(key)
 
@@ -456,14 +492,13 @@ class CallbackDispatcher:
         """Make a closed batch its delivery: recorded, and scheduled unless dropped."""
         account, url = key
         body = jsoncodec.dumps({"event": EVENT_NAME, "data": batch.items})
-        now = self.sim.clock.time()
         delivery = Delivery(
             delivery_id=batch.delivery_id,
             account=account,
             url=url,
             body=body,
             otp_ids=tuple(batch.otp_ids),
-            created_at=now,
+            created_at=batch.opened_at,
         )
         self._deliveries[delivery.delivery_id] = delivery
         lane = self._lane(url)
@@ -479,10 +514,12 @@ class CallbackDispatcher:
             self._hold(delivery)
             self._make_room(delivery)
             if delivery.state is State.PENDING:
-                self._schedule(delivery, now + self.settings.callback_retry_schedule[0])
+                first = self.settings.callback_retry_schedule[0]
+                self._schedule(delivery, batch.opened_at + first)
         # One transaction: the delivery is recorded as its outbox rows go.
         self._persist(delivery)
-        self.sim.store.delete_outbox(delivery.delivery_id)
+        if self._log is not None:
+            self._log.delete_outbox(delivery.delivery_id)
         self._retain()
 
     def _make_room(self, newcomer: Delivery) -> None:
@@ -520,7 +557,8 @@ class CallbackDispatcher:
         return newcomer  # (all of that backlog in flight: only with a tiny cap)
 
     def _persist(self, delivery: Delivery) -> None:
-        self.sim.store.save_delivery(delivery.to_record())
+        if self._log is not None:
+            self._log.save_delivery(delivery.to_record())
 
     def _retain(self) -> None:
         """Keep the log within --max-messages: the oldest finished deliveries go first."""
@@ -532,7 +570,8 @@ class CallbackDispatcher:
                 break
             if delivery.state is not State.PENDING:
                 del self._deliveries[delivery.delivery_id]
-                self.sim.store.delete_delivery(delivery.delivery_id)
+                if self._log is not None:
+                    self._log.delete_delivery(delivery.delivery_id)
                 excess -= 1
 
     def _forget(self, account: str | None = None) -> None:
@@ -545,13 +584,15 @@ class CallbackDispatcher:
         for delivery in doomed:
             if delivery.state is State.PENDING:
                 self._release(delivery)
+            if delivery.job is not None:
+                self._timers.cancel(delivery.job)
+                delivery.job = None
             del self._deliveries[delivery.delivery_id]
         if account is None:
-            self._heap.clear()
             for lane in list(self._lanes.values()):
                 lane.ready.clear()
                 self._tidy(lane)
-        # (Heap and lane entries of forgotten deliveries are skipped when they come up.)
+        # (Lane entries of forgotten deliveries are skipped when they come up.)
 
     # -- receivers: pending counts and lanes -------------------------------------------------
 
@@ -598,28 +639,30 @@ class CallbackDispatcher:
     # -- scheduling on the simulator clock -------------------------------------------------
 
     def _schedule(self, delivery: Delivery, at: float) -> None:
-        delivery.token += 1
+        if delivery.job is not None:
+            self._timers.cancel(delivery.job)
         delivery.next_attempt_at = at
-        heapq.heappush(self._heap, (at, next(self._seq), delivery.delivery_id, delivery.token))
-        self._wakeup.set()
+        delivery.job = self._timers.at(at, Kind.CALLBACK, delivery.delivery_id, delivery)
 
-    def _dispatch_due(self) -> None:
-        now = self.sim.clock.time()
-        while self._heap and self._heap[0][0] <= now:
-            _, _, delivery_id, token = heapq.heappop(self._heap)
-            delivery = self._deliveries.get(delivery_id)
-            if delivery is not None and delivery.token == token and delivery.state is State.PENDING:
-                lane = self._lane(delivery.url)
-                lane.ready.append((delivery, token))
-                self._runnable(lane)
-        self._pump()
+    def _is_current(self, delivery: Delivery, job: Job) -> bool:
+        return (
+            delivery.job is job
+            and delivery.state is State.PENDING
+            and self._deliveries.get(delivery.delivery_id) is delivery
+        )
 
-    async def _schedule_loop(self) -> None:
-        while True:
-            self._dispatch_due()
-            self._wakeup.clear()
-            next_due = self._heap[0][0] if self._heap else None
-            await self.sim.clock.wait_for_change(next_due, self._wakeup)
+    def _current(self, job: Job) -> bool:
+        delivery = job.ref
+        return isinstance(delivery, Delivery) and self._is_current(delivery, job)
+
+    def _due(self, job: Job) -> None:
+        """A delivery's attempt came due (at ``job.due``): into its receiver's lane."""
+        delivery = job.ref
+        if isinstance(delivery, Delivery) and self._is_current(delivery, job):
+            lane = self._lane(delivery.url)
+            lane.ready.append((delivery, job))
+            self._runnable(lane)
+            self._pump()
 
     # -- fair sending: lanes served round-robin -------------------------------------------
 
@@ -633,15 +676,11 @@ class CallbackDispatcher:
             lane.rotating = True
             self._rotation.append(lane)
 
-    def _next_ready(self, lane: _Lane) -> Delivery | None:
+    def _next_ready(self, lane: _Lane) -> tuple[Delivery, Job] | None:
         while lane.ready:
-            delivery, token = lane.ready.popleft()
-            if (
-                delivery.token == token
-                and delivery.state is State.PENDING
-                and self._deliveries.get(delivery.delivery_id) is delivery
-            ):
-                return delivery
+            delivery, job = lane.ready.popleft()
+            if self._is_current(delivery, job):
+                return delivery, job
         return None
 
     def _pump(self) -> None:
@@ -650,22 +689,24 @@ class CallbackDispatcher:
         while self._rotation and self._in_flight < limit and not self._closed:
             lane = self._rotation.popleft()
             lane.rotating = False
-            delivery = self._next_ready(lane)
-            if delivery is None:
+            ready = self._next_ready(lane)
+            if ready is None:
                 self._tidy(lane)
                 continue
+            delivery, job = ready
             lane.in_flight += 1
             self._in_flight += 1
             self._attempting.add(delivery.delivery_id)
             self._idle.clear()
             self._runnable(lane)  # its next one waits for the other lanes' turn
-            task = asyncio.create_task(self._run(lane, delivery), name="callback-attempt")
+            attempt = self._run(lane, delivery, job.due)
+            task = asyncio.create_task(attempt, name="callback-attempt")
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
-    async def _run(self, lane: _Lane, delivery: Delivery) -> None:
+    async def _run(self, lane: _Lane, delivery: Delivery, due: float) -> None:
         try:
-            await self._attempt(delivery)
+            await self._attempt(delivery, due)
         except Exception:
             log.exception("callback attempt to %s failed unexpectedly", delivery.url)
         finally:
@@ -680,9 +721,12 @@ class CallbackDispatcher:
 
     # -- one attempt -----------------------------------------------------------------------
 
-    async def _attempt(self, delivery: Delivery) -> None:
+    async def _attempt(self, delivery: Delivery, due: float) -> None:
+        """One HTTP attempt (real I/O), recorded at ``due``: the simulator time it was
+        due, however long it waited for a free slot or the clock jumped past it."""
         assert self._session is not None
         delivery.next_attempt_at = None
+        delivery.job = None
         timestamp = int(time.time())  # wall clock: receivers check it against their own
         headers = {
             "Content-Type": "application/json",
@@ -694,7 +738,7 @@ class CallbackDispatcher:
             headers["webhook-signature"] = sign(
                 self.settings.callback_secret, delivery.delivery_id, timestamp, delivery.body
             )
-        at = self.sim.clock.time()
+        at = due
         started = time.perf_counter()
         status: int | None = None
         error: str | None = None
@@ -745,7 +789,7 @@ class CallbackDispatcher:
                 "outcome": delivery.state.value, "otp_ids": list(delivery.otp_ids),
             }},
         )  # fmt: skip
-        self.sim.bus.publish(
+        self._bus.publish(
             "callback.attempt",
             {
                 "deliveryId": delivery.delivery_id,
@@ -827,6 +871,9 @@ class CallbackDispatcher:
                 self._hold(delivery)
                 self._make_room(delivery)
             if delivery.state is State.PENDING:
-                self._schedule(delivery, self.sim.clock.time())
+                self._schedule(delivery, self._timers.now())
             self._persist(delivery)
         return delivery
+
+
+DISPATCHER = web.AppKey("dispatcher", CallbackDispatcher)

@@ -18,15 +18,15 @@ import yaml
 from aiohttp import web
 
 from otpsim import __version__
-from otpsim.auth import MAX_CREDENTIAL, too_long
 from otpsim.clock import parse_iso
+from otpsim.domain.numbers import normalize_phone
 from otpsim.domain.otp import Status
+from otpsim.engine import MAX_CREDENTIAL, too_long
 from otpsim.errors import E, OtpsimError, ProviderError
 from otpsim.scenario.model import parse_scenario
 from otpsim.server.callbacks import State
 from otpsim.server.http import json_response, query_number, read_json_object
 from otpsim.server.keys import DISPATCHER, SIM, STOPPING, STREAMS
-from otpsim.simulator import normalize_phone
 
 MAX_LIST = 10_000
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser when built
@@ -131,12 +131,10 @@ async def list_otps(request: web.Request) -> web.Response:
         raise ProviderError(
             E.SIM_INVALID_PARAM, f"'status' must be one of: {', '.join(Status.__members__)}"
         )
-    sim = request.app[SIM]
-    sim.expire_due()
-    otps = sim.store.list_otps(
+    otps = request.app[SIM].list_otps(
         account=_account_filter(request),
         phone_number=_phone_filter(request),
-        status=None if status is None else status.upper(),
+        status=None if status is None else Status(status.upper()),
         limit=query_number(request, "limit", int, default=100, low=1, high=MAX_LIST),
     )
     return json_response({"otps": [o.to_sim() for o in otps]})
@@ -148,7 +146,7 @@ async def get_otp(request: web.Request) -> web.Response:
 
 
 async def get_clock(request: web.Request) -> web.Response:
-    return json_response(request.app[SIM].clock.snapshot())
+    return json_response(request.app[SIM].clock_json())
 
 
 CLOCK_MIN, CLOCK_MAX = 0.0, 253402300799.0  # 1970-01-01 .. 9999-12-31T23:59:59Z
@@ -195,16 +193,8 @@ def _clock_changes(
 async def move_clock(request: web.Request) -> web.Response:
     """``{"set": iso}``, then ``{"advance": s}``, then ``{"freeze": bool}``, as given."""
     sim = request.app[SIM]
-    advance, at, freeze = _clock_changes(await read_json_object(request), sim.clock.time())
-    if at is not None:
-        sim.clock.set(at)
-    if advance is not None:
-        sim.clock.advance(advance)
-    if freeze is not None:
-        sim.clock.freeze(freeze)
-    sim.clock_changed()
-    sim.expire_due()
-    return json_response(sim.clock.snapshot())
+    advance, at, freeze = _clock_changes(await read_json_object(request), sim.now())
+    return json_response(sim.move_clock(to=at, advance=advance, freeze=freeze))
 
 
 async def list_callbacks(request: web.Request) -> web.Response:
@@ -263,7 +253,7 @@ async def put_scenario(request: web.Request) -> web.Response:
     if scenario.network is None:
         raise ProviderError(E.SCENARIO_INVALID, "The scenario has no 'network' to activate")
     sim = request.app[SIM]
-    sim.use_scenario(scenario)
+    sim.use_scenario(scenario.network, name=scenario.name)
     return json_response(sim.scenario_json())
 
 
@@ -305,7 +295,7 @@ def _account_name(request: web.Request) -> str:
 
 async def get_balance(request: web.Request) -> web.Response:
     """``GET /_sim/accounts/{account}/balance``: as ``GET /account/balance`` shows it."""
-    return json_response(request.app[SIM].balances.view(_account_name(request)))
+    return json_response(request.app[SIM].balance(_account_name(request)))
 
 
 async def put_balance(request: web.Request) -> web.Response:
@@ -326,9 +316,8 @@ async def put_balance(request: web.Request) -> web.Response:
             "'balance' must be a number from 0 to 1e12, or null for unlimited",
         )
     account = _account_name(request)
-    sim = request.app[SIM]
-    sim.balances.set(account, None if amount is None else float(amount))
-    return json_response(sim.balances.view(account))
+    amount = None if amount is None else float(amount)
+    return json_response(request.app[SIM].set_balance(account, amount))
 
 
 async def reset(request: web.Request) -> web.Response:

@@ -165,6 +165,9 @@ class Streams:
             self._sockets.discard(stream)
 
 
+STREAMS = web.AppKey("streams", Streams)
+
+
 class EdgeServer(web.Server):
     """aiohttp's Server, making ``EdgeHandler`` connections and keeping the cap."""
 

@@ -26,7 +26,7 @@ STATIC_DIR = Path(str(files("otpsim.web") / "static"))
 
 async def page(request: web.Request) -> web.Response:
     html = _env.get_template("inbox.html").render(
-        version=__version__, clock=request.app[SIM].clock.snapshot()
+        version=__version__, clock=request.app[SIM].clock_json()
     )
     response = web.Response(text=html, content_type="text/html", charset="utf-8")
     # The page loads nothing from elsewhere: say so, so an injected tag could not either.

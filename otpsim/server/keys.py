@@ -1,4 +1,10 @@
-"""Typed keys for app and request state."""
+"""Typed keys for app and request state.
+
+Each component's AppKey is declared next to its class (``callbacks.DISPATCHER``,
+``live.HUB``, ``metrics.METRICS``, ``edge.STREAMS``) and gathered here, so the modules
+that declare them never import this one (no import cycle). ``SIM`` lives here: the
+engine imports no aiohttp; so does ``STOPPING``, the app's own shutdown event.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +12,29 @@ import asyncio
 
 from aiohttp import web
 
-from otpsim.auth import Principal
-from otpsim.server.callbacks import CallbackDispatcher
-from otpsim.server.edge import Streams
-from otpsim.server.live import LiveHub
-from otpsim.server.metrics import Metrics
-from otpsim.simulator import Simulator
+from otpsim.engine import Principal, Simulator
+from otpsim.server.callbacks import DISPATCHER
+from otpsim.server.edge import STREAMS
+from otpsim.server.live import HUB
+from otpsim.server.metrics import METRICS
 
 SIM = web.AppKey("sim", Simulator)
-DISPATCHER = web.AppKey("dispatcher", CallbackDispatcher)
-HUB = web.AppKey("hub", LiveHub)
-METRICS = web.AppKey("metrics", Metrics)
-STREAMS = web.AppKey("streams", Streams)
 # Set when the server starts to stop: long polls answer at once, websockets close (1001).
+# The app's own state (app.going_away sets it), declared here beside SIM: no component
+# class owns it, and the handlers that read it (control.py) must not import app.py.
 STOPPING = web.AppKey("stopping", asyncio.Event)
 REQUEST_ID = web.RequestKey("request_id", str)
 PRINCIPAL = web.RequestKey("principal", Principal)
 EXTRA_HEADERS = web.RequestKey("extra_headers", dict[str, str])
+
+__all__ = [
+    "DISPATCHER",
+    "EXTRA_HEADERS",
+    "HUB",
+    "METRICS",
+    "PRINCIPAL",
+    "REQUEST_ID",
+    "SIM",
+    "STOPPING",
+    "STREAMS",
+]

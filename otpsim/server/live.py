@@ -8,7 +8,7 @@ no Origin (``otpsim tail``, scripts) are accepted.
 
 Example::
 
-    hub = LiveHub(sim)
+    hub = LiveHub(sim.bus, sim.clock_json, streams=Streams(settings.max_streams))
     hub.start()
     app.router.add_get("/_sim/ws", hub.handle)
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -25,9 +26,8 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from otpsim import __version__, jsoncodec
 from otpsim.errors import E, ProviderError
-from otpsim.events import Event
+from otpsim.events import Event, EventBus
 from otpsim.server.edge import Streams
-from otpsim.simulator import Simulator
 
 log = logging.getLogger("otpsim.live")
 
@@ -54,11 +54,19 @@ def same_origin(request: web.Request) -> bool:
 
 
 class LiveHub:
+    """Gets the bus and a view of the clock (for ``hello``), not the simulator."""
+
     def __init__(
-        self, sim: Simulator, queue_size: int = QUEUE_SIZE, *, streams: Streams | None = None
+        self,
+        bus: EventBus,
+        clock: Callable[[], dict[str, object]],
+        *,
+        streams: Streams,
+        queue_size: int = QUEUE_SIZE,
     ) -> None:
-        self.sim = sim
-        self.streams = streams or Streams(sim.settings.max_streams)
+        self._bus = bus
+        self._clock = clock
+        self.streams = streams
         self.queue_size = queue_size
         self._clients: set[_Client] = set()
         self._unsubscribe: object = None
@@ -68,7 +76,7 @@ class LiveHub:
         return len(self._clients)
 
     def start(self) -> None:
-        self._unsubscribe = self.sim.bus.subscribe(self._on_event)
+        self._unsubscribe = self._bus.subscribe(self._on_event)
 
     async def close(self) -> None:
         """Close every websocket (1001 going away) so shutdown is not held up.
@@ -120,7 +128,7 @@ class LiveHub:
     async def _serve(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_CLIENT_MESSAGE)
         client = _Client(ws, asyncio.Queue(self.queue_size))
-        hello = Event("hello", {"version": __version__, "clock": self.sim.clock.snapshot()})
+        hello = Event("hello", {"version": __version__, "clock": self._clock()})
         try:
             await ws.prepare(request)
             await ws.send_str(jsoncodec.dumps_text(hello.to_json()))
@@ -163,3 +171,6 @@ class LiveHub:
                 await client.ws.send_str(text)
             except (ConnectionResetError, RuntimeError):
                 return
+
+
+HUB = web.AppKey("hub", LiveHub)

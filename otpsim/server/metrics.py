@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter
@@ -25,27 +25,31 @@ from prometheus_client.core import (
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
-from otpsim.events import Event
-from otpsim.simulator import Simulator
+from otpsim.events import Event, EventBus
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+# OTP counts and SMS counts by status, read at scrape time.
+StatusCounts = Callable[[], tuple[dict[str, int], dict[str, int]]]
 
 
 class _StoreCollector(Collector):
     """Counts by status, read from the store at scrape time."""
 
-    def __init__(self, sim: Simulator) -> None:
-        self.sim = sim
+    def __init__(self, counts: StatusCounts) -> None:
+        self._counts = counts
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        by_otp_status, by_sms_status = self._counts()
         otps = GaugeMetricFamily("otpsim_otps", "OTPs stored, by status", labels=["status"])
-        for status, count in sorted(self.sim.store.count_otps_by_status().items()):
+        for status, count in sorted(by_otp_status.items()):
             otps.add_metric([status], count)
         yield otps
         messages = GaugeMetricFamily(
             "otpsim_messages", "SMS stored, by delivery status", labels=["status"]
         )
-        for status, count in sorted(self.sim.store.count_messages_by_status().items()):
+        for status, count in sorted(by_sms_status.items()):
             messages.add_metric([status], count)
         yield messages
 
@@ -106,9 +110,11 @@ def attempt_outcome(status_code: int | None, error: str | None) -> str:
 
 
 class Metrics:
-    def __init__(self, sim: Simulator) -> None:
+    """Gets the bus (callback attempts) and a status count, not the simulator."""
+
+    def __init__(self, bus: EventBus, counts: StatusCounts) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.registry.register(_StoreCollector(sim))
+        self.registry.register(_StoreCollector(counts))
         self.requests = _RequestStats()
         self.registry.register(self.requests)
         self.callback_attempts = Counter(
@@ -117,7 +123,7 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
-        sim.bus.subscribe(self._on_event, "callback.attempt")
+        bus.subscribe(self._on_event, "callback.attempt")
 
     def _on_event(self, event: Event) -> None:  # callback.attempt
         attempt = event.data["attempt"]
@@ -131,8 +137,9 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-async def metrics(request: web.Request) -> web.Response:
-    from otpsim.server.keys import METRICS
+METRICS = web.AppKey("metrics", Metrics)
 
+
+async def metrics(request: web.Request) -> web.Response:
     body = request.app[METRICS].render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

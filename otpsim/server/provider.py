@@ -59,7 +59,7 @@ async def cancel_otp(request: web.Request) -> web.Response:
 
 async def account_balance(request: web.Request) -> web.Response:
     """``GET /account/balance``: the provider's AccountBalance object."""
-    return json_response(request.app[SIM].balances.view(_account(request)))
+    return json_response(request.app[SIM].balance(_account(request)))
 
 
 async def validate_number(request: web.Request) -> web.Response:
@@ -71,7 +71,7 @@ async def oauth_token(request: web.Request) -> web.Response:
     """``POST /oauth/token``: client credentials (HTTP Basic) for a bearer token."""
     sim = request.app[SIM]
     client_id, secret = basic_credentials(request)
-    client = sim.auth.check_client(client_id, secret)
+    client = sim.check_client(client_id, secret)
     try:
         form = await request.post()
     except ValueError:
@@ -86,7 +86,7 @@ async def oauth_token(request: web.Request) -> web.Response:
     if grant_type != "client_credentials":
         raise ProviderError(E.OAUTH_UNSUPPORTED_GRANT)
     scope = form.get("scope")
-    return json_response(sim.auth.issue_token(client, scope if isinstance(scope, str) else None))
+    return json_response(sim.issue_token(client, scope if isinstance(scope, str) else None))
 
 
 # The scope a bearer token needs for each route (API keys have every scope).

@@ -2,10 +2,95 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from otpsim.clock import ClockState
 from otpsim.domain.message import Message
 from otpsim.domain.otp import Otp
+from otpsim.store.retention import Retention
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One callback attempt, as kept (times on the simulator clock)."""
+
+    number: int
+    at: float
+    url: str
+    status_code: int | None
+    error: str | None
+    latency_ms: float
+    next_retry_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """A callback delivery, as kept: everything it takes to go on after a restart."""
+
+    delivery_id: str
+    account: str
+    url: str
+    body: str  # the exact JSON text sent on every attempt
+    otp_ids: tuple[str, ...]
+    created_at: float
+    state: str
+    attempts: tuple[AttemptRecord, ...]
+    next_attempt_at: float | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DeliveryRecord:
+        return cls(
+            delivery_id=data["delivery_id"],
+            account=data["account"],
+            url=data["url"],
+            body=data["body"],
+            otp_ids=tuple(data["otp_ids"]),
+            created_at=data["created_at"],
+            state=data["state"],
+            attempts=tuple(AttemptRecord(**a) for a in data["attempts"]),
+            next_attempt_at=data["next_attempt_at"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One item of a callback batch still open, kept with the change it reports."""
+
+    delivery_id: str
+    account: str
+    url: str
+    item: dict[str, Any]
+
+
+class DeliveryLog(Protocol):
+    """Callback deliveries and the outbox, for a store that survives restarts."""
+
+    def save_delivery(self, record: DeliveryRecord) -> None: ...
+
+    def delete_delivery(self, delivery_id: str) -> None: ...
+
+    def load_deliveries(self) -> list[DeliveryRecord]: ...
+
+    # The callback outbox: items of open callback batches, each written with the status
+    # change it reports, so a change answered is a callback that will be sent.
+    def add_outbox_item(self, item: OutboxItem) -> None: ...
+
+    def delete_outbox(self, delivery_id: str) -> None:
+        """Forget a batch's items (as its delivery is saved, in the same transaction)."""
+        ...
+
+    def load_outbox(self) -> list[OutboxItem]:
+        """Every item left, oldest first."""
+        ...
+
+
+class Journal(DeliveryLog, Protocol):
+    """Everything besides OTPs and messages that a durable store keeps."""
+
+    def save_clock(self, state: ClockState) -> None: ...
+
+    def load_clock(self) -> ClockState | None: ...
 
 
 class Store(Protocol):
@@ -15,6 +100,10 @@ class Store(Protocol):
     write the object's current state. ``account`` narrows a query or a deletion to
     what one credential created.
     """
+
+    # What the store keeps (applied at insert, oldest first): the engine mirrors it to
+    # forget the timed jobs of what the store has forgotten, without reading the store.
+    retention: Retention
 
     def save_otp(self, otp: Otp) -> None: ...
 
@@ -55,30 +144,8 @@ class Store(Protocol):
         """SMS still on their way (to schedule again after a restart)."""
         ...
 
-    # Persistence hooks: a store that survives restarts keeps these; memory does not.
-    def save_delivery(self, record: dict[str, Any]) -> None: ...
-
-    def delete_delivery(self, delivery_id: str) -> None: ...
-
-    def load_deliveries(self) -> list[dict[str, Any]]: ...
-
-    # The callback outbox: items of open callback batches, each written with the status
-    # change it reports, so a change answered is a callback that will be sent.
-    def add_outbox_item(
-        self, delivery_id: str, account: str, url: str, item: dict[str, Any]
-    ) -> None: ...
-
-    def delete_outbox(self, delivery_id: str) -> None:
-        """Forget a batch's items (as its delivery is saved, in the same transaction)."""
-        ...
-
-    def load_outbox(self) -> list[dict[str, Any]]:
-        """Every item left, oldest first: ``{"delivery_id", "account", "url", "item"}``."""
-        ...
-
-    def save_clock(self, state: dict[str, Any]) -> None: ...
-
-    def load_clock(self) -> dict[str, Any] | None: ...
+    # What survives a restart besides OTPs and messages (None: nothing does).
+    journal: Journal | None
 
     async def durable(self) -> None:
         """Return once everything written so far would survive a crash."""

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from itertools import islice
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from otpsim.domain.message import Delivery, Message
+from otpsim.domain.message import Message, SmsStatus
 from otpsim.domain.otp import Otp, Status
+from otpsim.store import Journal
 from otpsim.store.retention import Retention
 
 T = TypeVar("T")
@@ -19,6 +20,8 @@ def _take(items: Iterable[T], limit: int | None) -> list[T]:
 
 
 class MemoryStore:
+    journal: Journal | None = None  # nothing survives a restart
+
     def __init__(self, retention: Retention | None = None) -> None:
         self.retention = retention or Retention()
         self._otps: dict[str, Otp] = {}
@@ -134,34 +137,7 @@ class MemoryStore:
             self._drop_otp(otp)
 
     def queued_messages(self) -> list[Message]:
-        return [m for m in self._messages.values() if m.status is Delivery.QUEUED]
-
-    # Nothing survives a restart of the memory store: these keep nothing.
-    def save_delivery(self, record: dict[str, Any]) -> None:
-        pass
-
-    def delete_delivery(self, delivery_id: str) -> None:
-        pass
-
-    def load_deliveries(self) -> list[dict[str, Any]]:
-        return []
-
-    def add_outbox_item(
-        self, delivery_id: str, account: str, url: str, item: dict[str, Any]
-    ) -> None:
-        pass
-
-    def delete_outbox(self, delivery_id: str) -> None:
-        pass
-
-    def load_outbox(self) -> list[dict[str, Any]]:
-        return []
-
-    def save_clock(self, state: dict[str, Any]) -> None:
-        pass
-
-    def load_clock(self) -> dict[str, Any] | None:
-        return None
+        return [m for m in self._messages.values() if m.status is SmsStatus.QUEUED]
 
     async def durable(self) -> None:
         pass

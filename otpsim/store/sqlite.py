@@ -49,9 +49,11 @@ from pathlib import Path
 from typing import Any
 
 from otpsim import jsoncodec
-from otpsim.domain.message import Delivery, Message
+from otpsim.clock import ClockState
+from otpsim.domain.message import Message, SmsStatus
 from otpsim.domain.otp import Otp
 from otpsim.errors import OtpsimError
+from otpsim.store import DeliveryRecord, Journal, OutboxItem
 from otpsim.store.retention import Retention
 
 log = logging.getLogger(__name__)
@@ -152,6 +154,7 @@ class SqliteStore:
             self._lock.release()
             raise
         self._checkpointer = _Checkpointer(self.path, checkpoint_every)
+        self.journal: Journal | None = self  # deliveries, outbox and clock survive too
 
     def _migrate(self) -> None:
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
@@ -427,7 +430,7 @@ class SqliteStore:
 
     def queued_messages(self) -> list[Message]:
         rows = self._read(
-            "SELECT record FROM messages WHERE status = ? ORDER BY seq", (Delivery.QUEUED.value,)
+            "SELECT record FROM messages WHERE status = ? ORDER BY seq", (SmsStatus.QUEUED.value,)
         )
         return [Message.from_record(jsoncodec.loads(r[0])) for r in rows]
 
@@ -450,49 +453,44 @@ class SqliteStore:
 
     # -- callback deliveries and the clock (records only the dispatcher reads) -----------
 
-    def save_delivery(self, record: dict[str, Any]) -> None:
+    def save_delivery(self, record: DeliveryRecord) -> None:
         self._write(
             "INSERT INTO deliveries (delivery_id, account, state, record) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (delivery_id) DO UPDATE SET state = excluded.state, "
             "record = excluded.record",
-            (record["delivery_id"], record["account"], record["state"], _dumps(record)),
+            (record.delivery_id, record.account, record.state, _dumps(record)),
         )
 
     def delete_delivery(self, delivery_id: str) -> None:
         self._write("DELETE FROM deliveries WHERE delivery_id = ?", (delivery_id,))
 
-    def load_deliveries(self) -> list[dict[str, Any]]:
+    def load_deliveries(self) -> list[DeliveryRecord]:
         rows = self._read("SELECT record FROM deliveries ORDER BY rowid")
-        return [jsoncodec.loads(r[0]) for r in rows]
+        return [DeliveryRecord.from_json(jsoncodec.loads(r[0])) for r in rows]
 
-    def add_outbox_item(
-        self, delivery_id: str, account: str, url: str, item: dict[str, Any]
-    ) -> None:
+    def add_outbox_item(self, item: OutboxItem) -> None:
         self._write(
             "INSERT INTO outbox (delivery_id, account, url, item) VALUES (?, ?, ?, ?)",
-            (delivery_id, account, url, _dumps(item)),
+            (item.delivery_id, item.account, item.url, _dumps(item.item)),
         )
 
     def delete_outbox(self, delivery_id: str) -> None:
         self._write("DELETE FROM outbox WHERE delivery_id = ?", (delivery_id,))
 
-    def load_outbox(self) -> list[dict[str, Any]]:
+    def load_outbox(self) -> list[OutboxItem]:
         rows = self._read("SELECT delivery_id, account, url, item FROM outbox ORDER BY seq")
-        return [
-            {"delivery_id": d, "account": a, "url": u, "item": jsoncodec.loads(i)}
-            for d, a, u, i in rows
-        ]
+        return [OutboxItem(d, a, u, jsoncodec.loads(i)) for d, a, u, i in rows]
 
-    def save_clock(self, state: dict[str, Any]) -> None:
+    def save_clock(self, state: ClockState) -> None:
         self._write(
             "INSERT INTO meta (key, value) VALUES ('clock', ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (_dumps(state),),
         )
 
-    def load_clock(self) -> dict[str, Any] | None:
+    def load_clock(self) -> ClockState | None:
         row = self._read("SELECT value FROM meta WHERE key = 'clock'").fetchone()
-        return None if row is None else dict(jsoncodec.loads(row[0]))
+        return None if row is None else ClockState.from_json(jsoncodec.loads(row[0]))
 
 
 class _FileLock:

@@ -56,14 +56,14 @@ async def test_a_callback_url_aimed_at_the_simulator_is_refused(
     client = await make_client(SETTINGS)
     port = client.server.port
     url = target.format(port=port)
-    before = len(sim_of(client).store.list_otps())
+    before = len(sim_of(client).list_otps())
     headers = {**KEY, "Host": f"sim.test:{port}"}
     resp = await client.post(
         "/otp", json={"phoneNumber": FR, "otpCallbackUrl": url}, headers=headers
     )
     err = await expect_error(resp, 400, "invalid_param", 2019)
     assert "simulator itself" in err["message"]
-    assert len(sim_of(client).store.list_otps()) == before  # nothing was created
+    assert len(sim_of(client).list_otps()) == before  # nothing was created
 
 
 @pytest.mark.parametrize(
@@ -87,11 +87,11 @@ async def test_a_callback_url_the_client_could_not_send_is_refused(
 ) -> None:
     client = await make_client(SETTINGS)
     url = target.format(port=closed_port())  # not the simulator's: refused for what it is
-    before = len(sim_of(client).store.list_otps())
+    before = len(sim_of(client).list_otps())
     resp = await client.post("/otp", json={"phoneNumber": FR, "otpCallbackUrl": url}, headers=KEY)
     err = await expect_error(resp, 400, "invalid_param", 2019)
     assert "otpCallbackUrl" in err["message"]
-    assert len(sim_of(client).store.list_otps()) == before  # nothing was created
+    assert len(sim_of(client).list_otps()) == before  # nothing was created
 
 
 async def test_a_bad_host_header_does_not_skip_the_self_check(make_client: Any) -> None:
@@ -137,8 +137,8 @@ async def test_the_dispatcher_never_delivers_to_its_own_simulator(make_client: A
     [delivery] = dispatcher.deliveries()
     assert len(delivery.attempts) == 1  # not retried
     assert "simulator itself" in (delivery.attempts[0].error or "")
-    assert sim.store.get_otp(keep["otpId"]) is not None  # no reset happened
-    sim.clock.advance(3600)
+    assert sim.get_otp(keep["otpId"]) is not None  # no reset happened
+    sim.move_clock(advance=3600)
     await asyncio.sleep(0.1)
     assert len(delivery.attempts) == 1
 
@@ -162,7 +162,7 @@ async def test_a_redirect_to_the_simulator_is_not_followed(
     await eventually(lambda: bool(dispatcher.deliveries(otp_id=otp["otpId"])[0].attempts))
     attempt = dispatcher.deliveries(otp_id=otp["otpId"])[0].attempts[0]
     assert attempt.status_code == 307  # recorded as a failure, not followed
-    assert sim_of(client).store.get_otp(keep["otpId"]) is not None
+    assert sim_of(client).get_otp(keep["otpId"]) is not None
 
 
 def test_a_default_callback_url_aimed_at_the_simulator_stops_the_start(tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ from typing import Any
 
 from support import FR, expect_error, sim_of
 
-from otpsim.auth import MAX_CREDENTIAL
 from otpsim.clock import Clock
-from otpsim.ratelimit import RateLimiter
+from otpsim.engine import MAX_CREDENTIAL
+from otpsim.engine.ratelimit import RateLimiter
 
 LONG = "k" * (MAX_CREDENTIAL + 1)
 
@@ -36,8 +36,8 @@ async def test_credentials_have_a_maximum_length(client: Any) -> None:
     )
     await expect_error(resp, 401, "invalid_client", 1600)
     sim = sim_of(client)
-    assert sim.auth.live_tokens == 0
-    assert sim.store.list_otps(limit=10) == []
+    assert sim.live_tokens() == 0
+    assert sim.list_otps(limit=10) == []
 
 
 async def test_account_names_in_control_paths_have_a_maximum_length(client: Any) -> None:
@@ -55,11 +55,11 @@ async def test_reading_balances_creates_no_account(client: Any) -> None:
         assert (await client.get(f"/_sim/accounts/reader-{i}/balance")).status == 200
         resp = await client.get("/account/balance", headers={"X-API-KEY": f"key-{i}"})
         assert (await resp.json())["billing"] == "postpaid"
-    assert len(sim.balances) == 0
+    assert sim.accounts_with_balance() == 0
     # What is set or spent is kept.
     await client.put("/_sim/accounts/paid/balance", json={"balance": 1.5})
     assert (await (await client.get("/_sim/accounts/paid/balance")).json())["balance"] == 1.5
-    assert len(sim.balances) == 1
+    assert sim.accounts_with_balance() == 1
 
 
 def test_the_rate_limiter_table_is_bounded_on_a_frozen_clock() -> None:

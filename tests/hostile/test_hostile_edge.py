@@ -95,7 +95,7 @@ async def test_a_rebinding_page_cannot_use_the_provider_api(
     resp = await client.request(method, path, json=body, headers=headers)
     err = await expect_error(resp, 403, "access_denied", 1036)
     assert "attacker.example" in err["message"]
-    assert sim_of(client).store.list_otps(limit=10) == []
+    assert sim_of(client).list_otps(limit=10) == []
 
 
 async def test_a_rebinding_page_cannot_get_a_token(client: Any) -> None:

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from otpsim.auth import Authenticator
 from otpsim.clock import Clock
 from otpsim.config import Settings
+from otpsim.engine.auth import Authenticator
 from otpsim.errors import ProviderError
 
 STRICT = Settings(oauth_clients=(("app", "s3cret"),), token_ttl=60)

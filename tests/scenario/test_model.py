@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from otpsim.carrier import Action
+from otpsim.engine.carrier import Action
 from otpsim.errors import OtpsimError
 from otpsim.scenario.model import STEP_KINDS, load_scenario, parse_scenario, scenario_files
 

@@ -93,7 +93,7 @@ async def test_strict_oauth_flow_and_expiry(strict: Any) -> None:
     assert body["scope"] == "sms otp"
     headers = {"Authorization": f"Bearer {body['access_token']}"}
     assert (await strict.post("/otp", json=BODY, headers=headers)).status == 201
-    sim_of(strict).clock.advance(3600)
+    sim_of(strict).move_clock(advance=3600)
     resp = await strict.post("/otp", json=BODY, headers=headers)
     await expect_error(resp, 401, "invalid_client", 1003)
 

@@ -40,7 +40,7 @@ async def test_each_sms_draws_its_cost_until_the_credit_runs_out(make_client: An
     err = await expect_error(await post(client), 400, "insufficient_credit", 1113)
     assert "0.02" in err["message"]
     sim = sim_of(client)
-    assert len(sim.store.list_otps()) == 1  # the refused one left nothing behind
+    assert len(sim.list_otps()) == 1  # the refused one left nothing behind
     assert len(sim.messages()) == 1
     assert (await balance(client))["balance"] == pytest.approx(0.02)
 

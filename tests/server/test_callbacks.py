@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 from support import KEY, create, pin_of, sim_of
 
+from otpsim.clock import Clock
 from otpsim.config import Settings
 from otpsim.server.callbacks import retry_after_seconds, sign, signing_key
 from otpsim.server.keys import DISPATCHER
@@ -91,7 +92,7 @@ def deliveries(client: Any, otp_id: str | None = None) -> list[Any]:
 
 
 async def test_a_callback_on_each_of_the_four_transitions(
-    make_client: Any, receiver: Receiver
+    make_client: Any, receiver: Receiver, clock: Clock
 ) -> None:
     client = await make_client(settings())
     hook = {"otpCallbackUrl": receiver.url}
@@ -107,7 +108,7 @@ async def test_a_callback_on_each_of_the_four_transitions(
     await client.post(f"/otp/{failed['otpId']}", json={"pin": "0"}, headers=KEY)
     expired = await create(client, ttl=60, **hook)
     await eventually(lambda: len(receiver.requests) == 3)
-    sim_of(client).clock.advance(60)  # no API call: the sweeper expires it on time
+    clock.advance(60)  # no API call: the scheduler expires it on time
     await eventually(lambda: len(receiver.requests) == 4)
 
     statuses = {item["otpId"]: item["status"] for item in receiver.items()}
@@ -192,9 +193,9 @@ async def test_500_twice_then_200_is_three_attempts_with_one_webhook_id(
     [delivery] = deliveries(client, otp["otpId"])
     assert delivery.state == "pending"
     assert delivery.attempts[0].next_retry_at == delivery.attempts[0].at + 5
-    sim_of(client).clock.advance(5)  # the schedule follows the simulator clock
+    sim_of(client).move_clock(advance=5)  # the schedule follows the simulator clock
     await eventually(lambda: len(receiver.requests) == 2)
-    sim_of(client).clock.advance(300)
+    sim_of(client).move_clock(advance=300)
     await eventually(lambda: delivery.state == "delivered")
     assert len(receiver.requests) == 3
     assert len({r.headers["webhook-id"] for r in receiver.requests}) == 1
@@ -238,7 +239,7 @@ async def test_receiver_down_then_up_is_delivered_after_the_clock_advances(
     app = web.Application()
     app.router.add_post("/hook", hook)
     await aiohttp_server(app, port=port)
-    sim_of(client).clock.advance(5)
+    sim_of(client).move_clock(advance=5)
     await eventually(lambda: delivery.state == "delivered")
     assert len(got) == 1
 
@@ -254,7 +255,7 @@ async def test_a_receiver_slower_than_the_timeout_is_a_recorded_timeout_then_ret
     await eventually(lambda: len(delivery.attempts) == 1)
     assert delivery.attempts[0].error == "timeout after 0.2s"
     assert delivery.state == "pending"
-    sim_of(client).clock.advance(5)
+    sim_of(client).move_clock(advance=5)
     await eventually(lambda: delivery.state == "delivered")
 
 
@@ -292,10 +293,10 @@ async def test_retry_after_is_honoured_on_429(make_client: Any, receiver: Receiv
     [delivery] = deliveries(client)
     await eventually(lambda: len(delivery.attempts) == 1)
     assert delivery.attempts[0].next_retry_at == delivery.attempts[0].at + 42
-    sim_of(client).clock.advance(41)
+    sim_of(client).move_clock(advance=41)
     await asyncio.sleep(0.1)
     assert len(receiver.requests) == 1
-    sim_of(client).clock.advance(1)
+    sim_of(client).move_clock(advance=1)
     await eventually(lambda: delivery.state == "delivered")
 
 
@@ -313,9 +314,9 @@ async def test_410_stops_retries_for_that_url(make_client: Any, receiver: Receiv
     first = await create(client, otpCallbackUrl=receiver.url)
     await client.delete(f"/otp/{first['otpId']}", headers=KEY)
     await eventually(lambda: len(receiver.requests) == 1)
-    sim_of(client).clock.advance(5)
+    sim_of(client).move_clock(advance=5)
     await eventually(lambda: deliveries(client)[0].state == "gone")
-    sim_of(client).clock.advance(10_000)
+    sim_of(client).move_clock(advance=10_000)
     await asyncio.sleep(0.1)
     assert len(receiver.requests) == 2
 
@@ -327,7 +328,7 @@ async def test_the_schedule_runs_out_as_failed(make_client: Any, receiver: Recei
     await client.delete(f"/otp/{otp['otpId']}", headers=KEY)
     [delivery] = deliveries(client)
     await eventually(lambda: len(delivery.attempts) == 1)
-    sim_of(client).clock.advance(5)
+    sim_of(client).move_clock(advance=5)
     await eventually(lambda: delivery.state == "failed")
     failed = await (await client.get("/_sim/callbacks", params={"status": "failed"})).json()
     assert [c["id"] for c in failed["callbacks"]] == [delivery.delivery_id]
@@ -341,7 +342,7 @@ async def test_the_schedule_runs_out_as_failed(make_client: Any, receiver: Recei
 async def test_each_attempt_is_a_live_event(make_client: Any, receiver: Receiver) -> None:
     client = await make_client(settings())
     events: list[dict[str, Any]] = []
-    sim_of(client).bus.subscribe(
+    sim_of(client).subscribe(
         lambda e: events.append(e.data) if e.type == "callback.attempt" else None
     )
     otp = await create(client, otpCallbackUrl=receiver.url)
@@ -423,7 +424,7 @@ async def test_beyond_max_pending_new_deliveries_are_dropped_and_recorded(
     await client.delete(f"/otp/{second['otpId']}", headers=KEY)
     dropped = await (await client.get("/_sim/callbacks", params={"status": "dropped"})).json()
     assert [c["otpIds"] for c in dropped["callbacks"]] == [[second["otpId"]]]
-    sim_of(client).clock.advance(5)
+    sim_of(client).move_clock(advance=5)
     await eventually(lambda: deliveries(client, first["otpId"])[0].state == "delivered")
     assert len(receiver.requests) == 2  # the dropped one was never sent
 

@@ -169,12 +169,12 @@ async def test_clock_read_and_move(client: Any) -> None:
     ],
 )
 async def test_bad_clock_requests_move_nothing(client: Any, body: dict[str, Any]) -> None:
-    before = sim_of(client).clock.time()
+    before = sim_of(client).now()
     resp = await client.post(
         "/_sim/clock", json={**body, **({"advance": 10} if "jump" in body else {})}
     )
     await expect_error(resp, 400, "invalid_param", 1020)
-    assert sim_of(client).clock.time() == before
+    assert sim_of(client).now() == before
 
 
 async def test_reset_clears_everything(client: Any) -> None:
@@ -190,7 +190,7 @@ async def test_reset_clears_everything(client: Any) -> None:
 
 async def test_events_are_published_for_each_change(client: Any) -> None:
     seen: list[tuple[str, str | None]] = []
-    sim_of(client).bus.subscribe(lambda e: seen.append((e.type, e.data.get("status"))))
+    sim_of(client).subscribe(lambda e: seen.append((e.type, e.data.get("status"))))
     otp = await create(client)
     await client.delete(f"/otp/{otp['otpId']}", headers=KEY)
     assert seen == [

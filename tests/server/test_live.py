@@ -11,8 +11,9 @@ from support import KEY, create, expect_error, sim_of
 
 from otpsim import __version__
 from otpsim.config import Settings
+from otpsim.engine.simulator import Simulator
+from otpsim.server.edge import Streams
 from otpsim.server.live import LiveHub, _Client
-from otpsim.simulator import Simulator
 
 
 async def next_event(ws: Any) -> dict[str, Any]:
@@ -101,7 +102,8 @@ class FakeSocket:
 
 async def test_a_slow_client_is_dropped_and_never_blocks_the_others() -> None:
     sim = Simulator(Settings())
-    hub = LiveHub(sim, queue_size=5)
+    bus = sim.bus
+    hub = LiveHub(bus, sim.clock_json, streams=Streams(10), queue_size=5)
     hub.start()
     stuck, healthy = FakeSocket(stuck=True), FakeSocket(stuck=False)
     clients = [_Client(stuck, asyncio.Queue(5)), _Client(healthy, asyncio.Queue(5))]  # type: ignore[arg-type]
@@ -110,7 +112,7 @@ async def test_a_slow_client_is_dropped_and_never_blocks_the_others() -> None:
         hub._clients.add(c)
         senders.append(asyncio.create_task(hub._send(c)))
     for n in range(50):
-        sim.bus.publish("tick", {"n": n})
+        bus.publish("tick", {"n": n})
         await asyncio.sleep(0)  # let the healthy sender drain
     await asyncio.sleep(0.01)
     assert hub.client_count == 1

@@ -11,8 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from support import FR, KEY, create, pin_of
 
 from otpsim.config import Settings
+from otpsim.engine.simulator import Simulator
 from otpsim.server.metrics import Metrics
-from otpsim.simulator import Simulator
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -71,7 +71,8 @@ async def test_metrics_after_a_known_sequence(make_client: Any, aiohttp_server: 
 
 
 def test_duration_buckets_are_cumulative_and_inclusive() -> None:
-    metrics = Metrics(Simulator(Settings()))
+    sim = Simulator(Settings())
+    metrics = Metrics(sim.bus, sim.status_counts)
     for seconds in (0.0005, 0.0007, 0.003, 0.003, 9.0):  # 0.0005 sits on a bound: le
         metrics.observe("api.otp.get", "GET", 200, seconds)
     metrics.observe("api.otp.get", "GET", 404, 0.0001)

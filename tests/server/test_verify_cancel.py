@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from support import KEY, create, expect_error, pin_of, sim_of
 
+from otpsim.store.sqlite import SqliteStore
+
 UNKNOWN = "0b5b4f3e-0000-4000-8000-000000000000"
 
 
@@ -98,7 +100,7 @@ async def test_cancelled_is_2024_on_verify(client: Any) -> None:
 async def test_pin_after_ttl_is_2028_then_2025(client: Any) -> None:
     otp = await create(client, ttl=60)
     pin = await pin_of(client, otp["otpId"])
-    sim_of(client).clock.advance(60)  # exactly at dateExpires the PIN is no longer valid
+    sim_of(client).move_clock(advance=60)  # exactly at dateExpires the PIN is no longer valid
     await expect_error(await verify(client, otp["otpId"], pin), 400, "otp_expired", 2028)
     assert (await status_of(client, otp["otpId"]))["status"] == "EXPIRED"
     await expect_error(await verify(client, otp["otpId"], pin), 400, "otp_expired", 2025)
@@ -106,7 +108,7 @@ async def test_pin_after_ttl_is_2028_then_2025(client: Any) -> None:
 
 async def test_first_late_pin_is_2028_even_when_expiry_was_already_recorded(client: Any) -> None:
     otp = await create(client, ttl=60)
-    sim_of(client).clock.advance(120)
+    sim_of(client).move_clock(advance=120)
     assert (await status_of(client, otp["otpId"]))["status"] == "EXPIRED"  # recorded first
     await expect_error(await verify(client, otp["otpId"], "nope"), 400, "otp_expired", 2028)
     await expect_error(await verify(client, otp["otpId"], "nope"), 400, "otp_expired", 2025)
@@ -115,7 +117,7 @@ async def test_first_late_pin_is_2028_even_when_expiry_was_already_recorded(clie
 async def test_one_second_before_expiry_still_verifies(client: Any) -> None:
     otp = await create(client, ttl=60)
     pin = await pin_of(client, otp["otpId"])
-    sim_of(client).clock.advance(59.999)
+    sim_of(client).move_clock(advance=59.999)
     assert (await verify(client, otp["otpId"], pin)).status == 200
 
 
@@ -150,7 +152,7 @@ async def test_cancel_non_pending_is_2031(client: Any, final: str) -> None:
     elif final == "FAILED":
         await verify(client, otp_id, "0")
     else:
-        sim_of(client).clock.advance(61)
+        sim_of(client).move_clock(advance=61)
     resp = await client.delete(f"/otp/{otp_id}", headers=KEY)
     await expect_error(resp, 403, "access_denied", 2031)
     assert (await status_of(client, otp_id))["status"] == final
@@ -166,7 +168,8 @@ async def test_otp_id_is_case_insensitive(client: Any) -> None:
 async def test_what_is_kept_per_otp_is_bounded_whatever_is_sent(
     make_client: Any, tmp_path: Any, db: bool
 ) -> None:
-    client = await make_client(db=str(tmp_path / "otpsim.db") if db else None)
+    store = SqliteStore(tmp_path / "otpsim.db") if db else None
+    client = await make_client(store=store)
     otp = await create(client, maxAttempts=3)
     otp_id = otp["otpId"]
     huge = "9" * 60_000  # a wrong PIN, as long as the body limit allows
@@ -181,8 +184,7 @@ async def test_what_is_kept_per_otp_is_bounded_whatever_is_sent(
     assert {a["pin"] for a in stored["verifyAttempts"]} == {"9" * 10 + "…"}  # truncated
     assert stored["verifyAttemptsAfterFinal"] == 37  # counted, not kept
     assert len(json.dumps(stored)) < 4096
-    if db:
-        store = sim_of(client).store
+    if store is not None:
         row = store._db.execute(  # type: ignore[attr-defined]
             "SELECT length(record) FROM otps WHERE otp_id = ?", (otp_id,)
         ).fetchone()

@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import FR, KEY, create, expect_error, sim_of
+from support import FR, KEY, create, expect_error
 
+from otpsim import jsoncodec
+from otpsim.clock import ClockState
 from otpsim.config import Settings
-from otpsim.domain.message import Delivery, Message
+from otpsim.domain.message import Message, SmsStatus
 from otpsim.domain.otp import Otp, OtpRequest, Status, VerifyAttempt
 from otpsim.errors import OtpsimError
-from otpsim.store import Store
+from otpsim.store import AttemptRecord, DeliveryRecord, OutboxItem, Store
 from otpsim.store.memory import MemoryStore
 from otpsim.store.retention import Retention
 from otpsim.store.sqlite import (
@@ -38,6 +40,16 @@ def otp(n: int, *, account: str = "a", phone: str = "+33612345678", at: float = 
     return Otp.issue(
         request, otp_id=f"otp-{n}", pin=f"{n:06d}", now=at, account=account, cost=0.05, parts=1
     )
+
+
+def delivery(
+    delivery_id: str, account: str, state: str, *, created_at: float = 0.0
+) -> DeliveryRecord:
+    attempt = AttemptRecord(1, created_at, "http://127.0.0.1:9/hook", 500, None, 1.5, 5.0)
+    return DeliveryRecord(
+        delivery_id, account, "http://127.0.0.1:9/hook", '{"event": "otp_update"}',
+        ("otp-1",), created_at, state, (attempt,), None,
+    )  # fmt: skip
 
 
 def message(n: int, *, account: str = "a", phone: str = "+33612345678", at: float = 0.0) -> Message:
@@ -105,7 +117,7 @@ def test_messages_round_trip_filters_and_clearing(make_store: type) -> None:
     delivered.deliver(5.0)
     store.save_message(delivered)
     assert [m.seq for m in store.list_messages()] == [3, 2, 1]
-    assert [m.seq for m in store.list_messages(status=Delivery.DELIVERED, limit=1)] == [2]
+    assert [m.seq for m in store.list_messages(status=SmsStatus.DELIVERED, limit=1)] == [2]
     assert [m.seq for m in store.list_messages(otp_id="otp-1")] == [1]
     assert [m.seq for m in store.queued_messages()] == [1, 3]
     assert store.count_messages_by_status() == {"QUEUED": 2, "DELIVERED": 1}
@@ -144,38 +156,36 @@ def test_sqlite_keeps_deliveries_and_the_clock_across_reopening(tmp_path: Path) 
     path = tmp_path / "otpsim.db"
     store = SqliteStore(path)
     store.save_otp(otp(1))
-    store.save_delivery({"delivery_id": "msg_1", "account": "a", "state": "pending", "x": 1})
-    store.save_delivery({"delivery_id": "msg_1", "account": "a", "state": "delivered", "x": 2})
-    store.save_delivery({"delivery_id": "msg_2", "account": "b", "state": "pending"})
+    store.save_delivery(delivery("msg_1", "a", "pending", created_at=1.0))
+    store.save_delivery(delivery("msg_1", "a", "delivered", created_at=2.0))
+    store.save_delivery(delivery("msg_2", "b", "pending"))
     store.delete_delivery("msg_2")
-    store.save_clock({"offset": 12.5, "frozen_at": None})
+    store.save_clock(ClockState(offset=12.5, frozen_at=None))
     store.close()
     again = SqliteStore(path)
     assert again.get_otp("otp-1") is not None
-    assert again.load_deliveries() == [
-        {"delivery_id": "msg_1", "account": "a", "state": "delivered", "x": 2}
-    ]
-    assert again.load_clock() == {"offset": 12.5, "frozen_at": None}
+    assert again.load_deliveries() == [delivery("msg_1", "a", "delivered", created_at=2.0)]
+    assert again.load_clock() == ClockState(offset=12.5, frozen_at=None)
     again.close()
 
 
 def test_sqlite_keeps_the_callback_outbox_across_reopening(tmp_path: Path) -> None:
     path = tmp_path / "otpsim.db"
     store = SqliteStore(path)
-    store.add_outbox_item("msg_1", "a", "http://127.0.0.1:9/hook", {"otpId": "otp-1"})
-    store.add_outbox_item("msg_2", "b", "http://127.0.0.1:9/hook", {"otpId": "otp-2"})
-    store.add_outbox_item("msg_1", "a", "http://127.0.0.1:9/hook", {"otpId": "otp-3"})
-    store.add_outbox_item("msg_4", "a", "http://127.0.0.1:9/other", {"otpId": "otp-4"})
+    store.add_outbox_item(OutboxItem("msg_1", "a", "http://127.0.0.1:9/hook", {"otpId": "otp-1"}))
+    store.add_outbox_item(OutboxItem("msg_2", "b", "http://127.0.0.1:9/hook", {"otpId": "otp-2"}))
+    store.add_outbox_item(OutboxItem("msg_1", "a", "http://127.0.0.1:9/hook", {"otpId": "otp-3"}))
+    store.add_outbox_item(OutboxItem("msg_4", "a", "http://127.0.0.1:9/other", {"otpId": "otp-4"}))
     store.delete_outbox("msg_4")  # its delivery was made
     store.close()
     again = SqliteStore(path)
-    assert [(r["delivery_id"], r["item"]["otpId"]) for r in again.load_outbox()] == [
+    assert [(r.delivery_id, r.item["otpId"]) for r in again.load_outbox()] == [
         ("msg_1", "otp-1"),
         ("msg_2", "otp-2"),
         ("msg_1", "otp-3"),
     ]
     again.clear("a")  # a reset of one account takes its open batches too
-    assert [r["account"] for r in again.load_outbox()] == ["b"]
+    assert [r.account for r in again.load_outbox()] == ["b"]
     again.close()
 
 
@@ -184,13 +194,12 @@ def test_sqlite_migrates_a_version_1_file(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:
         db.executescript(MIGRATIONS[0])
         db.execute("PRAGMA user_version = 1")
-        db.execute(
-            "INSERT INTO deliveries VALUES ('msg_1', 'a', 'pending', '{\"delivery_id\": \"msg_1\"}')"
-        )
+        record = jsoncodec.dumps_text(delivery("msg_1", "a", "pending"))
+        db.execute("INSERT INTO deliveries VALUES ('msg_1', 'a', 'pending', ?)", (record,))
     store = SqliteStore(path)
-    assert store.load_deliveries() == [{"delivery_id": "msg_1"}]
+    assert store.load_deliveries() == [delivery("msg_1", "a", "pending")]
     assert store.load_outbox() == []
-    store.add_outbox_item("msg_2", "a", "http://127.0.0.1:9/hook", {"otpId": "otp-1"})
+    store.add_outbox_item(OutboxItem("msg_2", "a", "http://127.0.0.1:9/hook", {"otpId": "otp-1"}))
     store.close()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
@@ -239,7 +248,7 @@ async def test_sqlite_batch_writes_each_object_once_and_reads_see_pending_saves(
     store.save_message(first)
     first.deliver(2.0)
     store.save_message(first)  # saved twice in one batch: one row, the last state
-    assert [m.status for m in store.list_messages()] == [Delivery.DELIVERED]  # before commit
+    assert [m.status for m in store.list_messages()] == [SmsStatus.DELIVERED]  # before commit
     await store.durable()
     with sqlite3.connect(path) as other:
         assert other.execute("SELECT seq, status FROM messages").fetchall() == [(1, "DELIVERED")]
@@ -287,7 +296,7 @@ async def test_sqlite_a_failed_batch_rolls_back_alone_and_the_store_keeps_workin
         await asyncio.wait_for(store.durable(), 5)  # generous: it must not hang
     assert store.list_otps() == []  # the whole batch rolled back, nothing half-written
     store.save_otp(otp(3))  # the next batch starts clean
-    store.save_delivery({"delivery_id": "msg_1", "account": "a", "state": "pending"})
+    store.save_delivery(delivery("msg_1", "a", "pending"))
     await asyncio.wait_for(store.durable(), 5)
     with sqlite3.connect(path) as other:
         assert other.execute("SELECT otp_id FROM otps").fetchall() == [("otp-3",)]
@@ -307,9 +316,8 @@ async def test_sqlite_a_failed_batch_rolls_back_alone_and_the_store_keeps_workin
 async def test_sqlite_write_failures_answer_server_error_and_recover(
     make_client: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, fault: str, cure: str
 ) -> None:
-    client = await make_client(Settings(db=str(tmp_path / "otpsim.db")))
-    store = sim_of(client).store
-    assert isinstance(store, SqliteStore)
+    store = SqliteStore(tmp_path / "otpsim.db")
+    client = await make_client(Settings(db=str(tmp_path / "otpsim.db")), store=store)
     await create(client)
     pages = store._db.execute("PRAGMA page_count").fetchone()[0]
     store._db.execute(fault.format(pages=pages))

@@ -21,16 +21,13 @@ phone-number validation accepts) triggers each behaviour with no configuration.
 
 Example::
 
-    carrier = Carrier(clock)
+    carrier = Carrier(Scheduler(clock))
     carrier.configure(Network(rules=(Rule.of("+4477009001*", Fate(Action.UNDELIVERED)),)))
     carrier.decide("+447700900123")   # Fate(action=Action.UNDELIVERED, ...)
 """
 
 from __future__ import annotations
 
-import asyncio
-import heapq
-import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,10 +36,9 @@ from typing import Any, Final
 
 import re2
 
-from otpsim.clock import Clock
 from otpsim.domain.message import Message
+from otpsim.engine.scheduler import Job, Kind, Scheduler
 
-MAX_SEED: Final = 2**64 - 1  # seeds are whole numbers from 0 to this
 MAX_REGEX_CHARS: Final = 1000
 
 
@@ -192,8 +188,9 @@ class Network:
 
 
 class Carrier:
-    def __init__(self, clock: Clock) -> None:
-        self._clock = clock
+    def __init__(self, scheduler: Scheduler) -> None:
+        self._scheduler = scheduler
+        scheduler.handle(Kind.SMS, self._arrive, self._on_its_way)
         self.network = Network()
         self._rng = random.Random()
         self._counters: dict[tuple[int, str], int] = {}
@@ -201,9 +198,6 @@ class Carrier:
         self._general: list[int] = []
         self._rules: tuple[Rule, ...] = ()
         self.configure(None)
-        self._due: list[tuple[float, int, Message, Callable[[Message], None]]] = []
-        self._seq = itertools.count()
-        self._changed = asyncio.Event()
 
     def configure(self, network: Network | None) -> None:
         """Use these rules from now on (None: only the magic numbers); sequences restart."""
@@ -253,39 +247,37 @@ class Carrier:
         on_delivered: Callable[[Message], None],
         on_undelivered: Callable[[Message], None],
     ) -> None:
-        """Hand an SMS to the network; the callbacks run when its fate is sealed."""
+        """Hand an SMS to the network; the callbacks run when its fate is sealed (a
+        delayed SMS is a job on the scheduler, delivered at exactly its due time)."""
+        now = self._scheduler.now()
         if outcome.action is Action.UNDELIVERED:
             message.fail()
             on_undelivered(message)
             return
         if outcome.delay <= 0:
-            message.deliver(self._clock.time())
+            message.deliver(now)
             on_delivered(message)
             return
-        message.deliver_at = self._clock.time() + outcome.delay
+        message.deliver_at = now + outcome.delay
         self.schedule(message, on_delivered)
 
     def schedule(self, message: Message, on_delivered: Callable[[Message], None]) -> None:
         """Deliver a QUEUED SMS at its ``deliver_at`` (e.g. again after a restart)."""
-        due = message.deliver_at if message.deliver_at is not None else self._clock.time()
-        heapq.heappush(self._due, (due, next(self._seq), message, on_delivered))
-        self._changed.set()
+        due = message.deliver_at if message.deliver_at is not None else self._scheduler.now()
+        self._scheduler.at(due, Kind.SMS, message.message_id, (message, on_delivered))
 
-    def deliver_due(self) -> None:
-        now = self._clock.time()
-        while self._due and self._due[0][0] <= now:
-            _, _, message, on_delivered = heapq.heappop(self._due)
-            message.deliver(now)
-            on_delivered(message)
+    def _arrive(self, job: Job) -> None:
+        message: Message
+        on_delivered: Callable[[Message], None]
+        message, on_delivered = job.ref  # type: ignore[misc]
+        message.deliver(job.due)
+        on_delivered(message)
+
+    @staticmethod
+    def _on_its_way(job: Job) -> bool:
+        message: Message = job.ref[0]  # type: ignore[index]
+        return message.delivered_at is None
 
     def forget(self) -> None:
         """Drop SMS still on their way (a reset)."""
-        self._due.clear()
-
-    async def run(self) -> None:
-        """Deliver delayed SMS when the simulator clock reaches them; runs forever."""
-        while True:
-            self.deliver_due()
-            self._changed.clear()
-            next_due = self._due[0][0] if self._due else None
-            await self._clock.wait_for_change(next_due, self._changed)
+        self._scheduler.clear(Kind.SMS)

@@ -173,6 +173,19 @@ class Authenticator:
         granted = " ".join(s for s in KNOWN_SCOPES if s in scopes)
         return {"access_token": value, "expires_in": ttl, "scope": granted, "token_type": "Bearer"}
 
+    def expire(self, value: str, at: float) -> Token | None:
+        """Forget a token whose lifetime ended by ``at``: the token, or None when it was
+        already gone (evicted, or dropped when used late) or still has time left."""
+        token = self._tokens.get(value)
+        if token is None or token.expires_at > at:
+            return None
+        del self._tokens[value]
+        return token
+
+    def holds(self, value: str) -> bool:
+        """Whether a token is still kept (it may have been evicted already)."""
+        return value in self._tokens
+
     def _evict(self, now: float) -> None:
         """Forget expired tokens at the front of the issue order, and the oldest while
         there is no room for one more. Values already dropped on lookup are skipped, and

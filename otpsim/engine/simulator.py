@@ -1,0 +1,734 @@
+"""The simulator: the engine's one face, a narrow API of verbs.
+
+Behind it: the domain (OTPs, messages), the store, the carrier, credentials, the rate
+limiter, balances, the clock and ONE scheduler of timed jobs. It validates through the
+domain, records in the store, hands SMS to the carrier and announces every change on the
+event bus. Front ends (the HTTP handlers, the scenario runner through HTTP, the pytest
+plugin, the CLI) call its verbs and read event payloads; they never reach its
+collaborators (``tests/test_layers.py`` checks this).
+
+Every verb first runs the jobs already due (an SMS whose delay is over, an OTP past its
+TTL), in due-time order, so what a verb sees is what time has caused, in the order it
+was caused.
+
+Example::
+
+    sim = Simulator(Settings(), clock=Clock(frozen=True))
+    sim.recover()                               # a restart: what the store kept
+    otp = await sim.create_otp({"phoneNumber": "+33612345678"}, account="key")
+    pin = sim.latest_message(otp_id=otp.otp_id).pin
+    sim.verify(otp.otp_id, {"pin": pin})
+    sim.move_clock(advance=600)                 # every job due in between, in order
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import random
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from otpsim import entropy
+from otpsim.clock import Clock, iso, parse_iso
+from otpsim.config import Settings
+from otpsim.domain import phones, pins
+from otpsim.domain.balance import Balances
+from otpsim.domain.message import Message, SmsStatus
+from otpsim.domain.otp import Otp, Status, Verdict
+from otpsim.domain.request import parse_new_otp
+from otpsim.domain.sms import render, segment
+from otpsim.engine.auth import MAX_CREDENTIAL, Authenticator, Principal
+from otpsim.engine.carrier import Action, Carrier, Fate, Rule
+from otpsim.engine.network import NetworkSpec
+from otpsim.engine.ratelimit import RateLimiter
+from otpsim.engine.scheduler import Job, Kind, Scheduler, Timers
+from otpsim.errors import E, ProviderError
+from otpsim.events import Event, EventBus, Listener
+from otpsim.store import DeliveryLog, Store
+from otpsim.store.memory import MemoryStore
+from otpsim.store.retention import Retention
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def uuid4_text(raw: bytes) -> str:
+    """16 random bytes as a UUID v4 string (as ``str(uuid.UUID(bytes=..., version=4))``
+    would give, without building the object: it is on every request's path)."""
+    b = bytearray(raw)
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who a provider API request says it is, as the HTTP layer read it."""
+
+    address: str | None  # the peer: the rate budget's key when nothing else is known
+    api_key: str | None = None
+    bearer: str | None = None
+    token_request: bool = False  # POST /oauth/token: budgeted by client id, not checked
+    client_id: str | None = None  # its HTTP Basic client id
+    problem: ProviderError | None = None  # credentials that could not even be read
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """Whether a request may proceed: its caller, its rate headers (for whatever the
+    answer turns out to be), and the error to answer instead, if any."""
+
+    principal: Principal | None
+    headers: dict[str, str]
+    error: ProviderError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """What :meth:`Simulator.recover` found in the store."""
+
+    clock_restored: bool  # the clock came back (a restart with --db)
+    clock: float  # the simulator's time after recovery
+    queued_sms: int  # SMS still on their way, scheduled again
+    pending_otps: int  # OTPs whose expiry was scheduled again
+
+
+def _fixed_pin_rules(entries: tuple[tuple[str, str], ...]) -> tuple[tuple[Rule, str], ...]:
+    """(match, PIN) pairs as rules, matched with the carrier rules' own syntax."""
+    return tuple((Rule.of(match), pin) for match, pin in entries)
+
+
+class Simulator:
+    """The engine's face. Construct it, call :meth:`recover` once (a restart), run
+    :meth:`run` in the background, and call verbs."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        store: Store | None = None,
+        bus: EventBus | None = None,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock or Clock(
+            start=None if settings.clock_start is None else parse_iso(settings.clock_start),
+            frozen=settings.clock_frozen,
+        )
+        # None means the OS CSPRNG (secrets); a seeded Random replays a run exactly.
+        self._rng = (
+            rng
+            if rng is not None
+            else (random.Random(settings.seed) if settings.seed is not None else None)
+        )
+        self._store: Store = (
+            store
+            if store is not None
+            else MemoryStore(Retention(settings.max_messages, settings.max_age))
+        )
+        self._bus = bus or EventBus()
+        self._scheduler = Scheduler(self._clock, compact_above=2 * settings.max_messages + 1024)
+        self._scheduler.handle(Kind.EXPIRY, self._expire_job, self._expiry_pending)
+        # Each PENDING OTP's expiry job, oldest first (no entry: nothing to expire), so
+        # that telling a stale job needs no store read (see _expiry_pending).
+        self._expiring: dict[str, Job] = {}
+        self._scheduler.handle(Kind.TOKEN, self._token_job, self._token_kept)
+        self._carrier = Carrier(self._scheduler)
+        self._otp_defaults = settings.otp_defaults
+        self._scenario: NetworkSpec | None = None
+        self._scenario_name: str | None = None
+        self._message_seq = itertools.count(1)
+        self._recovery: Recovery | None = None
+        self._auth = Authenticator(settings, self._clock, self._rng)
+        self._limiter = RateLimiter(self._clock, settings.rate_limit, settings.rate_limit_window)
+        self._balances = Balances(settings.default_balance, settings.account_balances)
+        self._no_coverage = frozenset(settings.no_coverage)
+        self._configured_pins = _fixed_pin_rules(settings.fixed_pins)
+        self._fixed_pins = self._configured_pins
+
+    # -- wiring: what the server's components get (never the whole simulator) -------------
+
+    @property
+    def bus(self) -> EventBus:
+        """The event bus, to subscribe to (the live hub, the dispatcher, metrics, logs)."""
+        return self._bus
+
+    @property
+    def timers(self) -> Timers:
+        """The scheduler's narrow face: the simulator's time, and jobs of one's own."""
+        return self._scheduler
+
+    @property
+    def delivery_log(self) -> DeliveryLog | None:
+        """Where callback deliveries and the outbox are kept across restarts (None: the
+        store keeps nothing across restarts)."""
+        return self._store.journal
+
+    def subscribe(self, listener: Listener, *types: str) -> Callable[[], None]:
+        """Hear every event (of ``types``, if given); returns a function that stops it."""
+        return self._bus.subscribe(listener, *types)
+
+    # -- lifetime ----------------------------------------------------------------------
+
+    def recover(self) -> Recovery:
+        """A restart: bring back what the store kept, once, before serving.
+
+        The clock as it was saved; SMS still on their way and OTPs still pending, each
+        scheduled again at its own due time (jobs that came due while the simulator was
+        down run at the next pass, in order); message numbering after the newest. From
+        here on every clock change is saved.
+        """
+        if self._recovery is not None:
+            return self._recovery
+        journal = self._store.journal
+        saved = journal.load_clock() if journal is not None else None
+        if saved is not None:
+            self._clock.restore(saved)
+        if journal is not None:
+            self._clock.on_change = lambda: journal.save_clock(self._clock.state())
+        queued = self._store.queued_messages()
+        for message in queued:
+            self._carrier.schedule(message, self._delivered)
+        pending = sorted(self._store.pending_otps(), key=lambda otp: otp.created_at)
+        for otp in pending:
+            self._expect_expiry(otp)
+        newest = self._store.list_messages(limit=1)
+        self._message_seq = itertools.count(newest[0].seq + 1 if newest else 1)
+        self._recovery = Recovery(saved is not None, self._clock.time(), len(queued), len(pending))
+        return self._recovery
+
+    async def run(self) -> None:
+        """Run forever: every timed job (SMS delivery, expiry, callback attempt, token
+        expiry) when the simulator clock reaches it."""
+        await self._scheduler.run()
+
+    async def wait_durable(self) -> None:
+        """Return once everything changed so far would survive a crash."""
+        await self._store.durable()
+
+    def close(self) -> None:
+        self._store.close()
+
+    def _catch_up(self) -> None:
+        """Run every job already due, in due-time order (each at its own time)."""
+        self._scheduler.run_due()
+
+    # -- ids ---------------------------------------------------------------------------
+
+    def new_id(self) -> str:
+        """A random UUID v4 (from the OS CSPRNG, or from the seed)."""
+        if self._rng is None:
+            return uuid4_text(entropy.token_bytes(16))
+        return uuid4_text(self._rng.getrandbits(128).to_bytes(16, "big"))
+
+    # -- credentials and rate ----------------------------------------------------------
+
+    def admit(self, caller: Caller, scope: str | None) -> Admission:
+        """Who is calling, whether their rate budget allows one more request, and
+        whether their credentials carry ``scope``.
+
+        Token requests are budgeted by client id; API calls by account; anything
+        unidentified by address. The rate is counted even for a refused caller.
+        """
+        key = f"ip:{caller.address}"
+        refused = caller.problem
+        principal: Principal | None = None
+        if caller.token_request:
+            # A longer client id is refused by check_client; it is no budget of its own.
+            if caller.client_id and len(caller.client_id) <= MAX_CREDENTIAL:
+                key = f"client:{caller.client_id}"
+        elif refused is None:
+            try:
+                principal = self._auth.authenticate(api_key=caller.api_key, bearer=caller.bearer)
+                key = f"account:{principal.account}"
+            except ProviderError as exc:
+                refused = exc
+        state = self._limiter.hit(key)
+        headers = state.headers()
+        if refused is None and not state.allowed:
+            refused = ProviderError(E.RATE_LIMITED)
+        if refused is None and principal is not None and scope is not None:
+            try:
+                principal.require(scope)
+            except ProviderError as exc:
+                refused = exc
+        return Admission(principal if refused is None else None, headers, refused)
+
+    def check_client(self, client_id: str | None, secret: str | None) -> str:
+        """``POST /oauth/token``: the client id, if these credentials are acceptable."""
+        return self._auth.check_client(client_id, secret)
+
+    def issue_token(self, client_id: str, scope: str | None) -> dict[str, object]:
+        """``POST /oauth/token``: a bearer token (the response body); it expires on the
+        simulator clock, at once when the clock jumps past it."""
+        token = self._auth.issue_token(client_id, scope)
+        value = str(token["access_token"])
+        self._scheduler.at(self._scheduler.now() + self.settings.token_ttl, Kind.TOKEN, value)
+        return token
+
+    def live_tokens(self) -> int:
+        """How many OAuth tokens are live (issued, not yet expired or forgotten)."""
+        return self._auth.live_tokens
+
+    def _token_job(self, job: Job) -> None:
+        token = self._auth.expire(job.key, job.due)
+        if token is not None:
+            self._bus.publish(
+                "token.expired", {"clientId": token.client_id, "expiredAt": iso(job.due)}
+            )
+
+    def _token_kept(self, job: Job) -> bool:
+        return self._auth.holds(job.key)
+
+    # -- balances ------------------------------------------------------------------------
+
+    def balance(self, account: str) -> dict[str, Any]:
+        """An account's balance, as ``GET /account/balance`` shows it."""
+        return self._balances.view(account)
+
+    def set_balance(self, account: str, amount: float | None) -> dict[str, Any]:
+        """Set an account's balance (None: unlimited) until the next reset."""
+        self._balances.set(account, amount)
+        return self._balances.view(account)
+
+    def accounts_with_balance(self) -> int:
+        """How many accounts have a balance of their own (set, or spent from; reading a
+        balance creates none)."""
+        return len(self._balances)
+
+    # -- the provider API --------------------------------------------------------------
+
+    async def create_otp(
+        self,
+        body: Mapping[str, Any],
+        *,
+        account: str,
+        check_callback_url: Callable[[str], None] | None = None,
+    ) -> Otp:
+        """``POST /otp``: validate, ask the carrier, issue a PIN, and send it by SMS.
+
+        ``check_callback_url`` may refuse the ``otpCallbackUrl`` by raising (the server
+        refuses a URL that reaches the simulator itself), after the contract's checks.
+        """
+        self._catch_up()
+        request = parse_new_otp(body, self._otp_defaults)
+        if check_callback_url is not None and request.callback_url is not None:
+            check_callback_url(request.callback_url)
+        self._check_coverage(request.phone_number, request.country_iso)
+        fixed = self._fixed_pin(request.phone_number)
+        if fixed is not None:
+            why = pins.misfit(fixed, request.pin_type, request.pin_length)
+            if why is not None:
+                raise ProviderError(
+                    E.FIXED_PIN_MISFIT,
+                    f"The fixed PIN for {request.phone_number} ({len(fixed)} characters) does "
+                    f"not fit this request: {why} (--fixed-pin, or the scenario's "
+                    "network.fixed_pins)",
+                )
+        # The price is known before the PIN: every PIN alphabet is GSM-7, one character
+        # per PIN character, so a placeholder PIN renders to the same parts.
+        estimate = segment(render(request.template, "0" * request.pin_length)).parts
+        self._balances.check(account, self._price(estimate))
+        fate = self._carrier.decide(request.phone_number)
+        if fate.latency:
+            await asyncio.sleep(fate.latency)
+            self._catch_up()
+        self._refuse_if_told(fate, request.phone_number)
+        # Drawn even for a fixed PIN, so that a seeded run's other PINs stay the same.
+        pin = pins.generate(request.pin_type, request.pin_length, self._rng)
+        if fixed is not None:
+            pin = fixed
+        text = render(request.template, pin)
+        seg = segment(text)
+        now = self._clock.time()
+        otp = Otp.issue(
+            request,
+            otp_id=self.new_id(),
+            pin=pin,
+            now=now,
+            account=account,
+            cost=self._price(seg.parts),
+            parts=seg.parts,
+        )
+        message = Message(
+            message_id=self.new_id(),
+            otp_id=otp.otp_id,
+            account=account,
+            phone_number=request.phone_number,
+            country_iso=request.country_iso,
+            sender=request.sender,
+            text=text,
+            pin=pin,
+            parts=seg.parts,
+            encoding=seg.encoding,
+            created_at=now,
+            seq=next(self._message_seq),
+        )
+        self._balances.charge(account, otp.cost)
+        self._store.save_otp(otp)
+        self._store.save_message(message)
+        self._expect_expiry(otp)
+        self._bus.publish("otp.created", otp.to_sim)
+        self._bus.publish("message.created", message.to_json)
+        self._carrier.submit(message, fate, self._delivered, self._undelivered)
+        return otp
+
+    def _fixed_pin(self, phone: str) -> str | None:
+        """The PIN ``phone`` always receives (the scenario's fixed PINs first), if any."""
+        return next((pin for rule, pin in self._fixed_pins if rule.matches(phone)), None)
+
+    def _price(self, parts: int) -> float:
+        return round(self.settings.price_per_part * parts, 6)
+
+    def _check_coverage(self, phone: str, country_iso: str) -> None:
+        """403 ``no_coverage`` 1119 for a number with no country (non-geographic: +800,
+        +870, +882, ...; the provider's ``countryIso`` is always two letters) or in a
+        country configured as not covered (``--no-coverage``)."""
+        if not phones.has_country(country_iso):
+            raise ProviderError(
+                E.NO_COVERAGE,
+                f"No coverage or restricted destination: {phone} is a non-geographic "
+                "number (it belongs to no country)",
+            )
+        if country_iso in self._no_coverage:
+            raise ProviderError(
+                E.NO_COVERAGE,
+                f"No coverage or restricted destination: {phone} ({country_iso}) is not covered",
+            )
+
+    def validate_number(self, raw: str) -> dict[str, Any]:
+        """``GET /numbers/validate/{phoneNumber}``: the provider's DataNumberValidate.
+
+        ``+33612424105``, ``33612424105`` and ``%2B33612424105`` (decoded by then) are
+        the same number (a client that encodes ``%2B`` again, as the SDK does, still
+        means ``+``); an invalid one is 400 ``invalid_param`` 1207. Free: no balance is
+        drawn, and coverage is not checked (the number is valid wherever it is).
+        """
+        text = raw.strip()
+        if text[:3].upper() == "%2B":
+            text = "+" + text[3:]
+        if not text.startswith("+"):
+            text = "+" + text
+        try:
+            phone = phones.parse(text, None)
+        except ProviderError:
+            raise ProviderError(
+                E.NUMBER_INVALID, f"The phone number is invalid: {raw[:64]!r}"
+            ) from None
+        if not phones.has_country(phone.country_iso):
+            self._check_coverage(phone.e164, phone.country_iso)
+        return {"data": phones.describe(phone)}
+
+    def _refuse_if_told(self, fate: Fate, phone: str) -> None:
+        """Answer as the carrier rule for this number says: invalid, 5xx or 429."""
+        why = f"(simulated by the carrier rule for {phone})"
+        if fate.action is Action.REJECT:
+            raise ProviderError(E.PHONE_INVALID, f"The phone number provided is invalid {why}")
+        if fate.action is Action.ERROR:
+            spec = E.SERVICE_UNAVAILABLE if fate.status == 503 else E.SERVER_ERROR
+            raise ProviderError(spec, f"{spec.message} {why}")
+        if fate.action is Action.RATE_LIMIT:
+            window = self._limiter.window
+            reset = math.ceil(self._clock.time() / window) * window
+            raise ProviderError(
+                E.RATE_LIMITED,
+                f"{E.RATE_LIMITED.message} {why}",
+                headers={"X-Rate-Limit-Remaining": "0", "X-Rate-Limit-Reset": str(int(reset))},
+            )
+
+    def _delivered(self, message: Message) -> None:
+        self._store.save_message(message)
+        self._bus.publish("message.delivered", message.to_json)
+
+    def _undelivered(self, message: Message) -> None:
+        self._store.save_message(message)
+        self._bus.publish("message.undelivered", message.to_json)
+
+    def _find(self, otp_id: str, account: str | None) -> Otp:
+        """The stored OTP; 404 2021 for an unknown id, or one of another account."""
+        key = otp_id.lower()
+        otp = self._store.get_otp(key) if _UUID.match(key) else None
+        if otp is None or (account is not None and otp.account != account):
+            raise ProviderError(E.OTP_NOT_FOUND)
+        return otp
+
+    def get_otp(self, otp_id: str, *, account: str | None = None) -> Otp:
+        """The OTP, its expiry recorded if its TTL has passed; 404 2021 if unknown.
+
+        With ``account``, only that account's OTPs are found (the provider API).
+        """
+        self._catch_up()
+        otp = self._find(otp_id, account)
+        if otp.expire_if_due(self._clock.time()):
+            self._changed(otp)
+        return otp
+
+    def list_otps(
+        self,
+        *,
+        account: str | None = None,
+        phone_number: str | None = None,
+        status: Status | None = None,
+        limit: int | None = None,
+    ) -> list[Otp]:
+        """OTPs newest first (PIN and attempt history included), as time has left them."""
+        self._catch_up()
+        return self._store.list_otps(
+            account=account, phone_number=phone_number, status=status, limit=limit
+        )
+
+    def status_counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        """How many OTPs, and how many SMS, are stored in each status (for metrics)."""
+        return self._store.count_otps_by_status(), self._store.count_messages_by_status()
+
+    def verify(self, otp_id: str, body: Mapping[str, Any], *, account: str | None = None) -> Otp:
+        """``POST /otp/{otpId}``: check a PIN; raises ProviderError on every refusal."""
+        self._catch_up()
+        otp = self._find(otp_id, account)
+        pin = body.get("pin")
+        if isinstance(pin, int) and not isinstance(pin, bool):
+            pin = str(pin)
+        if not isinstance(pin, str) or not pin.strip():
+            raise ProviderError(E.PIN_MISSING)
+        self._settle(otp, otp.verify(pin.strip(), self._clock.time()))
+        return otp
+
+    def cancel(self, otp_id: str, *, account: str | None = None) -> Otp:
+        """``DELETE /otp/{otpId}``: cancel a PENDING OTP."""
+        self._catch_up()
+        otp = self._find(otp_id, account)
+        self._settle(otp, otp.cancel(self._clock.time()))
+        return otp
+
+    def _settle(self, otp: Otp, verdict: Verdict) -> None:
+        """Record and announce a change (even a refused one), then answer its error."""
+        if verdict.changed:
+            self._changed(otp)
+        else:
+            self._store.save_otp(otp)  # an attempt was counted
+        if verdict.error is not None:
+            raise ProviderError(verdict.error)
+
+    def _changed(self, otp: Otp) -> None:
+        if otp.status is not Status.PENDING:
+            self._expiry_done(otp.otp_id)
+        self._store.save_otp(otp)
+        self._bus.publish("otp.updated", otp.to_sim)
+
+    # -- expiry on time ------------------------------------------------------------------
+
+    def _expect_expiry(self, otp: Otp) -> None:
+        """Schedule a PENDING OTP's expiry, and forget the expiries of OTPs the store has
+        forgotten: with ``max_messages`` newer OTPs expecting one, the oldest is gone
+        from the store (retention, applied as each was saved), so its job is stale."""
+        job = self._scheduler.at(otp.expires_at, Kind.EXPIRY, otp.otp_id, otp.account)
+        self._expiring[otp.otp_id] = job
+        expiring, kept = self._expiring, self._store.retention.max_messages
+        while len(expiring) > kept:
+            self._scheduler.cancel(expiring.pop(next(iter(expiring))))
+
+    def _expiry_done(self, otp_id: str) -> None:
+        """The OTP left PENDING (or the store): its expiry job, if any, is stale."""
+        job = self._expiring.pop(otp_id, None)
+        if job is not None:
+            self._scheduler.cancel(job)
+
+    def _expire_job(self, job: Job) -> None:
+        if self._expiring.get(job.key) is job:
+            del self._expiring[job.key]
+        otp = self._store.get_otp(job.key)
+        if otp is not None and otp.expire_if_due(job.due):
+            self._changed(otp)
+
+    def _expiry_pending(self, job: Job) -> bool:
+        """Whether an expiry job still matters, for the scheduler's sweep of stale jobs:
+        from memory only (the sweep runs on the event loop over every waiting job; a
+        store read each made a frozen-clock flood stall every request for seconds)."""
+        return self._expiring.get(job.key) is job
+
+    # -- the inbox ---------------------------------------------------------------------
+
+    def messages(
+        self,
+        *,
+        account: str | None = None,
+        phone_number: str | None = None,
+        otp_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[Message]:
+        self._catch_up()
+        return self._store.list_messages(
+            account=account, phone_number=phone_number, otp_id=otp_id, limit=limit
+        )
+
+    def latest_message(
+        self,
+        *,
+        account: str | None = None,
+        phone_number: str | None = None,
+        otp_id: str | None = None,
+    ) -> Message | None:
+        """The newest SMS that reached the phone (DELIVERED), if any."""
+        self._catch_up()
+        found = self._store.list_messages(
+            account=account,
+            phone_number=phone_number,
+            otp_id=otp_id,
+            status=SmsStatus.DELIVERED,
+            limit=1,
+        )
+        return found[0] if found else None
+
+    async def wait_latest_message(
+        self,
+        *,
+        phone_number: str | None,
+        otp_id: str | None,
+        wait: float,
+        account: str | None = None,
+    ) -> Message | None:
+        """The newest delivered SMS; if none yet, wait up to ``wait`` seconds for one.
+
+        The wait ends early when the simulator clock is moved past it, and never lasts
+        longer than ``wait`` wall-clock seconds.
+        """
+        found = self.latest_message(account=account, phone_number=phone_number, otp_id=otp_id)
+        if found is not None or wait <= 0:
+            return found
+        arrived: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        def listener(event: Event) -> None:
+            data = event.data
+            if (
+                not arrived.done()
+                and (account is None or data["account"] == account)
+                and (phone_number is None or data["phoneNumber"] == phone_number)
+                and (otp_id is None or data["otpId"] == otp_id)
+            ):
+                arrived.set_result(data["id"])
+
+        unsubscribe = self._bus.subscribe(listener, "message.delivered")
+        timer = asyncio.ensure_future(
+            self._clock.sleep_until(self._clock.time() + wait, real_timeout=wait)
+        )
+        either: set[asyncio.Future[Any]] = {arrived, timer}
+        try:
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            unsubscribe()
+            timer.cancel()
+        if not arrived.done():
+            return None
+        return self.latest_message(account=account, phone_number=phone_number, otp_id=otp_id)
+
+    def clear_messages(self, account: str | None = None) -> None:
+        self._store.clear_messages(account)
+        self._bus.publish("messages.cleared", {"account": account})
+
+    # -- the clock -------------------------------------------------------------------------
+
+    def now(self) -> float:
+        """The simulator's time (Unix seconds)."""
+        return self._scheduler.now()
+
+    def clock_json(self) -> dict[str, object]:
+        """The clock as ``GET /_sim/clock`` shows it."""
+        return self._clock.snapshot()
+
+    def move_clock(
+        self, *, to: float | None = None, advance: float | None = None, freeze: bool | None = None
+    ) -> dict[str, object]:
+        """Set the clock ``to`` a time, then ``advance`` it, then ``freeze`` or unfreeze
+        it (each if given); announce it, then run every job now due, in due-time order,
+        each stamped with its own due time. Returns the clock as ``clock_json``."""
+        if to is not None:
+            self._clock.set(to)
+        if advance is not None:
+            self._clock.advance(advance)
+        if freeze is not None:
+            self._clock.freeze(freeze)
+        self._bus.publish("clock", self._clock.snapshot())
+        self._catch_up()
+        return self._clock.snapshot()
+
+    # -- scenarios -------------------------------------------------------------------------
+
+    def use_scenario(
+        self, network: NetworkSpec | None, *, name: str | None = None, keep_clock: bool = False
+    ) -> None:
+        """Activate a network model (None: back to the configured defaults).
+
+        Carrier rules, OTP defaults and the rate limit take effect for the next request;
+        its clock settings move the clock now, unless ``keep_clock`` (a restart whose
+        clock came back from the store: it already started where the scenario said,
+        and has moved since).
+        """
+        spec = network
+        self._carrier.configure(spec.carrier if spec else None)
+        base = self.settings.otp_defaults
+        self._otp_defaults = spec.otp_defaults(base) if spec else base
+        limit, window = self.settings.rate_limit, self.settings.rate_limit_window
+        if spec is not None and spec.rate_limit is not None:
+            limit, window = spec.rate_limit
+        self._limiter.configure(limit, window)
+        balance = self.settings.default_balance
+        if spec is not None and spec.balance is not None:
+            balance = spec.balance
+        self._balances.use_default(balance)
+        scenario_pins = _fixed_pin_rules(spec.fixed_pins) if spec is not None else ()
+        self._fixed_pins = scenario_pins + self._configured_pins
+        self._scenario, self._scenario_name = spec, (name if spec is not None else None)
+        self._bus.publish("scenario", self.scenario_json())
+        if not keep_clock and self._apply_scenario_clock():
+            self._bus.publish("clock", self._clock.snapshot())
+            self._catch_up()
+
+    def _apply_scenario_clock(self) -> bool:
+        """Set the clock as the active scenario says; True if it said anything."""
+        spec = self._scenario
+        if spec is None:
+            return False
+        if spec.clock_start is not None:
+            self._clock.set(spec.clock_start)
+        if spec.clock_frozen is not None:
+            self._clock.freeze(spec.clock_frozen)
+        return spec.clock_start is not None or spec.clock_frozen is not None
+
+    def scenario_json(self) -> dict[str, Any]:
+        spec = self._scenario
+        if spec is None:
+            return {"active": False, "name": None, "network": None}
+        return {"active": True, "name": self._scenario_name, "network": spec.to_json()}
+
+    # -- reset -------------------------------------------------------------------------------
+
+    def reset(self, account: str | None = None) -> None:
+        """Back to a clean state: no OTPs, no messages, the clock as configured at start.
+
+        An active scenario stays active: its sequences start again, and its clock
+        settings (frozen, start) apply again. With ``account``
+        only that account's OTPs, messages and callbacks go; the clock, the rate
+        limits and the scenario, shared by everyone, stay as they are.
+        """
+        if account is not None:
+            self._store.clear(account)
+            for otp_id in [k for k, job in self._expiring.items() if job.ref == account]:
+                self._expiry_done(otp_id)
+            self._balances.reset(account)
+            self._bus.publish("reset", {**self._clock.snapshot(), "account": account})
+            return
+        self._store.clear()
+        self._scheduler.clear(Kind.EXPIRY)
+        self._expiring.clear()
+        self._carrier.forget()
+        self._carrier.configure(self._carrier.network)  # sequences start again
+        self._limiter.reset()
+        self._balances.reset()
+        self._clock.reset()
+        self._apply_scenario_clock()
+        self._bus.publish("reset", {**self._clock.snapshot(), "account": None})

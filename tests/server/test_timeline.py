@@ -1,0 +1,170 @@
+"""Exact virtual time: a clock jump runs every timed job in due order, each at its own
+due time (delayed SMS, expiry, callback retries, token expiry), and a seeded run
+replays event for event. Observed as a user would: the websocket and the control API."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import random
+from typing import Any
+
+import pytest
+from aiohttp import WSMsgType, web
+from aiohttp.test_utils import TestClient
+from support import KEY, START, create
+
+from otpsim.clock import Clock, iso
+from otpsim.config import Settings
+from otpsim.server.app import create_app
+
+DELAYED = "+15005550003"  # a magic number: its SMS arrives after 30 s of simulator time
+
+
+async def next_event(ws: Any) -> dict[str, Any]:
+    message = await asyncio.wait_for(ws.receive(), timeout=5)
+    assert message.type == WSMsgType.TEXT, message
+    return json.loads(message.data)  # type: ignore[no-any-return]
+
+
+async def events(ws: Any, count: int) -> list[dict[str, Any]]:
+    return [await next_event(ws) for _ in range(count)]
+
+
+def at(seconds: float) -> str:
+    """The simulator time ``seconds`` after the test's start, as the API writes it."""
+    return iso(START + seconds)
+
+
+async def test_the_issue_delayed_sms_then_expiry_each_at_its_own_time(client: Any) -> None:
+    """#13: ttl 300, an SMS delayed 30 s, the clock advanced 400 s."""
+    async with client.ws_connect("/_sim/ws") as ws:
+        await next_event(ws)  # hello
+        otp = await create(client, phoneNumber=DELAYED, ttl=300)
+        assert [e["type"] for e in await events(ws, 2)] == ["otp.created", "message.created"]
+        await client.post("/_sim/clock", json={"advance": 400})
+        clock, first, second = await events(ws, 3)
+    assert clock["type"] == "clock"
+    # The SMS arrived at created + 30 s, then the OTP expired at its dateExpires.
+    assert (first["type"], first["data"]["status"]) == ("message.delivered", "DELIVERED")
+    assert first["data"]["deliveredAt"] == at(30) == iso(START + 30)
+    assert (second["type"], second["data"]["status"]) == ("otp.updated", "EXPIRED")
+    assert second["data"]["dateUpdated"] == otp["dateExpires"] == at(300)
+    # The control API (what the inbox reads) says the same.
+    message = (await (await client.get("/_sim/messages")).json())["messages"][0]
+    assert message["deliveredAt"] == at(30)
+    stored = await (await client.get(f"/_sim/otps/{otp['otpId']}")).json()
+    assert (stored["status"], stored["dateUpdated"]) == ("EXPIRED", at(300))
+
+
+def failing_receiver() -> web.Application:
+    async def hook(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=500)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    return app
+
+
+SETTINGS = Settings(
+    token_ttl=200,
+    callback_batch_window=0.0,
+    callback_retry_schedule=(0.0, 5.0, 300.0, 1800.0),
+    callback_concurrency_per_receiver=1,  # one receiver, one attempt at a time: FIFO
+)
+
+
+async def jump_over_everything(
+    aiohttp_client: Any, hook: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, str]]:
+    """One run on a fresh simulator: a token, a delayed SMS, an OTP expiring, a callback
+    being retried; then the clock jumps 400 s. Returns the events before the jump, those
+    after it, and the OTP ids involved."""
+    app = create_app(SETTINGS, clock=Clock(start=START, frozen=True), rng=random.Random(7))
+    client: TestClient[Any, Any] = await aiohttp_client(app)
+    async with client.ws_connect("/_sim/ws") as ws:
+        await next_event(ws)  # hello
+        basic = "Basic " + base64.b64encode(b"app:secret").decode()
+        token = await client.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            headers={"Authorization": basic},
+        )
+        assert token.status == 200
+        late = await create(client, phoneNumber=DELAYED, ttl=300, otpCallbackUrl=hook)
+        cancelled = await create(client, otpCallbackUrl=hook)
+        await client.delete(f"/otp/{cancelled['otpId']}", headers=KEY)
+        before = await events(ws, 2 + 3 + 1 + 1)  # created x2, delivered once, update, attempt
+        assert [e["type"] for e in before][-1] == "callback.attempt"
+        assert before[-1]["data"]["attempt"]["at"] == at(0)
+        assert before[-1]["data"]["attempt"]["nextRetryAt"] == at(5)
+
+        await client.post("/_sim/clock", json={"advance": 400})
+        after = await events(ws, 4 + 4)  # clock, SMS, token, expiry; four attempts
+        ids = {"late": late["otpId"], "cancelled": cancelled["otpId"]}
+        return before, after, ids
+
+
+def summary(event: dict[str, Any]) -> tuple[Any, ...]:
+    data = event["data"]
+    kind = event["type"]
+    if kind == "clock":
+        return (kind, data["now"])
+    if kind == "message.delivered":
+        return (kind, data["otpId"], data["deliveredAt"])
+    if kind == "token.expired":
+        return (kind, data["clientId"], data["expiredAt"])
+    if kind == "otp.updated":
+        return (kind, data["otpId"], data["status"], data["dateUpdated"])
+    attempt = data["attempt"]
+    return (kind, data["otpIds"], attempt["number"], attempt["at"], attempt["nextRetryAt"])
+
+
+@pytest.fixture
+async def hook(aiohttp_server: Any) -> str:
+    """A callback receiver on 127.0.0.1 that answers every request 500."""
+    receiver = await aiohttp_server(failing_receiver())
+    return str(receiver.make_url("/hook"))
+
+
+async def test_a_clock_jump_fires_every_job_in_due_order_at_its_due_time(
+    aiohttp_client: Any, hook: str
+) -> None:
+    _, after, ids = await jump_over_everything(aiohttp_client, hook)
+    late, cancelled = [ids["late"]], [ids["cancelled"]]
+    assert [summary(e) for e in after] == [
+        ("clock", at(400)),
+        # Jobs done in the jump, in due order, each stamped with its due time:
+        ("message.delivered", ids["late"], at(30)),
+        ("token.expired", "app", at(200)),
+        ("otp.updated", ids["late"], "EXPIRED", at(300)),
+        # Callback attempts are real HTTP (so reported when answered), each due and
+        # recorded at its scheduled time: the cancel's retry at +5 then +5+300; the
+        # expiry's callback at +300, its retry at +305 (a tie: scheduled later, goes later).
+        ("callback.attempt", cancelled, 2, at(5), at(305)),
+        ("callback.attempt", late, 1, at(300), at(305)),
+        ("callback.attempt", cancelled, 3, at(305), at(2105)),
+        ("callback.attempt", late, 2, at(305), at(605)),
+    ]
+
+
+def without_wall_clock(stream: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The stream minus what real time decides: an HTTP attempt's latency, and the
+    clock's offset from the machine's clock."""
+    clean = json.loads(json.dumps(stream))
+    for event in clean:
+        if event["type"] == "callback.attempt":
+            del event["data"]["attempt"]["latencyMs"]
+        if event["type"] == "clock":
+            del event["data"]["offset"]
+    return clean  # type: ignore[no-any-return]
+
+
+async def test_the_same_seed_replays_the_same_event_stream(aiohttp_client: Any, hook: str) -> None:
+    *first, _ = await jump_over_everything(aiohttp_client, hook)
+    *second, _ = await jump_over_everything(aiohttp_client, hook)
+    stream = without_wall_clock(first[0] + first[1])
+    assert len(stream) == 15
+    assert stream == without_wall_clock(second[0] + second[1])

@@ -1,0 +1,132 @@
+"""The one scheduler: due order, due times, deterministic ties, stale jobs, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from otpsim.clock import Clock
+from otpsim.engine.scheduler import Job, Kind, Scheduler
+
+
+def scheduler_at(start: float = 1000.0) -> tuple[Clock, Scheduler, list[tuple[str, float, float]]]:
+    clock = Clock(start=start, frozen=True)
+    scheduler = Scheduler(clock)
+    ran: list[tuple[str, float, float]] = []  # (key, due, what now() read while it ran)
+
+    def record(job: Job) -> None:
+        ran.append((job.key, job.due, scheduler.now()))
+
+    for kind in Kind:
+        scheduler.handle(kind, record)
+    return clock, scheduler, ran
+
+
+def test_a_jump_runs_every_due_job_in_due_order_each_at_its_due_time() -> None:
+    clock, scheduler, ran = scheduler_at()
+    scheduler.at(1300, Kind.EXPIRY, "expiry")
+    scheduler.at(1030, Kind.SMS, "sms")
+    scheduler.at(1200, Kind.TOKEN, "token")
+    scheduler.at(1005, Kind.CALLBACK, "retry")
+    scheduler.at(1500, Kind.EXPIRY, "later")
+    clock.advance(400)
+    assert scheduler.run_due() == 4
+    assert ran == [
+        ("retry", 1005, 1005),
+        ("sms", 1030, 1030),
+        ("token", 1200, 1200),
+        ("expiry", 1300, 1300),
+    ]
+    assert scheduler.now() == 1400  # no job running: the clock
+    assert scheduler.next_due() == 1500
+
+
+def test_ties_go_by_kind_then_by_order_of_scheduling() -> None:
+    clock, scheduler, ran = scheduler_at()
+    scheduler.at(1010, Kind.TOKEN, "token")
+    scheduler.at(1010, Kind.EXPIRY, "expiry-1")
+    scheduler.at(1010, Kind.SMS, "sms")
+    scheduler.at(1010, Kind.EXPIRY, "expiry-2")
+    clock.advance(10)
+    scheduler.run_due()
+    assert [key for key, _, _ in ran] == ["sms", "expiry-1", "expiry-2", "token"]
+
+
+def test_a_job_scheduled_by_a_job_runs_in_the_same_pass_when_due() -> None:
+    clock = Clock(start=0.0, frozen=True)
+    scheduler = Scheduler(clock)
+    ran: list[tuple[str, float]] = []
+
+    def expire(job: Job) -> None:
+        ran.append((job.key, job.due))
+        scheduler.at(scheduler.now() + 0, Kind.CALLBACK, "its callback")  # due at once
+        scheduler.at(scheduler.now() + 5, Kind.CALLBACK, "its retry")
+
+    scheduler.handle(Kind.EXPIRY, expire)
+    scheduler.handle(Kind.CALLBACK, lambda job: ran.append((job.key, job.due)))
+    scheduler.handle(Kind.SMS, lambda job: ran.append((job.key, job.due)))
+    scheduler.at(300, Kind.EXPIRY, "otp")
+    scheduler.at(303, Kind.SMS, "sms")
+    clock.advance(400)
+    scheduler.run_due()
+    assert ran == [("otp", 300), ("its callback", 300), ("sms", 303), ("its retry", 305)]
+
+
+def test_cancelled_and_stale_jobs_never_run_and_are_swept_out() -> None:
+    clock = Clock(start=0.0, frozen=True)
+    scheduler = Scheduler(clock, compact_above=10)
+    live = {"keep"}
+    ran: list[str] = []
+    scheduler.handle(Kind.EXPIRY, lambda job: ran.append(job.key), lambda job: job.key in live)
+    cancelled = scheduler.at(1, Kind.EXPIRY, "cancelled")
+    scheduler.cancel(cancelled)
+    for n in range(20):
+        scheduler.at(2 + n, Kind.EXPIRY, "keep" if n == 0 else f"stale-{n}")
+    assert scheduler.pending() <= 11  # swept when it outgrew its bound
+    clock.advance(100)
+    scheduler.run_due()
+    assert "cancelled" not in ran
+    assert ran[0] == "keep"
+
+
+def test_a_failing_job_is_logged_and_the_others_still_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock(start=0.0, frozen=True)
+    scheduler = Scheduler(clock)
+    ran: list[str] = []
+
+    def run(job: Job) -> None:
+        if job.key == "bad":
+            raise RuntimeError("boom")
+        ran.append(job.key)
+
+    scheduler.handle(Kind.SMS, run)
+    for key in ("a", "bad", "b"):
+        scheduler.at(1, Kind.SMS, key)
+    clock.advance(1)
+    with caplog.at_level(logging.ERROR):
+        assert scheduler.run_due() == 3
+    assert ran == ["a", "b"]
+    assert "SMS job for bad failed" in caplog.text
+
+
+async def test_the_loop_runs_jobs_when_the_clock_reaches_them() -> None:
+    clock = Clock(start=0.0, frozen=True)
+    scheduler = Scheduler(clock)
+    ran: list[float] = []
+    scheduler.handle(Kind.EXPIRY, lambda job: ran.append(scheduler.now()))
+    scheduler.at(60, Kind.EXPIRY, "otp")
+    loop = asyncio.create_task(scheduler.run())
+    try:
+        await asyncio.sleep(0)
+        clock.advance(90)  # no one calls run_due: the loop wakes on the move
+        for _ in range(100):
+            if ran:
+                break
+            await asyncio.sleep(0.01)
+        assert ran == [60]
+    finally:
+        loop.cancel()
