@@ -343,24 +343,26 @@ def wait_ready(url: str, timeout: float) -> str:
 def _check_all(paths: list[str]) -> tuple[list[tuple[Scenario, str]], list[str]]:
     """Every good scenario of ``paths`` with its text, and the problems of the bad ones
     (every problem of each file, ``file:line: ...``; then, if more than one, a count)."""
-    from otpsim.scenario.model import load_scenario, scenario_files
+    from otpsim.scenario.model import ScenarioInvalid, load_scenario, scenario_files
 
-    loaded, problems, bad = [], [], 0
+    loaded, problems, bad, count = [], [], 0, 0
     for path in scenario_files(paths):
         try:
             loaded.append((load_scenario(path), path.read_text(encoding="utf-8")))
         except OtpsimError as exc:
-            problems.extend(str(exc).splitlines())
+            lines = str(exc).splitlines()
+            problems.extend(lines)
+            count += exc.count if isinstance(exc, ScenarioInvalid) else len(lines)
             bad += 1
-    if len(problems) > 1:
-        problems.append(f"{len(problems)} problems in {bad} file{'s' if bad > 1 else ''}")
+    if count > 1:
+        problems.append(f"{count} problems in {bad} file{'s' if bad > 1 else ''}")
     return loaded, problems
 
 
 def _load_all(paths: list[str]) -> list[tuple[Scenario, str]]:
     """Every scenario of ``paths`` with its text; OtpsimError listing every problem."""
     loaded, problems = _check_all(paths)
-    if len(problems) > 1:
+    if len(problems) > 1:  # the last is the count
         problems[-1] += " (nothing was run)"
     if problems:
         raise OtpsimError("\n".join(problems))

@@ -94,12 +94,18 @@ class Scenario:
 # -- small checkers ----------------------------------------------------------------------
 
 
-class ScenarioInvalid(OtpsimError):
-    """Every problem of a scenario, in file order; ``str()`` is one line each."""
+MAX_PROBLEMS = 100  # listed for one file; the rest are counted
+_MAX_KEPT = 10 * MAX_PROBLEMS  # noted (to list the first in file order), past it counted
 
-    def __init__(self, problems: Sequence[str]) -> None:
+
+class ScenarioInvalid(OtpsimError):
+    """The problems of a scenario, in file order; ``str()`` is one line each (at most
+    MAX_PROBLEMS, then one saying how many more); ``count`` is how many in all."""
+
+    def __init__(self, problems: Sequence[str], count: int) -> None:
         super().__init__("\n".join(problems))
         self.problems = tuple(problems)
+        self.count = count
 
 
 class _Problem(OtpsimError):
@@ -133,23 +139,32 @@ class _Reader:
 
     def __init__(self, doc: YamlDoc) -> None:
         self.doc = doc
-        self.problems: list[_Problem] = []
+        self.problems: list[_Problem] = []  # the first _MAX_KEPT
+        self.found = 0  # every one
 
     def fail(self, path: KeyPath, what: str) -> _Problem:
         return _Problem(str(self.doc.error(path, what)), self.doc.line(path))
 
     def note(self, problem: _Problem) -> None:
-        self.problems.append(problem)
+        self.found += 1
+        if len(self.problems) < _MAX_KEPT:
+            self.problems.append(problem)
 
     def collect(self) -> _Collect:
         return _Collect(self)
 
     def raise_problems(self) -> None:
-        """Raise ScenarioInvalid with every problem noted, in file order, if any."""
+        """Raise ScenarioInvalid with the problems noted, in file order, if any: at most
+        MAX_PROBLEMS lines (a small body must not make a huge answer), then a count."""
         ordered = sorted(self.problems, key=lambda p: p.line)  # stable: same line, as found
-        messages = list(dict.fromkeys(str(p) for p in ordered))
-        if messages:
-            raise ScenarioInvalid(messages)
+        unique = list(dict.fromkeys(str(p) for p in ordered))
+        if not unique:
+            return
+        count = self.found - (len(ordered) - len(unique))
+        shown = unique[:MAX_PROBLEMS]
+        if count > len(shown):
+            shown.append(f"{self.doc.filename}: {count - len(shown)} more problems not shown")
+        raise ScenarioInvalid(shown, count)
 
     def mapping(
         self, value: Any, path: KeyPath, allowed: tuple[str, ...], *, go_on: bool = False
@@ -628,7 +643,7 @@ def _step(r: _Reader, data: Any, index: int, known: set[str]) -> Step | None:
     """One step, or None if it has problems (each is noted). A name it saves (``as``) is
     known to later steps either way: one mistake is reported once."""
     path: KeyPath = ("steps", index)
-    before = len(r.problems)
+    before = r.found
     if not isinstance(data, dict):
         r.note(
             r.fail(
@@ -671,7 +686,7 @@ def _step(r: _Reader, data: Any, index: int, known: set[str]) -> Step | None:
     if data.get("name") is not None:
         with r.collect():
             name = r.label(data["name"], (*path, "name"), MAX_NAME_CHARS)
-    if kind is None or len(r.problems) > before:
+    if kind is None or r.found > before:
         return None
     return Step(index + 1, kind, args, r.doc.line(path), name, save_as, expect)
 
@@ -691,7 +706,7 @@ def parse_scenario(text: str, filename: str) -> Scenario:
     if doc.data is None:
         raise OtpsimError(f"{filename}:1: empty scenario (expected 'network', 'steps' or both)")
     top = r.mapping(doc.data, (), _TOP_KEYS, go_on=True)
-    if "network" not in top and "steps" not in top and not r.problems:
+    if "network" not in top and "steps" not in top and not r.found:
         raise r.fail((), "expected 'network', 'steps' or both")
     network = None
     if top.get("network") is not None:
