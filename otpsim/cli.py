@@ -76,7 +76,9 @@ def _parser() -> argparse.ArgumentParser:
         "run",
         help="run scenario files and check their expectations",
         description="Run each scenario against a fresh in-process simulator (or --target), "
-        "print each step and a summary, exit 1 if any failed. Every file is checked first.",
+        "print each step and a summary. Every file is checked first. Exit 0 if all passed, "
+        "1 if any failed an expectation, 2 if any could not be carried out (target "
+        "unreachable, a timeout, a step that crashed) or a file is malformed.",
     )
     run.add_argument(
         "paths",
@@ -95,7 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser(
         "validate",
         help="check scenario files without running them",
-        description="Check scenario files; print one line per problem (file:line: ...).",
+        description="Check scenario files without running them: every problem of every "
+        "file, one line each (file:line: ...), then a count; exit 2 if any.",
     )
     validate.add_argument("paths", nargs="*", metavar="FILE_OR_DIR")
     validate.add_argument("--builtin", action="store_true", help="every shipped scenario")
@@ -337,27 +340,44 @@ def wait_ready(url: str, timeout: float) -> str:
         time.sleep(0.1)
 
 
-def _load_all(paths: list[str]) -> list[tuple[Scenario, str]]:
-    """Every scenario of ``paths`` with its text; OtpsimError listing every bad one."""
-    from otpsim.scenario.model import load_scenario, scenario_files
+def _check_all(paths: list[str]) -> tuple[list[tuple[Scenario, str]], list[str]]:
+    """Every good scenario of ``paths`` with its text, and the problems of the bad ones
+    (every problem of each file, ``file:line: ...``; then, if more than one, a count)."""
+    from otpsim.scenario.model import ScenarioInvalid, load_scenario, scenario_files
 
-    loaded, problems = [], []
+    loaded, problems, bad, count = [], [], 0, 0
     for path in scenario_files(paths):
         try:
             loaded.append((load_scenario(path), path.read_text(encoding="utf-8")))
         except OtpsimError as exc:
-            problems.append(str(exc))
+            lines = str(exc).splitlines()
+            problems.extend(lines)
+            count += exc.count if isinstance(exc, ScenarioInvalid) else len(lines)
+            bad += 1
+    if count > 1:
+        problems.append(f"{count} problems in {bad} file{'s' if bad > 1 else ''}")
+    return loaded, problems
+
+
+def _load_all(paths: list[str]) -> list[tuple[Scenario, str]]:
+    """Every scenario of ``paths`` with its text; OtpsimError listing every problem."""
+    loaded, problems = _check_all(paths)
+    if len(problems) > 1:  # the last is the count
+        problems[-1] += " (nothing was run)"
     if problems:
         raise OtpsimError("\n".join(problems))
     return loaded
 
 
 def _validate(paths: list[str]) -> int:
-    for scenario, _ in _load_all(paths):
+    loaded, problems = _check_all(paths)
+    for scenario, _ in loaded:
         half = [f"{len(scenario.steps)} steps"] if scenario.steps else []
         if scenario.network is not None:
             half.append(f"a network with {len(scenario.network.carrier.rules)} rule(s)")
         print(f"ok: {scenario.path} ({', '.join(half)})")
+    if problems:
+        raise OtpsimError("\n".join(problems))
     return 0
 
 
@@ -372,15 +392,24 @@ def _run(
     api_key: str | None,
     admin_token: str | None = None,
 ) -> int:
+    """Exit 0: every scenario passed; 1: some failed (an answer was not as expected);
+    2: some errored (could not be carried out), or a file is malformed (nothing runs).
+    A target nothing answers at is said once, and stops the run."""
     from otpsim.scenario import report
-    from otpsim.scenario.runner import run_scenario
+    from otpsim.scenario.runner import ScenarioResult, run_scenario, unreachable
 
     loaded = _load_all(paths)  # nothing runs unless every file is valid
     if target is not None:
         target = _base_url(target, "run")
+    down: str | None = None  # why the target cannot be reached
 
-    async def run_all() -> list[Any]:
-        results = []
+    async def run_all() -> list[ScenarioResult]:
+        nonlocal down
+        results: list[ScenarioResult] = []
+        if target is not None:
+            down = await unreachable(target)
+            if down is not None:
+                return results
         for scenario, source in loaded:
             _say(report.header_of(scenario))
             result = await run_scenario(
@@ -393,12 +422,25 @@ def _run(
             )
             _say(report.footer(result))
             results.append(result)
+            if result.unreachable is not None:
+                down = result.unreachable
+                break
         return results
 
     results = asyncio.run(run_all())
+    ran = len(results)
+    if down is not None:
+        stop = f"cannot reach the target {target}: {down}"
+        results += [ScenarioResult(s, error=f"not run: {stop}") for s, _ in loaded[ran:]]
     if junit:
         report.write_junit(results, junit)
-    _say(report.summary(results))
+    if ran:
+        _say(report.summary(results))
+    if down is not None:
+        left = len(loaded) - ran
+        raise OtpsimError(f"{stop} ({left} scenario{'' if left == 1 else 's'} not run)")
+    if any(r.errored for r in results):
+        return 2
     return 0 if all(r.ok for r in results) else 1
 
 

@@ -15,7 +15,7 @@ Example::
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import Any
 
 from otpsim.clock import parse_iso
 from otpsim.domain.defaults import OtpDefaults
+from otpsim.domain.otp import Status
 from otpsim.domain.pins import check_fixed
 from otpsim.domain.request import check_defaults
 from otpsim.engine.network import (
@@ -93,23 +94,93 @@ class Scenario:
 # -- small checkers ----------------------------------------------------------------------
 
 
+MAX_PROBLEMS = 100  # listed for one file; the rest are counted
+_MAX_KEPT = 10 * MAX_PROBLEMS  # noted (to list the first in file order), past it counted
+
+
+class ScenarioInvalid(OtpsimError):
+    """The problems of a scenario, in file order; ``str()`` is one line each (at most
+    MAX_PROBLEMS, then one saying how many more); ``count`` is how many in all."""
+
+    def __init__(self, problems: Sequence[str], count: int) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = tuple(problems)
+        self.count = count
+
+
+class _Problem(OtpsimError):
+    """One problem, at a line of the file (for reporting them in file order)."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+class _Collect:
+    """``with reader.collect():`` a problem raised inside is noted, and checking goes on
+    after the block: one mistake does not hide the next."""
+
+    def __init__(self, reader: _Reader) -> None:
+        self.reader = reader
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: object, trace: object) -> bool:
+        if isinstance(exc, _Problem):
+            self.reader.note(exc)
+            return True
+        return False
+
+
 class _Reader:
-    """Checks values of one document, raising errors that name file, line and key."""
+    """Checks values of one document: a check raises an error naming file, line and key;
+    :meth:`collect` notes it and goes on, so that every problem is reported."""
 
     def __init__(self, doc: YamlDoc) -> None:
         self.doc = doc
+        self.problems: list[_Problem] = []  # the first _MAX_KEPT
+        self.found = 0  # every one
 
-    def fail(self, path: KeyPath, what: str) -> OtpsimError:
-        return self.doc.error(path, what)
+    def fail(self, path: KeyPath, what: str) -> _Problem:
+        return _Problem(str(self.doc.error(path, what)), self.doc.line(path))
 
-    def mapping(self, value: Any, path: KeyPath, allowed: tuple[str, ...]) -> dict[str, Any]:
+    def note(self, problem: _Problem) -> None:
+        self.found += 1
+        if len(self.problems) < _MAX_KEPT:
+            self.problems.append(problem)
+
+    def collect(self) -> _Collect:
+        return _Collect(self)
+
+    def raise_problems(self) -> None:
+        """Raise ScenarioInvalid with the problems noted, in file order, if any: at most
+        MAX_PROBLEMS lines (a small body must not make a huge answer), then a count."""
+        ordered = sorted(self.problems, key=lambda p: p.line)  # stable: same line, as found
+        unique = list(dict.fromkeys(str(p) for p in ordered))
+        if not unique:
+            return
+        count = self.found - (len(ordered) - len(unique))
+        shown = unique[:MAX_PROBLEMS]
+        if count > len(shown):
+            shown.append(f"{self.doc.filename}: {count - len(shown)} more problems not shown")
+        raise ScenarioInvalid(shown, count)
+
+    def mapping(
+        self, value: Any, path: KeyPath, allowed: tuple[str, ...], *, go_on: bool = False
+    ) -> dict[str, Any]:
+        """``value`` if a mapping of ``allowed`` keys; else raises, or with ``go_on`` notes
+        each unknown key and returns the mapping (whose caller reads the allowed keys)."""
         if not isinstance(value, dict):
             raise self.fail(path, f"expected a mapping, got {_kind(value)}")
         for key in value:
             if key not in allowed:
-                raise self.fail(
+                problem = self.fail(
                     (*path, str(key)), f"unknown key (expected one of: {', '.join(allowed)})"
                 )
+                if not go_on:
+                    raise problem
+                self.note(problem)
         return value
 
     def number(self, value: Any, path: KeyPath, low: float, high: float) -> float:
@@ -269,7 +340,11 @@ def _network(r: _Reader, data: Any) -> NetworkSpec:
     rules_data = net.get("rules") or []
     if not isinstance(rules_data, list):
         raise r.fail((*path, "rules"), f"expected a list of rules, got {_kind(rules_data)}")
-    rules = tuple(_rule(r, item, (*path, "rules", i)) for i, item in enumerate(rules_data))
+    found: list[Rule] = []
+    for i, item in enumerate(rules_data):
+        with r.collect():  # each rule's problem is reported
+            found.append(_rule(r, item, (*path, "rules", i)))
+    rules = tuple(found)
     seed = None
     if net.get("seed") is not None:
         seed = r.integer(net["seed"], (*path, "seed"))
@@ -365,30 +440,157 @@ def _rate_limit(r: _Reader, value: Any, path: KeyPath) -> tuple[int | None, floa
 
 # -- the steps half ----------------------------------------------------------------------
 
-# kind -> (fields that must be there, fields that may be there); None: any mapping.
-_STEP_ARGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]] | None] = {
+# A field's check: raises (``r.fail``) if the value does not fit the step's schema.
+_Check = Callable[["_Reader", Any, KeyPath], object]
+
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+# What a callback item's status can be: an OTP's final status.
+CALLBACK_STATUSES = tuple(s.value for s in Status if s is not Status.PENDING)
+MAX_CALLBACK_COUNT = 100_000
+
+
+def _text_value(r: _Reader, value: Any, path: KeyPath) -> object:
+    """Text (printed into a URL or a header by the runner)."""
+    return r.scalar(value, path)
+
+
+def _any_value(r: _Reader, value: Any, path: KeyPath) -> object:
+    """Sent as it is (the simulator answers a bad one, which a scenario may expect)."""
+    return value
+
+
+def _number_value(low: float, high: float) -> _Check:
+    return lambda r, value, path: r.number(value, path, low, high)
+
+
+def _whole_value(low: int, high: int) -> _Check:
+    def check(r: _Reader, value: Any, path: KeyPath) -> object:
+        number = r.integer(value, path)
+        if not low <= number <= high:
+            raise r.fail(path, f"expected a whole number from {low} to {high}, got {number}")
+        return number
+
+    return check
+
+
+def _one_of(choices: tuple[str, ...], *, any_case: bool = False) -> _Check:
+    def check(r: _Reader, value: Any, path: KeyPath) -> object:
+        given = r.label(value, path)
+        if (given.upper() if any_case else given) not in choices:
+            raise r.fail(path, f"expected one of: {', '.join(choices)}, got {_kind(value)}")
+        return value
+
+    return check
+
+
+def _path_value(r: _Reader, value: Any, path: KeyPath) -> object:
+    text = r.label(value, path)
+    if not text.startswith("/"):
+        raise r.fail(path, f"expected a path starting with '/', got {text[:80]!r}")
+    return text
+
+
+def _headers_value(r: _Reader, value: Any, path: KeyPath) -> object:
+    if not isinstance(value, dict):
+        raise r.fail(path, f"expected a mapping, got {_kind(value)}")
+    for key, item in value.items():
+        with r.collect():
+            r.scalar(item, (*path, str(key)))
+    return value
+
+
+def _time_value(r: _Reader, value: Any, path: KeyPath) -> object:
+    text = r.text(value, path)
+    try:
+        parse_iso(text)
+    except ValueError as exc:
+        raise r.fail(path, str(exc)) from None
+    return text
+
+
+def _nothing(r: _Reader, value: Any, path: KeyPath) -> object:
+    if value not in (None, {}, True):
+        raise r.fail(path, f"expected nothing, got {_kind(value)}")
+    return value
+
+
+# kind -> (fields that must be there, every field with its check); None: any mapping (a
+# POST /otp body, sent as it is).
+_STEP_ARGS: dict[str, tuple[tuple[str, ...], dict[str, _Check]] | None] = {
     "create": None,
-    "get": (("otpId",), ()),
-    "verify": (("otpId", "pin"), ()),
-    "cancel": (("otpId",), ()),
-    "latest": ((), ("phoneNumber", "otpId", "wait")),
-    "messages": ((), ("phoneNumber", "otpId")),
-    "expect_callback": ((), ("otpId", "status", "within", "count")),
-    "request": (("method", "path"), ("body", "headers")),
+    "get": (("otpId",), {"otpId": _text_value}),
+    "verify": (("otpId", "pin"), {"otpId": _text_value, "pin": _any_value}),
+    "cancel": (("otpId",), {"otpId": _text_value}),
+    "latest": ((), {
+        "phoneNumber": _text_value, "otpId": _text_value, "wait": _number_value(0, MAX_WAIT),
+    }),
+    "messages": ((), {"phoneNumber": _text_value, "otpId": _text_value}),
+    "expect_callback": ((), {
+        "otpId": _text_value, "status": _one_of(CALLBACK_STATUSES),
+        "within": _number_value(0, MAX_WAIT), "count": _whole_value(1, MAX_CALLBACK_COUNT),
+    }),
+    "request": (("method", "path"), {
+        "method": _one_of(HTTP_METHODS, any_case=True), "path": _path_value,
+        "body": _any_value, "headers": _headers_value,
+    }),
+}  # fmt: skip
+# kind -> the check of its value, for the steps whose value is not a mapping.
+_SCALAR_ARGS: dict[str, _Check] = {
+    "advance": _number_value(-(10**9), 10**9),
+    "set_clock": _time_value,
+    "wait": _number_value(0, MAX_WAIT),
+    "reset": _nothing,
 }
-# kind -> its fields that are text (the runner prints them into a URL or a header).
-_TEXT_ARGS: dict[str, tuple[str, ...]] = {
-    "get": ("otpId",),
-    "verify": ("otpId",),
-    "cancel": ("otpId",),
-    "latest": ("phoneNumber", "otpId"),
-    "messages": ("phoneNumber", "otpId"),
-    "expect_callback": ("otpId", "status"),
-    "request": ("method", "path"),
-}
-_SCALAR_STEPS = ("advance", "set_clock", "wait", "reset")
-STEP_KINDS = (*_STEP_ARGS, *_SCALAR_STEPS)
+STEP_KINDS = (*_STEP_ARGS, *_SCALAR_ARGS)
 _STEP_KEYS = (*STEP_KINDS, "as", "expect", "name")
+
+
+def _check_args(r: _Reader, kind: str, args: Any, path: KeyPath, *, rendered: bool) -> Any:
+    """Check a step's value against its kind's schema (types, ranges, choices, required
+    fields), noting each problem; returns the value (``{}`` for a mapping step given
+    nothing). Before the run (``rendered`` false) a template's type cannot be known: it
+    is checked once rendered, by :func:`check_rendered`."""
+
+    def unknown_yet(value: Any) -> bool:
+        return not rendered and isinstance(value, str) and is_template(value)
+
+    if kind in _SCALAR_ARGS:
+        if not unknown_yet(args):
+            with r.collect():
+                _SCALAR_ARGS[kind](r, args, path)
+        return args
+    spec = _STEP_ARGS[kind]
+    if args is None and spec is not None and not spec[0]:
+        args = {}
+    if not isinstance(args, dict):
+        r.note(r.fail(path, f"expected a mapping, got {_kind(args)}"))
+        return args
+    if spec is None:
+        return args
+    required, fields = spec
+    for key, value in args.items():
+        check = fields.get(key)
+        if check is None:
+            allowed = ", ".join(fields)
+            r.note(r.fail((*path, str(key)), f"unknown key (expected one of: {allowed})"))
+        elif not unknown_yet(value) and (value is not None or key in required):
+            with r.collect():
+                check(r, value, (*path, key))
+    for needed in required:
+        if needed not in args:
+            r.note(r.fail(path, f"missing field {needed!r}"))
+    return args
+
+
+def check_rendered(filename: str, step: Step, args: Any) -> Any:
+    """A step's value with its templates rendered, checked as the file was before the
+    run; raises ScenarioInvalid (``file:line: where: what was expected``) if it does not
+    fit, rather than letting the step fail on the wrong type half-way."""
+    path: KeyPath = ("steps", step.index - 1, step.kind)
+    r = _Reader(YamlDoc(None, filename, {path: step.line}))
+    args = _check_args(r, step.kind, args, path, rendered=True)
+    r.raise_problems()
+    return args
 
 
 def _templates(value: Any) -> list[str]:
@@ -406,143 +608,136 @@ def _check_references(r: _Reader, value: Any, path: KeyPath, known: set[str]) ->
         try:
             names = check_template(template)
         except TemplateProblem as exc:
-            raise r.fail(path, f"bad template {template[:80]!r}: {exc}") from None
+            r.note(r.fail(path, f"bad template {template[:80]!r}: {exc}"))
+            continue
         unknown = sorted(names - known)
         if unknown:
-            raise r.fail(
-                path,
-                f"bad reference {unknown[0]!r} in {template!r} "
-                f"(known here: {', '.join(sorted(known))})",
+            r.note(
+                r.fail(
+                    path,
+                    f"bad reference {unknown[0]!r} in {template!r} "
+                    f"(known here: {', '.join(sorted(known))})",
+                )
             )
 
 
 def _expect(r: _Reader, value: Any, path: KeyPath) -> Expect:
-    data = r.mapping(value, path, ("status", "error", "body"))
+    data = r.mapping(value, path, ("status", "error", "body"), go_on=True)
     status = None
     if "status" in data:
-        status = int(r.number(data["status"], (*path, "status"), 100, 599))
+        with r.collect():
+            status = int(r.number(data["status"], (*path, "status"), 100, 599))
     error = None
     if "error" in data:
-        error = r.mapping(data["error"], (*path, "error"), ("type", "code", "message"))
-        for key, value in error.items():
-            r.scalar(value, (*path, "error", key))
+        with r.collect():
+            error = r.mapping(
+                data["error"], (*path, "error"), ("type", "code", "message"), go_on=True
+            )
+            for key, item in error.items():
+                with r.collect():
+                    r.scalar(item, (*path, "error", key))
     return Expect(status, error, data.get("body"))
 
 
-def _step(r: _Reader, data: Any, index: int, known: set[str]) -> Step:
+def _step(r: _Reader, data: Any, index: int, known: set[str]) -> Step | None:
+    """One step, or None if it has problems (each is noted). A name it saves (``as``) is
+    known to later steps either way: one mistake is reported once."""
     path: KeyPath = ("steps", index)
+    before = r.found
     if not isinstance(data, dict):
-        raise r.fail(
-            path, f"expected a step (a mapping such as 'create: {{...}}'), got {_kind(data)}"
+        r.note(
+            r.fail(
+                path, f"expected a step (a mapping such as 'create: {{...}}'), got {_kind(data)}"
+            )
         )
+        return None
     kinds = [k for k in data if k in STEP_KINDS]
     unknown = [k for k in data if k not in _STEP_KEYS]
-    if unknown:
-        raise r.fail(
-            (*path, str(unknown[0])),
-            f"unknown step {unknown[0]!r} (expected one of: {', '.join(STEP_KINDS)})",
+    for key in unknown:
+        r.note(
+            r.fail(
+                (*path, str(key)),
+                f"unknown step {key!r} (expected one of: {', '.join(STEP_KINDS)})",
+            )
         )
-    if len(kinds) != 1:
+    if len(kinds) > 1 or not (kinds or unknown):
         what = "no step kind" if not kinds else f"several step kinds ({', '.join(kinds)})"
-        raise r.fail(path, f"expected exactly one step kind, got {what}")
-    kind = kinds[0]
-    args = data[kind]
-    arg_path: KeyPath = (*path, kind)
-    spec = _STEP_ARGS.get(kind)
-    if kind in _STEP_ARGS:
-        if args is None and spec is not None and not spec[0]:
-            args = {}
-        if not isinstance(args, dict):
-            raise r.fail(arg_path, f"expected a mapping, got {_kind(args)}")
-        if spec is not None:
-            required, optional = spec
-            r.mapping(args, arg_path, (*required, *optional))
-            for needed in required:
-                if needed not in args:
-                    raise r.fail(arg_path, f"missing field {needed!r}")
-    elif kind == "advance":
-        if not (isinstance(args, str) and "{{" in args):
-            r.number(args, arg_path, -(10**9), 10**9)
-    elif kind == "set_clock":
-        text = r.text(args, arg_path)
-        if "{{" not in text:
-            try:
-                parse_iso(text)
-            except ValueError as exc:
-                raise r.fail(arg_path, str(exc)) from None
-    elif kind == "wait":
-        r.number(args, arg_path, 0, MAX_WAIT)
-    elif kind == "reset" and args not in (None, {}, True):
-        raise r.fail(arg_path, f"expected nothing, got {_kind(args)}")
-    if kind == "expect_callback" and "within" in args:
-        r.number(args["within"], (*arg_path, "within"), 0, MAX_WAIT)
-    _check_references(r, args, arg_path, known)
-    required = spec[0] if spec is not None else ()
-    for key in _TEXT_ARGS.get(kind, ()):
-        if key in args and (args[key] is not None or key in required):
-            r.scalar(args[key], (*arg_path, key))
-    if kind == "request" and args.get("headers") is not None:
-        headers = args["headers"]
-        if not isinstance(headers, dict):
-            raise r.fail((*arg_path, "headers"), f"expected a mapping, got {_kind(headers)}")
-        for key, value in headers.items():
-            r.scalar(value, (*arg_path, "headers", str(key)))
+        r.note(r.fail(path, f"expected exactly one step kind, got {what}"))
+    kind = kinds[0] if len(kinds) == 1 else None
+    args = None
+    if kind is not None:
+        arg_path: KeyPath = (*path, kind)
+        args = _check_args(r, kind, data[kind], arg_path, rendered=False)
+        _check_references(r, args, arg_path, known)
     expect = Expect()
     if "expect" in data:
-        expect = _expect(r, data["expect"], (*path, "expect"))
+        with r.collect():
+            expect = _expect(r, data["expect"], (*path, "expect"))
         _check_references(r, data["expect"], (*path, "expect"), known)
     save_as = None
     if "as" in data:
-        save_as = r.text(data["as"], (*path, "as"))
-        if not _NAME.match(save_as) or save_as in BUILTIN_NAMES:
-            raise r.fail((*path, "as"), f"expected a name such as 'otp', got {save_as!r}")
-        known.add(save_as)
-    name = (
-        None if data.get("name") is None else r.label(data["name"], (*path, "name"), MAX_NAME_CHARS)
-    )
+        with r.collect():
+            given = r.text(data["as"], (*path, "as"))
+            if not _NAME.match(given) or given in BUILTIN_NAMES:
+                raise r.fail((*path, "as"), f"expected a name such as 'otp', got {given!r}")
+            save_as = given
+            known.add(save_as)
+    name = None
+    if data.get("name") is not None:
+        with r.collect():
+            name = r.label(data["name"], (*path, "name"), MAX_NAME_CHARS)
+    if kind is None or r.found > before:
+        return None
     return Step(index + 1, kind, args, r.doc.line(path), name, save_as, expect)
 
 
 # -- the file ----------------------------------------------------------------------------
 
+_TOP_KEYS = ("name", "description", "network", "steps", "api_key", "receiver")
+
 
 def parse_scenario(text: str, filename: str) -> Scenario:
-    """Parse and check a whole scenario; raises OtpsimError (file:line: ...) if wrong."""
+    """Parse and check a whole scenario; raises OtpsimError naming file and line if it is
+    wrong: a :class:`ScenarioInvalid` with every problem, one line each, in file order."""
     if len(text.encode("utf-8")) > MAX_SCENARIO_BYTES:
         raise OtpsimError(f"{filename}:1: scenario is larger than {MAX_SCENARIO_BYTES} bytes")
     doc = load_yaml(text, filename)
     r = _Reader(doc)
     if doc.data is None:
         raise OtpsimError(f"{filename}:1: empty scenario (expected 'network', 'steps' or both)")
-    top = r.mapping(
-        doc.data, (), ("name", "description", "network", "steps", "api_key", "receiver")
-    )
-    if "network" not in top and "steps" not in top:
+    top = r.mapping(doc.data, (), _TOP_KEYS, go_on=True)
+    if "network" not in top and "steps" not in top and not r.found:
         raise r.fail((), "expected 'network', 'steps' or both")
-    network = _network(r, top["network"]) if top.get("network") is not None else None
+    network = None
+    if top.get("network") is not None:
+        with r.collect():
+            network = _network(r, top["network"])
     steps: list[Step] = []
     if "steps" in top:
         items = top["steps"]
-        if not isinstance(items, list):
-            raise r.fail(("steps",), f"expected a list of steps, got {_kind(items)}")
-        known = set(BUILTIN_NAMES)
-        steps = [_step(r, item, i, known) for i, item in enumerate(items)]
+        if isinstance(items, list):
+            known = set(BUILTIN_NAMES)
+            found = [_step(r, item, i, known) for i, item in enumerate(items)]
+            steps = [step for step in found if step is not None]
+        else:
+            r.note(r.fail(("steps",), f"expected a list of steps, got {_kind(items)}"))
     responses: tuple[int, ...] = ()
     if "receiver" in top:
-        receiver = r.mapping(top["receiver"], ("receiver",), ("responses",))
-        codes = receiver.get("responses") or []
-        if not isinstance(codes, list):
-            raise r.fail(("receiver", "responses"), "expected a list of HTTP status codes")
-        responses = tuple(
-            int(r.number(c, ("receiver", "responses", i), 100, 599)) for i, c in enumerate(codes)
-        )
+        with r.collect():
+            responses = _responses(r, top["receiver"])
     name = Path(filename).stem
     if top.get("name") not in (None, ""):
-        name = r.label(top["name"], ("name",), MAX_NAME_CHARS)
+        with r.collect():
+            name = r.label(top["name"], ("name",), MAX_NAME_CHARS)
     description = ""
     if top.get("description") is not None:
-        description = r.label(top["description"], ("description",), MAX_TEXT_CHARS)
-    api_key = r.text(top["api_key"], ("api_key",)) if "api_key" in top else "otpsim-run"
+        with r.collect():
+            description = r.label(top["description"], ("description",), MAX_TEXT_CHARS)
+    api_key = "otpsim-run"
+    if "api_key" in top:
+        with r.collect():
+            api_key = r.text(top["api_key"], ("api_key",))
+    r.raise_problems()
     return Scenario(
         path=filename,
         name=name,
@@ -552,6 +747,18 @@ def parse_scenario(text: str, filename: str) -> Scenario:
         api_key=api_key,
         receiver_responses=responses,
     )
+
+
+def _responses(r: _Reader, value: Any) -> tuple[int, ...]:
+    receiver = r.mapping(value, ("receiver",), ("responses",), go_on=True)
+    codes = receiver.get("responses") or []
+    if not isinstance(codes, list):
+        raise r.fail(("receiver", "responses"), "expected a list of HTTP status codes")
+    found = []
+    for i, code in enumerate(codes):
+        with r.collect():
+            found.append(int(r.number(code, ("receiver", "responses", i), 100, 599)))
+    return tuple(found)
 
 
 def load_scenario(path: str | Path) -> Scenario:

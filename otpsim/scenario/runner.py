@@ -6,7 +6,10 @@ activated with ``PUT /_sim/scenario`` either way, so both paths are the same HTT
 A built-in callback receiver (``{{ callback_url }}``) records every callback.
 
 The first failing step ends its scenario (later steps depend on earlier ones); the
-result says what was expected and what came back.
+result says what was expected and what came back. A scenario *fails* when an answer is
+not what it expects; it *errors* when it could not be carried out: the simulator could
+not be reached or did not answer in time, or a step crashed (a template that renders to
+the wrong type, say). Reports keep the two apart (``otpsim run`` exits 1 or 2).
 """
 
 from __future__ import annotations
@@ -18,12 +21,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aiohttp
-import jinja2
 from aiohttp import web
 
 from otpsim.client import ApiError, AsyncClient, Call
 from otpsim.config import Settings
-from otpsim.scenario.model import Scenario, Step
+from otpsim.errors import OtpsimError
+from otpsim.scenario.model import Scenario, Step, check_rendered
 from otpsim.scenario.templates import render
 from otpsim.server.app import create_app
 
@@ -31,9 +34,10 @@ from otpsim.server.app import create_app
 @dataclass
 class StepResult:
     step: Step
-    ok: bool | None  # None: not run (an earlier step failed)
+    ok: bool | None  # None: not run (an earlier step failed or crashed)
     detail: str
     seconds: float = 0.0
+    crashed: bool = False  # not ok because it could not be carried out (an error)
 
 
 @dataclass
@@ -41,20 +45,27 @@ class ScenarioResult:
     scenario: Scenario
     steps: list[StepResult] = field(default_factory=list)
     seconds: float = 0.0
-    error: str | None = None  # the run itself failed (setup, connection)
+    error: str | None = None  # the run itself could not go on (setup, connection)
+    unreachable: str | None = None  # ...because nothing answers at its address: why
 
     @property
     def ok(self) -> bool:
         return self.error is None and all(s.ok for s in self.steps)
 
     @property
+    def errored(self) -> bool:
+        """Not carried out to the end: an error, not an expectation that failed."""
+        return self.error is not None or any(s.crashed for s in self.steps)
+
+    @property
     def failure(self) -> str | None:
-        if self.error is not None:
+        """What went wrong first (an error or a failure), or None."""
+        if self.error is not None and not any(s.ok is False for s in self.steps):
             return self.error
         for result in self.steps:
             if result.ok is False:
                 return f"step {result.step.index} {result.step.title}: {result.detail}"
-        return None
+        return self.error
 
 
 class StepFailed(Exception):
@@ -210,7 +221,7 @@ class _Run:
         return response.status, response.body
 
     async def step(self, step: Step) -> tuple[int | None, Any]:
-        args = render(step.args, self.context)
+        args = check_rendered(self.scenario.path, step, render(step.args, self.context))
         kind, calls = step.kind, self.calls
         simple: dict[str, Callable[[], Call]] = {
             "create": lambda: calls.create_otp(args),
@@ -244,8 +255,8 @@ class _Run:
 
     async def expect_callback(self, args: Mapping[str, Any]) -> tuple[int | None, Any]:
         otp_id, status = args.get("otpId"), args.get("status")
-        count = int(args.get("count", 1))
-        within = float(args.get("within", 5))
+        count = int(_given(args, "count", 1))
+        within = float(_given(args, "within", 5))
         if not await self.receiver.wait_for(otp_id, status, count, within):
             got = [(i.get("otpId"), i.get("status")) for i in self.receiver.items]
             raise StepFailed(
@@ -254,6 +265,12 @@ class _Run:
             )
         found = self.receiver.matching(otp_id, status)
         return None, {"count": len(found), "last": found[-1], "items": found}
+
+
+def _given(args: Mapping[str, Any], key: str, default: float) -> Any:
+    """An optional field's value; absent or null: ``default``."""
+    value = args.get(key)
+    return default if value is None else value
 
 
 async def _start_local() -> tuple[web.AppRunner, str]:
@@ -298,13 +315,36 @@ async def run_scenario(
                 if target is not None and scenario.network is not None:
                     await run.call(run.calls.clear_scenario())
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        result.error = f"cannot talk to the simulator at {target or 'the local server'}: {exc}"
+        where = target or "the local server"
+        result.error = f"cannot talk to the simulator at {where}: {_reason(exc)}"
+        if isinstance(exc, aiohttp.ClientConnectorError | ConnectionError):
+            result.unreachable = _reason(exc)
     finally:
         if local is not None:
             await local.cleanup()
         await receiver.close()
         result.seconds = time.monotonic() - started
     return result
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):  # its message is empty
+        return "no answer in time"
+    return str(exc) or type(exc).__name__
+
+
+async def unreachable(target: str, seconds: float = 10.0) -> str | None:
+    """Why nothing answers at ``target`` (``GET /_sim/health``: any HTTP answer will do),
+    or None; so that a run against a target that is down says so once."""
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds)) as session,
+            session.get(target.rstrip("/") + "/_sim/health") as response,
+        ):
+            await response.read()
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        return _reason(exc)
+    return None
 
 
 async def _prepare(run: _Run, source: str) -> None:
@@ -332,19 +372,26 @@ async def _steps(
                 if step.save_as is not None:
                     run.context[step.save_as] = body
                 outcome = StepResult(step, True, detail, time.monotonic() - began)
-            except (
-                StepFailed,
-                jinja2.TemplateError,
-                KeyError,
-                TypeError,
-                ValueError,  # TemplateProblem included
-                ArithmeticError,
-            ) as exc:
-                message = (
-                    str(exc) if isinstance(exc, StepFailed) else f"{type(exc).__name__}: {exc}"
+            except StepFailed as exc:  # an answer that is not what the step expects
+                outcome = StepResult(step, False, str(exc), time.monotonic() - began)
+                failed = True
+            except Exception as exc:  # the step could not be carried out: an error
+                outcome = StepResult(
+                    step, False, _crash(run, exc), time.monotonic() - began, crashed=True
                 )
-                outcome = StepResult(step, False, message, time.monotonic() - began)
                 failed = True
         result.steps.append(outcome)
         if progress is not None:
             progress(outcome)
+
+
+def _crash(run: _Run, exc: Exception) -> str:
+    """What stopped a step: a template or value problem (``file:line: ...``), no answer
+    in time, a broken connection, or any other exception (named)."""
+    if isinstance(exc, OtpsimError):
+        return str(exc)
+    if isinstance(exc, TimeoutError):
+        return f"no answer from the simulator at {run.client.base_url} in time"
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return f"cannot talk to the simulator at {run.client.base_url}: {_reason(exc)}"
+    return f"{type(exc).__name__}: {exc}"

@@ -256,8 +256,8 @@ def test_run_stops_a_string_multiplication_blowup(tmp_path: Path) -> None:
     text = "steps:\n  - create: {phoneNumber: \"{{ '+3' * 999999999 }}\"}\n"
     (tmp_path / "blow.yaml").write_text(text)
     done = otpsim("run", "blow.yaml", cwd=tmp_path)
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert "FAIL  1 create: SecurityError: '*' would make more than 100,000" in done.stdout
+    assert done.returncode == 2, done.stdout + done.stderr  # an error (the step crashed)
+    assert "ERR   1 create: SecurityError: '*' would make more than 100,000" in done.stdout
 
 
 # -- low: a 5,000-digit seed ------------------------------------------------------------

@@ -181,3 +181,109 @@ def test_missing_file_and_folder() -> None:
         scenario_files(["/nonexistent.yaml"])
     with pytest.raises(OtpsimError, match="cannot read scenario"):
         load_scenario("/nonexistent.yaml")
+
+
+def problems_of(text: str) -> list[str]:
+    with pytest.raises(OtpsimError) as info:
+        parse_scenario(text, "s.yaml")
+    return str(info.value).splitlines()
+
+
+def test_every_problem_is_reported_in_file_order() -> None:
+    text = (
+        "steps:\n"
+        "  - jump: 5\n"
+        "  - create: {}\n"
+        "    as: otp\n"
+        "  - hop: {}\n"
+        "  - get: {otpId: '{{ otp.otpId }}'}\n"  # fine: 'otp' was saved by a bad-free step
+        "  - skip: 1\n"
+    )
+    problems = problems_of(text)
+    assert [p.split(":")[1] for p in problems] == ["2", "5", "7"]
+    assert problems[0].startswith("s.yaml:2: steps[0].jump: unknown step 'jump'")
+    assert problems[1].startswith("s.yaml:5: steps[2].hop: unknown step 'hop'")
+    assert problems[2].startswith("s.yaml:7: steps[4].skip: unknown step 'skip'")
+
+
+def test_a_step_with_problems_still_saves_its_name_for_later_steps() -> None:
+    # One mistake is one line: the later reference to 'otp' is not a second, bogus one.
+    text = "steps:\n  - create: {}\n    as: otp\n    expect: {status: 42}\n  - get: {otpId: '{{ otp.otpId }}'}\n"
+    assert problems_of(text) == [
+        "s.yaml:4: steps[0].expect.status: expected a number from 100 to 599, got 42"
+    ]
+
+
+def test_problems_in_both_halves_and_the_top_level_are_all_reported() -> None:
+    text = (
+        "name: [a list]\n"
+        "network:\n"
+        "  rules:\n"
+        "    - match: '+33'\n"
+        "      error: 418\n"
+        "    - match: 'abc'\n"
+        "steps:\n"
+        "  - wait: 500\n"
+        "  - verify: {otpId: x}\n"
+    )
+    problems = problems_of(text)
+    assert [p.split(": ")[0] for p in problems] == [
+        "s.yaml:1", "s.yaml:5", "s.yaml:6", "s.yaml:8", "s.yaml:9",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("step", "expected"),
+    [
+        # The issue: validated "ok", then `run` died with "could not convert string to float".
+        ("latest: {otpId: '{{ otp.otpId }}', wait: soon}",
+         "s.yaml:4: steps[1].latest.wait: expected a number from 0 to 120, got 'soon'"),
+        ("latest: {otpId: '{{ otp.otpId }}', wait: 500}",
+         "s.yaml:4: steps[1].latest.wait: expected a number from 0 to 120, got 500"),
+        ("expect_callback: {otpId: '{{ otp.otpId }}', count: two}",
+         "s.yaml:4: steps[1].expect_callback.count: expected a whole number, got 'two'"),
+        ("expect_callback: {otpId: '{{ otp.otpId }}', count: 0}",
+         "s.yaml:4: steps[1].expect_callback.count: expected a whole number from 1 to 100000, "
+         "got 0"),
+        ("expect_callback: {otpId: '{{ otp.otpId }}', within: later}",
+         "s.yaml:4: steps[1].expect_callback.within: expected a number from 0 to 120, got "
+         "'later'"),
+        ("expect_callback: {otpId: '{{ otp.otpId }}', status: verified}",
+         "s.yaml:4: steps[1].expect_callback.status: expected one of: VERIFIED, EXPIRED, "
+         "CANCELLED, FAILED, got 'verified'"),
+        ("request: {method: FETCH, path: /otp}",
+         "s.yaml:4: steps[1].request.method: expected one of: GET, POST, PUT, PATCH, DELETE, "
+         "HEAD, OPTIONS, got 'FETCH'"),
+        ("request: {method: GET, path: otp}",
+         "s.yaml:4: steps[1].request.path: expected a path starting with '/', got 'otp'"),
+        ("request: {method: GET, path: /otp, headers: [a]}",
+         "s.yaml:4: steps[1].request.headers: expected a mapping, got a list"),
+        ("latest: {otpId: '{{ otp.otpId }}', colour: red}",
+         "s.yaml:4: steps[1].latest.colour: unknown key (expected one of: phoneNumber, otpId, wait)"),
+    ],
+)  # fmt: skip
+def test_step_values_are_checked_against_the_steps_schema(step: str, expected: str) -> None:
+    text = f"steps:\n  - create: {{}}\n    as: otp\n  - {step}\n"
+    assert problems_of(text) == [expected]
+
+
+def test_template_values_are_checked_when_run_not_before() -> None:
+    # A template's type is only known once rendered: validate accepts it, run checks it.
+    text = (
+        "steps:\n  - create: {}\n    as: otp\n"
+        "  - latest: {otpId: '{{ otp.otpId }}', wait: '{{ otp.ttl }}'}\n"
+        "  - request: {method: '{{ otp.method }}', path: '/otp/{{ otp.otpId }}'}\n"
+        "  - expect_callback: {status: '{{ otp.status }}', count: '{{ otp.n }}'}\n"
+    )
+    assert [s.kind for s in parse_scenario(text, "s.yaml").steps] == [
+        "create", "latest", "request", "expect_callback",
+    ]  # fmt: skip
+
+
+def test_several_problems_in_one_step_are_each_a_line() -> None:
+    text = "steps:\n  - latest:\n      otpId: [1]\n      wait: soon\n      colour: red\n"
+    assert problems_of(text) == [
+        "s.yaml:3: steps[0].latest.otpId: expected text, got a list",
+        "s.yaml:4: steps[0].latest.wait: expected a number from 0 to 120, got 'soon'",
+        "s.yaml:5: steps[0].latest.colour: unknown key (expected one of: phoneNumber, otpId, wait)",
+    ]

@@ -122,6 +122,27 @@ async def test_an_unreachable_target_is_a_clear_error() -> None:
     assert not result.ok
     assert result.error is not None
     assert result.error.startswith("cannot talk to the simulator at http://127.0.0.1:9")
+    assert result.errored  # an error, not a failure of the application
+    assert result.unreachable is not None
+
+
+async def test_a_step_that_crashes_is_an_error_and_a_wrong_answer_a_failure() -> None:
+    crashed = await run(
+        "steps:\n  - create: {phoneNumber: '+33612345678'}\n    as: otp\n"
+        "  - expect_callback: {count: '{{ otp.otpId }}', within: 1}\n"
+    )
+    assert crashed.errored
+    assert not crashed.ok
+    assert crashed.steps[1].crashed
+    assert crashed.failure is not None
+    assert crashed.failure.startswith(
+        "step 2 expect_callback: t.yaml:4: steps[1].expect_callback.count: expected a whole "
+        "number, got '"
+    )
+    failed = await run("steps:\n  - get: {otpId: nope}\n")
+    assert not failed.ok
+    assert not failed.errored
+    assert not failed.steps[0].crashed
 
 
 def test_render_keeps_types_and_fills_text() -> None:
