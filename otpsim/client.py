@@ -1,9 +1,9 @@
 """A small typed client for a running otpsim: the control API and the provider API.
 
 :class:`Client` is synchronous (standard library only), :class:`AsyncClient` is for
-asyncio (aiohttp). Both are built from the same :class:`Call` specs, so every path,
-parameter and answer shape is written once; the pytest plugin, the scenario runner and
-``otpsim tail`` all use them.
+asyncio (aiohttp). Both run the same operations (:class:`Ops`, sans-IO generators over
+:class:`Call` specs), so every path, parameter, answer shape and multi-request helper is
+written once; the pytest plugin, the scenario runner and ``otpsim tail`` all use them.
 
 Example::
 
@@ -24,16 +24,17 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import aiohttp
 
 from otpsim.errors import OtpsimError
 
 Json = dict[str, Any]
+T = TypeVar("T")
 
 
 class ApiError(OtpsimError):
@@ -234,6 +235,141 @@ def websocket_url(base: str) -> str:
     return "ws://" + base.removeprefix("http://") + "/_sim/ws"
 
 
+Op = Generator[Call, Response, T]
+"""A sans-IO operation: yields the :class:`Call` s it makes, receives each one's
+:class:`Response`, returns the result. :class:`Client` and :class:`AsyncClient` drive
+it (their only difference is the transport)."""
+
+
+def _one(call: Call) -> Op[Any]:
+    return call.result((yield call))
+
+
+def _json(call: Call) -> Op[Json]:
+    return cast(Json, (yield from _one(call)))
+
+
+def _list(call: Call) -> Op[list[Json]]:
+    return cast(list[Json], (yield from _one(call)))
+
+
+def _maybe(call: Call) -> Op[Json | None]:
+    return cast(Json | None, (yield from _one(call)))
+
+
+def _none(call: Call) -> Op[None]:
+    yield from _one(call)
+
+
+class Ops:
+    """Every public operation of the clients, written once, without I/O: each method
+    has the public signature and returns an :data:`Op`; the clients' methods of the
+    same name run it (a test keeps the three signatures equal)."""
+
+    def __init__(self, calls: Calls) -> None:
+        self.calls = calls
+
+    # -- control API ------------------------------------------------------------------
+
+    def health(self) -> Op[Json]:
+        return _json(self.calls.health())
+
+    def messages(
+        self, phone: str | None = None, *, otp_id: str | None = None, limit: int | None = None
+    ) -> Op[list[Json]]:
+        """SMS sent by the simulator, newest first."""
+        return _list(self.calls.messages(phone, otp_id, limit))
+
+    def latest_message(
+        self, phone: str | None = None, *, otp_id: str | None = None, wait: float = 0
+    ) -> Op[Json | None]:
+        """The newest delivered SMS, waiting up to ``wait`` seconds for one; else None."""
+        return _maybe(self.calls.latest_message(phone, otp_id, wait))
+
+    def wait_message(
+        self, phone: str | None = None, *, otp_id: str | None = None, timeout: float = 5.0
+    ) -> Op[Json]:
+        """The newest delivered SMS, waiting for it; raises NoMessage after ``timeout``
+        seconds (saying so when another account received a matching one)."""
+        deadline = time.monotonic() + timeout
+        call = self.calls.latest_message(phone, otp_id, timeout)
+        answer = yield call
+        while preempted(answer) and (left := deadline - time.monotonic()) > REPOLL_MIN:
+            answer = yield self.calls.latest_message(phone, otp_id, left)
+        message = cast(Json | None, call.result(answer))
+        if message is not None:
+            return message
+        account = self.calls.account
+        elsewhere = None
+        if account is not None and phone and otp_id is None:
+            elsewhere = yield from _maybe(Calls().latest_message(phone, None, 0))
+        raise _no_message(phone, otp_id, timeout, account, elsewhere)
+
+    def latest_pin(
+        self, phone: str | None = None, *, otp_id: str | None = None, timeout: float = 5.0
+    ) -> Op[str]:
+        """The PIN of the newest delivered SMS; raises NoMessage after ``timeout`` seconds."""
+        message = yield from self.wait_message(phone, otp_id=otp_id, timeout=timeout)
+        return str(message["pin"])
+
+    def clear_messages(self) -> Op[None]:
+        return _none(self.calls.clear_messages())
+
+    def otps(self, phone: str | None = None, *, status: str | None = None) -> Op[list[Json]]:
+        return _list(self.calls.otps(phone, status))
+
+    def otp(self, otp_id: str) -> Op[Json]:
+        """One OTP as stored: PIN and verify attempts included."""
+        return _json(self.calls.otp(otp_id))
+
+    def clock(self) -> Op[Json]:
+        return _json(self.calls.clock())
+
+    def advance(self, seconds: float) -> Op[Json]:
+        """Move the simulator clock forward; expiries and retries in between happen."""
+        return _json(self.calls.move_clock(advance=seconds))
+
+    def set_clock(self, when: str) -> Op[Json]:
+        return _json(self.calls.move_clock(set=when))
+
+    def freeze(self, frozen: bool = True) -> Op[Json]:
+        return _json(self.calls.move_clock(freeze=frozen))
+
+    def reset(self) -> Op[None]:
+        return _none(self.calls.reset())
+
+    def callbacks(self, otp_id: str | None = None, *, status: str | None = None) -> Op[list[Json]]:
+        """Callback deliveries, newest first, with every attempt."""
+        return _list(self.calls.callbacks(otp_id, status))
+
+    def resend_callback(self, delivery_id: str) -> Op[Json]:
+        return _json(self.calls.resend_callback(delivery_id))
+
+    def scenario(self) -> Op[Json]:
+        return _json(self.calls.scenario())
+
+    def use_scenario(self, scenario: str | Path | Mapping[str, Any]) -> Op[Json]:
+        """Activate a scenario's network: a file path, YAML text, or a mapping."""
+        return _json(self.calls.use_scenario(scenario))
+
+    def clear_scenario(self) -> Op[Json]:
+        return _json(self.calls.clear_scenario())
+
+    # -- provider API -----------------------------------------------------------------
+
+    def create_otp(self, body: Mapping[str, Any]) -> Op[Json]:
+        return _json(self.calls.create_otp(body))
+
+    def get_otp(self, otp_id: str) -> Op[Json]:
+        return _json(self.calls.get_otp(otp_id))
+
+    def verify(self, otp_id: str, pin: str) -> Op[Json]:
+        return _json(self.calls.verify(otp_id, pin))
+
+    def cancel(self, otp_id: str) -> Op[Json]:
+        return _json(self.calls.cancel(otp_id))
+
+
 class Client:
     """Synchronous client (standard library ``urllib``)."""
 
@@ -251,6 +387,7 @@ class Client:
         self.admin_token = admin_token
         self.timeout = timeout
         self.calls = Calls(account)
+        self.ops = Ops(self.calls)
 
     def request(self, call: Call) -> Response:
         """Send one call; any HTTP status comes back as a Response (never raises for it)."""
@@ -279,114 +416,92 @@ class Client:
     def send(self, call: Call) -> Any:
         return call.result(self.request(call))
 
-    def _json(self, call: Call) -> Json:
-        return cast(Json, self.send(call))
-
-    def _list(self, call: Call) -> list[Json]:
-        return cast(list[Json], self.send(call))
-
-    def _maybe(self, call: Call) -> Json | None:
-        return cast(Json | None, self.send(call))
+    def _run(self, op: Op[T]) -> T:
+        """Drive one operation: send each call it yields, hand it the response."""
+        call = next(op)
+        while True:
+            try:
+                call = op.send(self.request(call))
+            except StopIteration as done:
+                return cast(T, done.value)
 
     # -- control API ------------------------------------------------------------------
 
     def health(self) -> Json:
-        return self._json(self.calls.health())
+        return self._run(self.ops.health())
 
     def messages(
         self, phone: str | None = None, *, otp_id: str | None = None, limit: int | None = None
     ) -> list[Json]:
-        """SMS sent by the simulator, newest first."""
-        return self._list(self.calls.messages(phone, otp_id, limit))
+        return self._run(self.ops.messages(phone, otp_id=otp_id, limit=limit))
 
     def latest_message(
         self, phone: str | None = None, *, otp_id: str | None = None, wait: float = 0
     ) -> Json | None:
-        """The newest delivered SMS, waiting up to ``wait`` seconds for one; else None."""
-        call = self.calls.latest_message(phone, otp_id, wait)
-        return self._maybe(call)
+        return self._run(self.ops.latest_message(phone, otp_id=otp_id, wait=wait))
 
     def wait_message(
         self, phone: str | None = None, *, otp_id: str | None = None, timeout: float = 5.0
     ) -> Json:
-        """The newest delivered SMS, waiting for it; raises NoMessage after ``timeout``
-        seconds (saying so when another account received a matching one)."""
-        deadline = time.monotonic() + timeout
-        call = self.calls.latest_message(phone, otp_id, timeout)
-        answer = self.request(call)
-        while preempted(answer) and (left := deadline - time.monotonic()) > REPOLL_MIN:
-            answer = self.request(self.calls.latest_message(phone, otp_id, left))
-        message = cast(Json | None, call.result(answer))
-        if message is not None:
-            return message
-        account = self.calls.account
-        elsewhere = None
-        if account is not None and phone and otp_id is None:
-            elsewhere = self._maybe(Calls().latest_message(phone, None, 0))
-        raise _no_message(phone, otp_id, timeout, account, elsewhere)
+        return self._run(self.ops.wait_message(phone, otp_id=otp_id, timeout=timeout))
 
     def latest_pin(
         self, phone: str | None = None, *, otp_id: str | None = None, timeout: float = 5.0
     ) -> str:
-        """The PIN of the newest delivered SMS; raises NoMessage after ``timeout`` seconds."""
-        return str(self.wait_message(phone, otp_id=otp_id, timeout=timeout)["pin"])
+        return self._run(self.ops.latest_pin(phone, otp_id=otp_id, timeout=timeout))
 
     def clear_messages(self) -> None:
-        self.send(self.calls.clear_messages())
+        self._run(self.ops.clear_messages())
 
     def otps(self, phone: str | None = None, *, status: str | None = None) -> list[Json]:
-        return self._list(self.calls.otps(phone, status))
+        return self._run(self.ops.otps(phone, status=status))
 
     def otp(self, otp_id: str) -> Json:
-        """One OTP as stored: PIN and verify attempts included."""
-        return self._json(self.calls.otp(otp_id))
+        return self._run(self.ops.otp(otp_id))
 
     def clock(self) -> Json:
-        return self._json(self.calls.clock())
+        return self._run(self.ops.clock())
 
     def advance(self, seconds: float) -> Json:
-        """Move the simulator clock forward; expiries and retries in between happen."""
-        return self._json(self.calls.move_clock(advance=seconds))
+        return self._run(self.ops.advance(seconds))
 
     def set_clock(self, when: str) -> Json:
-        return self._json(self.calls.move_clock(set=when))
+        return self._run(self.ops.set_clock(when))
 
     def freeze(self, frozen: bool = True) -> Json:
-        return self._json(self.calls.move_clock(freeze=frozen))
+        return self._run(self.ops.freeze(frozen))
 
     def reset(self) -> None:
-        self.send(self.calls.reset())
+        self._run(self.ops.reset())
 
     def callbacks(self, otp_id: str | None = None, *, status: str | None = None) -> list[Json]:
-        """Callback deliveries, newest first, with every attempt."""
-        return self._list(self.calls.callbacks(otp_id, status))
+        return self._run(self.ops.callbacks(otp_id, status=status))
 
     def resend_callback(self, delivery_id: str) -> Json:
-        return self._json(self.calls.resend_callback(delivery_id))
+        return self._run(self.ops.resend_callback(delivery_id))
 
     def scenario(self) -> Json:
-        return self._json(self.calls.scenario())
+        return self._run(self.ops.scenario())
 
     def use_scenario(self, scenario: str | Path | Mapping[str, Any]) -> Json:
-        """Activate a scenario's network: a file path, YAML text, or a mapping."""
-        return self._json(self.calls.use_scenario(scenario))
+        return self._run(self.ops.use_scenario(scenario))
 
     def clear_scenario(self) -> Json:
-        return self._json(self.calls.clear_scenario())
+        return self._run(self.ops.clear_scenario())
 
     # -- provider API -----------------------------------------------------------------
 
     def create_otp(self, body: Mapping[str, Any]) -> Json:
-        return self._json(self.calls.create_otp(body))
+        return self._run(self.ops.create_otp(body))
 
     def get_otp(self, otp_id: str) -> Json:
-        return self._json(self.calls.get_otp(otp_id))
+        return self._run(self.ops.get_otp(otp_id))
 
     def verify(self, otp_id: str, pin: str) -> Json:
-        return self._json(self.calls.verify(otp_id, pin))
+        return self._run(self.ops.verify(otp_id, pin))
 
     def cancel(self, otp_id: str) -> Json:
-        return self._json(self.calls.cancel(otp_id))
+        return self._run(self.ops.cancel(otp_id))
 
 
 class AsyncClient:
@@ -406,6 +521,7 @@ class AsyncClient:
         self.api_key = api_key
         self.admin_token = admin_token
         self.calls = Calls(account)
+        self.ops = Ops(self.calls)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session = session
         self._own_session = session is None
@@ -444,14 +560,14 @@ class AsyncClient:
     async def send(self, call: Call) -> Any:
         return call.result(await self.request(call))
 
-    async def _json(self, call: Call) -> Json:
-        return cast(Json, await self.send(call))
-
-    async def _list(self, call: Call) -> list[Json]:
-        return cast(list[Json], await self.send(call))
-
-    async def _maybe(self, call: Call) -> Json | None:
-        return cast(Json | None, await self.send(call))
+    async def _run(self, op: Op[T]) -> T:
+        """Drive one operation: send each call it yields, hand it the response."""
+        call = next(op)
+        while True:
+            try:
+                call = op.send(await self.request(call))
+            except StopIteration as done:
+                return cast(T, done.value)
 
     async def events(self) -> AsyncIterator[Json]:
         """The live events (``/_sim/ws``) as they happen, forever."""
@@ -466,17 +582,17 @@ class AsyncClient:
     # -- control API ------------------------------------------------------------------
 
     async def health(self) -> Json:
-        return await self._json(self.calls.health())
+        return await self._run(self.ops.health())
 
     async def messages(
         self, phone: str | None = None, *, otp_id: str | None = None, limit: int | None = None
     ) -> list[Json]:
-        return await self._list(self.calls.messages(phone, otp_id, limit))
+        return await self._run(self.ops.messages(phone, otp_id=otp_id, limit=limit))
 
     async def latest_message(
         self, phone: str | None = None, *, otp_id: str | None = None, wait: float = 0
     ) -> Json | None:
-        return await self._maybe(self.calls.latest_message(phone, otp_id, wait))
+        return await self._run(self.ops.latest_message(phone, otp_id=otp_id, wait=wait))
 
     async def wait_message(
         self,
@@ -485,19 +601,7 @@ class AsyncClient:
         otp_id: str | None = None,
         timeout: float = 5.0,  # noqa: ASYNC109 (bounds the server-side long poll)
     ) -> Json:
-        deadline = time.monotonic() + timeout
-        call = self.calls.latest_message(phone, otp_id, timeout)
-        answer = await self.request(call)
-        while preempted(answer) and (left := deadline - time.monotonic()) > REPOLL_MIN:
-            answer = await self.request(self.calls.latest_message(phone, otp_id, left))
-        message = cast(Json | None, call.result(answer))
-        if message is not None:
-            return message
-        account = self.calls.account
-        elsewhere = None
-        if account is not None and phone and otp_id is None:
-            elsewhere = await self._maybe(Calls().latest_message(phone, None, 0))
-        raise _no_message(phone, otp_id, timeout, account, elsewhere)
+        return await self._run(self.ops.wait_message(phone, otp_id=otp_id, timeout=timeout))
 
     async def latest_pin(
         self,
@@ -506,60 +610,70 @@ class AsyncClient:
         otp_id: str | None = None,
         timeout: float = 5.0,  # noqa: ASYNC109 (bounds the server-side long poll)
     ) -> str:
-        message = await self.wait_message(phone, otp_id=otp_id, timeout=timeout)
-        return str(message["pin"])
+        return await self._run(self.ops.latest_pin(phone, otp_id=otp_id, timeout=timeout))
 
     async def clear_messages(self) -> None:
-        await self.send(self.calls.clear_messages())
+        await self._run(self.ops.clear_messages())
 
     async def otps(self, phone: str | None = None, *, status: str | None = None) -> list[Json]:
-        return await self._list(self.calls.otps(phone, status))
+        return await self._run(self.ops.otps(phone, status=status))
 
     async def otp(self, otp_id: str) -> Json:
-        return await self._json(self.calls.otp(otp_id))
+        return await self._run(self.ops.otp(otp_id))
 
     async def clock(self) -> Json:
-        return await self._json(self.calls.clock())
+        return await self._run(self.ops.clock())
 
     async def advance(self, seconds: float) -> Json:
-        return await self._json(self.calls.move_clock(advance=seconds))
+        return await self._run(self.ops.advance(seconds))
 
     async def set_clock(self, when: str) -> Json:
-        return await self._json(self.calls.move_clock(set=when))
+        return await self._run(self.ops.set_clock(when))
 
     async def freeze(self, frozen: bool = True) -> Json:
-        return await self._json(self.calls.move_clock(freeze=frozen))
+        return await self._run(self.ops.freeze(frozen))
 
     async def reset(self) -> None:
-        await self.send(self.calls.reset())
+        await self._run(self.ops.reset())
 
     async def callbacks(
         self, otp_id: str | None = None, *, status: str | None = None
     ) -> list[Json]:
-        return await self._list(self.calls.callbacks(otp_id, status))
+        return await self._run(self.ops.callbacks(otp_id, status=status))
 
     async def resend_callback(self, delivery_id: str) -> Json:
-        return await self._json(self.calls.resend_callback(delivery_id))
+        return await self._run(self.ops.resend_callback(delivery_id))
 
     async def scenario(self) -> Json:
-        return await self._json(self.calls.scenario())
+        return await self._run(self.ops.scenario())
 
     async def use_scenario(self, scenario: str | Path | Mapping[str, Any]) -> Json:
-        return await self._json(self.calls.use_scenario(scenario))
+        return await self._run(self.ops.use_scenario(scenario))
 
     async def clear_scenario(self) -> Json:
-        return await self._json(self.calls.clear_scenario())
+        return await self._run(self.ops.clear_scenario())
 
     # -- provider API -----------------------------------------------------------------
 
     async def create_otp(self, body: Mapping[str, Any]) -> Json:
-        return await self._json(self.calls.create_otp(body))
+        return await self._run(self.ops.create_otp(body))
 
     async def get_otp(self, otp_id: str) -> Json:
-        return await self._json(self.calls.get_otp(otp_id))
+        return await self._run(self.ops.get_otp(otp_id))
 
     async def verify(self, otp_id: str, pin: str) -> Json:
-        return await self._json(self.calls.verify(otp_id, pin))
+        return await self._run(self.ops.verify(otp_id, pin))
 
     async def cancel(self, otp_id: str) -> Json:
-        return await self._json(self.calls.cancel(otp_id))
+        return await self._run(self.ops.cancel(otp_id))
+
+
+def _share_docs() -> None:
+    """The clients' methods carry their operation's docstring (written once, in Ops)."""
+    for name in _OPERATIONS:
+        for client in (Client, AsyncClient):
+            getattr(client, name).__doc__ = getattr(Ops, name).__doc__
+
+
+_OPERATIONS = sorted(n for n in vars(Ops) if not n.startswith("_"))
+_share_docs()

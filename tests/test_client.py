@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import random
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 from support import FR
 
-from otpsim.client import ApiError, AsyncClient, Client, NoMessage
+from otpsim.client import ApiError, AsyncClient, Call, Calls, Client, NoMessage, Ops, Response
 from otpsim.clock import Clock
 from otpsim.config import Settings
 from otpsim.server.app import create_app
@@ -114,3 +115,58 @@ async def test_async_client(aiohttp_server: Any) -> None:
         await other.close()
         with pytest.raises(NoMessage, match="but account 'app' received one"):
             await sim.latest_pin(FR, timeout=0)
+
+
+# -- one definition, two transports ---------------------------------------------------
+
+TRANSPORT_ONLY = {  # what is not an operation: how each client talks, and nothing else
+    Client: {"request", "send"},
+    AsyncClient: {"request", "send", "close", "events"},
+}
+
+
+def _public(cls: type) -> dict[str, Any]:
+    return {n: getattr(cls, n) for n in dir(cls) if not n.startswith("_")}
+
+
+def test_both_clients_offer_every_operation_with_the_same_signature() -> None:
+    operations = _public(Ops)
+    for client in (Client, AsyncClient):
+        methods = _public(client)
+        assert set(methods) - TRANSPORT_ONLY[client] == set(operations), client
+        for name, op in operations.items():
+            got, want = inspect.signature(methods[name]), inspect.signature(op)
+            assert got.parameters == want.parameters, f"{client.__name__}.{name}"
+            assert f"Op[{got.return_annotation}]" == want.return_annotation, name
+            assert inspect.iscoroutinefunction(methods[name]) == (client is AsyncClient), name
+            assert methods[name].__doc__ == op.__doc__, name
+
+
+PREEMPTED = Response(404, {"error": {}}, {"Retry-After": "0"})
+
+
+def test_the_one_core_polls_again_for_the_time_left_when_preempted() -> None:
+    op = Ops(Calls()).wait_message(otp_id="o1", timeout=30)
+    first = next(op)
+    again = op.send(PREEMPTED)
+    assert (first.path, again.path) == ("/_sim/messages/latest", "/_sim/messages/latest")
+    assert again.params["otpId"] == "o1"
+    assert 0 < again.params["wait"] < first.params["wait"] == 30
+    with pytest.raises(StopIteration) as done:
+        op.send(Response(200, {"otpId": "o1", "pin": "1234"}))
+    assert done.value.value == {"otpId": "o1", "pin": "1234"}
+
+
+async def test_the_async_client_polls_again_when_preempted_too() -> None:
+    answers = [PREEMPTED, PREEMPTED, Response(200, {"otpId": "o1", "pin": "4321"})]
+    sent: list[Call] = []
+
+    async def scripted(call: Call, *, headers: Any = None) -> Response:
+        sent.append(call)
+        return answers.pop(0)
+
+    sim = AsyncClient("http://127.0.0.1:9")
+    sim.request = scripted  # type: ignore[method-assign]
+    assert await sim.latest_pin(otp_id="o1", timeout=30) == "4321"
+    assert len(sent) == 3
+    await sim.close()
