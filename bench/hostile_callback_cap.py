@@ -15,16 +15,17 @@ wait, how many of the attacker's were dropped, and the cost of the 1,000 past th
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 import time
+from typing import Any
 
-from aiohttp import web
-
-import otpsim
-from otpsim.config import Settings
-from otpsim.server.app import create_app
-from otpsim.server.keys import DISPATCHER, SIM
+from hostile_common import (
+    arrival_seconds,
+    healthy_receiver,
+    latency_text,
+    quiet_banner,
+    running_app,
+)
 
 CAP = 30.0  # seconds: longest wait for any phase
 PHONE = "+33612345678"
@@ -38,27 +39,12 @@ def closed_port() -> int:
 
 
 async def main() -> None:
-    logging.getLogger("otpsim").setLevel(logging.ERROR)  # one line per drop is no figure
-    print(f"otpsim {otpsim.__version__} from {otpsim.__file__}")
-    arrived = asyncio.Event()
+    quiet_banner()
+    async with healthy_receiver() as (healthy_url, arrived), running_app() as (sim, dispatcher):
+        await measure(sim, dispatcher, healthy_url, arrived)
 
-    async def hook(request: web.Request) -> web.Response:
-        await request.read()
-        arrived.set()
-        return web.Response(status=204)
 
-    receiver_app = web.Application()
-    receiver_app.router.add_post("/hook", hook)
-    receiver = web.AppRunner(receiver_app, access_log=None)
-    await receiver.setup()
-    await web.TCPSite(receiver, "127.0.0.1", 0).start()
-    healthy_url = f"http://127.0.0.1:{receiver.addresses[0][1]}/hook"
-
-    app = create_app(Settings(shutdown_grace=0.0))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()  # starts the dispatcher
-    sim, dispatcher = app[SIM], app[DISPATCHER]
-
+async def measure(sim: Any, dispatcher: Any, healthy_url: str, arrived: asyncio.Event) -> None:
     async def flood(urls: list[str], account: str) -> list[str]:
         ids = []
         for url in urls:
@@ -69,37 +55,29 @@ async def main() -> None:
             ids.append(otp.otp_id)
         return ids
 
-    try:
-        ports = [closed_port() for _ in range(DEAD)]
-        urls = [f"http://127.0.0.1:{p}/hook?n={i}" for p in ports for i in range(EACH)]
-        await flood(urls, "attacker")
-        deadline = time.monotonic() + CAP
-        while time.monotonic() < deadline and any(  # noqa: ASYNC110 (polls the dispatcher)
-            not d.attempts for d in dispatcher.deliveries(state="pending")
-        ):
-            await asyncio.sleep(0.1)
-        started = time.perf_counter()
-        await flood([f"http://127.0.0.1:{ports[0]}/hook?m={i}" for i in range(PAST)], "attacker")
-        past = time.perf_counter() - started
-        started = time.perf_counter()
-        [victim] = await flood([healthy_url], "victim")
-        try:
-            await asyncio.wait_for(arrived.wait(), timeout=CAP)
-            latency = f"{(time.perf_counter() - started) * 1000:.0f} ms"
-        except TimeoutError:
-            latency = f"> {CAP:g} s (not delivered)"
-        state = dispatcher.deliveries(otp_id=victim)[0].state
-        waiting = len(dispatcher.deliveries(state="pending"))
-        dropped = len(dispatcher.deliveries(account="attacker", state="dropped"))
-        print(
-            f"{DEAD * EACH} deliveries to {DEAD} dead receivers, then {PAST} more: "
-            f"{past * 1000 / PAST:.2f} ms each past the cap; {waiting} waiting, "
-            f"{dropped} of the attacker's dropped"
-        )
-        print(f"victim's callback to a healthy receiver: {state}, {latency}")
-    finally:
-        await runner.cleanup()
-        await receiver.cleanup()
+    ports = [closed_port() for _ in range(DEAD)]
+    urls = [f"http://127.0.0.1:{p}/hook?n={i}" for p in ports for i in range(EACH)]
+    await flood(urls, "attacker")
+    deadline = time.monotonic() + CAP
+    while time.monotonic() < deadline and any(  # noqa: ASYNC110 (polls the dispatcher)
+        not d.attempts for d in dispatcher.deliveries(state="pending")
+    ):
+        await asyncio.sleep(0.1)
+    started = time.perf_counter()
+    await flood([f"http://127.0.0.1:{ports[0]}/hook?m={i}" for i in range(PAST)], "attacker")
+    past = time.perf_counter() - started
+    started = time.perf_counter()
+    [victim] = await flood([healthy_url], "victim")
+    latency = latency_text(await arrival_seconds(arrived, started, CAP), CAP)
+    state = dispatcher.deliveries(otp_id=victim)[0].state
+    waiting = len(dispatcher.deliveries(state="pending"))
+    dropped = len(dispatcher.deliveries(account="attacker", state="dropped"))
+    print(
+        f"{DEAD * EACH} deliveries to {DEAD} dead receivers, then {PAST} more: "
+        f"{past * 1000 / PAST:.2f} ms each past the cap; {waiting} waiting, "
+        f"{dropped} of the attacker's dropped"
+    )
+    print(f"victim's callback to a healthy receiver: {state}, {latency}")
 
 
 if __name__ == "__main__":

@@ -13,17 +13,19 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 
-from aiohttp import web
+from hostile_common import (
+    arrival_seconds,
+    healthy_receiver,
+    latency_text,
+    quiet_banner,
+    running_app,
+)
 
-import otpsim
 from otpsim.clock import Clock
 from otpsim.config import Settings
 from otpsim.engine.auth import Authenticator
-from otpsim.server.app import create_app
-from otpsim.server.keys import DISPATCHER, SIM
 
 CAP = 30.0  # seconds: longest wait for the healthy callback
 PHONE = "+33612345678"
@@ -42,46 +44,22 @@ async def healthy_latency(queued: int) -> tuple[float | None, int]:
     hole = await asyncio.start_server(swallow, "127.0.0.1", 0)
     hole_url = f"http://127.0.0.1:{hole.sockets[0].getsockname()[1]}/hook"
 
-    arrived = asyncio.Event()
-
-    async def hook(request: web.Request) -> web.Response:
-        await request.read()
-        arrived.set()
-        return web.Response(status=204)
-
-    receiver_app = web.Application()
-    receiver_app.router.add_post("/hook", hook)
-    receiver = web.AppRunner(receiver_app, access_log=None)
-    await receiver.setup()
-    site = web.TCPSite(receiver, "127.0.0.1", 0)
-    await site.start()
-    healthy_url = f"http://127.0.0.1:{receiver.addresses[0][1]}/hook"
-
-    app = create_app(Settings(shutdown_grace=0.0))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()  # starts the dispatcher
-    sim, dispatcher = app[SIM], app[DISPATCHER]
     try:
-        for n in range(queued):  # one URL each (same host and port): one delivery each
+        async with healthy_receiver() as (healthy_url, arrived), running_app() as (sim, dispatcher):
+            for n in range(queued):  # one URL each (same host and port): one delivery each
+                otp = await sim.create_otp(
+                    {"phoneNumber": PHONE, "otpCallbackUrl": f"{hole_url}/{n}"}, account="bench"
+                )
+                sim.cancel(otp.otp_id)
+            await asyncio.sleep(0.5)  # the black hole's batches are flushed and in flight
             otp = await sim.create_otp(
-                {"phoneNumber": PHONE, "otpCallbackUrl": f"{hole_url}/{n}"}, account="bench"
+                {"phoneNumber": PHONE, "otpCallbackUrl": healthy_url}, account="bench"
             )
+            started = time.perf_counter()
             sim.cancel(otp.otp_id)
-        await asyncio.sleep(0.5)  # the black hole's batches are flushed and in flight
-        otp = await sim.create_otp(
-            {"phoneNumber": PHONE, "otpCallbackUrl": healthy_url}, account="bench"
-        )
-        started = time.perf_counter()
-        sim.cancel(otp.otp_id)
-        try:
-            await asyncio.wait_for(arrived.wait(), timeout=CAP)
-            latency: float | None = time.perf_counter() - started
-        except TimeoutError:
-            latency = None
-        dropped = len(dispatcher.deliveries(state="dropped"))
+            latency = await arrival_seconds(arrived, started, CAP)
+            dropped = len(dispatcher.deliveries(state="dropped"))
     finally:
-        await runner.cleanup()
-        await receiver.cleanup()
         for writer in held:
             writer.close()
         hole.close()
@@ -97,11 +75,10 @@ def token_seconds(count: int = 20_000) -> float:
 
 
 async def main() -> None:
-    logging.getLogger("otpsim").setLevel(logging.ERROR)  # one line per drop is no figure
-    print(f"otpsim {otpsim.__version__} from {otpsim.__file__}")
+    quiet_banner()
     for queued in (200, 2000):
         latency, dropped = await healthy_latency(queued)
-        shown = f"> {CAP:g} s (not delivered)" if latency is None else f"{latency * 1000:.0f} ms"
+        shown = latency_text(latency, CAP)
         print(
             f"healthy receiver's callback latency, {queued} deliveries queued to a black hole: "
             f"{shown} ({dropped} of the black hole's dropped)"

@@ -22,40 +22,13 @@ from __future__ import annotations
 import argparse
 import base64
 import os
-import re
 import socket
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
+from hostile_common import THIS_TREE, rss_mib, serve
+
 BATCH = 200
-
-
-def start(source: Path) -> tuple[subprocess.Popen[str], int]:
-    env = {**os.environ, "PYTHONPATH": str(source.resolve()), "OTPSIM_LOG_LEVEL": "warning"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "otpsim", "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=tempfile.mkdtemp(prefix="otpsim-bench-"),
-        env=env,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        match = re.search(r"API:\s+http://127\.0\.0\.1:(\d+)", line)
-        if match:
-            return proc, int(match.group(1))
-    raise RuntimeError(f"{source}: the server did not start")
-
-
-def rss_mib(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"VmRSS:\s+(\d+) kB", status)
-    assert match is not None
-    return int(match.group(1)) / 1024
 
 
 def request(kind: str, size: int) -> str:
@@ -97,22 +70,18 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=4000)
     parser.add_argument("--size", type=int, action="append")
     args = parser.parse_args()
-    sources = args.source or [Path(__file__).resolve().parents[1]]
+    sources = args.source or [THIS_TREE]
     sizes = args.size or [4000, 256]
     for source in sources:
         for size in sizes:
-            proc, port = start(source)
-            try:
+            with serve(source=source) as server:
                 time.sleep(0.3)
-                before = rss_mib(proc.pid)
+                before = rss_mib(server.proc.pid)
                 row = [f"{source} size {size}: RSS {before:.0f} MiB"]
                 for kind in ("sim", "api", "token"):
-                    statuses = flood(port, kind, args.count, size)
-                    row.append(f"{kind} {statuses} -> {rss_mib(proc.pid):.0f} MiB")
+                    statuses = flood(server.port, kind, args.count, size)
+                    row.append(f"{kind} {statuses} -> {rss_mib(server.proc.pid):.0f} MiB")
                 print("; ".join(row), flush=True)
-            finally:
-                proc.terminate()
-                proc.wait(timeout=15)
 
 
 if __name__ == "__main__":

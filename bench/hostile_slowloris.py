@@ -15,41 +15,26 @@ and time.
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import resource
 import socket
-import subprocess
-import sys
-import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from hostile_common import THIS_TREE, serve
 
 SLOW_HEAD = b"GET /_sim/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
 LEGIT = b"GET /_sim/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
 
 
-def start(source: Path, fd_limit: int) -> tuple[subprocess.Popen[str], int]:
+def limiter(fd_limit: int) -> Callable[[], None]:
+    """Set the open-file soft limit to ``fd_limit`` (in the server's process)."""
+
     def limit() -> None:
         _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(fd_limit, hard), hard))
 
-    env = {**os.environ, "PYTHONPATH": str(source.resolve()), "OTPSIM_LOG_LEVEL": "warning"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "otpsim", "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=tempfile.mkdtemp(prefix="otpsim-bench-"),
-        env=env,
-        preexec_fn=limit,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        match = re.search(r"API:\s+http://127\.0\.0\.1:(\d+)", line)
-        if match:
-            return proc, int(match.group(1))
-    raise RuntimeError(f"{source}: the server did not start")
+    return limit
 
 
 def attack(port: int, count: int) -> tuple[list[socket.socket], int]:
@@ -98,27 +83,25 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=1100)
     parser.add_argument("--fd-limit", type=int, default=1024)
     args = parser.parse_args()
-    sources = args.source or [Path(__file__).resolve().parents[1]]
+    sources = args.source or [THIS_TREE]
     count = min(args.connections, 5000)
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the client's own sockets
     print(f"{count} slow connections, server open-file soft limit {args.fd_limit}")
     print(f"{'source':<28} {'opened':>7} {'failed':>7} {'held':>6}  legitimate request")
     for source in sources:
-        proc, port = start(source, args.fd_limit)
         slow: list[socket.socket] = []
-        try:
-            slow, failed = attack(port, count)
-            time.sleep(1)
-            answered, took = legit(port)
-            still = held(slow)
-            verdict = f"answered in {took:.2f}s" if answered else f"NOT answered ({took:.1f}s)"
-            print(f"{source!s:<28} {len(slow):>7} {failed:>7} {still:>6}  {verdict}")
-        finally:
-            for sock in slow:
-                sock.close()
-            proc.kill()
-            proc.wait(timeout=10)
+        with serve(source=source, preexec_fn=limiter(args.fd_limit), kill=True) as server:
+            try:
+                slow, failed = attack(server.port, count)
+                time.sleep(1)
+                answered, took = legit(server.port)
+                still = held(slow)
+                verdict = f"answered in {took:.2f}s" if answered else f"NOT answered ({took:.1f}s)"
+                print(f"{source!s:<28} {len(slow):>7} {failed:>7} {still:>6}  {verdict}")
+            finally:
+                for sock in slow:
+                    sock.close()
 
 
 if __name__ == "__main__":

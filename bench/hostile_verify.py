@@ -16,21 +16,13 @@ import argparse
 import http.client
 import json
 import os
-import re
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from hostile_common import rss_mib, serve
+
 KEY = {"X-API-KEY": "bench", "Content-Type": "application/json"}
-
-
-def rss_mib(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"VmRSS:\s+(\d+) kB", status)
-    assert match is not None
-    return int(match.group(1)) / 1024
 
 
 def size_mib(path: Path) -> float:
@@ -44,65 +36,43 @@ def main() -> None:
     parser.add_argument("--pin-bytes", type=int, default=60_000)
     parser.add_argument("--time-limit", type=float, default=120.0)
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="otpsim-bench-"))
-    db = folder / "otpsim.db"
-    command = [sys.executable, "-m", "otpsim", "serve", "--host", "127.0.0.1", "--port", "0"]
+    with tempfile.TemporaryDirectory(prefix="otpsim-bench-") as temporary:
+        folder = Path(temporary)
+        db = folder / "otpsim.db"
+        with serve(*(["--db", str(db)] if args.db else []), folder=folder) as server:
+            measure(server.proc.pid, server.port, args, db)
+
+
+def measure(pid: int, port: int, args: argparse.Namespace, db: Path) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def post(path: str, body: bytes) -> tuple[int, bytes]:
+        conn.request("POST", path, body=body, headers=KEY)
+        response = conn.getresponse()
+        return response.status, response.read()
+
+    status, raw = post("/otp", json.dumps({"phoneNumber": "+33612345678"}).encode())
+    assert status == 201, raw
+    otp_id = json.loads(raw)["otpId"]
+    time.sleep(0.5)
+    before = rss_mib(pid)
+    body = json.dumps({"pin": "9" * args.pin_bytes}).encode()
+    started = time.monotonic()
+    sent = 0
+    statuses: dict[int, int] = {}
+    while sent < args.count and time.monotonic() - started < args.time_limit:
+        status, _ = post(f"/otp/{otp_id}", body)
+        statuses[status] = statuses.get(status, 0) + 1
+        sent += 1
+    elapsed = time.monotonic() - started
+    after = rss_mib(pid)
+    print(f"store: {'sqlite' if args.db else 'memory'}; code: {_code_version()}")
+    print(f"verifies sent: {sent} of {args.count} ({args.pin_bytes:,}-byte PIN) in {elapsed:.1f} s")
+    print(f"answers: {dict(sorted(statuses.items()))}")
+    print(f"RSS: {before:.0f} MiB before, {after:.0f} MiB after ({after - before:+.0f} MiB)")
     if args.db:
-        command += ["--db", str(db)]
-    proc = subprocess.Popen(  # in the temporary folder: no checkout shadows PYTHONPATH
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=folder
-    )
-    try:
-        assert proc.stdout is not None
-        port = 0
-        for line in proc.stdout:
-            match = re.search(r"API:\s+http://127\.0\.0\.1:(\d+)", line)
-            if match:
-                port = int(match.group(1))
-                break
-        assert port, "the server did not start"
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-
-        def post(path: str, body: bytes) -> tuple[int, bytes]:
-            conn.request("POST", path, body=body, headers=KEY)
-            response = conn.getresponse()
-            return response.status, response.read()
-
-        status, raw = post("/otp", json.dumps({"phoneNumber": "+33612345678"}).encode())
-        assert status == 201, raw
-        otp_id = json.loads(raw)["otpId"]
-        time.sleep(0.5)
-        before = rss_mib(proc.pid)
-        body = json.dumps({"pin": "9" * args.pin_bytes}).encode()
-        started = time.monotonic()
-        sent = 0
-        statuses: dict[int, int] = {}
-        while sent < args.count and time.monotonic() - started < args.time_limit:
-            status, _ = post(f"/otp/{otp_id}", body)
-            statuses[status] = statuses.get(status, 0) + 1
-            sent += 1
-        elapsed = time.monotonic() - started
-        after = rss_mib(proc.pid)
-        print(f"store: {'sqlite' if args.db else 'memory'}; code: {_code_version()}")
-        print(
-            f"verifies sent: {sent} of {args.count} ({args.pin_bytes:,}-byte PIN)"
-            f" in {elapsed:.1f} s"
-        )
-        print(f"answers: {dict(sorted(statuses.items()))}")
-        print(f"RSS: {before:.0f} MiB before, {after:.0f} MiB after ({after - before:+.0f} MiB)")
-        if args.db:
-            wal = Path(f"{db}-wal")
-            print(f"db file: {size_mib(db):.1f} MiB; WAL: {size_mib(wal):.1f} MiB")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        for leftover in folder.iterdir():
-            leftover.unlink()
-        folder.rmdir()
+        wal = Path(f"{db}-wal")
+        print(f"db file: {size_mib(db):.1f} MiB; WAL: {size_mib(wal):.1f} MiB")
 
 
 def _code_version() -> str:

@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import re
 import resource
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+from hostile_common import otpsim_command, peak_kib, put_scenario, serve
 
 ROUNDS = 20
 
@@ -35,72 +33,31 @@ def bomb() -> str:
     return "\n".join(lines) + "\n"
 
 
-def otpsim() -> list[str]:
-    script = Path(sys.executable).with_name("otpsim")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "otpsim"]
-
-
-def peak_kib(pid: int) -> int:
-    status = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"VmHWM:\s+(\d+) kB", status)
-    return int(match.group(1)) if match else 0
-
-
-def put(base: str, body: bytes) -> tuple[int, float]:
-    request = urllib.request.Request(base + "/_sim/scenario", data=body, method="PUT")
-    started = time.perf_counter()
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        status = exc.code
-    return status, time.perf_counter() - started
-
-
 def main() -> None:
     doc = bomb()
     body = doc.encode()
     print(f"alias bomb: {len(body)} bytes, {doc.count('&')} anchors of 9 aliases")
-    with tempfile.TemporaryDirectory() as folder:
-        server = subprocess.Popen(
-            [*otpsim(), "serve", "--host", "127.0.0.1", "--port", "0"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            cwd=folder,
-        )
-        try:
-            assert server.stdout is not None
-            base = ""
-            for line in server.stdout:
-                match = re.search(r"API:\s+(http://127\.0\.0\.1:\d+)", line)
-                if match:
-                    base = match.group(1)
-                    break
-            before = peak_kib(server.pid)
-            times = []
-            for _ in range(ROUNDS):
-                status, seconds = put(base, body)
-                assert status == 400, status
-                times.append(seconds)
-            after = peak_kib(server.pid)
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
-            if server.stdout is not None:
-                server.stdout.close()
-        ms = sorted(t * 1000 for t in times)
-        print(
-            f"PUT /_sim/scenario: 400 in {statistics.median(ms):.1f} ms median, "
-            f"{ms[-1]:.1f} ms max ({ROUNDS} requests)"
-        )
-        print(f"  server peak RSS: {before / 1024:.1f} MiB before, {after / 1024:.1f} MiB after")
+    with serve() as server:
+        before = peak_kib(server.proc.pid)
+        times = []
+        for _ in range(ROUNDS):
+            status, seconds = put_scenario(server.base, body, timeout=30)
+            assert status == 400, status
+            times.append(seconds)
+        after = peak_kib(server.proc.pid)
+    ms = sorted(t * 1000 for t in times)
+    print(
+        f"PUT /_sim/scenario: 400 in {statistics.median(ms):.1f} ms median, "
+        f"{ms[-1]:.1f} ms max ({ROUNDS} requests)"
+    )
+    print(f"  server peak RSS: {before / 1024:.1f} MiB before, {after / 1024:.1f} MiB after")
 
+    with tempfile.TemporaryDirectory() as folder:  # the server is reaped: counted below
         path = Path(folder) / "bomb.yaml"
         path.write_bytes(body)
         started = time.perf_counter()
         done = subprocess.run(
-            [*otpsim(), "validate", str(path)], capture_output=True, text=True, timeout=60
+            [*otpsim_command(), "validate", str(path)], capture_output=True, text=True, timeout=60
         )
         took = time.perf_counter() - started
         assert done.returncode == 2, done.stderr

@@ -18,16 +18,12 @@ Loopback only, bounded (a few seconds).
 
 from __future__ import annotations
 
-import re
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-import urllib.error
 import urllib.request
-from pathlib import Path
+
+from hostile_common import peak_kib, put_scenario, serve
 
 ROUNDS = 10
 
@@ -46,28 +42,6 @@ def text_bomb(strlen: int, last: int = 7) -> str:
     )
 
 
-def otpsim() -> list[str]:
-    script = Path(sys.executable).with_name("otpsim")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "otpsim"]
-
-
-def peak_kib(pid: int) -> int:
-    status = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"VmHWM:\s+(\d+) kB", status)
-    return int(match.group(1)) if match else 0
-
-
-def put(base: str, body: bytes) -> tuple[int, float]:
-    request = urllib.request.Request(base + "/_sim/scenario", data=body, method="PUT")
-    started = time.perf_counter()
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        status = exc.code
-    return status, time.perf_counter() - started
-
-
 def poll_health(base: str, stop: threading.Event, worst: list[float]) -> None:
     while not stop.is_set():
         started = time.perf_counter()
@@ -78,41 +52,22 @@ def poll_health(base: str, stop: threading.Event, worst: list[float]) -> None:
 
 
 def served(body: bytes) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        server = subprocess.Popen(
-            [*otpsim(), "serve", "--host", "127.0.0.1", "--port", "0"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            cwd=folder,
-        )
+    with serve() as server:
+        base = server.base
+        before = peak_kib(server.proc.pid)
+        stop, worst = threading.Event(), [0.0]
+        poller = threading.Thread(target=poll_health, args=(base, stop, worst))
+        poller.start()
+        times = []
         try:
-            assert server.stdout is not None
-            base = ""
-            for line in server.stdout:
-                match = re.search(r"API:\s+(http://127\.0\.0\.1:\d+)", line)
-                if match:
-                    base = match.group(1)
-                    break
-            before = peak_kib(server.pid)
-            stop, worst = threading.Event(), [0.0]
-            poller = threading.Thread(target=poll_health, args=(base, stop, worst))
-            poller.start()
-            times = []
-            try:
-                for _ in range(ROUNDS):
-                    status, seconds = put(base, body)
-                    assert status == 400, status
-                    times.append(seconds)
-            finally:
-                stop.set()
-                poller.join()
-            after = peak_kib(server.pid)
+            for _ in range(ROUNDS):
+                status, seconds = put_scenario(base, body, timeout=60)
+                assert status == 400, status
+                times.append(seconds)
         finally:
-            server.terminate()
-            server.wait(timeout=10)
-            if server.stdout is not None:
-                server.stdout.close()
+            stop.set()
+            poller.join()
+        after = peak_kib(server.proc.pid)
     ms = sorted(t * 1000 for t in times)
     print(
         f"PUT /_sim/scenario: 400 in {statistics.median(ms):.1f} ms median, "

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import queue
 import re
+import resource
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,9 +111,13 @@ def call(
 
 
 def launch(
-    folder: Path, *args: str, env: dict[str, str] | None = None
+    folder: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> tuple[subprocess.Popen[str], str]:
-    """Start ``otpsim serve --port 0 ARGS`` in ``folder``; (process, base URL)."""
+    """Start ``otpsim serve --port 0 ARGS`` in ``folder``; (process, base URL).
+    ``preexec_fn``: e.g. ``limited``, for a server that would blow up on unfixed code."""
     proc = subprocess.Popen(
         [*otpsim_command(), "serve", "--port", "0", *args],
         stdout=subprocess.PIPE,
@@ -118,10 +125,60 @@ def launch(
         text=True,
         cwd=folder,
         env={**os.environ, **(env or {})},
+        preexec_fn=preexec_fn,
     )
     # The text banner's "API:" line, or the JSON banner's "api" (--log-format json).
     address = r'(?:API:\s+|"api": ")(http://127\.0\.0\.1:\d+)'
     return proc, read_until(proc, address).group(1)
+
+
+LIMIT = 1024**3  # address space for subprocesses that would blow up on unfixed code
+
+
+def limited() -> None:
+    """In a subprocess: cap its address space at ``LIMIT``, so a regression that would
+    eat the machine's memory fails the test instead."""
+    resource.setrlimit(resource.RLIMIT_AS, (LIMIT, LIMIT))
+
+
+def run_limited(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``otpsim ARGS`` in ``cwd`` under ``limited`` and ``timeout``; capture its output."""
+    return subprocess.run(
+        [*otpsim_command(), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        preexec_fn=limited,
+    )
+
+
+def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    """The one line an ``otpsim`` command that exited 2 printed on stderr."""
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+def put_scenario(base: str, body: str | bytes, timeout: float) -> tuple[int, Any]:
+    """``PUT /_sim/scenario`` to a live server; (status, JSON body)."""
+    data = body.encode() if isinstance(body, str) else body
+    request = urllib.request.Request(base + "/_sim/scenario", data=data, method="PUT")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
+async def eventually(check: Callable[[], Any], within: float = 5.0) -> None:
+    """Poll until ``check()`` is truthy; fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
 
 
 def stop(proc: subprocess.Popen[str]) -> None:

@@ -6,27 +6,17 @@ from __future__ import annotations
 import asyncio
 import socket
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from support import FR, KEY, create, expect_error, otpsim_command, sim_of
+from support import FR, KEY, create, eventually, expect_error, otpsim_command, sim_of
 
 from otpsim.config import Settings
 from otpsim.server.keys import DISPATCHER
 
 SETTINGS = Settings(callback_batch_window=0.0, callback_retry_schedule=(0.0, 5.0))
-
-
-async def eventually(check: Callable[[], Any], within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
 
 
 @pytest.mark.parametrize(

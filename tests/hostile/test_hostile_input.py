@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import resource
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -20,12 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import KEY, expect_error, otpsim_command, read_until, stop
+from support import (
+    KEY,
+    expect_error,
+    launch,
+    limited,
+    one_error_line,
+    put_scenario,
+    run_limited,
+    stop,
+)
 
 from otpsim.config import load_settings
 from otpsim.errors import OtpsimError
-
-LIMIT = 1024**3  # address space for subprocesses that would blow up on unfixed code
 
 
 def bomb(levels: int = 8, aliases: int = 9) -> str:
@@ -45,37 +50,6 @@ REDOS = r"^(.*)*(.*)*(.*)*(.*)*(.*)*(.*)*\D$"
 HUGE = "1" * 5000
 
 
-def limited() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (LIMIT, LIMIT))
-
-
-def otpsim(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*otpsim_command(), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
-        preexec_fn=limited,
-    )
-
-
-def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
-    assert done.returncode == 2, done.stdout + done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    return lines[0]
-
-
-def put(base: str, body: str, timeout: float = 20) -> tuple[int, Any]:
-    request = urllib.request.Request(base + "/_sim/scenario", data=body.encode(), method="PUT")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.load(exc)
-
-
 # -- item 2: alias bombs, through every YAML entry point -----------------------------------
 
 
@@ -87,18 +61,10 @@ def test_the_bomb_is_the_issues_328_bytes() -> None:
 def test_put_scenario_refuses_the_alias_bomb_in_milliseconds_and_keeps_serving(
     tmp_path: Path,
 ) -> None:
-    proc = subprocess.Popen(
-        [*otpsim_command(), "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-        preexec_fn=limited,
-    )
+    proc, base = launch(tmp_path, preexec_fn=limited)
     try:
-        base = read_until(proc, r"API:\s+(http://127\.0\.0\.1:\d+)").group(1)
         started = time.monotonic()
-        status, body = put(base, BOMB)
+        status, body = put_scenario(base, BOMB, timeout=20)
         took = time.monotonic() - started
         assert status == 400, body
         assert body["error"]["code"] == 1023
@@ -123,7 +89,7 @@ async def test_put_scenario_refuses_a_smaller_bomb_with_the_error_shape(client: 
 def test_validate_refuses_the_alias_bomb_with_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "bomb.yaml").write_text(BOMB)
     started = time.monotonic()
-    line = one_error_line(otpsim("validate", "bomb.yaml", cwd=tmp_path))
+    line = one_error_line(run_limited("validate", "bomb.yaml", cwd=tmp_path))
     assert time.monotonic() - started < 20  # generous: a process start, then milliseconds
     assert line == (
         "otpsim: error: bomb.yaml:7: invalid YAML: the document expands to more than "
@@ -134,7 +100,7 @@ def test_validate_refuses_the_alias_bomb_with_file_and_line(tmp_path: Path) -> N
 def test_serve_scenario_and_config_refuse_the_alias_bomb(tmp_path: Path) -> None:
     (tmp_path / "bomb.yaml").write_text(BOMB)
     for args in (["--scenario", "bomb.yaml"], ["--config", "bomb.yaml"]):
-        line = one_error_line(otpsim("serve", "--port", "0", *args, cwd=tmp_path))
+        line = one_error_line(run_limited("serve", "--port", "0", *args, cwd=tmp_path))
         assert line.startswith("otpsim: error: bomb.yaml:7: invalid YAML: the document expands")
 
 
@@ -147,7 +113,7 @@ def test_a_config_file_alias_bomb_is_a_config_error(tmp_path: Path) -> None:
 
 def test_an_alias_inside_itself_is_refused(tmp_path: Path) -> None:
     (tmp_path / "loop.yaml").write_text("network:\n  rules: &r\n    - match: '*'\n      note: *r\n")
-    line = one_error_line(otpsim("validate", "loop.yaml", cwd=tmp_path))
+    line = one_error_line(run_limited("validate", "loop.yaml", cwd=tmp_path))
     assert (
         line
         == "otpsim: error: loop.yaml:4: invalid YAML: alias *r refers to a node that contains it"
@@ -160,7 +126,7 @@ def test_a_few_aliases_still_work(tmp_path: Path) -> None:
         "    - match: '+44*'\n      sequence: *twice\n"
     )
     (tmp_path / "ok.yaml").write_text(text)
-    done = otpsim("validate", "ok.yaml", cwd=tmp_path)
+    done = run_limited("validate", "ok.yaml", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok: ok.yaml (a network with 2 rule(s))"
 
@@ -178,7 +144,7 @@ async def test_put_scenario_refuses_json_nested_600_deep(client: Any) -> None:
 
 def test_validate_and_config_refuse_yaml_nested_600_deep(tmp_path: Path) -> None:
     (tmp_path / "deep.yaml").write_text(DEEP_YAML)
-    line = one_error_line(otpsim("validate", "deep.yaml", cwd=tmp_path))
+    line = one_error_line(run_limited("validate", "deep.yaml", cwd=tmp_path))
     assert line == "otpsim: error: deep.yaml:4: invalid YAML: nested more than 64 levels deep"
     path = tmp_path / "otpsim.yaml"
     path.write_text("defaults: " + "[" * 600 + "]" * 600 + "\n")
@@ -228,7 +194,7 @@ def test_run_cannot_execute_code_from_a_scenario(tmp_path: Path) -> None:
     )
     (tmp_path / "evil.yaml").write_text(evil)
     for command in ("run", "validate"):
-        done = otpsim(command, "evil.yaml", cwd=tmp_path)
+        done = run_limited(command, "evil.yaml", cwd=tmp_path)
         assert not (tmp_path / "pwned").exists(), f"otpsim {command} ran the scenario's code"
         line = one_error_line(done)
         assert line.startswith("otpsim: error: evil.yaml:3: steps[1].get: bad template")
@@ -247,7 +213,7 @@ def test_validate_names_template_statements_and_private_attributes(tmp_path: Pat
             "steps:\n  - create: {}\n    as: otp\n  - get: {otpId: " + json.dumps(template) + "}\n"
         )
         (tmp_path / "t.yaml").write_text(text)
-        line = one_error_line(otpsim("validate", "t.yaml", cwd=tmp_path))
+        line = one_error_line(run_limited("validate", "t.yaml", cwd=tmp_path))
         assert line.startswith("otpsim: error: t.yaml:4: steps[1].get: bad template"), line
         assert expected in line, line
 
@@ -255,7 +221,7 @@ def test_validate_names_template_statements_and_private_attributes(tmp_path: Pat
 def test_run_stops_a_string_multiplication_blowup(tmp_path: Path) -> None:
     text = "steps:\n  - create: {phoneNumber: \"{{ '+3' * 999999999 }}\"}\n"
     (tmp_path / "blow.yaml").write_text(text)
-    done = otpsim("run", "blow.yaml", cwd=tmp_path)
+    done = run_limited("run", "blow.yaml", cwd=tmp_path)
     assert done.returncode == 2, done.stdout + done.stderr  # an error (the step crashed)
     assert "ERR   1 create: SecurityError: '*' would make more than 100,000" in done.stdout
 
@@ -275,12 +241,14 @@ async def test_put_scenario_refuses_a_huge_seed(client: Any) -> None:
 
 
 def test_seed_flag_and_config_refuse_a_huge_seed(tmp_path: Path) -> None:
-    line = one_error_line(otpsim("serve", "--port", "0", "--seed", HUGE, cwd=tmp_path))
+    line = one_error_line(run_limited("serve", "--port", "0", "--seed", HUGE, cwd=tmp_path))
     assert line == "otpsim: error: --seed: expected an integer of at most 30 digits"
     (tmp_path / "otpsim.yaml").write_text(f"seed: {HUGE}\n")
-    line = one_error_line(otpsim("serve", "--port", "0", "--config", "otpsim.yaml", cwd=tmp_path))
+    line = one_error_line(
+        run_limited("serve", "--port", "0", "--config", "otpsim.yaml", cwd=tmp_path)
+    )
     assert line == "otpsim: error: otpsim.yaml:1: invalid YAML: integer with more than 100 digits"
-    line = one_error_line(otpsim("serve", "--port", "0", "--seed", "-1", cwd=tmp_path))
+    line = one_error_line(run_limited("serve", "--port", "0", "--seed", "-1", cwd=tmp_path))
     assert (
         line
         == "otpsim: error: --seed: expected a whole number from 0 to 18446744073709551615, got -1"

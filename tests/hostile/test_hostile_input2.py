@@ -8,9 +8,6 @@ small enough that unfixed code merely answers wrongly.
 
 from __future__ import annotations
 
-import json
-import resource
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -19,13 +16,19 @@ from typing import Any
 
 import jinja2
 import pytest
-from support import expect_error, otpsim_command, read_until, stop
+from support import (
+    expect_error,
+    launch,
+    limited,
+    one_error_line,
+    put_scenario,
+    run_limited,
+    stop,
+)
 
 from otpsim.errors import OtpsimError
 from otpsim.scenario.model import parse_scenario
 from otpsim.scenario.templates import render
-
-LIMIT = 1024**3
 
 
 def str_bomb(strlen: int, last: int) -> str:
@@ -47,37 +50,6 @@ def str_bomb(strlen: int, last: int) -> str:
 EXPANDS = "the document expands to more than 4 MiB of text (aliases included)"
 
 
-def limited() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (LIMIT, LIMIT))
-
-
-def otpsim(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*otpsim_command(), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
-        preexec_fn=limited,
-    )
-
-
-def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
-    assert done.returncode == 2, done.stdout + done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    return lines[0]
-
-
-def put(base: str, body: bytes, timeout: float = 60) -> tuple[int, Any]:
-    request = urllib.request.Request(base + "/_sim/scenario", data=body, method="PUT")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.load(exc)
-
-
 def problem(text: str) -> str:
     with pytest.raises(OtpsimError) as caught:
         parse_scenario(text, "s.yaml")
@@ -90,18 +62,10 @@ def problem(text: str) -> str:
 def test_put_scenario_refuses_the_attackers_60_kb_body_and_keeps_serving(tmp_path: Path) -> None:
     body = str_bomb(60_000, 7).encode()
     assert len(body) < 64 * 1024  # within the default body limit: it reaches the parser
-    proc = subprocess.Popen(
-        [*otpsim_command(), "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-        preexec_fn=limited,
-    )
+    proc, base = launch(tmp_path, preexec_fn=limited)
     try:
-        base = read_until(proc, r"API:\s+(http://127\.0\.0\.1:\d+)").group(1)
         started = time.monotonic()
-        status, answer = put(base, body)
+        status, answer = put_scenario(base, body, timeout=60)
         took = time.monotonic() - started
         assert status == 400, answer
         assert answer["error"]["code"] == 1023
@@ -123,7 +87,7 @@ async def test_put_scenario_refuses_a_small_text_bomb_with_the_error_shape(clien
 
 def test_validate_refuses_a_one_mib_text_bomb_with_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "bomb.yaml").write_text(str_bomb(900_000, 7))
-    line = one_error_line(otpsim("validate", "bomb.yaml", cwd=tmp_path))
+    line = one_error_line(run_limited("validate", "bomb.yaml", cwd=tmp_path))
     assert line == f"otpsim: error: bomb.yaml:2: invalid YAML: {EXPANDS}"
 
 
@@ -259,6 +223,6 @@ def test_run_stops_the_attackers_string_filter_bomb(tmp_path: Path) -> None:
         "{X-A: \"{{ ([('x' * 99999)] * 99999) | string }}\"}}\n"
     )
     (tmp_path / "tbomb.yaml").write_text(text)
-    done = otpsim("run", "tbomb.yaml", cwd=tmp_path, timeout=120)
+    done = run_limited("run", "tbomb.yaml", cwd=tmp_path, timeout=120)
     assert done.returncode == 2, done.stdout + done.stderr  # an error (the step crashed)
     assert "ERR   1 request: SecurityError: '*' would make more than 100,000" in done.stdout

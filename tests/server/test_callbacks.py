@@ -10,13 +10,12 @@ import hmac
 import json
 import socket
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from aiohttp import web
-from support import KEY, create, pin_of, sim_of
+from support import KEY, create, eventually, pin_of, sim_of
 
 from otpsim.clock import Clock
 from otpsim.config import Settings
@@ -71,15 +70,6 @@ async def receiver(aiohttp_server: Any) -> Receiver:
     server = await aiohttp_server(app)
     rec.url = str(server.make_url("/hook"))
     return rec
-
-
-async def eventually(check: Callable[[], Any], within: float = 5.0) -> None:
-    """Poll until ``check()`` is truthy; fail after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
 
 
 def settings(**overrides: Any) -> Settings:
