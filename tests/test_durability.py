@@ -262,3 +262,36 @@ def test_a_second_server_on_the_same_db_refuses_to_start(start_server: Any, tmp_
     assert db in lines[0]
     assert f"pid {first.pid}" in lines[0]
     assert call("GET", f"{base}/_sim/health")[0] == 200  # the first one is unharmed
+
+
+def test_a_seeded_restart_on_the_same_file_adds_to_it_instead_of_overwriting(
+    start_server: Any, tmp_path: Path
+) -> None:
+    # The same --seed replays the same ids from a fresh start; a restart on a file that
+    # already holds that run's OTPs must not draw them again and write over them.
+    db = str(tmp_path / "otpsim.db")
+    args = ("--db", db, "--seed", "7", "--clock-frozen", "true")
+    proc, base = start_server(*args)
+    first = call("POST", f"{base}/otp", {"phoneNumber": FR}, KEY)[1]
+    proc.terminate()
+    proc.wait(timeout=15)
+    _, base = start_server(*args)
+    second = call("POST", f"{base}/otp", {"phoneNumber": FR}, KEY)[1]
+    assert second["otpId"] != first["otpId"]
+    kept = {o["otpId"] for o in call("GET", f"{base}/_sim/otps")[1]["otps"]}
+    assert kept == {first["otpId"], second["otpId"]}
+    messages = call("GET", f"{base}/_sim/messages")[1]["messages"]
+    assert len({m["id"] for m in messages}) == 2
+
+
+def test_a_frozen_clock_is_saved_at_start_not_only_when_moved(
+    start_server: Any, tmp_path: Path
+) -> None:
+    db = str(tmp_path / "otpsim.db")
+    proc, base = start_server("--db", db, "--clock-frozen", "true")
+    frozen = call("GET", f"{base}/_sim/clock")[1]["now"]
+    proc.terminate()
+    proc.wait(timeout=15)
+    time.sleep(1.1)  # the stop lasts; a frozen clock must not have moved meanwhile
+    _, base = start_server("--db", db)
+    assert call("GET", f"{base}/_sim/clock")[1]["now"] == frozen

@@ -278,6 +278,9 @@ class Carrier:
         message: Message = job.ref[0]  # type: ignore[index]
         return message.delivered_at is None
 
-    def forget(self) -> None:
-        """Drop SMS still on their way (a reset)."""
-        self._scheduler.clear(Kind.SMS)
+    def forget(self, account: str | None = None) -> None:
+        """Drop SMS still on their way (a reset), of one account or of everyone."""
+        if account is None:
+            self._scheduler.clear(Kind.SMS)
+            return
+        self._scheduler.cancel_where(Kind.SMS, lambda job: job.ref[0].account == account)  # type: ignore[index]

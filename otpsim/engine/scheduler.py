@@ -121,6 +121,12 @@ class Scheduler:
         """The job will not run (it leaves the heap when it comes up, or at a sweep)."""
         job.cancelled = True
 
+    def cancel_where(self, kind: Kind, which: Callable[[Job], bool]) -> None:
+        """Cancel every waiting job of ``kind`` that ``which`` picks (O(jobs): for resets)."""
+        for job in self._heap:
+            if job.kind is kind and not job.cancelled and which(job):
+                job.cancelled = True
+
     def clear(self, kind: Kind | None = None) -> None:
         """Forget every job (of one kind)."""
         if kind is None:

@@ -190,6 +190,8 @@ class Simulator:
         if saved is not None:
             self._clock.restore(saved)
         if journal is not None:
+            if saved is None:  # a new file: its clock is kept from the start (a frozen
+                journal.save_clock(self._clock.state())  # one must not jump at a restart)
             self._clock.on_change = lambda: journal.save_clock(self._clock.state())
         queued = self._store.queued_messages()
         for message in queued:
@@ -199,6 +201,12 @@ class Simulator:
             self._expect_expiry(otp)
         newest = self._store.list_messages(limit=1)
         self._message_seq = itertools.count(newest[0].seq + 1 if newest else 1)
+        if newest and self._rng is not None:
+            # A seeded run continuing a file that already holds its ids: a stream of its
+            # own (from the seed and where the file stands), or the restart would draw
+            # the first run's ids again and write over its OTPs and messages.
+            base = self.settings.seed if self.settings.seed is not None else "rng"
+            self._rng.seed(f"{base}:{newest[0].seq}")
         self._recovery = Recovery(saved is not None, self._clock.time(), len(queued), len(pending))
         return self._recovery
 
@@ -717,6 +725,7 @@ class Simulator:
         """
         if account is not None:
             self._store.clear(account)
+            self._carrier.forget(account)  # its SMS still on their way do not arrive
             for otp_id in [k for k, job in self._expiring.items() if job.ref == account]:
                 self._expiry_done(otp_id)
             self._balances.reset(account)

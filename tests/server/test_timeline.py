@@ -168,3 +168,20 @@ async def test_the_same_seed_replays_the_same_event_stream(aiohttp_client: Any, 
     stream = without_wall_clock(first[0] + first[1])
     assert len(stream) == 15
     assert stream == without_wall_clock(second[0] + second[1])
+
+
+async def test_an_accounts_reset_also_stops_its_sms_on_their_way(client: Any) -> None:
+    mine = await client.post("/otp", json={"phoneNumber": "+15005550004"}, headers=KEY)
+    theirs = await client.post(
+        "/otp", json={"phoneNumber": "+15005550004"}, headers={"X-API-KEY": "other"}
+    )
+    assert (mine.status, theirs.status) == (201, 201)
+    resp = await client.post("/_sim/reset", params={"account": KEY["X-API-KEY"]})
+    assert resp.status == 200
+    await client.post("/_sim/clock", json={"advance": 400})  # past the 5-minute delay
+    mine_now = await (
+        await client.get("/_sim/messages", params={"account": KEY["X-API-KEY"]})
+    ).json()
+    assert mine_now["messages"] == []  # no SMS arrives for an OTP that no longer exists
+    theirs_now = await (await client.get("/_sim/messages", params={"account": "other"})).json()
+    assert [m["status"] for m in theirs_now["messages"]] == ["DELIVERED"]  # others' still do
