@@ -343,17 +343,33 @@ def wait_ready(url: str, timeout: float) -> str:
 def _check_all(paths: list[str]) -> tuple[list[tuple[Scenario, str]], list[str]]:
     """Every good scenario of ``paths`` with its text, and the problems of the bad ones
     (every problem of each file, ``file:line: ...``; then, if more than one, a count)."""
+    from pathlib import Path
+
     from otpsim.scenario.model import ScenarioInvalid, load_scenario, scenario_files
 
     loaded, problems, bad, count = [], [], 0, 0
-    for path in scenario_files(paths):
-        try:
-            loaded.append((load_scenario(path), path.read_text(encoding="utf-8")))
+    named = 0  # scenario files the paths name
+    for given in paths:
+        try:  # a missing path is one more problem: the other files are still checked
+            files = scenario_files([given])
         except OtpsimError as exc:
-            lines = str(exc).splitlines()
-            problems.extend(lines)
-            count += exc.count if isinstance(exc, ScenarioInvalid) else len(lines)
+            if Path(given).is_dir():  # a directory with no scenario: fine beside others
+                continue
+            problems.append(str(exc))
+            count += 1
             bad += 1
+            continue
+        named += len(files)
+        for path in files:
+            try:
+                loaded.append((load_scenario(path), path.read_text(encoding="utf-8")))
+            except OtpsimError as exc:
+                lines = str(exc).splitlines()
+                problems.extend(lines)
+                count += exc.count if isinstance(exc, ScenarioInvalid) else len(lines)
+                bad += 1
+    if not named and not problems:
+        scenario_files(paths)  # raises: no scenario files in ...
     if count > 1:
         problems.append(f"{count} problems in {bad} file{'s' if bad > 1 else ''}")
     return loaded, problems

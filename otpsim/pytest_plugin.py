@@ -149,25 +149,39 @@ def _scenario(value: Any, request: pytest.FixtureRequest) -> Any:
 
 
 def _own_settings(value: Any, request: pytest.FixtureRequest) -> Settings:
-    from otpsim.config import Settings
+    """The marker's settings: a Settings, or a mapping of fields over ``otpsim_settings``
+    whose values are parsed and checked as a config file's are (``fixed_pins:
+    ["+33612345678=123456"]``, ``api_keys: ["key"]``, ...)."""
+    from otpsim.config import OPTIONS, Settings
+    from otpsim.errors import OtpsimError
+    from otpsim.testing import check_settings
 
+    where = "@pytest.mark.otpsim(settings=...)"
     if isinstance(value, Settings):
-        return value
-    if not isinstance(value, Mapping):
+        settings = value
+    elif isinstance(value, Mapping):
+        options = {o.field: o for o in OPTIONS}
+        unknown = sorted(set(value) - set(options))
+        if unknown:
+            pytest.fail(f"{where}: unknown Settings field(s) {', '.join(unknown)}", pytrace=False)
+        parsed: dict[str, Any] = {}
+        for name, raw in value.items():
+            try:
+                parsed[name] = options[name].parse(list(raw) if isinstance(raw, tuple) else raw)
+            except ValueError as exc:
+                pytest.fail(f"{where}: {name}: {exc}", pytrace=False)
+        base: Settings = request.getfixturevalue("otpsim_settings")
+        settings = dataclasses.replace(base, **parsed)
+    else:
         pytest.fail(
-            "@pytest.mark.otpsim(settings=...) expects Settings or a mapping of its fields, "
-            f"got {type(value).__name__}",
+            f"{where} expects Settings or a mapping of its fields, got {type(value).__name__}",
             pytrace=False,
         )
-    base: Settings = request.getfixturevalue("otpsim_settings")
-    fields = {f.name for f in dataclasses.fields(Settings)}
-    unknown = sorted(set(value) - fields)
-    if unknown:
-        pytest.fail(
-            f"@pytest.mark.otpsim(settings=...): unknown Settings field(s) {', '.join(unknown)}",
-            pytrace=False,
-        )
-    return dataclasses.replace(base, **dict(value))
+    try:
+        check_settings(settings, where)
+    except OtpsimError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    return settings
 
 
 @pytest.fixture

@@ -45,8 +45,16 @@ from typing import Any
 
 from otpsim.client import AsyncClient, Client, Json, NoMessage
 from otpsim.config import Settings
+from otpsim.errors import OtpsimError
 
-__all__ = ["Controller", "NoMessage", "Otpsim", "SimulatorServer", "default_settings"]
+__all__ = [
+    "Controller",
+    "NoMessage",
+    "Otpsim",
+    "SimulatorServer",
+    "check_settings",
+    "default_settings",
+]
 
 DEFAULT_API_KEY = "otpsim-test"
 
@@ -54,6 +62,20 @@ DEFAULT_API_KEY = "otpsim-test"
 def default_settings() -> Settings:
     """What an in-process simulator for tests runs with: a free port, quick callbacks."""
     return Settings(port=0, callback_batch_window=0.05, shutdown_grace=1.0)
+
+
+def check_settings(settings: Settings, where: str = "Settings") -> None:
+    """The checks ``otpsim serve`` gives a config file's values across fields (the OTP
+    defaults follow the API's own rules; beyond loopback needs an admin token).
+
+    Raises OtpsimError, one line: ``<where>: <field>: <what was expected>``."""
+    from otpsim.config import _check
+
+    try:
+        _check(settings, {}, None)
+    except OtpsimError as exc:
+        # _check names a field it has no source for as "default <field>: ".
+        raise OtpsimError(f"{where}: {str(exc).removeprefix('default ')}") from None
 
 
 class _ErrorLog(logging.Handler):
@@ -223,6 +245,8 @@ class Controller:
     ) -> None:
         if settings is not None and url is not None:
             raise ValueError("give settings (a simulator started here) or url (a running one)")
+        if settings is not None:
+            check_settings(settings)
         self.settings = settings or default_settings()
         self.external = url.rstrip("/") if url else None
         self.api_key = api_key

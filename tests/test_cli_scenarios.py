@@ -208,3 +208,20 @@ def test_an_expectation_failure_alone_exits_1_with_a_junit_failure(tmp_path: Pat
     suite = ET.parse(report).getroot().find("testsuite")
     assert suite is not None
     assert (suite.get("errors"), suite.get("failures")) == ("0", "1")
+
+
+def test_validate_reports_a_missing_path_beside_the_other_files_problems(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("steps:\n  - hop: 1\n")
+    good = SCENARIOS / "expiry.yaml"
+    missing = tmp_path / "nonexist.yaml"
+    done = run("validate", str(bad), str(good), str(missing))
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"otpsim: error: {bad}:2: steps[0].hop: unknown step 'hop' (expected one of: "
+        "create, get, verify, cancel, latest, messages, expect_callback, request, advance, "
+        "set_clock, wait, reset)",
+        f"otpsim: error: {missing}: no such file or directory",
+        "otpsim: error: 2 problems in 2 files",
+    ]
+    assert done.stdout.splitlines() == [f"ok: {good} (10 steps, a network with 0 rule(s))"]

@@ -385,3 +385,54 @@ def test_importing_the_plugin_imports_nothing_heavy() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+BAD_SETTINGS = """
+import pytest
+
+
+@pytest.mark.otpsim(settings={"default_pin_length": 99})
+def test_pin_length(otpsim):
+    pass
+
+
+@pytest.mark.otpsim(settings={"default_ttl": -5})
+def test_ttl(otpsim):
+    pass
+
+
+@pytest.mark.otpsim(settings={"default_pin_type": "emoji"})
+def test_pin_type(otpsim):
+    pass
+
+
+@pytest.mark.otpsim(settings={"fixed_pins": [["+33612345678", "123456"]]})
+def test_fixed_pins(otpsim):
+    pass
+
+
+@pytest.mark.otpsim(settings={"fixed_pins": ["+33612345678=123456"], "api_keys": ("k",)})
+def test_values_as_a_config_file_gives_them(otpsim):
+    otpsim.client.api_key = "k"
+    otpsim.client.create_otp({"phoneNumber": "+33612345678"})
+    assert otpsim.latest_pin("+33612345678") == "123456"
+"""
+
+
+def test_bad_marker_settings_are_one_line_naming_marker_and_key(
+    pytester: pytest.Pytester,
+) -> None:
+    """Marker settings get the parsers and checks of a config file, not a 500 later."""
+    pytester.makepyfile(test_bad_settings=BAD_SETTINGS)
+    result = pytester.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=1, errors=4)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*@pytest.mark.otpsim(settings=...): default_pin_length: *10*",
+            "*@pytest.mark.otpsim(settings=...): default_ttl: *",
+            "*@pytest.mark.otpsim(settings=...): default_pin_type: *",
+            "*@pytest.mark.otpsim(settings=...): fixed_pins: expected*",
+        ]
+    )
+    assert "KeyError" not in result.stdout.str()
+    assert "TypeError" not in result.stdout.str()

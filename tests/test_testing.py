@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,12 @@ def test_failures_inside_the_simulator_are_reported() -> None:
         assert otpsim.messages()[0]["status"] == "UNDELIVERED"
     finally:
         controller.stop()
+
+
+def test_a_settings_instance_is_checked_as_a_config_file_is() -> None:
+    """A bad default is one line naming the field, not a 500 on every POST /otp."""
+    from otpsim.errors import OtpsimError
+
+    bad = dataclasses.replace(default_settings(), default_pin_type="emoji")
+    with pytest.raises(OtpsimError, match=r"^Settings: default_pin_type: .*pinType"):
+        Controller(bad)
