@@ -82,8 +82,9 @@ steps:
          "s.yaml:4: steps[1].get: bad reference 'opt'"),
         ("steps:\n  - get: {otpId: '{{ otp.otpId '}\n", "s.yaml:2: steps[0].get: bad template"),
         # rules
-        ("network:\n  rules:\n    - match: '+33'\n      error: 404\n",
-         "s.yaml:4: network.rules[0].error: expected 500 or 503, got 404"),
+        ("network:\n  rules:\n    - match: '+33'\n      error: 418\n",
+         "s.yaml:4: network.rules[0].error: expected one of 400, 401, 403, 404, 429, 500, "
+         "503, got 418"),
         ("network:\n  rules:\n    - match: '+33'\n      reject: true\n      undelivered: true\n",
          "s.yaml:3: network.rules[0]: expected one action, got undelivered, reject"),
         ("network:\n  rules:\n    - match: {regex: '(['}\n",
