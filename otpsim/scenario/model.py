@@ -352,6 +352,10 @@ def _match(r: _Reader, value: Any, path: KeyPath, *, numbers: bool = True) -> st
 
 
 def _rule(r: _Reader, data: Any, path: KeyPath) -> Rule:
+    if isinstance(data, dict) and True in data and "on" not in data:
+        # YAML 1.1 reads a plain ``on:`` key as the boolean true (its line is kept
+        # under "on", the key as written).
+        data = {("on" if key is True else key): value for key, value in data.items()}
     rule = r.mapping(data, path, _RULE_KEYS)
     if "match" not in rule:
         raise r.fail(path, "missing field 'match'")
