@@ -125,6 +125,13 @@ class Fate:
     latency: float = 0.0  # real seconds the API takes to answer
     fault: FaultKind | None = None  # fault: what happens to the connection
     hang: float | None = None  # fault hang: seconds to hold (None: the server's bound)
+    retry_after: int = 1  # a 429: its Retry-After, whole seconds
+
+    @property
+    def is_429(self) -> bool:
+        return self.action is Action.RATE_LIMIT or (
+            self.action is Action.ERROR and self.status == 429
+        )
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"action": self.action.value}
@@ -132,6 +139,8 @@ class Fate:
             data["delay"] = self.delay
         if self.action is Action.ERROR:
             data["status"] = self.status
+        if self.is_429 and self.retry_after != 1:
+            data["retry_after"] = self.retry_after
         if self.fault is not None:
             data["fault"] = self.fault.value
             if self.hang is not None:

@@ -509,19 +509,19 @@ class Simulator:
         why = f"(simulated by the carrier rule for {about})"
         if fate.action is Action.REJECT:
             raise ProviderError(E.PHONE_INVALID, f"The phone number provided is invalid {why}")
-        if fate.action is Action.RATE_LIMIT or (fate.action is Action.ERROR and fate.status == 429):
+        if fate.is_429:
+            # As the rate limiter's answer (the window's end), and a Retry-After of the
+            # rule's own (1 s unless told): urllib3, under the official SDK, sleeps that
+            # long and retries a GET or DELETE by itself, up to 3 times.
             window = self._limiter.window
-            now = self._clock.time()
-            reset = math.ceil(now / window) * window
-            if reset <= now:
-                reset = now + window
+            reset = math.ceil(self._clock.time() / window) * window
             raise ProviderError(
                 E.RATE_LIMITED,
                 f"{E.RATE_LIMITED.message} {why}",
                 headers={
                     "X-Rate-Limit-Remaining": "0",
                     "X-Rate-Limit-Reset": str(int(reset)),
-                    "Retry-After": str(max(1, math.ceil(reset - now))),
+                    "Retry-After": str(fate.retry_after),
                 },
             )
         if fate.action is Action.ERROR:

@@ -247,7 +247,8 @@ def _kind(value: Any) -> str:
 # -- the network half --------------------------------------------------------------------
 
 _ACTION_KEYS = ("deliver", "ok", "undelivered", "reject", "error", "rate_limit", "fault")
-_FATE_KEYS = (*_ACTION_KEYS, "delay", "latency", "hang")
+_FATE_KEYS = (*_ACTION_KEYS, "delay", "latency", "hang", "retry_after")
+MAX_RETRY_AFTER = 3600
 _RULE_KEYS = ("match", "on", "sequence", "chance", "note", *_FATE_KEYS)
 _SMS_KEYS = ("undelivered", "reject", "delay")  # outcomes of an SMS: on create only
 _ENDPOINTS = tuple(e.value for e in Endpoint)
@@ -271,6 +272,16 @@ def _fate(r: _Reader, data: dict[str, Any], path: KeyPath, create: bool = True) 
     action = actions[0] if actions else "deliver"
     if "hang" in data and (action != "fault" or data.get("fault") != "hang"):
         raise r.fail((*path, "hang"), "'hang' goes with 'fault: hang'")
+    retry_after = 1
+    if "retry_after" in data:
+        if not (action == "rate_limit" or (action == "error" and data["error"] == 429)):
+            raise r.fail((*path, "retry_after"), "'retry_after' goes with a 429 (error: 429)")
+        retry_after = r.integer(data["retry_after"], (*path, "retry_after"))
+        if not 0 <= retry_after <= MAX_RETRY_AFTER:
+            raise r.fail(
+                (*path, "retry_after"),
+                f"expected a whole number from 0 to {MAX_RETRY_AFTER}, got {retry_after}",
+            )
     if action == "ok":
         if data["ok"] is not True:
             raise r.fail((*path, "ok"), f"expected true, got {_kind(data['ok'])}")
@@ -297,7 +308,7 @@ def _fate(r: _Reader, data: dict[str, Any], path: KeyPath, create: bool = True) 
         if isinstance(status, bool) or status not in ERROR_STATUSES:
             choices = ", ".join(str(s) for s in ERROR_STATUSES)
             raise r.fail((*path, "error"), f"expected one of {choices}, got {_kind(status)}")
-        return Fate(Action.ERROR, status=status, latency=latency)
+        return Fate(Action.ERROR, status=status, latency=latency, retry_after=retry_after)
     if action == "fault":
         kind = data["fault"]
         if not isinstance(kind, str) or kind not in FaultKind.__members__.values():
@@ -309,7 +320,7 @@ def _fate(r: _Reader, data: dict[str, Any], path: KeyPath, create: bool = True) 
         return Fate(Action.FAULT, latency=latency, fault=FaultKind(kind), hang=hang)
     if data[action] is not True:
         raise r.fail((*path, action), f"expected true, got {_kind(data[action])}")
-    return Fate(Action(action), latency=latency)
+    return Fate(Action(action), latency=latency, retry_after=retry_after)
 
 
 def _on(r: _Reader, value: Any, path: KeyPath) -> frozenset[Endpoint]:

@@ -85,12 +85,14 @@ async def test_hung_requests_hold_max_streams_slots_and_the_oldest_gives_way(
             await asyncio.sleep(0.3)
             second = hang()
             await asyncio.sleep(0.3)
-            assert not first.done() and not second.done()
+            assert not first.done()
+            assert not second.done()
             third = hang()  # at the cap: the oldest is closed to make room
             with pytest.raises(aiohttp.ServerDisconnectedError):
                 await asyncio.wait_for(first, 5)
             await asyncio.sleep(0.3)
-            assert not second.done() and not third.done()
+            assert not second.done()
+            assert not third.done()
             # Everyone else is answered meanwhile: other endpoints, other requests.
             for _ in range(5):
                 resp = await session.post(f"{base}/otp", json={"phoneNumber": FR}, headers=KEY)
@@ -111,7 +113,9 @@ async def test_each_fault_on_the_wire_and_the_server_stays_well(tmp_path: Path) 
         status, body = await asyncio.to_thread(put_scenario, base, _scenario(fault="garbage"), 10)
         assert status == 200, body
         code, raw = await asyncio.to_thread(raw_http, host, port, REQUEST)
-        assert code == 0 and raw and not raw.startswith(b"HTTP/"), raw[:80]
+        assert code == 0
+        assert raw, raw
+        assert not raw.startswith(b"HTTP/"), raw[:80]
 
         # truncated: a 201 whose Content-Length promises more than comes
         status, body = await asyncio.to_thread(put_scenario, base, _scenario(fault="truncated"), 10)
@@ -119,7 +123,8 @@ async def test_each_fault_on_the_wire_and_the_server_stays_well(tmp_path: Path) 
         code, raw = await asyncio.to_thread(raw_http, host, port, REQUEST)
         head, _, rest = raw.partition(b"\r\n\r\n")
         promised = re.search(rb"(?im)^content-length:\s*(\d+)", head)
-        assert code == 201 and promised is not None
+        assert code == 201
+        assert promised is not None
         assert 0 < len(rest) < int(promised[1])
 
         # reset: no answer at all, the connection reset (or closed) at once

@@ -363,3 +363,18 @@ def test_endpoint_and_fault_errors_name_file_line_and_what_was_expected(
     text: str, expected: str
 ) -> None:
     assert expected in error_of(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("network:\n  rules:\n    - match: '*'\n      error: 500\n      retry_after: 3\n",
+         "s.yaml:5: network.rules[0].retry_after: 'retry_after' goes with a 429 (error: 429)"),
+        ("network:\n  rules:\n    - match: '*'\n      error: 429\n      retry_after: 1.5\n",
+         "s.yaml:5: network.rules[0].retry_after: expected a whole number, got 1.5"),
+        ("network:\n  rules:\n    - match: '*'\n      rate_limit: true\n      retry_after: 4000\n",
+         "s.yaml:5: network.rules[0].retry_after: expected a whole number from 0 to 3600"),
+    ],
+)  # fmt: skip
+def test_retry_after_errors(text: str, expected: str) -> None:
+    assert expected in error_of(text)

@@ -112,7 +112,7 @@ async def test_an_error_status_on_each_endpoint(oauth: Client, endpoint: str, st
     err = await expect_error(resp, status, *expected_error(status, endpoint))
     assert "simulated by the carrier rule" in err["message"]
     if status == 429:
-        assert int(resp.headers["Retry-After"]) >= 1
+        assert resp.headers["Retry-After"] == "1"
         assert resp.headers["X-Rate-Limit-Remaining"] == "0"
         assert "X-Rate-Limit-Reset" in resp.headers
 
@@ -149,6 +149,16 @@ async def test_a_verify_fault_consumes_no_attempt_and_changes_nothing(client: Cl
     assert (stored.status.value, stored.attempts, stored.history) == ("PENDING", 0, None)
     resp = await do_verify(client, otp["otpId"])  # the one attempt is still there
     assert (await resp.json()) == {"status": "VERIFIED"}
+
+
+async def test_a_429_rule_may_set_its_retry_after(client: Client) -> None:
+    otp = await create(client)
+    await use(client, {"match": "*", "on": "cancel", "error": 429, "retry_after": 30})
+    resp = await do_cancel(client, otp["otpId"])
+    await expect_error(resp, 429, "rate_limit", 1014)
+    assert resp.headers["Retry-After"] == "30"
+    rules = (await (await client.get("/_sim/scenario")).json())["network"]["rules"]
+    assert rules[0]["retry_after"] == 30
 
 
 async def test_verify_rules_match_the_otps_number(client: Client) -> None:
