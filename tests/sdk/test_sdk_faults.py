@@ -68,7 +68,7 @@ def test_urllib3_under_the_sdk_retries_a_get_after_retry_after(base: str, faults
     assert str(api.get_otp_status(otp_id).status) == "PENDING"  # the 429 never surfaced
 
 
-@pytest.mark.parametrize("fault", ["reset", "truncated"])
+@pytest.mark.parametrize("fault", ["reset", "truncated", "garbage"])
 def test_a_broken_connection_is_urllib3s_protocol_error(base: str, faults: Any, fault: str) -> None:
     api = api_for(base)
     otp_id = api.new_otp(NewOtpRequest(phone_number=FR)).otp_id
