@@ -66,7 +66,7 @@ class Settings:
     body_timeout: float = 30.0  # seconds for a request body
     keepalive_timeout: float = 75.0  # seconds an idle keep-alive connection stays open
     # Longest a GET /_sim/messages/latest?wait= may hold a request, in seconds.
-    max_wait: float = 60.0
+    max_wait: float = 60.0  # also bounds a scenario rule's latency and hang
     # A seed makes PINs and ids reproducible (NOT secret): for replaying test runs only.
     seed: int | None = None
     clock_frozen: bool = False
@@ -565,7 +565,8 @@ OPTIONS: tuple[Option, ...] = (
         "--max-wait",
         ("max_wait",),
         _positive_float,
-        "longest long-poll wait on /_sim/messages/latest, seconds",
+        "longest long-poll wait on /_sim/messages/latest, and longest a scenario rule's "
+        "latency or hang holds a request, seconds",
         "S",
     ),
     Option(

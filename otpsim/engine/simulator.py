@@ -42,11 +42,20 @@ from otpsim.domain.otp import Otp, Status, Verdict
 from otpsim.domain.request import parse_new_otp
 from otpsim.domain.sms import render, segment
 from otpsim.engine.auth import MAX_CREDENTIAL, Authenticator, Principal
-from otpsim.engine.carrier import Action, Carrier, Fate, Rule
+from otpsim.engine.carrier import (
+    Action,
+    Carrier,
+    Endpoint,
+    Fate,
+    Fault,
+    FaultFired,
+    FaultKind,
+    Rule,
+)
 from otpsim.engine.network import NetworkSpec
 from otpsim.engine.ratelimit import RateLimiter
 from otpsim.engine.scheduler import Job, Kind, Scheduler, Timers
-from otpsim.errors import E, ProviderError
+from otpsim.errors import E, ErrorSpec, ProviderError
 from otpsim.events import Event, EventBus, Listener
 from otpsim.store import DeliveryLog, Store
 from otpsim.store.memory import MemoryStore
@@ -100,6 +109,24 @@ class Recovery:
 def _fixed_pin_rules(entries: tuple[tuple[str, str], ...]) -> tuple[tuple[Rule, str], ...]:
     """(match, PIN) pairs as rules, matched with the carrier rules' own syntax."""
     return tuple((Rule.of(match), pin) for match, pin in entries)
+
+
+def _error_spec(status: int, endpoint: Endpoint) -> ErrorSpec:
+    """The catalog entry a rule's ``error: STATUS`` answers on ``endpoint`` (the table in
+    docs/scenarios.md): the provider's own where one fits, else otpsim's 1038/1039."""
+    token = endpoint is Endpoint.TOKEN
+    if status == 400:
+        return E.OAUTH_INVALID_REQUEST if token else E.FAULT_REFUSED
+    if status == 401:
+        return E.OAUTH_INVALID_CLIENT if token else E.AUTH_BAD_KEY
+    if status == 403:
+        return E.FAULT_FORBIDDEN
+    if status == 404:
+        on_an_otp = endpoint in (Endpoint.VERIFY, Endpoint.STATUS, Endpoint.CANCEL)
+        return E.OTP_NOT_FOUND if on_an_otp else E.ROUTE_NOT_FOUND
+    if status == 503:
+        return E.SERVICE_UNAVAILABLE
+    return E.SERVER_ERROR
 
 
 class Simulator:
@@ -342,11 +369,10 @@ class Simulator:
         # per PIN character, so a placeholder PIN renders to the same parts.
         estimate = segment(render(request.template, "0" * request.pin_length)).parts
         self._balances.check(account, self._price(estimate))
-        fate = self._carrier.decide(request.phone_number)
-        if fate.latency:
-            await asyncio.sleep(fate.latency)
-            self._catch_up()
-        self._refuse_if_told(fate, request.phone_number)
+        fate = self._carrier_for(account).decide(request.phone_number)
+        fault = await self._act_on(fate, Endpoint.CREATE, request.phone_number)
+        if fault is not None:
+            raise FaultFired(fault)  # before anything is created: nothing was
         # Drawn even for a fixed PIN, so that a seeded run's other PINs stay the same.
         pin = pins.generate(request.pin_type, request.pin_length, self._rng)
         if fixed is not None:
@@ -432,22 +458,75 @@ class Simulator:
             self._check_coverage(phone.e164, phone.country_iso)
         return {"data": phones.describe(phone)}
 
-    def _refuse_if_told(self, fate: Fate, phone: str) -> None:
-        """Answer as the carrier rule for this number says: invalid, 5xx or 429."""
-        why = f"(simulated by the carrier rule for {phone})"
+    def _carrier_for(self, account: str | None) -> Carrier:
+        """The carrier (rules, sequences) that decides for ``account``'s requests."""
+        return self._carrier
+
+    async def fault_for(
+        self, endpoint: str, *, account: str | None, subject: str | None
+    ) -> Fault | None:
+        """Whether a scenario rule makes this provider call fail before it is handled.
+
+        ``endpoint`` is ``verify``, ``status``, ``cancel`` (``subject``: the OTP id; the
+        rules match the OTP's number, none if the OTP is unknown to ``account``) or
+        ``token`` (``subject``: the client id). Waits the rule's ``latency``, then
+        raises ProviderError for an ``error``/``rate_limit`` outcome, returns the
+        connection fault to perform, or None (answer as usual). Nothing about the OTP
+        changes here: a refused verify consumes no attempt.
+        """
+        self._catch_up()
+        where = Endpoint(endpoint)
+        if where is Endpoint.CREATE:
+            raise ValueError("POST /otp decides its fate in create_otp")
+        target = subject
+        about = f"the client id {subject!r}"
+        if where is not Endpoint.TOKEN:
+            target, about = None, "an unknown OTP"
+            if subject is not None:
+                key = subject.lower()
+                otp = self._store.get_otp(key) if _UUID.match(key) else None
+                if otp is not None and (account is None or otp.account == account):
+                    phone = otp.request.phone_number
+                    target, about = phone, phone
+        fate = self._carrier_for(account).decide(target, where)
+        return await self._act_on(fate, where, about)
+
+    async def _act_on(self, fate: Fate, endpoint: Endpoint, about: str) -> Fault | None:
+        """Wait the fate's latency (bounded by ``max_wait``), then answer as it says: an
+        error raised, a connection fault returned, or None (go on)."""
+        bound = self.settings.max_wait
+        if fate.latency:
+            await asyncio.sleep(min(fate.latency, bound))
+            self._catch_up()
+        if fate.action is Action.FAULT and fate.fault is not None:
+            hang = bound if fate.hang is None else min(fate.hang, bound)
+            return Fault(fate.fault, hang if fate.fault is FaultKind.HANG else 0.0)
+        self._refuse_if_told(fate, endpoint, about)
+        return None
+
+    def _refuse_if_told(self, fate: Fate, endpoint: Endpoint, about: str) -> None:
+        """Answer as the carrier rule says: invalid number, an error status, or 429."""
+        why = f"(simulated by the carrier rule for {about})"
         if fate.action is Action.REJECT:
             raise ProviderError(E.PHONE_INVALID, f"The phone number provided is invalid {why}")
-        if fate.action is Action.ERROR:
-            spec = E.SERVICE_UNAVAILABLE if fate.status == 503 else E.SERVER_ERROR
-            raise ProviderError(spec, f"{spec.message} {why}")
-        if fate.action is Action.RATE_LIMIT:
+        if fate.is_429:
+            # As the rate limiter's answer (the window's end), and a Retry-After of the
+            # rule's own (1 s unless told): urllib3, under the official SDK, sleeps that
+            # long and retries a GET or DELETE by itself, up to 3 times.
             window = self._limiter.window
             reset = math.ceil(self._clock.time() / window) * window
             raise ProviderError(
                 E.RATE_LIMITED,
                 f"{E.RATE_LIMITED.message} {why}",
-                headers={"X-Rate-Limit-Remaining": "0", "X-Rate-Limit-Reset": str(int(reset))},
+                headers={
+                    "X-Rate-Limit-Remaining": "0",
+                    "X-Rate-Limit-Reset": str(int(reset)),
+                    "Retry-After": str(fate.retry_after),
+                },
             )
+        if fate.action is Action.ERROR:
+            spec = _error_spec(fate.status, endpoint)
+            raise ProviderError(spec, f"{spec.message} {why}")
 
     def _delivered(self, message: Message) -> None:
         self._store.save_message(message)

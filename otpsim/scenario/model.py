@@ -28,9 +28,12 @@ from otpsim.domain.pins import check_fixed
 from otpsim.domain.request import check_defaults
 from otpsim.engine.network import (
     DEFAULT_FIELDS,
+    ERROR_STATUSES,
     MAX_SEED,
     Action,
+    Endpoint,
     Fate,
+    FaultKind,
     Network,
     NetworkSpec,
     Rule,
@@ -44,6 +47,7 @@ from otpsim.yamlutil import YamlDoc, load_yaml
 
 MAX_SCENARIO_BYTES = 1024 * 1024
 MAX_LATENCY = 30.0
+MAX_HANG = 3600.0  # a rule's hang: seconds (the server holds at most --max-wait)
 MAX_WAIT = 120.0
 MAX_NAME_CHARS = 200  # a scenario's or a step's name
 MAX_NOTE_CHARS = 500  # a rule's note
@@ -242,14 +246,23 @@ def _kind(value: Any) -> str:
 
 # -- the network half --------------------------------------------------------------------
 
-_FATE_KEYS = ("deliver", "delay", "undelivered", "reject", "error", "rate_limit", "latency")
-_RULE_KEYS = ("match", "sequence", "chance", "note", *_FATE_KEYS)
+_ACTION_KEYS = ("deliver", "ok", "undelivered", "reject", "error", "rate_limit", "fault")
+_FATE_KEYS = (*_ACTION_KEYS, "delay", "latency", "hang", "retry_after")
+MAX_RETRY_AFTER = 3600
+_RULE_KEYS = ("match", "on", "sequence", "chance", "note", *_FATE_KEYS)
+_SMS_KEYS = ("undelivered", "reject", "delay")  # outcomes of an SMS: on create only
+_ENDPOINTS = tuple(e.value for e in Endpoint)
 
 
-def _fate(r: _Reader, data: dict[str, Any], path: KeyPath) -> Fate:
-    actions = [k for k in ("deliver", "undelivered", "reject", "error", "rate_limit") if k in data]
+def _fate(r: _Reader, data: dict[str, Any], path: KeyPath, create: bool = True) -> Fate:
+    """One outcome; ``create``: the rule targets ``POST /otp`` only (SMS outcomes allowed)."""
+    actions = [k for k in _ACTION_KEYS if k in data]
     if len(actions) > 1:
         raise r.fail(path, f"expected one action, got {', '.join(actions)}")
+    if not create:
+        for key in _SMS_KEYS:
+            if key in data:
+                raise r.fail((*path, key), f"'{key}' is about the SMS: only with 'on: create'")
     latency = 0.0
     if "latency" in data:
         latency = r.number(data["latency"], (*path, "latency"), 0, MAX_LATENCY)
@@ -257,11 +270,33 @@ def _fate(r: _Reader, data: dict[str, Any], path: KeyPath) -> Fate:
     if "delay" in data:
         delay = r.number(data["delay"], (*path, "delay"), 0, 86400)
     action = actions[0] if actions else "deliver"
+    if "hang" in data and (action != "fault" or data.get("fault") != "hang"):
+        raise r.fail((*path, "hang"), "'hang' goes with 'fault: hang'")
+    retry_after = 1
+    if "retry_after" in data:
+        if not (action == "rate_limit" or (action == "error" and data["error"] == 429)):
+            raise r.fail((*path, "retry_after"), "'retry_after' goes with a 429 (error: 429)")
+        retry_after = r.integer(data["retry_after"], (*path, "retry_after"))
+        if not 0 <= retry_after <= MAX_RETRY_AFTER:
+            raise r.fail(
+                (*path, "retry_after"),
+                f"expected a whole number from 0 to {MAX_RETRY_AFTER}, got {retry_after}",
+            )
+    if action == "ok":
+        if data["ok"] is not True:
+            raise r.fail((*path, "ok"), f"expected true, got {_kind(data['ok'])}")
+        action = "deliver"
+        data = {k: v for k, v in data.items() if k != "ok"}
     if action == "deliver":
         value = data.get("deliver", True)
         if isinstance(value, dict):
             r.mapping(value, (*path, "deliver"), ("delay",))
             if "delay" in value:
+                if not create:
+                    raise r.fail(
+                        (*path, "deliver", "delay"),
+                        "'delay' is about the SMS: only with 'on: create'",
+                    )
                 delay = r.number(value["delay"], (*path, "deliver", "delay"), 0, 86400)
         elif value is not True:
             raise r.fail((*path, "deliver"), "expected true or a mapping with 'delay'")
@@ -270,20 +305,52 @@ def _fate(r: _Reader, data: dict[str, Any], path: KeyPath) -> Fate:
         raise r.fail((*path, "delay"), f"'delay' goes with deliver, not with {action}")
     if action == "error":
         status = data["error"]
-        if status not in (500, 503):
-            raise r.fail((*path, "error"), f"expected 500 or 503, got {_kind(status)}")
-        return Fate(Action.ERROR, status=status, latency=latency)
+        if isinstance(status, bool) or status not in ERROR_STATUSES:
+            choices = ", ".join(str(s) for s in ERROR_STATUSES)
+            raise r.fail((*path, "error"), f"expected one of {choices}, got {_kind(status)}")
+        return Fate(Action.ERROR, status=status, latency=latency, retry_after=retry_after)
+    if action == "fault":
+        kind = data["fault"]
+        if not isinstance(kind, str) or kind not in FaultKind.__members__.values():
+            choices = ", ".join(f.value for f in FaultKind)
+            raise r.fail((*path, "fault"), f"expected one of: {choices}, got {_kind(kind)}")
+        hang = None
+        if "hang" in data:
+            hang = r.number(data["hang"], (*path, "hang"), 0, MAX_HANG)
+        return Fate(Action.FAULT, latency=latency, fault=FaultKind(kind), hang=hang)
     if data[action] is not True:
         raise r.fail((*path, action), f"expected true, got {_kind(data[action])}")
-    return Fate(Action(action), latency=latency)
+    return Fate(Action(action), latency=latency, retry_after=retry_after)
 
 
-def _match(r: _Reader, value: Any, path: KeyPath) -> str:
+def _on(r: _Reader, value: Any, path: KeyPath) -> frozenset[Endpoint]:
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise r.fail(path, f"expected one of: {', '.join(_ENDPOINTS)} (or a list of them)")
+    found = set()
+    for i, item in enumerate(items):
+        where = (*path, i) if isinstance(value, list) else path
+        if not isinstance(item, str) or item not in _ENDPOINTS:
+            raise r.fail(
+                where, f"expected one of: {', '.join(_ENDPOINTS)} (or a list), got {_kind(item)}"
+            )
+        found.add(Endpoint(item))
+    return frozenset(found)
+
+
+def _match(r: _Reader, value: Any, path: KeyPath, *, numbers: bool = True) -> str:
+    """A rule's ``match``: a number, a prefix or a regex; with ``numbers`` false (a rule
+    only for ``token``), a client id, a prefix ending in ``*`` or a regex."""
     if isinstance(value, dict):
         r.mapping(value, path, ("regex",))
         if "regex" not in value:
             raise r.fail(path, "expected a number, a prefix ending in '*', or {regex: ...}")
         return "re:" + r.text(value["regex"], (*path, "regex"))
+    if not numbers:
+        text = r.label(value, path)
+        if text.startswith("re:"):
+            raise r.fail(path, "expected a client id, a prefix ending in '*', or {regex: ...}")
+        return text
     if isinstance(value, int) and not isinstance(value, bool):
         value = f"+{value}"
     text = r.text(value, path)
@@ -296,10 +363,18 @@ def _match(r: _Reader, value: Any, path: KeyPath) -> str:
 
 
 def _rule(r: _Reader, data: Any, path: KeyPath) -> Rule:
+    if isinstance(data, dict) and True in data and "on" not in data:
+        # YAML 1.1 reads a plain ``on:`` key as the boolean true (its line is kept
+        # under "on", the key as written).
+        data = {("on" if key is True else key): value for key, value in data.items()}
     rule = r.mapping(data, path, _RULE_KEYS)
     if "match" not in rule:
         raise r.fail(path, "missing field 'match'")
-    match = _match(r, rule["match"], (*path, "match"))
+    on = frozenset({Endpoint.CREATE})
+    if "on" in rule:
+        on = _on(r, rule["on"], (*path, "on"))
+    create = on == {Endpoint.CREATE}
+    match = _match(r, rule["match"], (*path, "match"), numbers=on != {Endpoint.TOKEN})
     chance = 1.0
     if "chance" in rule:
         chance = r.number(rule["chance"], (*path, "chance"), 0, 1)
@@ -314,13 +389,18 @@ def _rule(r: _Reader, data: Any, path: KeyPath) -> Rule:
         if not isinstance(items, list) or not items:
             raise r.fail((*path, "sequence"), "expected a non-empty list of outcomes")
         steps = tuple(
-            _fate(r, r.mapping(item, (*path, "sequence", i), _FATE_KEYS), (*path, "sequence", i))
+            _fate(
+                r,
+                r.mapping(item, (*path, "sequence", i), _FATE_KEYS),
+                (*path, "sequence", i),
+                create,
+            )
             for i, item in enumerate(items)
         )
     else:
-        steps = (_fate(r, rule, path),)
+        steps = (_fate(r, rule, path, create),)
     try:
-        return Rule.of(match, *steps, chance=chance, note=note)
+        return Rule.of(match, *steps, chance=chance, note=note, on=on)
     except ValueError as exc:
         raise r.fail((*path, "match"), str(exc)) from None
 
