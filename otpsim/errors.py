@@ -188,6 +188,20 @@ class E:
         "This simulator asks for its admin token: send 'Authorization: Bearer <admin token>'",
         "control",
     )
+    TOO_MANY_ACCOUNT_SCENARIOS = ErrorSpec(
+        400,
+        "invalid_param",
+        1040,
+        "Too many accounts have a scenario of their own (see --max-account-scenarios)",
+        "control",
+    )
+    CLOCK_SHARED = ErrorSpec(
+        409,
+        "conflict",
+        1041,
+        "The clock is shared by every account: it cannot be moved for one account",
+        "control",
+    )
 
     # The HTTP edge: who may reach the control API, and connections that misbehave.
     HOST_NOT_ALLOWED = ErrorSpec(

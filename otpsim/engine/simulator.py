@@ -37,6 +37,7 @@ from otpsim.clock import Clock, iso, parse_iso
 from otpsim.config import Settings
 from otpsim.domain import phones, pins
 from otpsim.domain.balance import Balances
+from otpsim.domain.defaults import OtpDefaults
 from otpsim.domain.message import Message, SmsStatus
 from otpsim.domain.otp import Otp, Status, Verdict
 from otpsim.domain.request import parse_new_otp
@@ -102,6 +103,25 @@ def _fixed_pin_rules(entries: tuple[tuple[str, str], ...]) -> tuple[tuple[Rule, 
     return tuple((Rule.of(match), pin) for match, pin in entries)
 
 
+@dataclass(slots=True)
+class _Network:
+    """One network model in force: the global one, or an account's own (its scenario
+    replaces the global one for that account, wholly). Each has its own carrier (rule
+    sequences and seeded chance), rate budgets, OTP defaults and fixed PINs."""
+
+    carrier: Carrier
+    limiter: RateLimiter
+    otp_defaults: OtpDefaults
+    fixed_pins: tuple[tuple[Rule, str], ...]
+    spec: NetworkSpec | None = None
+    name: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.spec is None:
+            return {"active": False, "name": None, "network": None}
+        return {"active": True, "name": self.name, "network": self.spec.to_json()}
+
+
 class Simulator:
     """The engine's face. Construct it, call :meth:`recover` once (a restart), run
     :meth:`run` in the background, and call verbs."""
@@ -138,10 +158,7 @@ class Simulator:
         # that telling a stale job needs no store read (see _expiry_pending).
         self._expiring: dict[str, Job] = {}
         self._scheduler.handle(Kind.TOKEN, self._token_job, self._token_kept)
-        self._carrier = Carrier(self._scheduler)
-        self._otp_defaults = settings.otp_defaults
-        self._scenario: NetworkSpec | None = None
-        self._scenario_name: str | None = None
+        self._carrier = Carrier(self._scheduler)  # runs every SMS job, whoever decided it
         self._message_seq = itertools.count(1)
         self._recovery: Recovery | None = None
         self._auth = Authenticator(settings, self._clock, self._rng)
@@ -149,7 +166,11 @@ class Simulator:
         self._balances = Balances(settings.default_balance, settings.account_balances)
         self._no_coverage = frozenset(settings.no_coverage)
         self._configured_pins = _fixed_pin_rules(settings.fixed_pins)
-        self._fixed_pins = self._configured_pins
+        # The global network (every account without its own), and accounts' own ones.
+        self._global = _Network(
+            self._carrier, self._limiter, settings.otp_defaults, self._configured_pins
+        )
+        self._own: dict[str, _Network] = {}
 
     # -- wiring: what the server's components get (never the whole simulator) -------------
 
@@ -256,7 +277,8 @@ class Simulator:
                 key = f"account:{principal.account}"
             except ProviderError as exc:
                 refused = exc
-        state = self._limiter.hit(key)
+        limiter = self._limiter if principal is None else self._network(principal.account).limiter
+        state = limiter.hit(key)
         headers = state.headers()
         if refused is None and not state.allowed:
             refused = ProviderError(E.RATE_LIMITED)
@@ -266,6 +288,14 @@ class Simulator:
             except ProviderError as exc:
                 refused = exc
         return Admission(principal if refused is None else None, headers, refused)
+
+    def account_of(self, *, api_key: str | None, bearer: str | None) -> str | None:
+        """The account these credentials authenticate as (None: they do not), without
+        counting a request against any rate budget (the control API's own checks)."""
+        try:
+            return self._auth.authenticate(api_key=api_key, bearer=bearer).account
+        except ProviderError:
+            return None
 
     def check_client(self, client_id: str | None, secret: str | None) -> str:
         """``POST /oauth/token``: the client id, if these credentials are acceptable."""
@@ -324,11 +354,14 @@ class Simulator:
         refuses a URL that reaches the simulator itself), after the contract's checks.
         """
         self._catch_up()
-        request = parse_new_otp(body, self._otp_defaults)
+        network = self._network(account)
+        request = parse_new_otp(body, network.otp_defaults)
         if check_callback_url is not None and request.callback_url is not None:
             check_callback_url(request.callback_url)
         self._check_coverage(request.phone_number, request.country_iso)
-        fixed = self._fixed_pin(request.phone_number)
+        fixed = next(
+            (p for rule, p in network.fixed_pins if rule.matches(request.phone_number)), None
+        )
         if fixed is not None:
             why = pins.misfit(fixed, request.pin_type, request.pin_length)
             if why is not None:
@@ -342,11 +375,11 @@ class Simulator:
         # per PIN character, so a placeholder PIN renders to the same parts.
         estimate = segment(render(request.template, "0" * request.pin_length)).parts
         self._balances.check(account, self._price(estimate))
-        fate = self._carrier.decide(request.phone_number)
+        fate = self._carrier_for(account).decide(request.phone_number)
         if fate.latency:
             await asyncio.sleep(fate.latency)
             self._catch_up()
-        self._refuse_if_told(fate, request.phone_number)
+        self._refuse_if_told(fate, request.phone_number, network.limiter.window)
         # Drawn even for a fixed PIN, so that a seeded run's other PINs stay the same.
         pin = pins.generate(request.pin_type, request.pin_length, self._rng)
         if fixed is not None:
@@ -386,9 +419,19 @@ class Simulator:
         self._carrier.submit(message, fate, self._delivered, self._undelivered)
         return otp
 
-    def _fixed_pin(self, phone: str) -> str | None:
-        """The PIN ``phone`` always receives (the scenario's fixed PINs first), if any."""
-        return next((pin for rule, pin in self._fixed_pins if rule.matches(phone)), None)
+    def _network(self, account: str | None) -> _Network:
+        """The network model in force for ``account``: its own scenario's, else the
+        global one."""
+        if account is not None and self._own:
+            own = self._own.get(account)
+            if own is not None:
+                return own
+        return self._global
+
+    def _carrier_for(self, account: str | None) -> Carrier:
+        """The carrier deciding the fate of ``account``'s requests (every carrier lookup
+        goes through here): its own scenario's rules, else the global ones."""
+        return self._network(account).carrier
 
     def _price(self, parts: int) -> float:
         return round(self.settings.price_per_part * parts, 6)
@@ -432,7 +475,7 @@ class Simulator:
             self._check_coverage(phone.e164, phone.country_iso)
         return {"data": phones.describe(phone)}
 
-    def _refuse_if_told(self, fate: Fate, phone: str) -> None:
+    def _refuse_if_told(self, fate: Fate, phone: str, window: float) -> None:
         """Answer as the carrier rule for this number says: invalid, 5xx or 429."""
         why = f"(simulated by the carrier rule for {phone})"
         if fate.action is Action.REJECT:
@@ -441,7 +484,6 @@ class Simulator:
             spec = E.SERVICE_UNAVAILABLE if fate.status == 503 else E.SERVER_ERROR
             raise ProviderError(spec, f"{spec.message} {why}")
         if fate.action is Action.RATE_LIMIT:
-            window = self._limiter.window
             reset = math.ceil(self._clock.time() / window) * window
             raise ProviderError(
                 E.RATE_LIMITED,
@@ -667,7 +709,12 @@ class Simulator:
     # -- scenarios -------------------------------------------------------------------------
 
     def use_scenario(
-        self, network: NetworkSpec | None, *, name: str | None = None, keep_clock: bool = False
+        self,
+        network: NetworkSpec | None,
+        *,
+        name: str | None = None,
+        keep_clock: bool = False,
+        account: str | None = None,
     ) -> None:
         """Activate a network model (None: back to the configured defaults).
 
@@ -675,30 +722,81 @@ class Simulator:
         its clock settings move the clock now, unless ``keep_clock`` (a restart whose
         clock came back from the store: it already started where the scenario said,
         and has moved since).
+
+        With ``account``: for that account only (its requests, by API key or OAuth
+        client id), replacing the global model for it wholly (no merging); None
+        forgets it (the global model applies again). The clock is shared, so such a
+        scenario may not set it (409 ``clock_shared``); at most
+        ``settings.max_account_scenarios`` accounts have one (400 1040 beyond).
         """
         spec = network
-        self._carrier.configure(spec.carrier if spec else None)
-        base = self.settings.otp_defaults
-        self._otp_defaults = spec.otp_defaults(base) if spec else base
-        limit, window = self.settings.rate_limit, self.settings.rate_limit_window
-        if spec is not None and spec.rate_limit is not None:
-            limit, window = spec.rate_limit
-        self._limiter.configure(limit, window)
+        if account is not None:
+            self._use_own_scenario(account, spec, name)
+            return
+        self._configure(self._global, spec, name)
         balance = self.settings.default_balance
         if spec is not None and spec.balance is not None:
             balance = spec.balance
         self._balances.use_default(balance)
-        scenario_pins = _fixed_pin_rules(spec.fixed_pins) if spec is not None else ()
-        self._fixed_pins = scenario_pins + self._configured_pins
-        self._scenario, self._scenario_name = spec, (name if spec is not None else None)
         self._bus.publish("scenario", self.scenario_json())
         if not keep_clock and self._apply_scenario_clock():
             self._bus.publish("clock", self._clock.snapshot())
             self._catch_up()
 
+    def _configure(self, network: _Network, spec: NetworkSpec | None, name: str | None) -> None:
+        """Give ``network`` the model ``spec`` describes (None: the configured one);
+        its sequences, chance and rate budgets start again."""
+        network.carrier.configure(spec.carrier if spec else None)
+        base = self.settings.otp_defaults
+        network.otp_defaults = spec.otp_defaults(base) if spec else base
+        limit, window = self.settings.rate_limit, self.settings.rate_limit_window
+        if spec is not None and spec.rate_limit is not None:
+            limit, window = spec.rate_limit
+        network.limiter.configure(limit, window)
+        scenario_pins = _fixed_pin_rules(spec.fixed_pins) if spec is not None else ()
+        network.fixed_pins = scenario_pins + self._configured_pins
+        network.spec, network.name = spec, (name if spec is not None else None)
+
+    def _use_own_scenario(self, account: str, spec: NetworkSpec | None, name: str | None) -> None:
+        if spec is None:
+            self._forget_own_scenario(account)
+        else:
+            if spec.clock_start is not None or spec.clock_frozen is not None:
+                raise ProviderError(
+                    E.CLOCK_SHARED,
+                    "A scenario for one account may not set the clock: the clock is shared "
+                    "by every account (drop its network.clock, or activate it globally, "
+                    "without 'account', with the admin token)",
+                )
+            own = self._own.get(account)
+            if own is None:
+                if len(self._own) >= self.settings.max_account_scenarios:
+                    raise ProviderError(
+                        E.TOO_MANY_ACCOUNT_SCENARIOS,
+                        f"{self.settings.max_account_scenarios} accounts already have a "
+                        "scenario of their own (--max-account-scenarios): reset an account "
+                        "or DELETE its scenario first",
+                    )
+                own = _Network(
+                    Carrier(self._scheduler, delivers=False),
+                    RateLimiter(self._clock, None, self.settings.rate_limit_window),
+                    self.settings.otp_defaults,
+                    self._configured_pins,
+                )
+            self._configure(own, spec, name)
+            self._own[account] = own
+            self._balances.use_own_default(
+                account, self.settings.default_balance if spec.balance is None else spec.balance
+            )
+        self._bus.publish("account.scenario", {"account": account, **self.scenario_json(account)})
+
+    def _forget_own_scenario(self, account: str) -> None:
+        if self._own.pop(account, None) is not None:
+            self._balances.use_own_default(account, None, own=False)
+
     def _apply_scenario_clock(self) -> bool:
-        """Set the clock as the active scenario says; True if it said anything."""
-        spec = self._scenario
+        """Set the clock as the global scenario says; True if it said anything."""
+        spec = self._global.spec
         if spec is None:
             return False
         if spec.clock_start is not None:
@@ -707,23 +805,35 @@ class Simulator:
             self._clock.freeze(spec.clock_frozen)
         return spec.clock_start is not None or spec.clock_frozen is not None
 
-    def scenario_json(self) -> dict[str, Any]:
-        spec = self._scenario
-        if spec is None:
-            return {"active": False, "name": None, "network": None}
-        return {"active": True, "name": self._scenario_name, "network": spec.to_json()}
+    def scenario_json(self, account: str | None = None) -> dict[str, Any]:
+        """The scenario in force (``GET /_sim/scenario``): the global one, or with
+        ``account`` the one in force for that account (``"own"``: its own, not the
+        global one)."""
+        if account is None:
+            return self._global.to_json()
+        return {**self._network(account).to_json(), "own": account in self._own}
+
+    def account_scenarios(self) -> int:
+        """How many accounts have a scenario of their own."""
+        return len(self._own)
 
     # -- reset -------------------------------------------------------------------------------
 
     def reset(self, account: str | None = None) -> None:
         """Back to a clean state: no OTPs, no messages, the clock as configured at start.
 
-        An active scenario stays active: its sequences start again, and its clock
-        settings (frozen, start) apply again. With ``account``
-        only that account's OTPs, messages and callbacks go; the clock, the rate
-        limits and the scenario, shared by everyone, stay as they are.
+        The global scenario stays active: its sequences start again, and its clock
+        settings (frozen, start) apply again; accounts' own scenarios are forgotten.
+        With ``account`` only that account's OTPs, messages, callbacks, balance and own
+        scenario go; the clock, the global scenario and the other accounts stay as they
+        are.
         """
         if account is not None:
+            if account in self._own:
+                self._forget_own_scenario(account)
+                self._bus.publish(
+                    "account.scenario", {"account": account, **self.scenario_json(account)}
+                )
             self._store.clear(account)
             self._carrier.forget(account)  # its SMS still on their way do not arrive
             for otp_id in [k for k, job in self._expiring.items() if job.ref == account]:
@@ -737,6 +847,8 @@ class Simulator:
         self._carrier.forget()
         self._carrier.configure(self._carrier.network)  # sequences start again
         self._limiter.reset()
+        for own in list(self._own):
+            self._forget_own_scenario(own)
         self._balances.reset()
         self._clock.reset()
         self._apply_scenario_clock()

@@ -44,7 +44,10 @@ def _phone_filter(request: web.Request) -> str | None:
 
 def _account_filter(request: web.Request) -> str | None:
     """``?account=``: only what that credential (API key or OAuth client id) created."""
-    return request.query.get("account") or None
+    account = request.query.get("account") or None
+    if account is not None and len(account) > MAX_CREDENTIAL:
+        raise ProviderError(E.SIM_INVALID_PARAM, too_long("'account'"))
+    return account
 
 
 def _otp_filter(request: web.Request) -> str | None:
@@ -191,8 +194,20 @@ def _clock_changes(
 
 
 async def move_clock(request: web.Request) -> web.Response:
-    """``{"set": iso}``, then ``{"advance": s}``, then ``{"freeze": bool}``, as given."""
+    """``{"set": iso}``, then ``{"advance": s}``, then ``{"freeze": bool}``, as given.
+
+    The clock is shared by every account: ``?account=`` is refused (409 1041) rather
+    than moving everyone's time for one account's test."""
     sim = request.app[SIM]
+    account = _account_filter(request)
+    if account is not None:
+        raise ProviderError(
+            E.CLOCK_SHARED,
+            f"The clock is shared by every account: it cannot be moved for account "
+            f"{account!r} alone (moving it would expire other accounts' OTPs too). Move it "
+            "for everyone without 'account' (with the admin token, if the server has one), "
+            "or give each test run a simulator of its own",
+        )
     advance, at, freeze = _clock_changes(await read_json_object(request), sim.now())
     return json_response(sim.move_clock(to=at, advance=advance, freeze=freeze))
 
@@ -232,7 +247,8 @@ async def resend_callback(request: web.Request) -> web.Response:
 
 
 async def get_scenario(request: web.Request) -> web.Response:
-    return json_response(request.app[SIM].scenario_json())
+    """The global scenario; ``?account=K``: the one in force for K (``own``: its own)."""
+    return json_response(request.app[SIM].scenario_json(_account_filter(request)))
 
 
 async def put_scenario(request: web.Request) -> web.Response:
@@ -240,7 +256,9 @@ async def put_scenario(request: web.Request) -> web.Response:
 
     A rejected scenario changes nothing: the previous one stays active. It is checked
     in a worker thread: a large (or hostile) body does not hold up other clients.
+    ``?account=K``: for K's requests only (it replaces the global one for K, wholly).
     """
+    account = _account_filter(request)
     raw = await request.read()
     try:
         text = raw.decode("utf-8")
@@ -253,14 +271,16 @@ async def put_scenario(request: web.Request) -> web.Response:
     if scenario.network is None:
         raise ProviderError(E.SCENARIO_INVALID, "The scenario has no 'network' to activate")
     sim = request.app[SIM]
-    sim.use_scenario(scenario.network, name=scenario.name)
-    return json_response(sim.scenario_json())
+    sim.use_scenario(scenario.network, name=scenario.name, account=account)
+    return json_response(sim.scenario_json(account))
 
 
 async def delete_scenario(request: web.Request) -> web.Response:
+    """Back to the configured network; ``?account=K``: K back to the global scenario."""
     sim = request.app[SIM]
-    sim.use_scenario(None)
-    return json_response(sim.scenario_json())
+    account = _account_filter(request)
+    sim.use_scenario(None, account=account)
+    return json_response(sim.scenario_json(account))
 
 
 @functools.lru_cache(maxsize=1)
