@@ -192,14 +192,7 @@ class E:
         400,
         "invalid_param",
         1040,
-        "Too many accounts have a scenario of their own (see --max-account-scenarios)",
-        "control",
-    )
-    CLOCK_SHARED = ErrorSpec(
-        409,
-        "conflict",
-        1041,
-        "The clock is shared by every account: it cannot be moved for one account",
+        "Too many accounts have a scenario or clock of their own (see --max-account-scenarios)",
         "control",
     )
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from otpsim import entropy
-from otpsim.clock import Clock, iso, parse_iso
+from otpsim.clock import Clock, ClockView, iso, parse_iso
 from otpsim.config import Settings
 from otpsim.domain import phones, pins
 from otpsim.domain.balance import Balances
@@ -306,7 +306,8 @@ class Simulator:
         simulator clock, at once when the clock jumps past it."""
         token = self._auth.issue_token(client_id, scope)
         value = str(token["access_token"])
-        self._scheduler.at(self._scheduler.now() + self.settings.token_ttl, Kind.TOKEN, value)
+        due = self._scheduler.now(client_id) + self.settings.token_ttl
+        self._scheduler.at(due, Kind.TOKEN, value, view=client_id)
         return token
 
     def live_tokens(self) -> int:
@@ -352,7 +353,17 @@ class Simulator:
 
         ``check_callback_url`` may refuse the ``otpCallbackUrl`` by raising (the server
         refuses a URL that reaches the simulator itself), after the contract's checks.
+        Everything is stamped on the account's clock (its own view, if it has one).
         """
+        with self._scheduler.acting_for(account):
+            return await self._create_otp(body, account, check_callback_url)
+
+    async def _create_otp(
+        self,
+        body: Mapping[str, Any],
+        account: str,
+        check_callback_url: Callable[[str], None] | None,
+    ) -> Otp:
         self._catch_up()
         network = self._network(account)
         request = parse_new_otp(body, network.otp_defaults)
@@ -386,7 +397,7 @@ class Simulator:
             pin = fixed
         text = render(request.template, pin)
         seg = segment(text)
-        now = self._clock.time()
+        now = self._scheduler.now()
         otp = Otp.issue(
             request,
             otp_id=self.new_id(),
@@ -484,7 +495,7 @@ class Simulator:
             spec = E.SERVICE_UNAVAILABLE if fate.status == 503 else E.SERVER_ERROR
             raise ProviderError(spec, f"{spec.message} {why}")
         if fate.action is Action.RATE_LIMIT:
-            reset = math.ceil(self._clock.time() / window) * window
+            reset = math.ceil(self._scheduler.now() / window) * window
             raise ProviderError(
                 E.RATE_LIMITED,
                 f"{E.RATE_LIMITED.message} {why}",
@@ -514,8 +525,9 @@ class Simulator:
         """
         self._catch_up()
         otp = self._find(otp_id, account)
-        if otp.expire_if_due(self._clock.time()):
-            self._changed(otp)
+        with self._scheduler.acting_for(otp.account):
+            if otp.expire_if_due(self._scheduler.now()):
+                self._changed(otp)
         return otp
 
     def list_otps(
@@ -545,14 +557,16 @@ class Simulator:
             pin = str(pin)
         if not isinstance(pin, str) or not pin.strip():
             raise ProviderError(E.PIN_MISSING)
-        self._settle(otp, otp.verify(pin.strip(), self._clock.time()))
+        with self._scheduler.acting_for(otp.account):
+            self._settle(otp, otp.verify(pin.strip(), self._scheduler.now()))
         return otp
 
     def cancel(self, otp_id: str, *, account: str | None = None) -> Otp:
         """``DELETE /otp/{otpId}``: cancel a PENDING OTP."""
         self._catch_up()
         otp = self._find(otp_id, account)
-        self._settle(otp, otp.cancel(self._clock.time()))
+        with self._scheduler.acting_for(otp.account):
+            self._settle(otp, otp.cancel(self._scheduler.now()))
         return otp
 
     def _settle(self, otp: Otp, verdict: Verdict) -> None:
@@ -576,7 +590,9 @@ class Simulator:
         """Schedule a PENDING OTP's expiry, and forget the expiries of OTPs the store has
         forgotten: with ``max_messages`` newer OTPs expecting one, the oldest is gone
         from the store (retention, applied as each was saved), so its job is stale."""
-        job = self._scheduler.at(otp.expires_at, Kind.EXPIRY, otp.otp_id, otp.account)
+        job = self._scheduler.at(
+            otp.expires_at, Kind.EXPIRY, otp.otp_id, otp.account, view=otp.account
+        )
         self._expiring[otp.otp_id] = job
         expiring, kept = self._expiring, self._store.retention.max_messages
         while len(expiring) > kept:
@@ -663,9 +679,7 @@ class Simulator:
                 arrived.set_result(data["id"])
 
         unsubscribe = self._bus.subscribe(listener, "message.delivered")
-        timer = asyncio.ensure_future(
-            self._clock.sleep_until(self._clock.time() + wait, real_timeout=wait)
-        )
+        timer = asyncio.ensure_future(self._sleep_until(account, wait))
         either: set[asyncio.Future[Any]] = {arrived, timer}
         try:
             await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
@@ -682,29 +696,78 @@ class Simulator:
 
     # -- the clock -------------------------------------------------------------------------
 
-    def now(self) -> float:
-        """The simulator's time (Unix seconds)."""
-        return self._scheduler.now()
+    def now(self, account: str | None = None) -> float:
+        """The simulator's time (Unix seconds); with ``account``, on its clock."""
+        return self._scheduler.now() if account is None else self._scheduler.now(account)
 
-    def clock_json(self) -> dict[str, object]:
-        """The clock as ``GET /_sim/clock`` shows it."""
-        return self._clock.snapshot()
+    def _sleep_until(self, account: str | None, wait: float) -> Any:
+        """Wait ``wait`` seconds of ``account``'s clock (at most as many real ones)."""
+        view = self._scheduler.view(account) if account is not None else None
+        clock: Clock | ClockView = view if view is not None else self._clock
+        return clock.sleep_until(clock.time() + wait, real_timeout=wait)
+
+    def clock_json(self, account: str | None = None) -> dict[str, object]:
+        """The clock as ``GET /_sim/clock`` shows it; with ``account``, that account's
+        (``"own"``: whether it has a clock of its own)."""
+        if account is None:
+            return self._clock.snapshot()
+        view = self._scheduler.view(account)
+        shown = view.snapshot() if view is not None else self._clock.snapshot()
+        return {**shown, "own": view is not None}
 
     def move_clock(
-        self, *, to: float | None = None, advance: float | None = None, freeze: bool | None = None
+        self,
+        *,
+        to: float | None = None,
+        advance: float | None = None,
+        freeze: bool | None = None,
+        account: str | None = None,
     ) -> dict[str, object]:
         """Set the clock ``to`` a time, then ``advance`` it, then ``freeze`` or unfreeze
         it (each if given); announce it, then run every job now due, in due-time order,
-        each stamped with its own due time. Returns the clock as ``clock_json``."""
+        each stamped with its own due time. Returns the clock as ``clock_json``.
+
+        With ``account``: that account's own clock (opened at the shared time if it has
+        none), which moves nothing else: its OTPs, SMS, tokens and callbacks run on it.
+        Without: the shared clock, and every account's own clock with it.
+        """
+        if account is not None:
+            view = self._open_view(account)
+            if to is not None:
+                view.set(to)
+            if advance is not None:
+                view.advance(advance)
+            if freeze is not None:
+                view.freeze(freeze)
+            self._scheduler.view_moved()
+            shown = self.clock_json(account)
+            self._bus.publish("account.clock", {**shown, "account": account})
+            self._catch_up()
+            return self.clock_json(account)
+        before = self._clock.time()
         if to is not None:
             self._clock.set(to)
         if advance is not None:
             self._clock.advance(advance)
         if freeze is not None:
             self._clock.freeze(freeze)
+        self._scheduler.shared_moved(self._clock.time() - before)
         self._bus.publish("clock", self._clock.snapshot())
         self._catch_up()
         return self._clock.snapshot()
+
+    def _open_view(self, account: str) -> ClockView:
+        """``account``'s own clock; 400 1040 when too many accounts have one."""
+        view = self._scheduler.view(account)
+        if view is None:
+            if self._scheduler.views() >= self.settings.max_account_scenarios:
+                raise ProviderError(
+                    E.TOO_MANY_ACCOUNT_SCENARIOS,
+                    f"{self.settings.max_account_scenarios} accounts already have a clock "
+                    "of their own (--max-account-scenarios): reset an account first",
+                )
+            view = self._scheduler.open_view(account)
+        return view
 
     # -- scenarios -------------------------------------------------------------------------
 
@@ -739,7 +802,9 @@ class Simulator:
             balance = spec.balance
         self._balances.use_default(balance)
         self._bus.publish("scenario", self.scenario_json())
+        before = self._clock.time()
         if not keep_clock and self._apply_scenario_clock():
+            self._scheduler.shared_moved(self._clock.time() - before)
             self._bus.publish("clock", self._clock.snapshot())
             self._catch_up()
 
@@ -761,13 +826,6 @@ class Simulator:
         if spec is None:
             self._forget_own_scenario(account)
         else:
-            if spec.clock_start is not None or spec.clock_frozen is not None:
-                raise ProviderError(
-                    E.CLOCK_SHARED,
-                    "A scenario for one account may not set the clock: the clock is shared "
-                    "by every account (drop its network.clock, or activate it globally, "
-                    "without 'account', with the admin token)",
-                )
             own = self._own.get(account)
             if own is None:
                 if len(self._own) >= self.settings.max_account_scenarios:
@@ -789,6 +847,9 @@ class Simulator:
                 account, self.settings.default_balance if spec.balance is None else spec.balance
             )
         self._bus.publish("account.scenario", {"account": account, **self.scenario_json(account)})
+        if spec is not None and (spec.clock_start is not None or spec.clock_frozen is not None):
+            # Its clock settings set the account's own clock, not the shared one.
+            self.move_clock(to=spec.clock_start, freeze=spec.clock_frozen, account=account)
 
     def _forget_own_scenario(self, account: str) -> None:
         if self._own.pop(account, None) is not None:
@@ -839,6 +900,7 @@ class Simulator:
             for otp_id in [k for k, job in self._expiring.items() if job.ref == account]:
                 self._expiry_done(otp_id)
             self._balances.reset(account)
+            self._scheduler.close_view(account)  # back on the shared clock
             self._bus.publish("reset", {**self._clock.snapshot(), "account": account})
             return
         self._store.clear()
@@ -849,6 +911,7 @@ class Simulator:
         self._limiter.reset()
         for own in list(self._own):
             self._forget_own_scenario(own)
+        self._scheduler.close_views()
         self._balances.reset()
         self._clock.reset()
         self._apply_scenario_clock()

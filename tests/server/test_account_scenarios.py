@@ -57,7 +57,9 @@ async def test_an_oauth_client_is_the_account_its_tokens_act_as(client: Any) -> 
 
 
 async def test_an_accounts_scenario_replaces_the_global_one_wholly(client: Any) -> None:
-    everyone = "network:\n  defaults: {ttl: 900}\n  rules:\n    - {match: '*', deliver: {delay: 30}}\n"
+    everyone = (
+        "network:\n  defaults: {ttl: 900}\n  rules:\n    - {match: '*', deliver: {delay: 30}}\n"
+    )
     assert (await put(client, everyone)).status == 200
     own = "network:\n  defaults: {pinLength: 8}\n"
     assert (await put(client, own, "alice")).status == 200
@@ -76,7 +78,9 @@ async def test_an_accounts_scenario_replaces_the_global_one_wholly(client: Any) 
 
 
 async def test_sequences_count_per_account(client: Any) -> None:
-    flaky = "network:\n  rules:\n    - match: '*'\n      sequence: [{error: 500}, {deliver: true}]\n"
+    flaky = (
+        "network:\n  rules:\n    - match: '*'\n      sequence: [{error: 500}, {deliver: true}]\n"
+    )
     assert (await put(client, flaky)).status == 200
     assert (await put(client, flaky, "alice")).status == 200
     # Each network counts its own steps: alice's first request fails, so does bob's.
@@ -119,7 +123,9 @@ async def test_resetting_an_account_forgets_its_scenario(client: Any) -> None:
     assert (mine["active"], mine["own"]) == (False, False)
 
 
-async def test_the_number_of_account_scenarios_is_bounded(make_client: Any) -> None:
+async def test_the_number_of_account_scenarios_and_clocks_is_bounded(
+    make_client: Any,
+) -> None:
     client = await make_client(max_account_scenarios=2)
     for account in ("a", "b"):
         assert (await put(client, DOWN, account)).status == 200
@@ -128,17 +134,24 @@ async def test_the_number_of_account_scenarios_is_bounded(make_client: Any) -> N
     assert "--max-account-scenarios" in body["message"]
     assert (await client.post("/_sim/reset", params={"account": "a"})).status == 200
     assert (await put(client, DOWN, "c")).status == 200
+    # Clocks of their own are bounded by the same setting.
+    for account in ("a", "b"):
+        move = await client.post("/_sim/clock", json={"advance": 1}, params={"account": account})
+        assert move.status == 200
+    move = await client.post("/_sim/clock", json={"advance": 1}, params={"account": "c"})
+    await expect_error(move, 400, "invalid_param", 1040)
 
 
-async def test_an_account_may_not_move_the_shared_clock(client: Any) -> None:
-    resp = await client.post("/_sim/clock", json={"advance": 400}, params={"account": "alice"})
-    body = await expect_error(resp, 409, "conflict", 1041)
-    assert "shared" in body["message"]
-    clocked = "network:\n  clock: {frozen: true}\n"
-    await expect_error(await put(client, clocked, "alice"), 409, "conflict", 1041)
-    assert (await (await client.get("/_sim/scenario", params={"account": "alice"})).json())[
-        "own"
-    ] is False
+async def test_an_accounts_scenario_clock_sets_its_own_clock(client: Any) -> None:
+    shared = await (await client.get("/_sim/clock")).json()
+    clocked = "network:\n  clock: {frozen: true, start: '2031-06-01T00:00:00Z'}\n"
+    assert (await put(client, clocked, "alice")).status == 200
+    mine = await (await client.get("/_sim/clock", params={"account": "alice"})).json()
+    assert (mine["now"], mine["own"]) == ("2031-06-01T00:00:00.000Z", True)
+    assert (await (await client.get("/_sim/clock")).json())["now"] == shared["now"]
+    otp = await (await post_otp(client, ALICE)).json()
+    stored = await (await client.get(f"/_sim/otps/{otp['otpId']}")).json()
+    assert stored["dateCreated"] == "2031-06-01T00:00:00.000Z"
 
 
 async def test_with_an_admin_token_an_account_may_set_itself_up_only(make_client: Any) -> None:
