@@ -287,3 +287,62 @@ def test_several_problems_in_one_step_are_each_a_line() -> None:
         "s.yaml:4: steps[0].latest.wait: expected a number from 0 to 120, got 'soon'",
         "s.yaml:5: steps[0].latest.colour: unknown key (expected one of: phoneNumber, otpId, wait)",
     ]
+
+
+def test_every_problem_inside_one_network_block_is_reported() -> None:
+    text = """network:
+  seed: -1
+  magic_numbers: maybe
+  clock: {frozen: sometimes, start: yesterday}
+  defaults: {ttl: 5, pinLength: 99, colour: blue}
+  rate_limit: {limit: 0, window: -1}
+  balance: lots
+  fixed_pins:
+    - {match: "+33612345678", pin: 123456}
+    - {match: "not a number", pin: "12"}
+"""
+    problems = problems_of(text)
+    where = [p.split(": ")[0] + ": " + p.split(": ")[1] for p in problems]
+    assert where == [
+        "s.yaml:2: network.seed",
+        "s.yaml:3: network.magic_numbers",
+        "s.yaml:4: network.clock.frozen",
+        "s.yaml:4: network.clock.start",
+        "s.yaml:5: network.defaults.colour",  # on one line: in the order found
+        "s.yaml:5: network.defaults.ttl",
+        "s.yaml:5: network.defaults.pinLength",
+        "s.yaml:6: network.rate_limit.limit",
+        "s.yaml:6: network.rate_limit.window",
+        "s.yaml:7: network.balance",
+        "s.yaml:9: network.fixed_pins[0].pin",
+        "s.yaml:10: network.fixed_pins[1].match",
+        "s.yaml:10: network.fixed_pins[1].pin",
+    ]
+
+
+def test_every_problem_inside_one_rule_is_reported() -> None:
+    text = """network:
+  rules:
+    - match: "+33612345678"
+      chance: 2
+      note: [a list]
+      latency: -1
+      deliver: {delay: soon}
+      colour: blue
+    - sequence:
+        - {error: 404}
+        - {reject: yes please, delay: 5}
+"""
+    problems = problems_of(text)
+    where = [p.split(": ")[0] + ": " + p.split(": ")[1] for p in problems]
+    assert where == [
+        "s.yaml:4: network.rules[0].chance",
+        "s.yaml:5: network.rules[0].note",
+        "s.yaml:6: network.rules[0].latency",
+        "s.yaml:7: network.rules[0].deliver.delay",
+        "s.yaml:8: network.rules[0].colour",
+        "s.yaml:9: network.rules[1]",
+        "s.yaml:10: network.rules[1].sequence[0].error",
+        "s.yaml:11: network.rules[1].sequence[1].delay",
+        "s.yaml:11: network.rules[1].sequence[1].reject",
+    ]
