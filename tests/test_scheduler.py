@@ -136,7 +136,7 @@ async def test_the_loop_runs_jobs_when_the_clock_reaches_them() -> None:
 
 
 def test_a_views_jobs_run_on_its_own_clock_in_due_order_each_at_its_due_time() -> None:
-    clock, scheduler, ran = scheduler_at()
+    _, scheduler, ran = scheduler_at()
     alice = scheduler.open_view("alice")
     scheduler.open_view("bob")
     scheduler.at(1300, Kind.EXPIRY, "alice-expiry", view="alice")

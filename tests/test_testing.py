@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import threading
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
