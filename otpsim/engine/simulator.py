@@ -28,7 +28,7 @@ import itertools
 import math
 import random
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -700,7 +700,7 @@ class Simulator:
         """The simulator's time (Unix seconds); with ``account``, on its clock."""
         return self._scheduler.now() if account is None else self._scheduler.now(account)
 
-    def _sleep_until(self, account: str | None, wait: float) -> Any:
+    def _sleep_until(self, account: str | None, wait: float) -> Coroutine[Any, Any, bool]:
         """Wait ``wait`` seconds of ``account``'s clock (at most as many real ones)."""
         view = self._scheduler.view(account) if account is not None else None
         clock: Clock | ClockView = view if view is not None else self._clock
@@ -788,9 +788,9 @@ class Simulator:
 
         With ``account``: for that account only (its requests, by API key or OAuth
         client id), replacing the global model for it wholly (no merging); None
-        forgets it (the global model applies again). The clock is shared, so such a
-        scenario may not set it (409 ``clock_shared``); at most
-        ``settings.max_account_scenarios`` accounts have one (400 1040 beyond).
+        forgets it (the global model applies again). Its clock settings set the
+        account's own clock. At most ``settings.max_account_scenarios`` accounts have a
+        scenario, and as many a clock, of their own (400 1040 beyond: nothing changes).
         """
         spec = network
         if account is not None:
@@ -827,14 +827,16 @@ class Simulator:
             self._forget_own_scenario(account)
         else:
             own = self._own.get(account)
+            if own is None and len(self._own) >= self.settings.max_account_scenarios:
+                raise ProviderError(
+                    E.TOO_MANY_ACCOUNT_SCENARIOS,
+                    f"{self.settings.max_account_scenarios} accounts already have a "
+                    "scenario of their own (--max-account-scenarios): reset an account "
+                    "or DELETE its scenario first",
+                )
+            if spec.clock_start is not None or spec.clock_frozen is not None:
+                self._open_view(account)  # refused (1040) before anything changes
             if own is None:
-                if len(self._own) >= self.settings.max_account_scenarios:
-                    raise ProviderError(
-                        E.TOO_MANY_ACCOUNT_SCENARIOS,
-                        f"{self.settings.max_account_scenarios} accounts already have a "
-                        "scenario of their own (--max-account-scenarios): reset an account "
-                        "or DELETE its scenario first",
-                    )
                 own = _Network(
                     Carrier(self._scheduler, delivers=False),
                     RateLimiter(self._clock, None, self.settings.rate_limit_window),
