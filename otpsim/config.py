@@ -84,6 +84,7 @@ class Settings:
     callback_max_pending_per_receiver: int = 1_000  # ... for one receiver
     shutdown_grace: float = 5.0  # seconds in-flight callbacks get on shutdown
     scenario: str | None = None  # a scenario file whose network is active from the start
+    max_account_scenarios: int = 1_000  # accounts with a scenario (or clock) of their own
     # Storage: memory (the default), or SQLite at this path (survives restarts).
     db: str | None = None
     db_sync: str = "normal"  # "full": also survive a power cut (an fsync per write)
@@ -696,6 +697,14 @@ OPTIONS: tuple[Option, ...] = (
         _db_sync,
         "normal (survives a crash) or full (also a power cut; slower)",
         "MODE",
+    ),
+    Option(
+        "max_account_scenarios",
+        "--max-account-scenarios",
+        ("max_account_scenarios",),
+        _positive_int,
+        "at most this many accounts have a scenario, and as many a clock, of their own (?account=)",
+        "N",
     ),
     Option(
         "max_messages",

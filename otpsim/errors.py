@@ -193,6 +193,13 @@ class E:
         "This simulator asks for its admin token: send 'Authorization: Bearer <admin token>'",
         "control",
     )
+    TOO_MANY_ACCOUNT_SCENARIOS = ErrorSpec(
+        400,
+        "invalid_param",
+        1040,
+        "Too many accounts have a scenario or clock of their own (see --max-account-scenarios)",
+        "control",
+    )
 
     # The HTTP edge: who may reach the control API, and connections that misbehave.
     HOST_NOT_ALLOWED = ErrorSpec(

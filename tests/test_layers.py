@@ -32,6 +32,7 @@ FACE = frozenset({
     "create_otp", "validate_number", "get_otp", "list_otps", "status_counts", "verify",
     "cancel", "fault_for", "messages", "latest_message", "wait_latest_message", "clear_messages",
     "now", "clock_json", "move_clock", "use_scenario", "scenario_json", "reset",
+    "account_of", "account_scenarios",
 })  # fmt: skip
 
 

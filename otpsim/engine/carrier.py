@@ -292,9 +292,12 @@ class Network:
 
 
 class Carrier:
-    def __init__(self, scheduler: Scheduler) -> None:
+    def __init__(self, scheduler: Scheduler, *, delivers: bool = True) -> None:
+        """``delivers``: this carrier runs the scheduler's SMS jobs (the simulator's
+        main one); an account's own carrier (its scenario's rules) only decides."""
         self._scheduler = scheduler
-        scheduler.handle(Kind.SMS, self._arrive, self._on_its_way)
+        if delivers:
+            scheduler.handle(Kind.SMS, self._arrive, self._on_its_way)
         self.network = Network()
         self._rng = random.Random()
         self._counters: dict[tuple[int, Endpoint, str], int] = {}

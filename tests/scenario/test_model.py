@@ -378,3 +378,62 @@ def test_endpoint_and_fault_errors_name_file_line_and_what_was_expected(
 )  # fmt: skip
 def test_retry_after_errors(text: str, expected: str) -> None:
     assert expected in error_of(text)
+
+
+def test_every_problem_inside_one_network_block_is_reported() -> None:
+    text = """network:
+  seed: -1
+  magic_numbers: maybe
+  clock: {frozen: sometimes, start: yesterday}
+  defaults: {ttl: 5, pinLength: 99, colour: blue}
+  rate_limit: {limit: 0, window: -1}
+  balance: lots
+  fixed_pins:
+    - {match: "+33612345678", pin: 123456}
+    - {match: "not a number", pin: "12"}
+"""
+    problems = problems_of(text)
+    where = [p.split(": ")[0] + ": " + p.split(": ")[1] for p in problems]
+    assert where == [
+        "s.yaml:2: network.seed",
+        "s.yaml:3: network.magic_numbers",
+        "s.yaml:4: network.clock.frozen",
+        "s.yaml:4: network.clock.start",
+        "s.yaml:5: network.defaults.colour",  # on one line: in the order found
+        "s.yaml:5: network.defaults.ttl",
+        "s.yaml:5: network.defaults.pinLength",
+        "s.yaml:6: network.rate_limit.limit",
+        "s.yaml:6: network.rate_limit.window",
+        "s.yaml:7: network.balance",
+        "s.yaml:9: network.fixed_pins[0].pin",
+        "s.yaml:10: network.fixed_pins[1].match",
+        "s.yaml:10: network.fixed_pins[1].pin",
+    ]
+
+
+def test_every_problem_inside_one_rule_is_reported() -> None:
+    text = """network:
+  rules:
+    - match: "+33612345678"
+      chance: 2
+      note: [a list]
+      latency: -1
+      deliver: {delay: soon}
+      colour: blue
+    - sequence:
+        - {error: 418}
+        - {reject: yes please, delay: 5}
+"""
+    problems = problems_of(text)
+    where = [p.split(": ")[0] + ": " + p.split(": ")[1] for p in problems]
+    assert where == [
+        "s.yaml:4: network.rules[0].chance",
+        "s.yaml:5: network.rules[0].note",
+        "s.yaml:6: network.rules[0].latency",
+        "s.yaml:7: network.rules[0].deliver.delay",
+        "s.yaml:8: network.rules[0].colour",
+        "s.yaml:9: network.rules[1]",
+        "s.yaml:10: network.rules[1].sequence[0].error",
+        "s.yaml:11: network.rules[1].sequence[1].delay",
+        "s.yaml:11: network.rules[1].sequence[1].reject",
+    ]
