@@ -17,7 +17,9 @@ ROWS = [
     "otpsim GET /otp/{id}",
     "otpsim full flow (create, read PIN, verify)",
     "otpsim inbox push (create -> ws event)",
+    "otpsim POST /otp at the cap (memory)",
     "otpsim POST /otp (sqlite)",
+    "otpsim POST /otp at the cap (sqlite)",
     "RSS after 20,000 OTPs (in-process)",
 ]
 
