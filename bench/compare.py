@@ -16,7 +16,9 @@ SPEC is ``name=kind[:args]``, kinds:
   before/after), e.g. ``old=@/tmp/otpsim-main,otpsim:``.
 
 Each server is pinned to CPU 0 and wrk to CPU 1. Prints, per spec, the median req/s
-over its rounds, p99, and the ratio to the first spec.
+over its rounds and its ratio to the first spec, the server's CPU time per request
+(from /proc: far less sensitive to other load on the machine than req/s) and the ratio
+of the first spec's to it, and p99.
 """
 
 from __future__ import annotations
@@ -73,17 +75,21 @@ def main() -> int:
     servers: dict[str, Server] = {}
     rates: dict[str, list[float]] = {}
     p99: dict[str, list[float]] = {}
+    cost: dict[str, list[float]] = {}  # server CPU microseconds per request
     try:
         for spec in args.specs:
             name, _, kind = spec.partition("=")
             servers[name] = start(kind)
-            rates[name], p99[name] = [], []
+            rates[name], p99[name], cost[name] = [], [], []
         for server in servers.values():
             if args.warmup:
                 wrk(server.url + args.path, "POST", BODY, args.warmup, args.connections)
         for _ in range(args.rounds):
             for name, server in servers.items():
+                cpu = server.cpu_seconds()
                 row = wrk(server.url + args.path, "POST", BODY, args.seconds, args.connections)
+                requests = (row.rate or 0.0) * max(1, round(args.seconds))
+                cost[name].append((server.cpu_seconds() - cpu) / max(requests, 1) * 1e6)
                 rates[name].append(row.rate or 0.0)
                 p99[name].append(row.p99_ms or 0.0)
                 if row.note:
@@ -91,13 +97,16 @@ def main() -> int:
     finally:
         for server in servers.values():
             server.stop()
-    first = statistics.median(rates[next(iter(rates))])
-    for name in servers:
-        median = statistics.median(rates[name])
+    names = list(servers)
+    first = statistics.median(rates[names[0]])
+    first_cost = statistics.median(cost[names[0]])
+    for name in names:
+        median, us = statistics.median(rates[name]), statistics.median(cost[name])
         runs = " ".join(f"{r:,.0f}" for r in rates[name])
         print(
-            f"{name:>14}: {median:8,.0f} req/s  p99 {statistics.median(p99[name]):6.2f} ms  "
-            f"{median / first:5.2f} x {next(iter(rates))}   (runs: {runs})"
+            f"{name:>14}: {median:8,.0f} req/s ({median / first:4.2f} x {names[0]})  "
+            f"CPU {us:6.1f} us/req ({first_cost / us:4.2f} x)  "
+            f"p99 {statistics.median(p99[name]):6.2f} ms   (runs: {runs})"
         )
     return 0
 

@@ -110,6 +110,11 @@ class Server:
                 return int(line.split()[1]) / 1024
         return float("nan")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU the server has used so far (its threads included)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -122,8 +127,8 @@ class Server:
 
 def otpsim(*args: str) -> Server:
     port = free_port()
-    command = [sys.executable, "-m", "otpsim", "serve", "--port", str(port),
-               "--log-level", "warning", *args]  # fmt: skip
+    # The defaults a user runs (the info log level included), stderr to a file.
+    command = [sys.executable, "-m", "otpsim", "serve", "--port", str(port), *args]  # fmt: skip
     return Server(command, "/_sim/health", port)
 
 
@@ -132,7 +137,7 @@ def prefilled(count: int, *args: str) -> Server:
     at the default cap, every request evicts the oldest."""
     port = free_port()
     command = [sys.executable, str(HERE / "prefilled.py"), str(count), "--port", str(port),
-               "--log-level", "warning", *args]  # fmt: skip
+               *args]  # fmt: skip
     return Server(command, "/_sim/health", port, timeout=180)
 
 
