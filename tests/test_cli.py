@@ -356,3 +356,15 @@ def test_errors_in_json_mode_are_json_too() -> None:
     record = json.loads(line)
     assert (record["level"], record["logger"]) == ("error", "otpsim")
     assert record["msg"].startswith("--port: expected a port from 0 to 65535")
+
+
+def test_help_imports_no_server() -> None:
+    """``otpsim --help`` (and ``wait``, ``tail``) start in a blink: the CLI module imports
+    neither the server, nor asyncio, nor urllib (issue 18: --help took ~0.5 s)."""
+    code = (
+        "import sys, otpsim.cli; "
+        "print(sorted(m for m in ('asyncio', 'aiohttp', 'urllib.request', 'yaml', "
+        "'otpsim.server.app', 'otpsim.clock') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stderr
