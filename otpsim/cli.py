@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import logging
 import os
 import signal
 import sys
@@ -17,7 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from otpsim import __version__, logs
+from otpsim import __version__
 from otpsim.config import DEFAULT_PORT, OPTIONS, Settings, is_loopback, load_settings
 from otpsim.errors import OtpsimError
 
@@ -152,6 +151,10 @@ def _cli_values(args: argparse.Namespace) -> dict[str, Any]:
 def json_record(msg: str, level: str = "info", **fields: Any) -> str:
     """One line as ``--log-format json`` writes it (``ts``, ``level``, ``logger``, ``msg``
     and the fields), for what the command itself prints."""
+    import logging
+
+    from otpsim import logs
+
     record = logging.makeLogRecord(
         {
             "name": "otpsim",
@@ -559,6 +562,8 @@ def _command(args: argparse.Namespace) -> int:
             print(f"otpsim {version} is ready at {url}")
             return 0
         settings = load_settings(cli=_cli_values(args), config_path=args.config)
+        from otpsim import logs
+
         logs.configure(settings.log_level, settings.log_format)
         import asyncio
 

@@ -13,6 +13,8 @@ BENCH = Path(__file__).resolve().parents[1] / "bench" / "run.py"
 ROWS = [
     "ceiling: bare aiohttp POST /otp",
     "reference: bare aiohttp that reads and parses the body",
+    "reference: lean aiohttp app doing the contract's per-request work",
+    "reference: the lean app, also keeping OTP and message",
     "otpsim POST /otp (memory)",
     "otpsim GET /otp/{id}",
     "otpsim full flow (create, read PIN, verify)",

@@ -364,7 +364,7 @@ def test_help_imports_no_server() -> None:
     code = (
         "import sys, otpsim.cli; "
         "print(sorted(m for m in ('asyncio', 'aiohttp', 'urllib.request', 'yaml', "
-        "'otpsim.server.app', 'otpsim.clock') if m in sys.modules))"
+        "'otpsim.server.app', 'otpsim.clock', 'logging') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr
