@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 import uuid
 from typing import Any
 
 from otpsim import cli, logs
-from otpsim.config import load_settings
+from otpsim.config import Settings, load_settings
 from otpsim.domain.message import Message
 from otpsim.domain.otp import Otp, OtpRequest
 from otpsim.server import app as app_module
-from otpsim.server.keys import SIM
+from otpsim.store.memory import MemoryStore
+from otpsim.store.retention import Retention
+from otpsim.store.sqlite import SqliteStore
 
 
-def prefill(sim: Any, count: int) -> None:
-    store = sim._store
-    now = sim._clock.time()
+def prefill(store: Any, count: int) -> None:
+    now = time.time()  # the simulator's clock starts at the real time by default
     request = OtpRequest(
         "+33612345678", "FR", "OTPSIM", "Your code is {{pin}}", None, 300, 3, "numbers", 6,
         None, None,
@@ -46,10 +48,15 @@ def main() -> None:
     count = int(sys.argv[1])
     original = app_module.create_app
 
-    def create_app(*args: Any, **kwargs: Any) -> Any:
-        app = original(*args, **kwargs)
-        prefill(app[SIM], count)
-        return app
+    def create_app(settings: Settings, **kwargs: Any) -> Any:
+        retention = Retention(settings.max_messages, settings.max_age)
+        store: MemoryStore | SqliteStore = (
+            SqliteStore(settings.db, retention=retention, durability=settings.db_sync)
+            if settings.db
+            else MemoryStore(retention)
+        )
+        prefill(store, count)
+        return original(settings, store=store, **kwargs)
 
     app_module.create_app = create_app  # type: ignore[assignment]
     parser = cli._parser()
