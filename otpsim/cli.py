@@ -7,29 +7,25 @@ Every ``serve`` flag has an ``OTPSIM_*`` environment twin and a config-file key 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import json
-import logging
 import os
 import signal
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from otpsim import __version__, logs
-from otpsim.clock import iso
+from otpsim import __version__
 from otpsim.config import DEFAULT_PORT, OPTIONS, Settings, is_loopback, load_settings
 from otpsim.errors import OtpsimError
 
 if TYPE_CHECKING:
     from otpsim.scenario.model import Scenario
 
-# Each command imports what it runs (the server, the scenario parser) when it runs:
-# `otpsim tail` or `otpsim wait` need neither.
+# Each command imports what it runs (the server, the scenario parser, asyncio, urllib)
+# when it runs: `otpsim --help`, `otpsim tail` or `otpsim wait` need none of them
+# (tests/test_cli.py checks that --help stays light).
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -161,6 +157,10 @@ def _cli_values(args: argparse.Namespace) -> dict[str, Any]:
 def json_record(msg: str, level: str = "info", **fields: Any) -> str:
     """One line as ``--log-format json`` writes it (``ts``, ``level``, ``logger``, ``msg``
     and the fields), for what the command itself prints."""
+    import logging
+
+    from otpsim import logs
+
     record = logging.makeLogRecord(
         {
             "name": "otpsim",
@@ -194,8 +194,11 @@ def _url(host: str, port: int) -> str:
 
 async def serve(settings: Settings, *, out: Any = None) -> None:
     """Run until SIGINT or SIGTERM; print where the API and the inbox are."""
+    import asyncio
+
     from aiohttp import web
 
+    from otpsim.clock import iso
     from otpsim.scenario.model import load_scenario
     from otpsim.server.app import create_app
     from otpsim.server.callbacks import points_at_self
@@ -315,6 +318,8 @@ async def collect_garbage_on_schedule(every: float = FULL_COLLECTION_EVERY) -> N
     ``otpsim serve`` does this: embedded in a test process, the process's GC is left
     alone.
     """
+    import asyncio
+
     young, middle, old = gc.get_threshold()
     gc.set_threshold(young, middle, 1_000_000_000)
     try:
@@ -327,6 +332,9 @@ async def collect_garbage_on_schedule(every: float = FULL_COLLECTION_EVERY) -> N
 
 def wait_ready(url: str, timeout: float) -> str:
     """Poll ``url/_sim/health`` until it answers 200; returns the simulator's version."""
+    import urllib.error
+    import urllib.request
+
     health = url.rstrip("/") + "/_sim/health"
     give_up = time.monotonic() + timeout
     last = "no answer yet"
@@ -417,6 +425,8 @@ def _run(
     """Exit 0: every scenario passed; 1: some failed (an answer was not as expected);
     2: some errored (could not be carried out), or a file is malformed (nothing runs).
     A target nothing answers at is said once, and stops the run."""
+    import asyncio
+
     from otpsim.scenario import report
     from otpsim.scenario.runner import ScenarioResult, run_scenario, unreachable
 
@@ -571,7 +581,11 @@ def _command(args: argparse.Namespace) -> int:
             print(f"otpsim {version} is ready at {url}")
             return 0
         settings = load_settings(cli=_cli_values(args), config_path=args.config)
+        from otpsim import logs
+
         logs.configure(settings.log_level, settings.log_format)
+        import asyncio
+
         asyncio.run(serve(settings))
         return 0
     except OtpsimError as exc:

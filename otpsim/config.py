@@ -752,7 +752,8 @@ OPTIONS: tuple[Option, ...] = (
         "--log-level",
         ("log_level",),
         _log_level,
-        "debug, info, warning or error",
+        "info (a line per SMS, callback attempt and request answered with an error), "
+        "debug (also every request), warning or error",
         "LEVEL",
     ),
     Option(

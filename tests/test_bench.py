@@ -13,11 +13,15 @@ BENCH = Path(__file__).resolve().parents[1] / "bench" / "run.py"
 ROWS = [
     "ceiling: bare aiohttp POST /otp",
     "reference: bare aiohttp that reads and parses the body",
+    "reference: lean aiohttp app doing the contract's per-request work",
+    "reference: the lean app, also keeping OTP and message",
     "otpsim POST /otp (memory)",
     "otpsim GET /otp/{id}",
     "otpsim full flow (create, read PIN, verify)",
     "otpsim inbox push (create -> ws event)",
+    "otpsim POST /otp at the cap (memory)",
     "otpsim POST /otp (sqlite)",
+    "otpsim POST /otp at the cap (sqlite)",
     "RSS after 20,000 OTPs (in-process)",
 ]
 

@@ -23,7 +23,7 @@ from otpsim.config import Settings
 from otpsim.engine import Caller, Simulator
 from otpsim.errors import E, ProviderError
 from otpsim.events import Event
-from otpsim.logs import mask_pin
+from otpsim.logs import log_line, mask_pin
 from otpsim.server import control, inbox, provider, security
 from otpsim.server.callbacks import INSTANCE_HEADER, CallbackDispatcher
 from otpsim.server.edge import Streams
@@ -65,14 +65,13 @@ def log_sms(settings: Settings) -> Callable[[Event], None]:
             return
         m = event.data
         text = mask_pin(m["text"], m["pin"], settings.log_pins)
-        sms_log.info(
-            "SMS to %s from %s: %s",
-            m["phoneNumber"], m["from"], text,
-            extra={"fields": {
+        log_line(
+            sms_log, logging.INFO, f"SMS to {m['phoneNumber']} from {m['from']}: {text}",
+            {
                 "message_id": m["id"], "otp_id": m["otpId"], "account": m["account"],
                 "phone": m["phoneNumber"], "text": text, "parts": m["parts"],
                 "encoding": m["encoding"],
-            }},
+            },
         )  # fmt: skip
 
     return listener
@@ -87,7 +86,7 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     3. for provider API routes (named ``api.*``): who is calling, and their rate budget;
     4. the handler, and every error raised anywhere answered in the provider's shape;
     5. for anything but GET: what the request changed is on disk before the answer;
-    6. headers, metrics and one access-log line.
+    6. headers, metrics and an access-log line (info: errors only; debug: every request).
 
     One function rather than a stack: each aiohttp middleware layer costs a coroutine
     per request, and the steps are easier to follow in one place.
@@ -197,17 +196,19 @@ def _finish(request: web.Request, response: web.StreamResponse, started: float) 
                 headers.setdefault(name, value)  # an error's own headers win
     route = request.match_info.route.name or "unmatched"
     request.app[METRICS].observe(route, request.method, response.status, elapsed)
-    if access_log.isEnabledFor(logging.INFO):
+    # At info, a line for each request answered with an error; every request at debug.
+    level = logging.INFO if response.status >= 400 else logging.DEBUG
+    if access_log.isEnabledFor(level):
         principal = request.get(PRINCIPAL)
-        access_log.info(
-            "%s %s %d %.1fms",
-            request.method, request.path, response.status, elapsed * 1000,
-            extra={"fields": {
+        log_line(
+            access_log, level,
+            f"{request.method} {request.path} {response.status} {elapsed * 1000:.1f}ms",
+            {
                 "request_id": request[REQUEST_ID], "method": request.method,
                 "path": request.path, "route": route, "status": response.status,
                 "duration_ms": round(elapsed * 1000, 3),
                 "account": principal.account if principal else None,
-            }},
+            },
         )  # fmt: skip
 
 

@@ -1,4 +1,5 @@
-"""The in-memory store (the default): dicts in insertion order, indexed by phone."""
+"""The in-memory store (the default): maps in insertion order, indexed by phone, with
+retention applied in O(1) per insert (:class:`RetainedMap`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import TypeVar
 from otpsim.domain.message import Message, SmsStatus
 from otpsim.domain.otp import Otp, Status
 from otpsim.store import Journal
-from otpsim.store.retention import Retention
+from otpsim.store.retention import RetainedMap, Retention
 
 T = TypeVar("T")
 
@@ -19,34 +20,31 @@ def _take(items: Iterable[T], limit: int | None) -> list[T]:
     return list(items if limit is None else islice(items, limit))
 
 
+def _created(item: Otp | Message) -> float:
+    return item.created_at
+
+
 class MemoryStore:
     journal: Journal | None = None  # nothing survives a restart
 
     def __init__(self, retention: Retention | None = None) -> None:
         self.retention = retention or Retention()
-        self._otps: dict[str, Otp] = {}
-        self._messages: dict[str, Message] = {}
+        self._otp_map: RetainedMap[Otp] = RetainedMap(self.retention, _created)
+        self._message_map: RetainedMap[Message] = RetainedMap(
+            self.retention, _created, on_evict=self._unindex
+        )
+        # Read-only views of the live entries, in insertion order.
+        self._otps = self._otp_map.as_dict()
+        self._messages = self._message_map.as_dict()
         self._messages_by_phone: defaultdict[str, dict[str, Message]] = defaultdict(dict)
 
     # -- OTPs ------------------------------------------------------------------------
 
     def save_otp(self, otp: Otp) -> None:
-        new = otp.otp_id not in self._otps
-        self._otps[otp.otp_id] = otp
-        if new:
-            self._prune_otps(otp.created_at)
-
-    def _prune_otps(self, now: float) -> None:
-        """Retention at insert time: the oldest go first (dicts keep insertion order)."""
-        cutoff = self.retention.cutoff(now)
-        while self._otps:
-            oldest = next(iter(self._otps.values()))
-            if oldest.created_at >= cutoff and len(self._otps) <= self.retention.max_messages:
-                return
-            self._drop_otp(oldest)
+        self._otp_map.put(otp.otp_id, otp)
 
     def _drop_otp(self, otp: Otp) -> None:
-        del self._otps[otp.otp_id]
+        self._otp_map.pop(otp.otp_id)
 
     def get_otp(self, otp_id: str) -> Otp | None:
         return self._otps.get(otp_id)
@@ -80,21 +78,17 @@ class MemoryStore:
     # -- messages --------------------------------------------------------------------
 
     def save_message(self, message: Message) -> None:
-        new = message.message_id not in self._messages
-        self._messages[message.message_id] = message
         self._messages_by_phone[message.phone_number][message.message_id] = message
-        if new:
-            cutoff = self.retention.cutoff(message.created_at)
-            while self._messages:
-                oldest = next(iter(self._messages.values()))
-                too_many = len(self._messages) > self.retention.max_messages
-                if oldest.created_at >= cutoff and not too_many:
-                    break
-                self._drop_message(oldest)
+        self._message_map.put(message.message_id, message)
 
     def _drop_message(self, message: Message) -> None:
-        del self._messages[message.message_id]
-        by_phone = self._messages_by_phone[message.phone_number]
+        self._message_map.pop(message.message_id)
+        self._unindex(message)
+
+    def _unindex(self, message: Message) -> None:
+        by_phone = self._messages_by_phone.get(message.phone_number)
+        if by_phone is None:
+            return
         by_phone.pop(message.message_id, None)
         if not by_phone:
             del self._messages_by_phone[message.phone_number]

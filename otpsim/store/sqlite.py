@@ -40,7 +40,6 @@ import asyncio
 import contextlib
 import fcntl
 import logging
-import math
 import os
 import sqlite3
 import threading
@@ -54,7 +53,7 @@ from otpsim.domain.message import Message, SmsStatus
 from otpsim.domain.otp import Otp
 from otpsim.errors import OtpsimError
 from otpsim.store import DeliveryRecord, Journal, OutboxItem
-from otpsim.store.retention import Retention
+from otpsim.store.retention import Retention, TableRetention
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +167,11 @@ class SqliteStore:
             self._db.executescript(
                 f"BEGIN; {MIGRATIONS[step]}; PRAGMA user_version = {step + 1}; COMMIT;"
             )
-        self._recount()
+        # Row counts and oldest times in memory: retention without scans (see retention).
+        self._kept = {
+            "otps": TableRetention(self._db, "otps", "rowid", self.retention),
+            "messages": TableRetention(self._db, "messages", "seq", self.retention),
+        }
         self._batch: asyncio.Future[None] | None = None
         self._batch_error: BaseException | None = None  # the open batch's first failure
         self._failed_batches = 0  # in a row: logged once per outage
@@ -177,11 +180,8 @@ class SqliteStore:
         self._pending_messages: dict[str, Message] = {}
 
     def _recount(self) -> None:
-        self._counts = {
-            table: int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
-            for table in ("otps", "messages")
-        }
-        self._oldest = {table: self._min_created(table) for table in ("otps", "messages")}
+        for table in self._kept.values():
+            table.recount()
 
     COMMIT_DELAY = 0.002  # seconds a batch stays open for more writes
 
@@ -332,7 +332,7 @@ class SqliteStore:
              otp.created_at, record),
         ).rowcount  # fmt: skip
         if inserted:
-            self._inserted("otps", "rowid", otp.created_at)
+            self._inserted("otps", otp.created_at)
         else:
             self._db.execute(
                 "UPDATE otps SET status = ?, record = ? WHERE otp_id = ?",
@@ -363,33 +363,10 @@ class SqliteStore:
         rows = self._read("SELECT status, COUNT(*) FROM otps GROUP BY status")
         return {status: count for status, count in rows}
 
-    def _min_created(self, table: str) -> float:
-        row = self._db.execute(f"SELECT MIN(created_at) FROM {table}").fetchone()
-        return math.inf if row[0] is None else float(row[0])
-
-    def _inserted(self, table: str, order: str, created_at: float) -> None:
-        """Count a new row, then apply retention: too old, then too many, oldest first.
-
-        The oldest creation time is kept in memory, so a store within its limits runs no
-        DELETE at all.
-        """
-        self._counts[table] += 1
-        self._oldest[table] = min(self._oldest[table], created_at)
-        cutoff = self.retention.cutoff(created_at)
-        removed = 0
-        if self._oldest[table] < cutoff:
-            sql = f"DELETE FROM {table} WHERE created_at < ?"
-            removed += self._db.execute(sql, (cutoff,)).rowcount
-        excess = self._counts[table] - removed - self.retention.max_messages
-        if excess > 0:
-            removed += self._db.execute(
-                f"DELETE FROM {table} WHERE {order} IN "
-                f"(SELECT {order} FROM {table} ORDER BY {order} LIMIT ?)",
-                (excess,),
-            ).rowcount
-        if removed:
-            self._counts[table] -= removed
-            self._oldest[table] = self._min_created(table)
+    def _inserted(self, table: str, created_at: float) -> None:
+        """Count a new row and apply retention (see :class:`TableRetention`: no query
+        while within limits; the oldest rows deleted by an indexed range, in batches)."""
+        self._kept[table].inserted(created_at)
 
     # -- messages --------------------------------------------------------------------
 
@@ -408,7 +385,7 @@ class SqliteStore:
              message.phone_number, message.status.value, message.created_at, record),
         ).rowcount  # fmt: skip
         if inserted:
-            self._inserted("messages", "seq", message.created_at)
+            self._inserted("messages", message.created_at)
         else:
             self._db.execute(
                 "UPDATE messages SET status = ?, record = ? WHERE message_id = ?",
@@ -440,14 +417,14 @@ class SqliteStore:
 
     def clear_messages(self, account: str | None = None) -> None:
         where, args = _filters(account=account)
-        self._counts["messages"] -= self._execute(f"DELETE FROM messages{where}", args).rowcount
-        self._oldest["messages"] = self._min_created("messages")
+        removed = self._execute(f"DELETE FROM messages{where}", args).rowcount
+        self._kept["messages"].removed(removed)
 
     def clear(self, account: str | None = None) -> None:
         where, args = _filters(account=account)
         self.clear_messages(account)
-        self._counts["otps"] -= self._execute(f"DELETE FROM otps{where}", args).rowcount
-        self._oldest["otps"] = self._min_created("otps")
+        removed = self._execute(f"DELETE FROM otps{where}", args).rowcount
+        self._kept["otps"].removed(removed)
         self._write(f"DELETE FROM deliveries{where}", args)
         self._write(f"DELETE FROM outbox{where}", args)
 

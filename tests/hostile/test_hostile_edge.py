@@ -480,6 +480,7 @@ async def test_an_sms_text_with_a_newline_logs_one_line(client: Any, capsys: Any
             headers=KEY,
         )
         assert resp.status == 201
+        logs.flush()  # lines are written by a background writer, in batches
         err = capsys.readouterr().err
     finally:
         logging.getLogger().handlers.clear()

@@ -23,7 +23,7 @@ from otpsim.domain.otp import Otp, OtpRequest, Status, VerifyAttempt
 from otpsim.errors import OtpsimError
 from otpsim.store import AttemptRecord, DeliveryRecord, OutboxItem, Store
 from otpsim.store.memory import MemoryStore
-from otpsim.store.retention import Retention
+from otpsim.store.retention import RetainedMap, Retention
 from otpsim.store.sqlite import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -425,3 +425,63 @@ def test_sqlite_the_store_s_lock_and_sqlite_s_own_locks_never_collide(tmp_path: 
         lock = _FileLock(str(path), 0)  # taken beside the other process's POSIX lock
         lock.release()
         holder.communicate("", timeout=30)
+
+
+# -- retention at the cap: O(1) per insert (issue 18) -----------------------------------------
+
+
+def test_retained_map_evicts_oldest_first_and_keeps_a_reinserted_key() -> None:
+    evicted: list[int] = []
+    kept: RetainedMap[tuple[str, float]] = RetainedMap(
+        Retention(max_messages=3, max_age=100), lambda v: v[1], lambda v: evicted.append(int(v[0]))
+    )
+    for n in range(1, 4):
+        kept.put(str(n), (str(n), float(n)))
+    assert kept.pop("1") == ("1", 1.0)
+    kept.put("1", ("1", 4.0))  # back, now the newest: its old place in line is stale
+    kept.put("5", ("5", 5.0))  # 4 entries > 3: the oldest live one (2) goes, not 1
+    assert evicted == [2]
+    assert [v[0] for v in kept.values()] == ["3", "1", "5"]
+    kept.put("3", ("3", 6.0))  # an update keeps its place and evicts nothing
+    assert evicted == [2]
+    kept.put("6", ("6", 200.0))  # now 200: everything created before 100 is too old
+    assert evicted == [2, 3, 1, 5]
+    assert [v[0] for v in kept.newest_first()] == ["6"]
+
+
+def test_retained_map_stays_bounded_under_removals() -> None:
+    kept: RetainedMap[float] = RetainedMap(Retention(max_messages=10**9), float)
+    for n in range(50_000):  # what a test suite does: create, then clear, forever
+        kept.put(f"k{n}", float(n))
+        if n % 3:
+            kept.pop(f"k{n}")
+    assert len(kept) == 16_667
+    assert len(kept._order) <= 2 * len(kept) + 1025  # stale keys do not pile up
+    assert list(kept.values())[:2] == [0.0, 3.0]
+
+
+def test_sqlite_deletes_the_oldest_in_batches_by_an_indexed_range(tmp_path: Path) -> None:
+    """At its cap, a table deletes its oldest rows a batch at a time (1 % of the cap),
+    never by a full scan, and never keeps more than the cap."""
+    store = SqliteStore(tmp_path / "otpsim.db", retention=Retention(max_messages=1000))
+    try:
+        statements: list[str] = []
+        store._db.set_trace_callback(statements.append)
+        for n in range(1, 3001):
+            store.save_message(message(n))
+            store.save_otp(otp(n))
+            if n % 500 == 0:
+                assert len(store.list_messages()) <= 1000
+                assert len(store.list_otps()) <= 1000
+        store._db.set_trace_callback(None)
+        deletes = [s for s in statements if s.startswith("DELETE")]
+        # 2 tables x 2,000 evicted rows, 10 at a time: 400 statements, not 4,000.
+        assert len(deletes) <= 2 * 2000 // 10 + 2
+        for sql in set(deletes):
+            plan = " ".join(str(row[-1]) for row in store._db.execute("EXPLAIN QUERY PLAN " + sql))
+            assert "SCAN" not in plan.replace("SCAN CONSTANT", ""), (sql, plan)
+        seqs = [m.seq for m in store.list_messages()]
+        assert seqs == list(range(3000, 3000 - len(seqs), -1))  # the newest, in order
+        assert 990 <= len(seqs) <= 1000
+    finally:
+        store.close()
