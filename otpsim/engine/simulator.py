@@ -178,6 +178,7 @@ class Simulator:
             if store is not None
             else MemoryStore(Retention(settings.max_messages, settings.max_age))
         )
+        self._store.retention.now = self._clock.time  # age on the shared clock
         self._bus = bus or EventBus()
         self._scheduler = Scheduler(self._clock, compact_above=2 * settings.max_messages + 1024)
         self._scheduler.handle(Kind.EXPIRY, self._expire_job, self._expiry_pending)

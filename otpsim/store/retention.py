@@ -21,20 +21,27 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 V = TypeVar("V")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Retention:
     max_messages: int = 100_000
     max_age: float = 86_400.0
+    # The shared simulator clock, set by the engine that runs the store: age is measured
+    # on it, so an account whose own clock runs days ahead cannot age out everyone
+    # else's records by storing one of its own.
+    now: Callable[[], float] | None = field(default=None, compare=False, repr=False)
 
-    def cutoff(self, now: float) -> float:
-        """Anything created before this is too old to keep."""
-        return now - self.max_age
+    def cutoff(self, created_at: float) -> float:
+        """Anything created before this is too old to keep, as something created at
+        ``created_at`` is stored (its own time, or the shared clock's if earlier)."""
+        if self.now is not None:
+            created_at = min(created_at, self.now())
+        return created_at - self.max_age
 
     @property
     def batch(self) -> int:

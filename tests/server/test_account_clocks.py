@@ -107,3 +107,25 @@ async def test_a_frozen_account_clock_moves_with_a_shared_jump(client: Any) -> N
     await advance(client, 100)
     mine = await (await client.get("/_sim/clock", params={"account": "alice"})).json()
     assert mine["now"] == iso(START + 110)
+
+
+async def test_an_account_far_ahead_does_not_age_out_everyone_elses_records(
+    make_client: Any, tmp_path: Any
+) -> None:
+    """Retention by age is measured on the shared clock: alice two days ahead (beyond
+    --max-age, one day) must not make the store forget bob's OTP and SMS of a minute ago."""
+    from otpsim.store.retention import Retention
+    from otpsim.store.sqlite import SqliteStore
+
+    for store in (None, SqliteStore(tmp_path / "s.db", retention=Retention(100, 86_400))):
+        client = await make_client(store=store)
+        theirs = await create(client, BOB)
+        await advance(client, 2 * 86_400, "alice")
+        await create(client, ALICE)
+        assert (await client.get(f"/_sim/otps/{theirs}")).status == 200
+        messages = await (await client.get("/_sim/messages", params={"account": "bob"})).json()
+        assert [m["otpId"] for m in messages["messages"]] == [theirs]
+        # Once the shared clock is past --max-age too, bob's go as they always did.
+        await advance(client, 2 * 86_400)
+        await create(client, BOB)
+        assert (await client.get(f"/_sim/otps/{theirs}")).status == 404
