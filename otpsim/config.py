@@ -90,6 +90,7 @@ class Settings:
     # Retention, applied at insert time (oldest first): messages, OTPs, callback log.
     max_messages: int = 100_000
     max_age: float = 86_400.0  # seconds of simulator time
+    max_requests: int = 10_000  # entries of the request journal (GET /_sim/requests)
     # Required to listen beyond loopback: guards /_sim/* and the inbox.
     admin_token: str | None = None
     # Listen beyond loopback with no admin token (throwaway CI containers only).
@@ -711,6 +712,14 @@ OPTIONS: tuple[Option, ...] = (
         _positive_float,
         "forget messages and OTPs older than this, seconds of simulator time",
         "S",
+    ),
+    Option(
+        "max_requests",
+        "--max-requests",
+        ("max_requests",),
+        _positive_int,
+        "keep at most this many entries in the request journal; oldest go first",
+        "N",
     ),
     Option(
         "admin_token",

@@ -32,6 +32,7 @@ FACE = frozenset({
     "create_otp", "validate_number", "get_otp", "list_otps", "status_counts", "verify",
     "cancel", "messages", "latest_message", "wait_latest_message", "clear_messages",
     "now", "clock_json", "move_clock", "use_scenario", "scenario_json", "reset",
+    "log_request", "requests", "wait_request", "clear_requests", "otp_phone",
 })  # fmt: skip
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
@@ -147,6 +148,19 @@ class Rule:
         return data
 
 
+# The labels of the scenario rules that decided something while the current request was
+# handled. The request journal sets a fresh list per request (one asyncio task each);
+# elsewhere it is None and nothing is recorded.
+FIRED: ContextVar[list[str] | None] = ContextVar("otpsim_fired", default=None)
+
+
+def note_fired(rule: Rule) -> None:
+    """Record that ``rule`` decided something in the request being handled, if journaled."""
+    fired = FIRED.get()
+    if fired is not None:
+        fired.append(rule.note or rule.match)
+
+
 def _magic(last4: str, note: str, *steps: Fate) -> Rule:
     return Rule.of(f"+1500555{last4}", *steps, note=note)
 
@@ -235,6 +249,7 @@ class Carrier:
             key = (index, phone)
             step = self._counters.get(key, 0)
             self._counters[key] = step + 1
+            note_fired(rule)
             return rule.steps[min(step, len(rule.steps) - 1)]
         return _NO_RULE
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from otpsim.domain.defaults import OtpDefaults
-from otpsim.engine.carrier import Action, Fate, Network, Rule
+from otpsim.engine.carrier import FIRED, Action, Fate, Network, Rule, note_fired
 from otpsim.entropy import MAX_SEED
 
 # API field name -> OtpDefaults attribute, for network.defaults.
@@ -57,4 +57,7 @@ class NetworkSpec:
         return data
 
 
-__all__ = ["DEFAULT_FIELDS", "MAX_SEED", "Action", "Fate", "Network", "NetworkSpec", "Rule"]
+__all__ = [
+    "DEFAULT_FIELDS", "FIRED", "MAX_SEED", "Action", "Fate", "Network", "NetworkSpec", "Rule",
+    "note_fired",
+]  # fmt: skip

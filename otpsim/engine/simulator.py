@@ -37,6 +37,7 @@ from otpsim.clock import Clock, iso, parse_iso
 from otpsim.config import Settings
 from otpsim.domain import phones, pins
 from otpsim.domain.balance import Balances
+from otpsim.domain.journal import RequestQuery, RequestRecord
 from otpsim.domain.message import Message, SmsStatus
 from otpsim.domain.otp import Otp, Status, Verdict
 from otpsim.domain.request import parse_new_otp
@@ -129,7 +130,9 @@ class Simulator:
         self._store: Store = (
             store
             if store is not None
-            else MemoryStore(Retention(settings.max_messages, settings.max_age))
+            else MemoryStore(
+                Retention(settings.max_messages, settings.max_age, settings.max_requests)
+            )
         )
         self._bus = bus or EventBus()
         self._scheduler = Scheduler(self._clock, compact_above=2 * settings.max_messages + 1024)
@@ -143,6 +146,8 @@ class Simulator:
         self._scenario: NetworkSpec | None = None
         self._scenario_name: str | None = None
         self._message_seq = itertools.count(1)
+        self._request_seq = itertools.count(1)
+        self._logging: RequestRecord | None = None
         self._recovery: Recovery | None = None
         self._auth = Authenticator(settings, self._clock, self._rng)
         self._limiter = RateLimiter(self._clock, settings.rate_limit, settings.rate_limit_window)
@@ -201,6 +206,7 @@ class Simulator:
             self._expect_expiry(otp)
         newest = self._store.list_messages(limit=1)
         self._message_seq = itertools.count(newest[0].seq + 1 if newest else 1)
+        self._request_seq = itertools.count(self._store.last_request_seq() + 1)
         if newest and self._rng is not None:
             # A seeded run continuing a file that already holds its ids: a stream of its
             # own (from the seed and where the file stands), or the restart would draw
@@ -637,6 +643,57 @@ class Simulator:
     def clear_messages(self, account: str | None = None) -> None:
         self._store.clear_messages(account)
         self._bus.publish("messages.cleared", {"account": account})
+
+    # -- the request journal -------------------------------------------------------------
+
+    def log_request(self, record: RequestRecord) -> RequestRecord:
+        """Keep a provider-API request in the journal (numbered here: its ``seq``), and
+        announce it (``request.logged``, PINs masked)."""
+        record.seq = next(self._request_seq)
+        self._store.save_request(record)
+        self._logging = record  # what waiting listeners match (the bus is synchronous)
+        self._bus.publish("request.logged", record.to_json)
+        return record
+
+    def requests(self, query: RequestQuery, limit: int | None = None) -> list[RequestRecord]:
+        """Journal entries matching ``query``, newest first."""
+        return self._store.list_requests(query, limit)
+
+    async def wait_request(self, query: RequestQuery, wait: float) -> RequestRecord | None:
+        """The newest entry matching ``query``; if none yet, wait up to ``wait`` seconds
+        (of the simulator clock, and at most that long in wall-clock time) for one."""
+        found = self._store.list_requests(query, 1)
+        if found or wait <= 0:
+            return found[0] if found else None
+        arrived: asyncio.Future[RequestRecord] = asyncio.get_running_loop().create_future()
+
+        def listener(event: Event) -> None:
+            record = self._logging
+            if not arrived.done() and record is not None and query.matches(record):
+                arrived.set_result(record)
+
+        unsubscribe = self._bus.subscribe(listener, "request.logged")
+        timer = asyncio.ensure_future(
+            self._clock.sleep_until(self._clock.time() + wait, real_timeout=wait)
+        )
+        either: set[asyncio.Future[Any]] = {arrived, timer}
+        try:
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            unsubscribe()
+            timer.cancel()
+        return arrived.result() if arrived.done() else None
+
+    def clear_requests(self, account: str | None = None) -> None:
+        """Empty the journal (of one account's entries)."""
+        self._store.clear_requests(account)
+
+    def otp_phone(self, otp_id: str) -> str | None:
+        """The number an OTP was sent to, if it is kept (no side effect: for the journal
+        of a request refused before its handler knew the OTP)."""
+        key = otp_id.lower()
+        otp = self._store.get_otp(key) if _UUID.match(key) else None
+        return otp.request.phone_number if otp is not None else None
 
     # -- the clock -------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from otpsim.server.http import (
     read_json_object,
     unknown_charset,
 )
-from otpsim.server.keys import PRINCIPAL, SIM
+from otpsim.server.keys import BODY, CLIENT_ID, CONCERNS, PRINCIPAL, SIM
 
 
 def _account(request: web.Request) -> str:
@@ -38,22 +38,26 @@ async def create_otp(request: web.Request) -> web.Response:
     otp = await request.app[SIM].create_otp(
         body, account=_account(request), check_callback_url=refuse_self
     )
+    request[CONCERNS] = otp
     return json_response(otp.to_api(), status=201)
 
 
 async def get_otp(request: web.Request) -> web.Response:
     otp = request.app[SIM].get_otp(request.match_info["otp_id"], account=_account(request))
+    request[CONCERNS] = otp
     return json_response(otp.to_api())
 
 
 async def verify_otp(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     otp = request.app[SIM].verify(request.match_info["otp_id"], body, account=_account(request))
+    request[CONCERNS] = otp
     return json_response({"status": otp.status.value})
 
 
 async def cancel_otp(request: web.Request) -> web.Response:
     otp = request.app[SIM].cancel(request.match_info["otp_id"], account=_account(request))
+    request[CONCERNS] = otp
     return json_response({"info": {"id": otp.otp_id}})
 
 
@@ -80,13 +84,19 @@ async def oauth_token(request: web.Request) -> web.Response:
         ) from None
     except LookupError as exc:  # the body's or a multipart part's charset is unknown
         raise ProviderError(E.OAUTH_INVALID_REQUEST, unknown_charset(exc)) from None
+    # The form as the journal shows it (a client secret sent in the body never is).
+    request[BODY] = {
+        k: ("****" if k == "client_secret" else v) for k, v in form.items() if isinstance(v, str)
+    }
     grant_type = form.get("grant_type")
     if not isinstance(grant_type, str) or not grant_type:
         raise ProviderError(E.OAUTH_INVALID_REQUEST)
     if grant_type != "client_credentials":
         raise ProviderError(E.OAUTH_UNSUPPORTED_GRANT)
     scope = form.get("scope")
-    return json_response(sim.issue_token(client, scope if isinstance(scope, str) else None))
+    token = sim.issue_token(client, scope if isinstance(scope, str) else None)
+    request[CLIENT_ID] = client
+    return json_response(token)
 
 
 # The scope a bearer token needs for each route (API keys have every scope).

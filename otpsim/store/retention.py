@@ -1,5 +1,6 @@
-"""How much a store keeps: at most ``max_messages`` messages (and as many OTPs), none
-older than ``max_age`` seconds of simulator time. Applied when something is inserted,
+"""How much a store keeps: at most ``max_messages`` messages (and as many OTPs), and
+``max_requests`` entries of the request journal, none older than ``max_age`` seconds of
+simulator time. Applied when something is inserted,
 oldest first, so memory stays flat under an endless stream."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 class Retention:
     max_messages: int = 100_000
     max_age: float = 86_400.0
+    max_requests: int = 10_000
 
     def cutoff(self, now: float) -> float:
         """Anything created before this is too old to keep."""
