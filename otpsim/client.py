@@ -284,6 +284,41 @@ def subset_mismatch(expected: Any, got: Any, where: str = "body") -> str | None:
 MAX_LISTED = 10  # requests a failed assert_called lists
 
 
+def _path_ok(entry: Json, path: str) -> bool:
+    got = str(entry.get("path"))
+    return got.startswith(path[:-1]) if path.endswith("*") else got == path
+
+
+def _method_ok(entry: Json, method: str | None) -> bool:
+    return method is None or str(entry.get("method")) == method.upper()
+
+
+def matching_calls(
+    entries: list[Json],
+    path: str,
+    *,
+    method: str | None = None,
+    status: int | str | None = None,
+    body: Any = None,
+) -> list[Json]:
+    """The journal entries that are a call of ``path`` (exact, or a prefix ending in
+    ``*``) with this ``method``, answered ``status`` (``503``, ``"4xx"``), with a body
+    containing ``body`` (a subset); ValueError for a status that is neither."""
+    from otpsim.domain.journal import parse_status
+
+    wanted = parse_status(str(status)) if status is not None else None
+    if status is not None and wanted is None:
+        raise ValueError(f"status must be an HTTP status (503) or a class ('4xx'), not {status!r}")
+    return [
+        e
+        for e in entries
+        if _path_ok(e, path)
+        and _method_ok(e, method)
+        and (wanted is None or wanted[0] <= int(e.get("status", 0)) <= wanted[1])
+        and (body is None or subset_mismatch(body, e.get("body")) is None)
+    ]
+
+
 def called_problem(
     entries: list[Json],
     path: str,
@@ -297,29 +332,9 @@ def called_problem(
     as expected, or None. ``times`` None: at least once. The message lists what WAS
     called, the closest first (same method and path, then same path, then the rest), with
     PINs masked, so that a failing test explains itself."""
-    from otpsim.domain.journal import mask_body, parse_status
+    from otpsim.domain.journal import mask_body
 
-    wanted_status = parse_status(str(status)) if status is not None else None
-    if status is not None and wanted_status is None:
-        raise ValueError(f"status must be an HTTP status (503) or a class ('4xx'), not {status!r}")
-
-    def path_ok(entry: Json) -> bool:
-        got = str(entry.get("path"))
-        return got.startswith(path[:-1]) if path.endswith("*") else got == path
-
-    def method_ok(entry: Json) -> bool:
-        return method is None or str(entry.get("method")) == method.upper()
-
-    def status_ok(entry: Json) -> bool:
-        if wanted_status is None:
-            return True
-        return wanted_status[0] <= int(entry.get("status", 0)) <= wanted_status[1]
-
-    def body_ok(entry: Json) -> bool:
-        return body is None or subset_mismatch(body, entry.get("body")) is None
-
-    matching = [e for e in entries if path_ok(e) and method_ok(e) and status_ok(e) and body_ok(e)]
-    count = len(matching)
+    count = len(matching_calls(entries, path, method=method, status=status, body=body))
     if (times is None and count > 0) or count == times:
         return None
     what = " ".join(
@@ -338,7 +353,7 @@ def called_problem(
         return text + "; no request was received at all"
 
     def closeness(entry: Json) -> int:
-        return (0 if path_ok(entry) else 2) + (0 if method_ok(entry) else 1)
+        return (0 if _path_ok(entry, path) else 2) + (0 if _method_ok(entry, method) else 1)
 
     listed = sorted(entries, key=closeness)[:MAX_LISTED]
     lines = []

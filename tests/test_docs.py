@@ -73,6 +73,7 @@ def test_scenario_format_reference_examples_parse() -> None:
         "verify",
         "expect_callback",
         "verify",
+        "expect_request",
     ]
 
 
