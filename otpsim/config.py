@@ -566,7 +566,7 @@ OPTIONS: tuple[Option, ...] = (
         "--max-wait",
         ("max_wait",),
         _positive_float,
-        "longest long-poll wait on /_sim/messages/latest, seconds",
+        "longest long-poll wait on /_sim/messages/latest and /_sim/requests/latest, seconds",
         "S",
     ),
     Option(
@@ -710,7 +710,7 @@ OPTIONS: tuple[Option, ...] = (
         "--max-age",
         ("max_age",),
         _positive_float,
-        "forget messages and OTPs older than this, seconds of simulator time",
+        "forget messages, OTPs and journal entries older than this, seconds of simulator time",
         "S",
     ),
     Option(
