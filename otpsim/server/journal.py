@@ -131,15 +131,16 @@ def record(request: web.Request, response: web.StreamResponse, started: float) -
         if phone is None and parsed is not None:
             number = parsed.get("phoneNumber")
             phone = number if isinstance(number, str) else None
-        error = _error(response)
+        error = _error(response) if response.status >= 400 else None
         if error is not None and isinstance(error.get("message"), str):
             error["message"] = _text(error["message"])
+        path = request.path
         sim.log_request(
             RequestRecord(
                 seq=0,
                 at=at,
                 method=request.method,
-                path=_text(request.path),
+                path=path if path.isascii() else _text(path),
                 status=response.status,
                 request_id=request[REQUEST_ID],
                 account=account,

@@ -124,7 +124,6 @@ MIGRATIONS: list[str] = [
         created_at REAL NOT NULL,
         record TEXT NOT NULL
     );
-    CREATE INDEX requests_account ON requests (account, seq);
     CREATE INDEX requests_created ON requests (created_at);
     """,
 ]
@@ -195,8 +194,10 @@ class SqliteStore:
         self._pending_requests: list[RequestRecord] = []
         self._journal_failing = False  # journal writes failed (logged once per outage)
         self._batch_real = False
+        self._journal_timer: asyncio.TimerHandle | None = None
         row = self._db.execute("SELECT COUNT(*), MAX(seq) FROM requests").fetchone()
         self._request_count, self._last_request_seq = int(row[0]), int(row[1] or 0)
+        self._oldest_request = self._min_created("requests")
 
     def _recount(self) -> None:
         self._counts = {
@@ -327,6 +328,7 @@ class SqliteStore:
             self._recount()
             row = self._db.execute("SELECT COUNT(*) FROM requests").fetchone()
             self._request_count = int(row[0])
+            self._oldest_request = self._min_created("requests")
         except sqlite3.Error as exc:
             log.error("SQLite store %s: rollback failed: %s", self.path, exc)
 
@@ -337,6 +339,9 @@ class SqliteStore:
             await asyncio.shield(self._batch)
 
     def close(self) -> None:
+        if self._journal_timer is not None:
+            self._journal_timer.cancel()
+            self._journal_timer = None
         self._checkpointer.stop()
         try:
             self._flush()
@@ -487,13 +492,28 @@ class SqliteStore:
 
     # -- the request journal ---------------------------------------------------------
 
+    JOURNAL_DELAY = 0.05  # seconds a journal entry may wait for a batch to ride in
+
     def save_request(self, record: RequestRecord) -> None:
-        """Written with its batch (as OTPs and messages are), or at once outside one."""
+        """Written behind: with the next batch (whatever opens it), or within
+        JOURNAL_DELAY by a batch of its own; at once outside an event loop. Reads see it
+        at once (they write what is pending first). An entry costs no commit of its own
+        while other writes are going on."""
         self._pending_requests.append(record)
         self._last_request_seq = max(self._last_request_seq, record.seq)
-        self._begin()
-        if self._batch is None:
+        if self._batch is not None or self._journal_timer is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
             self._flush()
+            return
+        self._journal_timer = loop.call_later(self.JOURNAL_DELAY, self._journal_due)
+
+    def _journal_due(self) -> None:
+        self._journal_timer = None
+        if self._pending_requests:
+            self._begin()  # its commit writes them (COMMIT_DELAY later)
 
     def _write_requests(self, records: list[RequestRecord]) -> None:
         """Write journal entries in a savepoint of their own: one that cannot be written
@@ -513,6 +533,7 @@ class SqliteStore:
                     self._db.execute("RELEASE journal")
                 row = self._db.execute("SELECT COUNT(*) FROM requests").fetchone()
                 self._request_count = int(row[0])
+                self._oldest_request = self._min_created("requests")
             if not self._journal_failing:
                 log.warning(
                     "SQLite store %s: %d request journal entries dropped (%s: %s)",
@@ -534,8 +555,12 @@ class SqliteStore:
             ],
         )  # fmt: skip
         self._request_count += len(records)
+        self._oldest_request = min(self._oldest_request, min(r.at for r in records))
         cutoff = self.retention.cutoff(records[-1].at)
-        removed = self._db.execute("DELETE FROM requests WHERE created_at < ?", (cutoff,)).rowcount
+        removed = 0
+        if self._oldest_request < cutoff:  # (kept in memory: no DELETE while within limits)
+            sql = "DELETE FROM requests WHERE created_at < ?"
+            removed = self._db.execute(sql, (cutoff,)).rowcount
         excess = self._request_count - removed - self.retention.max_requests
         if excess > 0:
             removed += self._db.execute(
@@ -543,6 +568,8 @@ class SqliteStore:
                 (excess,),
             ).rowcount
         self._request_count -= removed
+        if removed:
+            self._oldest_request = self._min_created("requests")
 
     def list_requests(self, query: RequestQuery, limit: int | None = None) -> list[RequestRecord]:
         parts: list[str] = []
@@ -579,6 +606,7 @@ class SqliteStore:
     def clear_requests(self, account: str | None = None) -> None:
         where, args = _filters(account=account)
         self._request_count -= self._execute(f"DELETE FROM requests{where}", args).rowcount
+        self._oldest_request = self._min_created("requests")
 
     def last_request_seq(self) -> int:
         return self._last_request_seq
