@@ -773,11 +773,12 @@ class Simulator:
     # -- reset -------------------------------------------------------------------------------
 
     def reset(self, account: str | None = None) -> None:
-        """Back to a clean state: no OTPs, no messages, the clock as configured at start.
+        """Back to a clean state: no OTPs, no messages, no journaled requests, the clock
+        as configured at start.
 
         An active scenario stays active: its sequences start again, and its clock
         settings (frozen, start) apply again. With ``account``
-        only that account's OTPs, messages and callbacks go; the clock, the rate
+        only that account's OTPs, messages, callbacks and journal entries go; the clock, the rate
         limits and the scenario, shared by everyone, stay as they are.
         """
         if account is not None:

@@ -23,7 +23,7 @@ import logging
 import time
 from contextvars import Token
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
@@ -36,6 +36,7 @@ from otpsim.domain.journal import (
     parse_request_id,
     parse_status,
 )
+from otpsim.domain.numbers import normalize_phone
 from otpsim.engine.network import FIRED
 from otpsim.errors import E, ProviderError
 from otpsim.server.control import MAX_LIST, _account_filter, _otp_filter, _phone_filter
@@ -87,7 +88,15 @@ def _body(request: web.Request) -> Any:
                     return data
     if not raw:
         return None
-    return raw[:MAX_BODY_TEXT].decode("utf-8", "replace")
+    text = raw[:MAX_BODY_TEXT].decode("utf-8", "replace")
+    if request.content_type == "application/x-www-form-urlencoded":
+        # A form never read (a token request refused first): as its handler would show it,
+        # a client secret never kept.
+        form = dict(parse_qsl(text, keep_blank_values=True))
+        if "client_secret" in form:
+            form["client_secret"] = "****"
+        return form
+    return text
 
 
 def _error(response: web.StreamResponse) -> dict[str, Any] | None:
@@ -130,7 +139,10 @@ def record(request: web.Request, response: web.StreamResponse, started: float) -
                     phone = sim.otp_phone(otp_id)
         if phone is None and parsed is not None:
             number = parsed.get("phoneNumber")
-            phone = number if isinstance(number, str) else None
+            if isinstance(number, str):
+                # As the phoneNumber filter reads it (the number as sent: "+33 6 12...").
+                phone = normalize_phone(number[:64])
+                phone = None if phone == "+" else phone
         error = _error(response) if response.status >= 400 else None
         if error is not None and isinstance(error.get("message"), str):
             error["message"] = _text(error["message"])

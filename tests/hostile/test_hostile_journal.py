@@ -89,3 +89,17 @@ async def test_filter_values_out_of_reason_are_refused_in_the_control_shape(
     resp = await client.get("/_sim/requests", params={"path": "/" + "x" * 5000})
     assert resp.status == 200
     assert (await resp.json())["requests"] == []
+
+
+async def test_a_refused_token_request_keeps_no_secret_either(make_client: Any) -> None:
+    client = await make_client(oauth_clients=(("app", "s3cret"),))
+    basic = base64.b64encode(b"app:wrong").decode()
+    resp = await client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials", "client_secret": "wrong-s3cret"},
+        headers={"Authorization": f"Basic {basic}"},
+    )
+    assert resp.status == 401
+    [entry] = await journal(client, pins="show")
+    assert entry["account"] is None
+    assert entry["body"] == {"grant_type": "client_credentials", "client_secret": "****"}

@@ -120,6 +120,14 @@ async def test_pins_are_masked_unless_asked_for(client: Any) -> None:
     await expect_error(resp, 400, "invalid_param", 1020)
 
 
+async def test_a_number_as_sent_is_found_by_the_phone_filter(client: Any) -> None:
+    await client.put("/_sim/scenario", data=DOWN_FOR_FR)
+    resp = await client.post("/otp", json={"phoneNumber": "+33 6 12 34 56 78"}, headers=KEY)
+    assert resp.status == 503
+    [entry] = await journal(client, phoneNumber=FR)
+    assert entry["body"] == {"phoneNumber": "+33 6 12 34 56 78"}  # the body as sent
+
+
 async def test_a_refused_verify_names_its_otp_and_number(client: Any) -> None:
     otp = await create(client)
     resp = await client.post(f"/otp/{otp['otpId']}", json={"pin": "000000x"}, headers=KEY)
