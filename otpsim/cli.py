@@ -120,7 +120,8 @@ def _parser() -> argparse.ArgumentParser:
         "tail",
         help="follow the live feed in a terminal: one line per SMS",
         description="Print each SMS as it is delivered (PIN highlighted) and each final OTP "
-        "status, until Ctrl-C. Reconnects by itself.",
+        "status, until Ctrl-C. Reconnects by itself after a drop, for --retry-for seconds; "
+        "then ends with one error line and exit code 1.",
     )
     tail.add_argument(
         "--url",
@@ -128,6 +129,11 @@ def _parser() -> argparse.ArgumentParser:
         help=f"simulator base URL (default $OTPSIM_URL or http://127.0.0.1:{DEFAULT_PORT})",
     )
     tail.add_argument("--phone", default=None, metavar="NUMBER", help="only this phone number")
+    tail.add_argument(
+        "--retry-for", type=_retry_for, default=10.0, metavar="S",
+        help="after a drop, try to reconnect for S seconds, then end with exit code 1 "
+        "(default 10; 0: no retry, and a simulator that stops ends tail at once, code 0)",
+    )  # fmt: skip
     tail.add_argument(
         "--admin-token", default=None, help="the simulator's admin token [env OTPSIM_ADMIN_TOKEN]"
     )
@@ -529,6 +535,19 @@ def _json_mode(args: argparse.Namespace) -> bool:
     return given.strip().lower() == "json"
 
 
+def _retry_for(text: str) -> float:
+    """``--retry-for``: seconds, from 0 to a day."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected seconds from 0 to 86400, got {text!r}"
+        ) from None
+    if not 0 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"expected seconds from 0 to 86400, got {text!r}")
+    return value
+
+
 def _command(args: argparse.Namespace) -> int:
     try:
         if args.command == "scenarios":
@@ -540,8 +559,8 @@ def _command(args: argparse.Namespace) -> int:
         if args.command == "tail":
             from otpsim import tail
 
-            tail.run(_base_url(args.url, "tail"), args.phone, args.color, _admin(args))
-            return 0
+            url = _base_url(args.url, "tail")
+            return tail.run(url, args.phone, args.color, _admin(args), args.retry_for)
         if args.command == "wait":
             url = _base_url(args.url, "wait")
             try:

@@ -152,10 +152,11 @@ class Calls:
         return Call("GET", f"/_sim/otps/{otp_id}")
 
     def clock(self) -> Call:
-        return Call("GET", "/_sim/clock")
+        return Call("GET", "/_sim/clock", self._scoped())
 
     def move_clock(self, **change: Any) -> Call:
-        return Call("POST", "/_sim/clock", json={k: v for k, v in change.items() if v is not None})
+        json = {k: v for k, v in change.items() if v is not None}
+        return Call("POST", "/_sim/clock", self._scoped(), json=json)
 
     def reset(self) -> Call:
         return Call("POST", "/_sim/reset", self._scoped())
@@ -179,14 +180,15 @@ class Calls:
         return Call("DELETE", "/_sim/requests", self._scoped())
 
     def scenario(self) -> Call:
-        return Call("GET", "/_sim/scenario")
+        return Call("GET", "/_sim/scenario", self._scoped())
 
     def use_scenario(self, scenario: str | Path | Mapping[str, Any]) -> Call:
         data, content_type = _scenario_body(scenario)
-        return Call("PUT", "/_sim/scenario", data=data, content_type=content_type)
+        params = self._scoped()
+        return Call("PUT", "/_sim/scenario", params, data=data, content_type=content_type)
 
     def clear_scenario(self) -> Call:
-        return Call("DELETE", "/_sim/scenario")
+        return Call("DELETE", "/_sim/scenario", self._scoped())
 
     # the provider API
     def create_otp(self, body: Mapping[str, Any]) -> Call:
@@ -208,6 +210,9 @@ def _headers(call: Call, api_key: str | None, admin_token: str | None) -> dict[s
         headers["X-API-KEY"] = api_key
     elif admin_token:
         headers["Authorization"] = f"Bearer {admin_token}"
+    elif api_key and call.params.get("account") == api_key:
+        # An account may set itself up (scenario, reset) with its own key instead.
+        headers["X-API-KEY"] = api_key
     if call.json is not None:
         headers["Content-Type"] = "application/json"
     elif call.content_type:

@@ -166,10 +166,14 @@ class Clock:
         self._notify()
 
     def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
+        self.poke()
         if self.on_change is not None:
             self.on_change()
+
+    def poke(self) -> None:
+        """Wake whoever waits on this clock (a view of it moved)."""
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     def state(self) -> ClockState:
         """What it takes to bring the clock back after a restart."""
@@ -218,3 +222,91 @@ class Clock:
         finally:
             for waiting in waits:
                 waiting.cancel()
+
+
+class ClockView:
+    """One account's own view of a shared :class:`Clock`: the shared time shifted by an
+    offset, or frozen at an instant of its own. A move of the shared clock moves every
+    view with it (see :meth:`shift`); a move of a view moves nothing else.
+
+    A running view follows the shared clock (frozen when it is frozen); a frozen view
+    stands still until it is moved.
+    """
+
+    def __init__(self, base: Clock) -> None:
+        self._base = base
+        self._offset = 0.0
+        self._frozen_at: float | None = None
+
+    def time(self) -> float:
+        if self._frozen_at is not None:
+            return self._frozen_at
+        return self._base.time() + self._offset
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen_at is not None
+
+    @property
+    def ahead(self) -> float:
+        """Seconds this view is ahead of the shared clock (negative: behind)."""
+        return self.time() - self._base.time()
+
+    def stands_still(self) -> bool:
+        """Whether time passing moves this view (no: frozen, or the shared clock is)."""
+        return self._frozen_at is not None or self._base.frozen
+
+    def snapshot(self) -> dict[str, object]:
+        now = self.time()
+        return {
+            "now": iso(now),
+            "timestamp": now,
+            "frozen": self.stands_still(),
+            "offset": self._base.offset + self.ahead,
+        }
+
+    def advance(self, seconds: float) -> None:
+        if self._frozen_at is not None:
+            self._frozen_at += seconds
+        else:
+            self._offset += seconds
+        self._base.poke()
+
+    def set(self, when: float) -> None:
+        if self._frozen_at is not None:
+            self._frozen_at = float(when)
+        else:
+            self._offset = float(when) - self._base.time()
+        self._base.poke()
+
+    def freeze(self, frozen: bool) -> None:
+        """Stand still where it is, or follow the shared clock again from here."""
+        if frozen and self._frozen_at is None:
+            self._frozen_at = self.time()
+        elif not frozen and self._frozen_at is not None:
+            self._offset = self._frozen_at - self._base.time()
+            self._frozen_at = None
+        self._base.poke()
+
+    def shift(self, seconds: float) -> None:
+        """The shared clock moved by ``seconds``: a running view moved with it already;
+        a frozen one moves too."""
+        if self._frozen_at is not None:
+            self._frozen_at += seconds
+
+    async def sleep_until(self, deadline: float, *, real_timeout: float | None = None) -> bool:
+        """As :meth:`Clock.sleep_until`, on this view."""
+        give_up = None if real_timeout is None else time.monotonic() + real_timeout
+        while True:
+            remaining = deadline - self.time()
+            if remaining <= 0:
+                return True
+            limit = None if self.stands_still() else remaining
+            if give_up is not None:
+                left = give_up - time.monotonic()
+                if left <= 0:
+                    return False
+                limit = left if limit is None else min(limit, left)
+            changed = self._base._changed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timeout=limit)

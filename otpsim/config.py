@@ -66,7 +66,7 @@ class Settings:
     body_timeout: float = 30.0  # seconds for a request body
     keepalive_timeout: float = 75.0  # seconds an idle keep-alive connection stays open
     # Longest a GET /_sim/messages/latest?wait= may hold a request, in seconds.
-    max_wait: float = 60.0
+    max_wait: float = 60.0  # also bounds a scenario rule's latency and hang
     # A seed makes PINs and ids reproducible (NOT secret): for replaying test runs only.
     seed: int | None = None
     clock_frozen: bool = False
@@ -84,6 +84,7 @@ class Settings:
     callback_max_pending_per_receiver: int = 1_000  # ... for one receiver
     shutdown_grace: float = 5.0  # seconds in-flight callbacks get on shutdown
     scenario: str | None = None  # a scenario file whose network is active from the start
+    max_account_scenarios: int = 1_000  # accounts with a scenario (or clock) of their own
     # Storage: memory (the default), or SQLite at this path (survives restarts).
     db: str | None = None
     db_sync: str = "normal"  # "full": also survive a power cut (an fsync per write)
@@ -566,7 +567,8 @@ OPTIONS: tuple[Option, ...] = (
         "--max-wait",
         ("max_wait",),
         _positive_float,
-        "longest long-poll wait on /_sim/messages/latest and /_sim/requests/latest, seconds",
+        "longest long-poll wait on /_sim/messages/latest and /_sim/requests/latest, and "
+        "longest a scenario rule's latency or hang holds a request, seconds",
         "S",
     ),
     Option(
@@ -696,6 +698,14 @@ OPTIONS: tuple[Option, ...] = (
         _db_sync,
         "normal (survives a crash) or full (also a power cut; slower)",
         "MODE",
+    ),
+    Option(
+        "max_account_scenarios",
+        "--max-account-scenarios",
+        ("max_account_scenarios",),
+        _positive_int,
+        "at most this many accounts have a scenario, and as many a clock, of their own (?account=)",
+        "N",
     ),
     Option(
         "max_messages",

@@ -166,6 +166,11 @@ class E:
         503, "server_error", 1016, "The service is temporarily unavailable"
     )
 
+    # Simulated by a scenario rule's ``error:`` (docs/scenarios.md), where no other entry
+    # of the catalog fits the status.
+    FAULT_REFUSED = ErrorSpec(400, "invalid_request", 1038, "The request was refused")
+    FAULT_FORBIDDEN = ErrorSpec(403, "access_denied", 1039, "Access denied")
+
     # Fixed PINs (otpsim's own feature, answered on POST /otp).
     FIXED_PIN_MISFIT = ErrorSpec(
         400,
@@ -186,6 +191,13 @@ class E:
         "unauthorized",
         1024,
         "This simulator asks for its admin token: send 'Authorization: Bearer <admin token>'",
+        "control",
+    )
+    TOO_MANY_ACCOUNT_SCENARIOS = ErrorSpec(
+        400,
+        "invalid_param",
+        1040,
+        "Too many accounts have a scenario or clock of their own (see --max-account-scenarios)",
         "control",
     )
 

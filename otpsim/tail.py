@@ -12,11 +12,12 @@ import asyncio
 import json
 import os
 import sys
+import time
 from typing import Any, TextIO
 
 import websockets
 
-from otpsim.client import AsyncClient
+from otpsim.client import websocket_url
 from otpsim.domain.numbers import normalize_phone
 
 PIN_STYLE = "\x1b[1;30;43m"  # bold, black on yellow
@@ -59,6 +60,10 @@ def format_event(event: dict[str, Any], phone: str | None, color: bool) -> str |
     )
 
 
+DEFAULT_RETRY_FOR = 10.0  # seconds of trying to reconnect before giving up
+GOING_AWAY = 1001  # the close code of a simulator that is stopping
+
+
 async def tail(
     url: str,
     *,
@@ -67,35 +72,81 @@ async def tail(
     err: TextIO,
     color: bool,
     admin_token: str | None = None,
-) -> None:
-    """Follow the simulator's events forever, reconnecting with backoff after a drop."""
+    retry_for: float = DEFAULT_RETRY_FOR,
+) -> int:
+    """Follow the simulator's events, reconnecting with backoff after a drop; returns
+    the exit code.
+
+    Gives up (one line on ``err``, 1) when ``retry_for`` seconds of trying have not
+    brought the connection back. With ``retry_for`` 0, a simulator that stops (a 1001
+    going-away close) ends it at once (0); any other drop is given up at once (1).
+    """
     wanted = None if phone is None else normalize_phone(phone)
-    client = AsyncClient(url, admin_token=admin_token)
+    target = websocket_url(url)
+    headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else None
     backoff = 0.25
+    lost_at: float | None = None  # when the connection was lost (or first failed)
     while True:
         try:
-            async for event in client.events():
-                if event.get("type") == "hello":
-                    backoff = 0.25
-                    print(f"otpsim tail: following {url}", file=err, flush=True)
-                line = format_event(event, wanted, color)
-                if line is not None:
-                    print(line, file=out, flush=True)
+            async with websockets.connect(
+                target, max_size=2**22, additional_headers=headers, open_timeout=5
+            ) as ws:
+                async for raw in ws:
+                    event = json.loads(raw)
+                    if event.get("type") == "hello":
+                        backoff, lost_at = 0.25, None
+                        print(f"otpsim tail: following {url}", file=err, flush=True)
+                    line = format_event(event, wanted, color)
+                    if line is not None:
+                        print(line, file=out, flush=True)
+            code = ws.close_code
+            if code == GOING_AWAY and retry_for <= 0:
+                print("otpsim tail: the simulator stopped (1001 going away)", file=err)
+                return 0
+            why = f"closed by the simulator ({code}{' going away' if code == GOING_AWAY else ''})"
         except BrokenPipeError:
             raise  # our reader has gone (otpsim tail | head -1): not a lost connection
         except (OSError, websockets.exceptions.WebSocketException, json.JSONDecodeError) as exc:
-            print(f"otpsim tail: disconnected ({exc}); retrying in {backoff:g}s", file=err)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+            why = str(exc) or type(exc).__name__
+        now = time.monotonic()
+        lost_at = now if lost_at is None else lost_at
+        left = retry_for - (now - lost_at)
+        if left <= 0:
+            tried = f"could not reconnect within {retry_for:g}s" if retry_for > 0 else "no retry"
+            print(
+                f"otpsim tail: error: lost {url}: {why}; {tried} (--retry-for)",
+                file=err,
+                flush=True,
+            )
+            return 1
+        wait = min(backoff, left)
+        print(f"otpsim tail: disconnected ({why}); retrying in {wait:g}s", file=err, flush=True)
+        await asyncio.sleep(wait)
+        backoff = min(backoff * 2, 5.0)
 
 
 def use_color(out: TextIO) -> bool:
     return out.isatty() and "NO_COLOR" not in os.environ
 
 
-def run(url: str, phone: str | None, color: bool | None, admin_token: str | None = None) -> None:
+def run(
+    url: str,
+    phone: str | None,
+    color: bool | None,
+    admin_token: str | None = None,
+    retry_for: float = DEFAULT_RETRY_FOR,
+) -> int:
+    """``otpsim tail``; returns the exit code."""
     out = sys.stdout
     highlight = use_color(out) if color is None else color
-    asyncio.run(
-        tail(url, phone=phone, out=out, err=sys.stderr, color=highlight, admin_token=admin_token)
+    return asyncio.run(
+        tail(
+            url,
+            phone=phone,
+            out=out,
+            err=sys.stderr,
+            color=highlight,
+            admin_token=admin_token,
+            retry_for=retry_for,
+        )
     )

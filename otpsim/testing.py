@@ -31,6 +31,12 @@ id, they always look across accounts. On a shared simulator (``url=``) they see 
 account, ``account=`` (default: ``api_key``): name it as the application authenticates,
 by its API key or its OAuth client id. When nothing is found there but another account
 received a matching SMS, :class:`~otpsim.client.NoMessage` says which, and how to fix it.
+
+**Isolation on a shared simulator.** There ``use_scenario``, ``reset`` and ``fresh`` act
+on that account only: its scenario applies to its own requests (replacing the global
+one for it), ``advance`` moves that account's own clock (its OTPs expire, no one
+else's), and a reset forgets both. On a simulator started here all of them act
+globally.
 """
 
 from __future__ import annotations
@@ -209,7 +215,9 @@ class Otpsim:
         return self.client.otps(phone)
 
     def advance(self, seconds: float) -> Json:
-        """Move the simulator clock; expiries and callback retries in between happen."""
+        """Move the simulator clock; expiries and callback retries in between happen.
+
+        On a shared simulator (``account`` set): that account's own clock only."""
         return self.client.advance(seconds)
 
     def callbacks(self, otp_id: str | None = None) -> list[Json]:
@@ -217,11 +225,14 @@ class Otpsim:
         return self.client.callbacks(otp_id)
 
     def use_scenario(self, scenario: str | Path | Mapping[str, Any]) -> Json:
-        """Activate a scenario's network rules: a file path, YAML text or a mapping."""
+        """Activate a scenario's network rules: a file path, YAML text or a mapping.
+
+        On a shared simulator, for this account's requests only (until :meth:`reset`)."""
         return self.client.use_scenario(scenario)
 
     def reset(self) -> None:
-        """No OTPs or messages (of this account, on a shared simulator)."""
+        """No OTPs or messages (on a shared simulator: of this account, whose own
+        scenario and clock are forgotten too)."""
         self.client.reset()
 
     def requests(
@@ -326,7 +337,8 @@ class Controller:
         """A clean start for the next test; returns the helpers.
 
         A simulator of one's own is reset completely (clock included) and its scenario
-        cleared; on a shared one only this account's OTPs, messages and callbacks go.
+        cleared; on a shared one only this account's OTPs, messages, callbacks and own
+        scenario and clock go.
         ``scenario`` (a file, YAML text or a mapping) is then activated.
         """
         otpsim = self.start()

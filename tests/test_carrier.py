@@ -129,3 +129,66 @@ def test_every_magic_number_is_a_valid_number() -> None:
 def test_magic_numbers_can_be_switched_off() -> None:
     assert carrier_with().decide("+15005550001").action is Action.REJECT
     assert carrier_with(magic=False).decide("+15005550001").action is Action.DELIVER
+
+
+def test_rules_apply_only_on_the_endpoints_they_name() -> None:
+    from otpsim.engine.carrier import Endpoint
+
+    verify_only = Rule.of("*", Fate(Action.ERROR, status=503), on=[Endpoint.VERIFY])
+    carrier = carrier_with(verify_only)
+    assert carrier.decide("+33612345678").action is Action.DELIVER  # create: untouched
+    assert carrier.decide("+33612345678", Endpoint.VERIFY).status == 503
+    assert carrier.decide(None, Endpoint.VERIFY).status == 503  # unknown OTP: "*" only
+    assert carrier.decide("+33612345678", Endpoint.CANCEL).action is Action.DELIVER
+
+
+def test_an_unknown_subject_meets_only_rules_for_everyone() -> None:
+    from otpsim.engine.carrier import Endpoint
+
+    carrier = carrier_with(
+        Rule.of("re:.*", Fate(Action.ERROR, status=500), on=[Endpoint.STATUS]),
+        Rule.of("+33*", Fate(Action.ERROR, status=500), on=[Endpoint.STATUS]),
+    )
+    assert carrier.decide(None, Endpoint.STATUS).action is Action.DELIVER
+
+
+def test_sequences_count_per_endpoint_and_subject() -> None:
+    from otpsim.engine.carrier import Endpoint
+
+    rule = Rule.of(
+        "*", Fate(Action.ERROR, status=500), Fate(), on=[Endpoint.VERIFY, Endpoint.STATUS]
+    )
+    carrier = carrier_with(rule)
+    assert carrier.decide("+331", Endpoint.VERIFY).action is Action.ERROR
+    assert carrier.decide("+331", Endpoint.STATUS).action is Action.ERROR  # its own count
+    assert carrier.decide("+332", Endpoint.VERIFY).action is Action.ERROR  # its own count
+    assert carrier.decide("+331", Endpoint.VERIFY).action is Action.DELIVER
+
+
+def test_sms_outcomes_are_refused_on_other_endpoints() -> None:
+    from otpsim.engine.carrier import Endpoint
+
+    with pytest.raises(ValueError, match="SMS outcome"):
+        Rule.of("*", Fate(Action.UNDELIVERED), on=[Endpoint.VERIFY])
+    with pytest.raises(ValueError, match="SMS outcome"):
+        Rule.of("*", Fate(delay=5), on=[Endpoint.CREATE, Endpoint.CANCEL])
+
+
+def test_the_rule_that_decides_is_noted_when_a_request_is_journaled() -> None:
+    from otpsim.engine.network import FIRED
+
+    carrier = carrier_with(
+        Rule.of("+33612345678", Fate(Action.UNDELIVERED), note="lost"),
+        Rule.of("+44*", Fate(Action.REJECT)),
+    )
+    carrier.decide("+33612345678")  # not journaled: nothing recorded, nothing fails
+    fired: list[str] = []
+    token = FIRED.set(fired)
+    try:
+        carrier.decide("+33612345678")
+        carrier.decide("+447700900123")
+        carrier.decide("+15005550002")  # a magic number is a rule too
+        carrier.decide("+4915123456789")  # no rule: the default decides, nothing noted
+    finally:
+        FIRED.reset(token)
+    assert fired == ["lost", "+44*", "never delivered (UNDELIVERED)"]

@@ -62,11 +62,20 @@ def test_scenario_format_reference_examples_parse() -> None:
 
     text = (DOCS / "scenarios.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     network = parse_scenario(blocks[0], "network-example")
     assert network.network is not None
     assert len(network.network.carrier.rules) == 8
-    steps = parse_scenario(blocks[1], "steps-example")
+    endpoints = parse_scenario(blocks[1], "endpoints-example")
+    assert endpoints.network is not None
+    assert [sorted(r.on) for r in endpoints.network.carrier.rules] == [
+        ["verify"],
+        ["status"],
+        ["cancel"],
+        ["token"],
+        ["create"],
+    ]
+    steps = parse_scenario(blocks[2], "steps-example")
     assert [s.kind for s in steps.steps] == [
         "create",
         "latest",

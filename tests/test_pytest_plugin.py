@@ -173,6 +173,49 @@ def test_xdist_workers_sharing_one_server_never_see_each_other(
     assert {m["account"] for m in everyone["messages"]} == {"pytest-gw0", "pytest-gw1"}
 
 
+LEAKY_SUITE = """
+import pytest
+
+PHONE = "+33612345678"
+
+
+@pytest.mark.parametrize("n", range(3))
+def test_the_provider_is_down(otpsim, n):
+    otp = otpsim.client.create_otp({"phoneNumber": PHONE})
+    otpsim.use_scenario({"network": {"rules": [{"match": "*", "error": 503}]}})
+    otpsim.advance(400)  # this test's OTP expires
+    assert otpsim.client.get_otp(otp["otpId"])["status"] == "EXPIRED"
+
+
+@pytest.mark.parametrize("n", range(3))
+def test_creating_an_otp(otpsim, n):
+    otp = otpsim.client.create_otp({"phoneNumber": PHONE})
+    pin = otpsim.latest_pin(PHONE)
+    assert otpsim.client.verify(otp["otpId"], pin)["status"] == "VERIFIED"
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "two xdist workers"])
+def test_a_tests_scenario_and_clock_jump_on_a_shared_server_stay_with_it(
+    pytester: pytest.Pytester,
+    start_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    workers: list[str],
+) -> None:
+    """The issue's repro: against one ``otpsim serve`` (OTPSIM_URL), a test that turns
+    the provider down and jumps the clock, and tests that create OTPs meanwhile or
+    after, in the same process or in another xdist worker."""
+    _, base = start_server()
+    monkeypatch.setenv("OTPSIM_URL", base)
+    pytester.makepyfile(test_leaky=LEAKY_SUITE)
+    result = pytester.runpytest_subprocess("-p", "xdist", *workers)
+    result.assert_outcomes(passed=6)
+    from support import call
+
+    _, scenario = call("GET", f"{base}/_sim/scenario")
+    assert scenario["active"] is False  # nothing was activated for everyone
+
+
 def test_a_missing_external_server_is_a_clear_error(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -130,3 +130,66 @@ async def test_the_loop_runs_jobs_when_the_clock_reaches_them() -> None:
         assert ran == [60]
     finally:
         loop.cancel()
+
+
+# -- clock views: an account's own clock ------------------------------------------------
+
+
+def test_a_views_jobs_run_on_its_own_clock_in_due_order_each_at_its_due_time() -> None:
+    _, scheduler, ran = scheduler_at()
+    alice = scheduler.open_view("alice")
+    scheduler.open_view("bob")
+    scheduler.at(1300, Kind.EXPIRY, "alice-expiry", view="alice")
+    scheduler.at(1030, Kind.SMS, "alice-sms", view="alice")
+    scheduler.at(1300, Kind.EXPIRY, "bob-expiry", view="bob")
+    with scheduler.acting_for("alice"):
+        scheduler.at(1200, Kind.TOKEN, "alice-token")  # the view acted for
+        assert scheduler.now() == 1000
+    alice.advance(400)
+    assert scheduler.run_due() == 3
+    assert ran == [
+        ("alice-sms", 1030, 1030),
+        ("alice-token", 1200, 1200),
+        ("alice-expiry", 1300, 1300),
+    ]
+    assert scheduler.now("alice") == 1400
+    assert scheduler.now() == scheduler.now("bob") == 1000  # nobody else moved
+
+
+def test_a_job_run_on_a_view_schedules_on_that_view() -> None:
+    clock = Clock(start=0.0, frozen=True)
+    scheduler = Scheduler(clock)
+    seen: list[tuple[str, str | None, float]] = []
+
+    def expire(job: Job) -> None:
+        seen.append((job.key, job.view, scheduler.now()))
+        if job.kind is Kind.EXPIRY:
+            scheduler.at(scheduler.now(), Kind.CALLBACK, "its callback")
+
+    scheduler.handle(Kind.EXPIRY, expire)
+    scheduler.handle(Kind.CALLBACK, expire)
+    view = scheduler.open_view("alice")
+    scheduler.at(300, Kind.EXPIRY, "expiry", view="alice")
+    view.advance(400)
+    scheduler.run_due()
+    assert seen == [("expiry", "alice", 300), ("its callback", "alice", 300)]
+
+
+def test_a_shared_move_moves_every_view_and_closing_a_view_keeps_its_jobs() -> None:
+    clock, scheduler, ran = scheduler_at()
+    running = scheduler.open_view("running")
+    frozen = scheduler.open_view("frozen")
+    running.advance(100)
+    frozen.freeze(True)
+    clock.advance(50)
+    scheduler.shared_moved(50)
+    assert (scheduler.now("running"), scheduler.now("frozen")) == (1150, 1050)
+    scheduler.at(1250, Kind.TOKEN, "token", view="running")  # 100 s from its now
+    scheduler.close_view("running")
+    assert scheduler.now("running") == 1050  # a closed view is the shared clock
+    clock.advance(99)
+    scheduler.run_due()
+    assert ran == []
+    clock.advance(1)
+    scheduler.run_due()
+    assert ran == [("token", 1150, 1150)]

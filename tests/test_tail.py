@@ -99,3 +99,55 @@ def test_events_of_no_interest_print_nothing() -> None:
 def test_websocket_url() -> None:
     assert websocket_url("http://127.0.0.1:8790/") == "ws://127.0.0.1:8790/_sim/ws"
     assert websocket_url("https://sim.test") == "wss://sim.test/_sim/ws"
+
+
+# -- when the simulator goes away ----------------------------------------------------------
+
+
+def _ended(proc: subprocess.Popen[str], within: float = 30) -> tuple[int, str]:
+    """The exit code and the rest of stderr of a tail that must end by itself."""
+    _, rest = proc.communicate(timeout=within)
+    return proc.returncode, rest
+
+
+def test_tail_gives_up_after_retry_for_with_one_error_line(start_server: Any, tail_of: Any) -> None:
+    server, base = start_server()
+    tail = tail_of(base, "--retry-for", "1")
+    server.terminate()
+    server.wait(timeout=30)
+    code, stderr = _ended(tail)
+    assert code == 1
+    errors = [line for line in stderr.splitlines() if "error" in line]
+    assert len(errors) == 1, stderr
+    assert errors[0].startswith(f"otpsim tail: error: lost {base}")
+    assert "could not reconnect within 1s (--retry-for)" in errors[0]
+
+
+def test_tail_with_no_retry_ends_at_once_when_the_simulator_stops(
+    start_server: Any, tail_of: Any
+) -> None:
+    server, base = start_server()
+    tail = tail_of(base, "--retry-for", "0")
+    server.terminate()
+    code, stderr = _ended(tail)
+    assert code == 0, stderr
+    assert "the simulator stopped (1001 going away)" in stderr
+    assert "retrying" not in stderr
+
+
+def test_tail_with_nothing_listening_gives_up() -> None:
+    done = subprocess.run(
+        [*otpsim_command(), "tail", "--url", "http://127.0.0.1:9",
+         "--retry-for", "0.5"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1].startswith("otpsim tail: error: lost http://127.0.0.1:")
+
+
+def test_retry_for_must_be_seconds() -> None:
+    done = subprocess.run(
+        [*otpsim_command(), "tail", "--retry-for", "soon"], capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert "--retry-for: expected seconds from 0 to 86400, got 'soon'" in done.stderr

@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from otpsim.client import ApiError
 from otpsim.testing import Controller, default_settings
 
 UNITTEST_MODULE = '''
@@ -122,3 +124,50 @@ def test_a_settings_instance_is_checked_as_a_config_file_is() -> None:
     bad = dataclasses.replace(default_settings(), default_pin_type="emoji")
     with pytest.raises(OtpsimError, match=r"^Settings: default_pin_type: .*pinType"):
         Controller(bad)
+
+
+def test_two_accounts_in_parallel_on_one_shared_server_never_touch_each_other(
+    start_server: Any,
+) -> None:
+    """One run turns the provider down and jumps its clock 400 s; the other, at the same
+    time on the same server, creates, waits and verifies as if alone."""
+    _, base = start_server()
+    phone = "+33612345678"
+    down = {"network": {"rules": [{"match": "*", "error": 503}]}}
+    both_set_up, jumped = threading.Barrier(2, timeout=30), threading.Event()
+    results: dict[str, Any] = {}
+
+    def breaking_run() -> None:
+        with Controller(url=base, api_key="worker-a") as otpsim:
+            otpsim.client.create_otp({"phoneNumber": phone})  # before the scenario: fine
+            otpsim.use_scenario(down)
+            both_set_up.wait()
+            try:
+                otpsim.client.create_otp({"phoneNumber": phone})
+            except ApiError as exc:
+                results["a_status"] = exc.status
+            results["a_clock"] = otpsim.advance(400)["own"]
+            results["a_otps"] = [o["status"] for o in otpsim.otps()]
+            jumped.set()
+
+    def innocent_run() -> None:
+        with Controller(url=base, api_key="worker-b") as otpsim:
+            otp = otpsim.client.create_otp({"phoneNumber": phone})
+            both_set_up.wait()
+            assert jumped.wait(timeout=30)
+            pin = otpsim.latest_pin(phone)
+            results["b_verify"] = otpsim.client.verify(otp["otpId"], pin)["status"]
+            results["b_create"] = otpsim.client.create_otp({"phoneNumber": phone})["status"]
+
+    threads = [threading.Thread(target=run) for run in (breaking_run, innocent_run)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert results == {
+        "a_status": 503,
+        "a_clock": True,
+        "a_otps": ["EXPIRED"],
+        "b_verify": "VERIFIED",
+        "b_create": "PENDING",
+    }

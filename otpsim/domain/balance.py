@@ -39,6 +39,7 @@ class Balances:
     ) -> None:
         self._default = default
         self._configured = dict(accounts or {})
+        self._own_default: dict[str, float | None] = {}  # an account scenario's balance
         self._accounts: dict[str, _Account] = {}
 
     def __len__(self) -> int:
@@ -57,7 +58,8 @@ class Balances:
         about any number of accounts creates nothing."""
         found = self._accounts.get(account)
         if found is None:
-            found = _Account(self._configured.get(account, self._default))
+            default = self._own_default.get(account, self._default)
+            found = _Account(self._configured.get(account, default))
         return found
 
     def balance(self, account: str) -> float | None:
@@ -95,9 +97,20 @@ class Balances:
 
     def use_default(self, default: float | None) -> None:
         """Accounts without a balance of their own start with ``default`` (a scenario's
-        ``network.balance``); every account starts again."""
+        ``network.balance``); every account starts again, but those with a default of
+        their own (:meth:`use_own_default`)."""
         self._default = default
-        self._accounts.clear()
+        own = self._own_default
+        self._accounts = {k: v for k, v in self._accounts.items() if k in own}
+
+    def use_own_default(self, account: str, default: float | None, *, own: bool = True) -> None:
+        """``account`` starts again from ``default`` (its own scenario's balance), or,
+        with ``own=False``, from the shared default again (its scenario is gone)."""
+        if own:
+            self._own_default[account] = default
+        else:
+            self._own_default.pop(account, None)
+        self._accounts.pop(account, None)
 
     def reset(self, account: str | None = None) -> None:
         """Every account (or one) back to its starting balance."""

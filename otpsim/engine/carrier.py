@@ -6,10 +6,18 @@ the :class:`Fate`. With no rule matching, the SMS is delivered at once. A rule's
 ``steps`` form a sequence: the first request for a number gets the first step, the next
 the second, and the last step repeats ("fail twice, then deliver").
 
+A rule targets one or more endpoints (``on``: create, verify, status, cancel, token;
+create by default). For ``create`` a rule matches the requested number; for verify,
+status and cancel the OTP's number (an unknown OTP has none: only ``*`` rules apply);
+for ``token`` the OAuth client id. Sequences count per rule, endpoint and number (or
+client id).
+
 Outcomes act at two moments:
 
-* on the API call: ``reject`` (400 2020), ``error`` (HTTP 500 or 503), ``rate_limit``
-  (429), and ``latency`` (the answer comes that many real seconds later);
+* on the API call: ``reject`` (400 2020), ``error`` (HTTP 400, 401, 403, 404, 429, 500
+  or 503), ``rate_limit`` (429), ``latency`` (the answer comes that many real seconds
+  later), and connection faults (``fault``: reset, hang, truncated, garbage) that the
+  HTTP side performs instead of answering;
 * on the SMS: ``deliver`` (after ``delay`` seconds on the simulator clock) or
   ``undelivered`` (it never reaches the phone).
 
@@ -29,7 +37,7 @@ Example::
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -76,19 +84,54 @@ class Regex:
 
 
 class Action(StrEnum):
-    DELIVER = "deliver"
+    DELIVER = "deliver"  # on endpoints other than create: answer as usual
     UNDELIVERED = "undelivered"
     REJECT = "reject"
     ERROR = "error"
     RATE_LIMIT = "rate_limit"
+    FAULT = "fault"  # a connection-level fault instead of an answer
+
+
+class Endpoint(StrEnum):
+    """The provider API calls a rule may target (``on``)."""
+
+    CREATE = "create"  # POST /otp
+    VERIFY = "verify"  # POST /otp/{otpId}
+    STATUS = "status"  # GET /otp/{otpId}
+    CANCEL = "cancel"  # DELETE /otp/{otpId}
+    TOKEN = "token"  # POST /oauth/token
+
+
+class FaultKind(StrEnum):
+    """What a connection-level fault does to the connection (as WireMock's faults)."""
+
+    RESET = "reset"  # closed at once without an answer (a TCP reset)
+    HANG = "hang"  # held without an answer until the client gives up or a bound passes
+    TRUNCATED = "truncated"  # an answer whose body is shorter than its Content-Length
+    GARBAGE = "garbage"  # bytes that are not HTTP, then closed
+
+
+# The HTTP statuses an ``error`` outcome may answer (each mapped to a catalog entry by
+# the Simulator; docs/scenarios.md has the table).
+ERROR_STATUSES: Final = (400, 401, 403, 404, 429, 500, 503)
+SMS_ACTIONS: Final = frozenset({Action.UNDELIVERED, Action.REJECT})  # create only
 
 
 @dataclass(frozen=True, slots=True)
 class Fate:
     action: Action = Action.DELIVER
     delay: float = 0.0  # deliver: seconds on the simulator clock before the SMS arrives
-    status: int = 500  # error: the HTTP status answered (500 or 503)
+    status: int = 500  # error: the HTTP status answered (one of ERROR_STATUSES)
     latency: float = 0.0  # real seconds the API takes to answer
+    fault: FaultKind | None = None  # fault: what happens to the connection
+    hang: float | None = None  # fault hang: seconds to hold (None: the server's bound)
+    retry_after: int = 1  # a 429: its Retry-After, whole seconds
+
+    @property
+    def is_429(self) -> bool:
+        return self.action is Action.RATE_LIMIT or (
+            self.action is Action.ERROR and self.status == 429
+        )
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"action": self.action.value}
@@ -96,20 +139,46 @@ class Fate:
             data["delay"] = self.delay
         if self.action is Action.ERROR:
             data["status"] = self.status
+        if self.is_429 and self.retry_after != 1:
+            data["retry_after"] = self.retry_after
+        if self.fault is not None:
+            data["fault"] = self.fault.value
+            if self.hang is not None:
+                data["hang"] = self.hang
         if self.latency:
             data["latency"] = self.latency
         return data
 
 
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """A connection-level fault the HTTP side performs instead of answering."""
+
+    kind: FaultKind
+    hang: float = 0.0  # hang: the most real seconds to hold the request (already bounded)
+
+
+class FaultFired(Exception):
+    """Raised by a verb whose answer is a connection fault (``POST /otp``): nothing was
+    created; the HTTP side performs ``fault``."""
+
+    def __init__(self, fault: Fault) -> None:
+        super().__init__(f"connection fault: {fault.kind.value}")
+        self.fault = fault
+
+
 _NO_RULE: Final = Fate()  # what a number no rule matches gets
+_CREATE_ONLY: Final = frozenset({Endpoint.CREATE})
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """Which numbers (``match``), what happens (``steps``), and how often (``chance``).
+    """Which numbers (``match``), what happens (``steps``), how often (``chance``), and
+    on which endpoints (``on``; ``create`` by default).
 
     ``match`` is an exact E.164 number, a prefix ending in ``*`` (``*`` alone: every
-    number), or ``re:`` followed by a regular expression searched in the number.
+    number), or ``re:`` followed by a regular expression searched in the number (for
+    ``token``: in the client id).
     """
 
     match: str
@@ -117,12 +186,31 @@ class Rule:
     chance: float = 1.0
     note: str = ""
     _regex: Regex | None = field(default=None, compare=False, repr=False)
+    on: frozenset[Endpoint] = _CREATE_ONLY
 
     @classmethod
-    def of(cls, match: str, *steps: Fate, chance: float = 1.0, note: str = "") -> Rule:
-        """A rule; raises ValueError when ``match`` is a bad regular expression."""
+    def of(
+        cls,
+        match: str,
+        *steps: Fate,
+        chance: float = 1.0,
+        note: str = "",
+        on: Iterable[Endpoint] = _CREATE_ONLY,
+    ) -> Rule:
+        """A rule; raises ValueError when ``match`` is a bad regular expression, or an
+        outcome does not fit an endpoint (an SMS outcome on anything but create)."""
         regex = Regex(match.removeprefix("re:")) if match.startswith("re:") else None
-        return cls(match, steps or (Fate(),), chance, note, regex)
+        endpoints = frozenset(on)
+        if not endpoints:
+            raise ValueError("a rule targets at least one endpoint")
+        if endpoints != _CREATE_ONLY:
+            for step in steps:
+                if step.action in SMS_ACTIONS or step.delay:
+                    raise ValueError(
+                        f"{step.action.value if step.action in SMS_ACTIONS else 'delay'} "
+                        "is an SMS outcome: only for 'on: create'"
+                    )
+        return cls(match, steps or (Fate(),), chance, note, regex, endpoints)
 
     @property
     def is_exact(self) -> bool:
@@ -137,6 +225,8 @@ class Rule:
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"match": self.match}
+        if self.on != _CREATE_ONLY:
+            data["on"] = [e.value for e in Endpoint if e in self.on]
         if len(self.steps) == 1:
             data.update(self.steps[0].to_json())
         else:
@@ -202,14 +292,17 @@ class Network:
 
 
 class Carrier:
-    def __init__(self, scheduler: Scheduler) -> None:
+    def __init__(self, scheduler: Scheduler, *, delivers: bool = True) -> None:
+        """``delivers``: this carrier runs the scheduler's SMS jobs (the simulator's
+        main one); an account's own carrier (its scenario's rules) only decides."""
         self._scheduler = scheduler
-        scheduler.handle(Kind.SMS, self._arrive, self._on_its_way)
+        if delivers:
+            scheduler.handle(Kind.SMS, self._arrive, self._on_its_way)
         self.network = Network()
         self._rng = random.Random()
-        self._counters: dict[tuple[int, str], int] = {}
-        self._exact: dict[str, list[int]] = {}
-        self._general: list[int] = []
+        self._counters: dict[tuple[int, Endpoint, str], int] = {}
+        self._exact: dict[tuple[Endpoint, str], list[int]] = {}
+        self._general: dict[Endpoint, list[int]] = {}
         self._rules: tuple[Rule, ...] = ()
         self.configure(None)
 
@@ -218,35 +311,43 @@ class Carrier:
         self.network = network or Network()
         self._rng = random.Random(self.network.seed)
         self._counters = {}
-        # Which rules can match a number: exact ones by number, the others always, so a
-        # request skips every exact rule (the magic numbers, say) naming another number.
+        # Which rules can match a number, per endpoint: exact ones by number, the others
+        # always, so a request skips every exact rule (the magic numbers, say) naming
+        # another number.
         self._exact = {}
-        self._general = []
+        self._general = {endpoint: [] for endpoint in Endpoint}
         magic = MAGIC_RULES if self.network.magic_numbers else ()
         self._rules = self.network.rules + magic
         for index, rule in enumerate(self._rules):
-            if rule.is_exact:
-                self._exact.setdefault(rule.match, []).append(index)
-            else:
-                self._general.append(index)
+            for endpoint in rule.on:
+                if rule.is_exact:
+                    self._exact.setdefault((endpoint, rule.match), []).append(index)
+                else:
+                    self._general[endpoint].append(index)
 
     def rules(self) -> tuple[Rule, ...]:
         """The scenario's rules, then the magic numbers (unless switched off)."""
         return self._rules
 
-    def decide(self, phone: str) -> Fate:
-        """The fate of the next request to ``phone`` (counts sequence steps)."""
+    def decide(self, subject: str | None, endpoint: Endpoint = Endpoint.CREATE) -> Fate:
+        """The fate of the next ``endpoint`` request about ``subject`` (a phone number;
+        for ``token`` a client id; None: unknown, which only ``*`` rules match). Counts
+        sequence steps; notes the rule that decided (``note_fired``)."""
         rules = self.rules()
-        exact = self._exact.get(phone)
-        # Rule order decides; only rules that can match this number are looked at.
-        candidates = sorted([*exact, *self._general]) if exact else self._general
+        general = self._general[endpoint]
+        if subject is None:
+            candidates = [i for i in general if rules[i].match == "*"]
+        else:
+            exact = self._exact.get((endpoint, subject))
+            # Rule order decides; only rules that can match this subject are looked at.
+            candidates = sorted([*exact, *general]) if exact else general
         for index in candidates:
             rule = rules[index]
-            if not rule.matches(phone):
+            if subject is not None and not rule.matches(subject):
                 continue
             if rule.chance < 1 and self._rng.random() >= rule.chance:
                 continue
-            key = (index, phone)
+            key = (index, endpoint, subject or "")
             step = self._counters.get(key, 0)
             self._counters[key] = step + 1
             note_fired(rule)

@@ -17,7 +17,19 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from otpsim.domain.defaults import OtpDefaults
-from otpsim.engine.carrier import FIRED, Action, Fate, Network, Rule, note_fired
+from otpsim.engine.carrier import (
+    ERROR_STATUSES,
+    FIRED,
+    Action,
+    Endpoint,
+    Fate,
+    Fault,
+    FaultFired,
+    FaultKind,
+    Network,
+    Rule,
+    note_fired,
+)
 from otpsim.entropy import MAX_SEED
 
 # API field name -> OtpDefaults attribute, for network.defaults.
@@ -58,6 +70,6 @@ class NetworkSpec:
 
 
 __all__ = [
-    "DEFAULT_FIELDS", "FIRED", "MAX_SEED", "Action", "Fate", "Network", "NetworkSpec", "Rule",
-    "note_fired",
+    "DEFAULT_FIELDS", "ERROR_STATUSES", "FIRED", "MAX_SEED", "Action", "Endpoint", "Fate",
+    "Fault", "FaultFired", "FaultKind", "Network", "NetworkSpec", "Rule", "note_fired",
 ]  # fmt: skip

@@ -10,6 +10,17 @@ clock was moved to. A job that schedules another (an expiry's callback, due at o
 runs in the same pass if that one is due too. Ties are broken by kind (SMS before
 expiry before callback before token), then by the order of scheduling.
 
+**Clock views.** An account may have a clock of its own (:class:`~otpsim.clock.ClockView`:
+the shared clock shifted, or frozen at its own instant). Each view has its own heap, and
+every job carries the view it belongs to (``Job.view``; None: the shared clock). A job
+runs when its own view reaches its due time; within a view, everything above holds.
+Views are run in a fixed order (the shared clock's jobs, then each view's in the order
+the views were opened), so a run is deterministic. Which view a job goes to: the
+``view=`` given to :meth:`Scheduler.at`, else the view of the job running now, else the
+one the caller acts for (:meth:`Scheduler.acting_for`, a context variable: the
+Simulator sets it for the account a verb acts for, so whatever listens to its events
+schedules, and reads :meth:`Scheduler.now`, on that account's view).
+
 Example::
 
     scheduler = Scheduler(clock)
@@ -22,15 +33,17 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import heapq
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Protocol
+from typing import Final, Protocol
 
-from otpsim.clock import Clock
+from otpsim.clock import Clock, ClockView
 
 log = logging.getLogger("otpsim.scheduler")
 
@@ -52,15 +65,40 @@ class Job:
     key: str = field(compare=False)
     ref: object = field(default=None, compare=False)  # what the job acts on, if kept
     cancelled: bool = field(default=False, compare=False)
+    # Whose clock it runs on: an account (on its own view while it has one, else on
+    # the shared clock), or None (the shared clock).
+    view: str | None = field(default=None, compare=False)
+
+
+class _Acting:
+    """The default of ``view=``: whatever view the caller acts in (see the module docs)."""
+
+
+ACTING: Final = _Acting()
+# The account a verb acts for (None: the shared clock); per task, so concurrent
+# requests never see each other's.
+_acting: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "otpsim_acting_view", default=None
+)
 
 
 class Timers(Protocol):
     """What a collaborator outside the engine (the callback dispatcher) may do with the
     scheduler: read the simulator's time, and schedule or cancel its own jobs."""
 
-    def now(self) -> float: ...
+    def now(self, view: str | _Acting | None = ACTING) -> float: ...
 
-    def at(self, due: float, kind: Kind, key: str, ref: object = None) -> Job: ...
+    def at(
+        self,
+        due: float,
+        kind: Kind,
+        key: str,
+        ref: object = None,
+        *,
+        view: str | _Acting | None = ACTING,
+    ) -> Job: ...
+
+    def acting_for(self, view: str | None) -> contextlib.AbstractContextManager[None]: ...
 
     def cancel(self, job: Job) -> None: ...
 
@@ -75,25 +113,113 @@ COMPACT_ABOVE = 4096  # heap entries before stale jobs are swept out
 
 
 class Scheduler:
-    """One heap of jobs, ordered by (due time, kind, sequence); see the module docs."""
+    """Heaps of jobs (one per clock view), each ordered by (due time, kind, sequence);
+    see the module docs."""
 
     def __init__(self, clock: Clock, *, compact_above: int = COMPACT_ABOVE) -> None:
         self._clock = clock
-        self._heap: list[Job] = []
+        self._heaps: dict[str | None, list[Job]] = {None: []}
+        self._views: dict[str, ClockView] = {}
         self._seq = itertools.count()
         self._run: dict[Kind, Callable[[Job], None]] = {}
         self._alive: dict[Kind, Callable[[Job], bool]] = {}
-        self._current: float | None = None  # the due time of the job running now
+        self._current: Job | None = None  # the job running now
+        self._running_in: str | None = None  # ... and the view whose heap it came from
         self._changed = asyncio.Event()
         self._base_limit = compact_above
-        self._limit = compact_above
+        self._limits: dict[str | None, int] = {None: compact_above}
         self.ran = 0  # jobs run so far (for tests and metrics)
 
     # -- time --------------------------------------------------------------------------
 
-    def now(self) -> float:
-        """The simulator's time: a running job's due time, else the clock's."""
-        return self._current if self._current is not None else self._clock.time()
+    def _owner(self, view: str | _Acting | None) -> str | None:
+        """The account meant: ``view``, or the running job's, or the one acted for."""
+        if isinstance(view, _Acting):
+            return self._current.view if self._current is not None else _acting.get()
+        return view
+
+    def _view_of(self, view: str | _Acting | None) -> str | None:
+        """The open view meant (see :meth:`_owner`); None: the shared clock."""
+        name = self._owner(view)
+        return name if name is not None and name in self._views else None
+
+    def now(self, view: str | _Acting | None = ACTING) -> float:
+        """The simulator's time (in ``view``): a running job's due time, else the clock's."""
+        name = self._view_of(view)
+        if self._current is not None and self._running_in == name:
+            return self._current.due
+        return self.time_of(name)
+
+    def time_of(self, view: str | None) -> float:
+        """The clock of ``view`` (None, or a view not open: the shared clock)."""
+        found = self._views.get(view) if view is not None else None
+        return found.time() if found is not None else self._clock.time()
+
+    @contextlib.contextmanager
+    def acting_for(self, view: str | None) -> Iterator[None]:
+        """Within: jobs scheduled, and ``now()``, default to ``view`` (an account)."""
+        token = _acting.set(view)
+        try:
+            yield
+        finally:
+            _acting.reset(token)
+
+    # -- clock views -------------------------------------------------------------------
+
+    def view(self, name: str) -> ClockView | None:
+        """The clock view ``name``, if open."""
+        return self._views.get(name)
+
+    def views(self) -> int:
+        """How many clock views are open."""
+        return len(self._views)
+
+    def open_view(self, name: str) -> ClockView:
+        """The clock view ``name``, opened (at the shared clock's time) if need be."""
+        found = self._views.get(name)
+        if found is None:
+            found = self._views[name] = ClockView(self._clock)
+            # The account's jobs waiting on the shared clock move onto its view (at the
+            # same due times: the view opens where the shared clock stands).
+            shared = self._heaps[None]
+            self._heaps[name] = [job for job in shared if job.view == name and not job.cancelled]
+            heapq.heapify(self._heaps[name])
+            if self._heaps[name]:
+                self._heaps[None] = [job for job in shared if job.view != name]
+                heapq.heapify(self._heaps[None])
+            self._limits[name] = self._base_limit
+        return found
+
+    def close_view(self, name: str) -> None:
+        """Back to the shared clock: the view's waiting jobs move to the shared heap,
+        each as far from now as it was in the view."""
+        found = self._views.pop(name, None)
+        if found is None:
+            return
+        ahead = found.ahead
+        heap = self._heaps[None]
+        for job in self._heaps.pop(name):
+            if not job.cancelled:
+                job.due -= ahead
+                heap.append(job)
+        heapq.heapify(heap)
+        del self._limits[name]
+        self._changed.set()
+
+    def close_views(self) -> None:
+        """Every account back on the shared clock."""
+        for name in list(self._views):
+            self.close_view(name)
+
+    def shared_moved(self, seconds: float) -> None:
+        """The shared clock moved by ``seconds``: every view moves with it."""
+        for found in self._views.values():
+            found.shift(seconds)
+        self._changed.set()
+
+    def view_moved(self) -> None:
+        """A view moved: the loop's next wake-up may have changed."""
+        self._changed.set()
 
     # -- jobs --------------------------------------------------------------------------
 
@@ -106,15 +232,26 @@ class Scheduler:
         if alive is not None:
             self._alive[kind] = alive
 
-    def at(self, due: float, kind: Kind, key: str, ref: object = None) -> Job:
-        """Run a job of ``kind`` for ``key`` when the clock reaches ``due``."""
-        job = Job(due, kind, next(self._seq), key, ref)
-        first = not self._heap or job < self._heap[0]
-        heapq.heappush(self._heap, job)
+    def at(
+        self,
+        due: float,
+        kind: Kind,
+        key: str,
+        ref: object = None,
+        *,
+        view: str | _Acting | None = ACTING,
+    ) -> Job:
+        """Run a job of ``kind`` for ``key`` when the clock (of ``view``) reaches ``due``."""
+        owner = self._owner(view)
+        name = owner if owner is not None and owner in self._views else None
+        job = Job(due, kind, next(self._seq), key, ref, view=owner)
+        heap = self._heaps[name]
+        first = not heap or job < heap[0]
+        heapq.heappush(heap, job)
         if first:
             self._changed.set()
-        if len(self._heap) > self._limit:
-            self._compact()
+        if len(heap) > self._limits[name]:
+            self._compact(name)
         return job
 
     def cancel(self, job: Job) -> None:
@@ -123,75 +260,107 @@ class Scheduler:
 
     def cancel_where(self, kind: Kind, which: Callable[[Job], bool]) -> None:
         """Cancel every waiting job of ``kind`` that ``which`` picks (O(jobs): for resets)."""
-        for job in self._heap:
-            if job.kind is kind and not job.cancelled and which(job):
-                job.cancelled = True
+        for heap in self._heaps.values():
+            for job in heap:
+                if job.kind is kind and not job.cancelled and which(job):
+                    job.cancelled = True
 
     def clear(self, kind: Kind | None = None) -> None:
         """Forget every job (of one kind)."""
-        if kind is None:
-            self._heap.clear()
-        else:
-            self._heap = [job for job in self._heap if job.kind is not kind]
-            heapq.heapify(self._heap)
+        for name, heap in self._heaps.items():
+            if kind is None:
+                heap.clear()
+            else:
+                kept = [job for job in heap if job.kind is not kind]
+                heapq.heapify(kept)
+                self._heaps[name] = kept
         self._changed.set()
 
     def pending(self, kind: Kind | None = None) -> int:
         """Jobs waiting (cancelled ones included until they leave)."""
-        return sum(1 for job in self._heap if kind is None or job.kind is kind)
+        return sum(
+            1 for heap in self._heaps.values() for job in heap if kind is None or job.kind is kind
+        )
 
     def next_due(self) -> float | None:
-        while self._heap and self._heap[0].cancelled:
-            heapq.heappop(self._heap)
-        return self._heap[0].due if self._heap else None
+        """The due time of the shared clock's next job."""
+        heap = self._heaps[None]
+        while heap and heap[0].cancelled:
+            heapq.heappop(heap)
+        return heap[0].due if heap else None
 
-    def _compact(self) -> None:
-        """Drop cancelled and stale jobs; the threshold grows with what is left, so a
-        heap full of live jobs is swept at amortized O(1) per job."""
+    def _wake_at(self) -> float | None:
+        """When (on the shared clock) the next job of any view comes due by time alone."""
+        wake = self.next_due()
+        for name, found in self._views.items():
+            heap = self._heaps[name]
+            while heap and heap[0].cancelled:
+                heapq.heappop(heap)
+            if heap and not found.stands_still():
+                at = heap[0].due - found.ahead
+                wake = at if wake is None else min(wake, at)
+        return wake
+
+    def _compact(self, name: str | None) -> None:
+        """Drop cancelled and stale jobs of one heap; its threshold grows with what is
+        left, so a heap full of live jobs is swept at amortized O(1) per job."""
         kept = []
-        for job in self._heap:
+        for job in self._heaps[name]:
             if job.cancelled:
                 continue
             alive = self._alive.get(job.kind)
             if alive is None or alive(job):
                 kept.append(job)
         heapq.heapify(kept)
-        self._heap = kept
-        self._limit = max(self._base_limit, 2 * len(kept))
+        self._heaps[name] = kept
+        self._limits[name] = max(self._base_limit, 2 * len(kept))
 
     # -- running -------------------------------------------------------------------------
 
     def run_due(self) -> int:
-        """Run every job due by now, in order, each at its own due time; how many ran."""
+        """Run every job due by now, in order, each at its own due time; how many ran.
+
+        Each view's jobs run in due order on that view's clock; the shared clock's
+        first, then each view's (again, while a job added some that are due)."""
         if self._current is not None:  # called from inside a job: the outer pass goes on
             return 0
-        heap, ran = self._heap, 0
-        while heap:
-            now = self._clock.time()
+        ran, again = 0, True
+        while again:
+            again = False
+            for name in [None, *self._views]:
+                done = self._run_view(name)
+                ran += done
+                again = again or done > 0
+        self.ran += ran
+        return ran
+
+    def _run_view(self, name: str | None) -> int:
+        ran = 0
+        while True:
+            heap = self._heaps.get(name)  # a job may have compacted it, or closed the view
+            if not heap:
+                return ran
             job = heap[0]
-            if job.due > now:
-                break
+            if job.due > self.time_of(name):
+                return ran
             heapq.heappop(heap)
             if job.cancelled:
                 continue
             run = self._run.get(job.kind)
             if run is None:
                 continue
-            self._current = job.due
+            self._current, self._running_in = job, name
             try:
                 run(job)
             except Exception:  # one job's failure never stops the others
                 log.exception("scheduled %s job for %s failed", job.kind.name, job.key)
             finally:
-                self._current = None
+                self._current = self._running_in = None
             ran += 1
-            heap = self._heap  # a job may have compacted it
-        self.ran += ran
-        return ran
 
     async def run(self) -> None:
-        """Run forever: each job when the clock reaches it (at once after a jump)."""
+        """Run forever: each job when its clock reaches it (at once after a jump)."""
         while True:
             self.run_due()
             self._changed.clear()
-            await self._clock.wait_for_change(self.next_due(), self._changed)
+            await self._clock.wait_for_change(self._wake_at(), self._changed)

@@ -28,26 +28,36 @@ import itertools
 import math
 import random
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from otpsim import entropy
-from otpsim.clock import Clock, iso, parse_iso
+from otpsim.clock import Clock, ClockView, iso, parse_iso
 from otpsim.config import Settings
 from otpsim.domain import phones, pins
 from otpsim.domain.balance import Balances
+from otpsim.domain.defaults import OtpDefaults
 from otpsim.domain.journal import RequestQuery, RequestRecord
 from otpsim.domain.message import Message, SmsStatus
 from otpsim.domain.otp import Otp, Status, Verdict
 from otpsim.domain.request import parse_new_otp
 from otpsim.domain.sms import render, segment
 from otpsim.engine.auth import MAX_CREDENTIAL, Authenticator, Principal
-from otpsim.engine.carrier import Action, Carrier, Fate, Rule
+from otpsim.engine.carrier import (
+    Action,
+    Carrier,
+    Endpoint,
+    Fate,
+    Fault,
+    FaultFired,
+    FaultKind,
+    Rule,
+)
 from otpsim.engine.network import NetworkSpec
 from otpsim.engine.ratelimit import RateLimiter
 from otpsim.engine.scheduler import Job, Kind, Scheduler, Timers
-from otpsim.errors import E, ProviderError
+from otpsim.errors import E, ErrorSpec, ProviderError
 from otpsim.events import Event, EventBus, Listener
 from otpsim.store import DeliveryLog, Store
 from otpsim.store.memory import MemoryStore
@@ -103,6 +113,43 @@ def _fixed_pin_rules(entries: tuple[tuple[str, str], ...]) -> tuple[tuple[Rule, 
     return tuple((Rule.of(match), pin) for match, pin in entries)
 
 
+def _error_spec(status: int, endpoint: Endpoint) -> ErrorSpec:
+    """The catalog entry a rule's ``error: STATUS`` answers on ``endpoint`` (the table in
+    docs/scenarios.md): the provider's own where one fits, else otpsim's 1038/1039."""
+    token = endpoint is Endpoint.TOKEN
+    if status == 400:
+        return E.OAUTH_INVALID_REQUEST if token else E.FAULT_REFUSED
+    if status == 401:
+        return E.OAUTH_INVALID_CLIENT if token else E.AUTH_BAD_KEY
+    if status == 403:
+        return E.FAULT_FORBIDDEN
+    if status == 404:
+        on_an_otp = endpoint in (Endpoint.VERIFY, Endpoint.STATUS, Endpoint.CANCEL)
+        return E.OTP_NOT_FOUND if on_an_otp else E.ROUTE_NOT_FOUND
+    if status == 503:
+        return E.SERVICE_UNAVAILABLE
+    return E.SERVER_ERROR
+
+
+@dataclass(slots=True)
+class _Network:
+    """One network model in force: the global one, or an account's own (its scenario
+    replaces the global one for that account, wholly). Each has its own carrier (rule
+    sequences and seeded chance), rate budgets, OTP defaults and fixed PINs."""
+
+    carrier: Carrier
+    limiter: RateLimiter
+    otp_defaults: OtpDefaults
+    fixed_pins: tuple[tuple[Rule, str], ...]
+    spec: NetworkSpec | None = None
+    name: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.spec is None:
+            return {"active": False, "name": None, "network": None}
+        return {"active": True, "name": self.name, "network": self.spec.to_json()}
+
+
 class Simulator:
     """The engine's face. Construct it, call :meth:`recover` once (a restart), run
     :meth:`run` in the background, and call verbs."""
@@ -141,10 +188,7 @@ class Simulator:
         # that telling a stale job needs no store read (see _expiry_pending).
         self._expiring: dict[str, Job] = {}
         self._scheduler.handle(Kind.TOKEN, self._token_job, self._token_kept)
-        self._carrier = Carrier(self._scheduler)
-        self._otp_defaults = settings.otp_defaults
-        self._scenario: NetworkSpec | None = None
-        self._scenario_name: str | None = None
+        self._carrier = Carrier(self._scheduler)  # runs every SMS job, whoever decided it
         self._message_seq = itertools.count(1)
         self._request_seq = itertools.count(1)
         self._logging: RequestRecord | None = None
@@ -154,7 +198,11 @@ class Simulator:
         self._balances = Balances(settings.default_balance, settings.account_balances)
         self._no_coverage = frozenset(settings.no_coverage)
         self._configured_pins = _fixed_pin_rules(settings.fixed_pins)
-        self._fixed_pins = self._configured_pins
+        # The global network (every account without its own), and accounts' own ones.
+        self._global = _Network(
+            self._carrier, self._limiter, settings.otp_defaults, self._configured_pins
+        )
+        self._own: dict[str, _Network] = {}
 
     # -- wiring: what the server's components get (never the whole simulator) -------------
 
@@ -262,7 +310,8 @@ class Simulator:
                 key = f"account:{principal.account}"
             except ProviderError as exc:
                 refused = exc
-        state = self._limiter.hit(key)
+        limiter = self._limiter if principal is None else self._network(principal.account).limiter
+        state = limiter.hit(key)
         headers = state.headers()
         if refused is None and not state.allowed:
             refused = ProviderError(E.RATE_LIMITED)
@@ -273,6 +322,14 @@ class Simulator:
                 refused = exc
         return Admission(principal if refused is None else None, headers, refused)
 
+    def account_of(self, *, api_key: str | None, bearer: str | None) -> str | None:
+        """The account these credentials authenticate as (None: they do not), without
+        counting a request against any rate budget (the control API's own checks)."""
+        try:
+            return self._auth.authenticate(api_key=api_key, bearer=bearer).account
+        except ProviderError:
+            return None
+
     def check_client(self, client_id: str | None, secret: str | None) -> str:
         """``POST /oauth/token``: the client id, if these credentials are acceptable."""
         return self._auth.check_client(client_id, secret)
@@ -282,7 +339,8 @@ class Simulator:
         simulator clock, at once when the clock jumps past it."""
         token = self._auth.issue_token(client_id, scope)
         value = str(token["access_token"])
-        self._scheduler.at(self._scheduler.now() + self.settings.token_ttl, Kind.TOKEN, value)
+        due = self._scheduler.now(client_id) + self.settings.token_ttl
+        self._scheduler.at(due, Kind.TOKEN, value, view=client_id)
         return token
 
     def live_tokens(self) -> int:
@@ -328,13 +386,26 @@ class Simulator:
 
         ``check_callback_url`` may refuse the ``otpCallbackUrl`` by raising (the server
         refuses a URL that reaches the simulator itself), after the contract's checks.
+        Everything is stamped on the account's clock (its own view, if it has one).
         """
+        with self._scheduler.acting_for(account):
+            return await self._create_otp(body, account, check_callback_url)
+
+    async def _create_otp(
+        self,
+        body: Mapping[str, Any],
+        account: str,
+        check_callback_url: Callable[[str], None] | None,
+    ) -> Otp:
         self._catch_up()
-        request = parse_new_otp(body, self._otp_defaults)
+        network = self._network(account)
+        request = parse_new_otp(body, network.otp_defaults)
         if check_callback_url is not None and request.callback_url is not None:
             check_callback_url(request.callback_url)
         self._check_coverage(request.phone_number, request.country_iso)
-        fixed = self._fixed_pin(request.phone_number)
+        fixed = next(
+            (p for rule, p in network.fixed_pins if rule.matches(request.phone_number)), None
+        )
         if fixed is not None:
             why = pins.misfit(fixed, request.pin_type, request.pin_length)
             if why is not None:
@@ -348,18 +419,17 @@ class Simulator:
         # per PIN character, so a placeholder PIN renders to the same parts.
         estimate = segment(render(request.template, "0" * request.pin_length)).parts
         self._balances.check(account, self._price(estimate))
-        fate = self._carrier.decide(request.phone_number)
-        if fate.latency:
-            await asyncio.sleep(fate.latency)
-            self._catch_up()
-        self._refuse_if_told(fate, request.phone_number)
+        fate = self._carrier_for(account).decide(request.phone_number)
+        fault = await self._act_on(fate, Endpoint.CREATE, request.phone_number, account)
+        if fault is not None:
+            raise FaultFired(fault)  # before anything is created: nothing was
         # Drawn even for a fixed PIN, so that a seeded run's other PINs stay the same.
         pin = pins.generate(request.pin_type, request.pin_length, self._rng)
         if fixed is not None:
             pin = fixed
         text = render(request.template, pin)
         seg = segment(text)
-        now = self._clock.time()
+        now = self._scheduler.now()
         otp = Otp.issue(
             request,
             otp_id=self.new_id(),
@@ -392,9 +462,19 @@ class Simulator:
         self._carrier.submit(message, fate, self._delivered, self._undelivered)
         return otp
 
-    def _fixed_pin(self, phone: str) -> str | None:
-        """The PIN ``phone`` always receives (the scenario's fixed PINs first), if any."""
-        return next((pin for rule, pin in self._fixed_pins if rule.matches(phone)), None)
+    def _network(self, account: str | None) -> _Network:
+        """The network model in force for ``account``: its own scenario's, else the
+        global one."""
+        if account is not None and self._own:
+            own = self._own.get(account)
+            if own is not None:
+                return own
+        return self._global
+
+    def _carrier_for(self, account: str | None) -> Carrier:
+        """The carrier deciding the fate of ``account``'s requests (every carrier lookup
+        goes through here): its own scenario's rules, else the global ones."""
+        return self._network(account).carrier
 
     def _price(self, parts: int) -> float:
         return round(self.settings.price_per_part * parts, 6)
@@ -438,22 +518,77 @@ class Simulator:
             self._check_coverage(phone.e164, phone.country_iso)
         return {"data": phones.describe(phone)}
 
-    def _refuse_if_told(self, fate: Fate, phone: str) -> None:
-        """Answer as the carrier rule for this number says: invalid, 5xx or 429."""
-        why = f"(simulated by the carrier rule for {phone})"
+    async def fault_for(
+        self, endpoint: str, *, account: str | None, subject: str | None
+    ) -> Fault | None:
+        """Whether a scenario rule makes this provider call fail before it is handled.
+
+        ``endpoint`` is ``verify``, ``status``, ``cancel`` (``subject``: the OTP id; the
+        rules match the OTP's number, none if the OTP is unknown to ``account``) or
+        ``token`` (``subject``: the client id). Waits the rule's ``latency``, then
+        raises ProviderError for an ``error``/``rate_limit`` outcome, returns the
+        connection fault to perform, or None (answer as usual). Nothing about the OTP
+        changes here: a refused verify consumes no attempt.
+        """
+        self._catch_up()
+        where = Endpoint(endpoint)
+        if where is Endpoint.CREATE:
+            raise ValueError("POST /otp decides its fate in create_otp")
+        target = subject
+        about = f"the client id {subject!r}"
+        if where is Endpoint.TOKEN and account is None:
+            account = subject  # the client id is the account its tokens will act as
+        if where is not Endpoint.TOKEN:
+            target, about = None, "an unknown OTP"
+            if subject is not None:
+                key = subject.lower()
+                otp = self._store.get_otp(key) if _UUID.match(key) else None
+                if otp is not None and (account is None or otp.account == account):
+                    phone = otp.request.phone_number
+                    target, about = phone, phone
+        fate = self._carrier_for(account).decide(target, where)
+        return await self._act_on(fate, where, about, account)
+
+    async def _act_on(
+        self, fate: Fate, endpoint: Endpoint, about: str, account: str | None
+    ) -> Fault | None:
+        """Wait the fate's latency (bounded by ``max_wait``), then answer as it says: an
+        error raised, a connection fault returned, or None (go on)."""
+        bound = self.settings.max_wait
+        if fate.latency:
+            await asyncio.sleep(min(fate.latency, bound))
+            self._catch_up()
+        if fate.action is Action.FAULT and fate.fault is not None:
+            hang = bound if fate.hang is None else min(fate.hang, bound)
+            return Fault(fate.fault, hang if fate.fault is FaultKind.HANG else 0.0)
+        self._refuse_if_told(fate, endpoint, about, account)
+        return None
+
+    def _refuse_if_told(
+        self, fate: Fate, endpoint: Endpoint, about: str, account: str | None
+    ) -> None:
+        """Answer as the carrier rule says: invalid number, an error status, or 429."""
+        why = f"(simulated by the carrier rule for {about})"
         if fate.action is Action.REJECT:
             raise ProviderError(E.PHONE_INVALID, f"The phone number provided is invalid {why}")
-        if fate.action is Action.ERROR:
-            spec = E.SERVICE_UNAVAILABLE if fate.status == 503 else E.SERVER_ERROR
-            raise ProviderError(spec, f"{spec.message} {why}")
-        if fate.action is Action.RATE_LIMIT:
-            window = self._limiter.window
-            reset = math.ceil(self._clock.time() / window) * window
+        if fate.is_429:
+            # As the rate limiter's answer (the window's end), and a Retry-After of the
+            # rule's own (1 s unless told): urllib3, under the official SDK, sleeps that
+            # long and retries a GET or DELETE by itself, up to 3 times.
+            window = self._network(account).limiter.window
+            reset = math.ceil(self._scheduler.now() / window) * window
             raise ProviderError(
                 E.RATE_LIMITED,
                 f"{E.RATE_LIMITED.message} {why}",
-                headers={"X-Rate-Limit-Remaining": "0", "X-Rate-Limit-Reset": str(int(reset))},
+                headers={
+                    "X-Rate-Limit-Remaining": "0",
+                    "X-Rate-Limit-Reset": str(int(reset)),
+                    "Retry-After": str(fate.retry_after),
+                },
             )
+        if fate.action is Action.ERROR:
+            spec = _error_spec(fate.status, endpoint)
+            raise ProviderError(spec, f"{spec.message} {why}")
 
     def _delivered(self, message: Message) -> None:
         self._store.save_message(message)
@@ -478,8 +613,9 @@ class Simulator:
         """
         self._catch_up()
         otp = self._find(otp_id, account)
-        if otp.expire_if_due(self._clock.time()):
-            self._changed(otp)
+        with self._scheduler.acting_for(otp.account):
+            if otp.expire_if_due(self._scheduler.now()):
+                self._changed(otp)
         return otp
 
     def list_otps(
@@ -509,14 +645,16 @@ class Simulator:
             pin = str(pin)
         if not isinstance(pin, str) or not pin.strip():
             raise ProviderError(E.PIN_MISSING)
-        self._settle(otp, otp.verify(pin.strip(), self._clock.time()))
+        with self._scheduler.acting_for(otp.account):
+            self._settle(otp, otp.verify(pin.strip(), self._scheduler.now()))
         return otp
 
     def cancel(self, otp_id: str, *, account: str | None = None) -> Otp:
         """``DELETE /otp/{otpId}``: cancel a PENDING OTP."""
         self._catch_up()
         otp = self._find(otp_id, account)
-        self._settle(otp, otp.cancel(self._clock.time()))
+        with self._scheduler.acting_for(otp.account):
+            self._settle(otp, otp.cancel(self._scheduler.now()))
         return otp
 
     def _settle(self, otp: Otp, verdict: Verdict) -> None:
@@ -540,7 +678,9 @@ class Simulator:
         """Schedule a PENDING OTP's expiry, and forget the expiries of OTPs the store has
         forgotten: with ``max_messages`` newer OTPs expecting one, the oldest is gone
         from the store (retention, applied as each was saved), so its job is stale."""
-        job = self._scheduler.at(otp.expires_at, Kind.EXPIRY, otp.otp_id, otp.account)
+        job = self._scheduler.at(
+            otp.expires_at, Kind.EXPIRY, otp.otp_id, otp.account, view=otp.account
+        )
         self._expiring[otp.otp_id] = job
         expiring, kept = self._expiring, self._store.retention.max_messages
         while len(expiring) > kept:
@@ -627,9 +767,7 @@ class Simulator:
                 arrived.set_result(data["id"])
 
         unsubscribe = self._bus.subscribe(listener, "message.delivered")
-        timer = asyncio.ensure_future(
-            self._clock.sleep_until(self._clock.time() + wait, real_timeout=wait)
-        )
+        timer = asyncio.ensure_future(self._sleep_until(account, wait))
         either: set[asyncio.Future[Any]] = {arrived, timer}
         try:
             await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
@@ -697,34 +835,88 @@ class Simulator:
 
     # -- the clock -------------------------------------------------------------------------
 
-    def now(self) -> float:
-        """The simulator's time (Unix seconds)."""
-        return self._scheduler.now()
+    def now(self, account: str | None = None) -> float:
+        """The simulator's time (Unix seconds); with ``account``, on its clock."""
+        return self._scheduler.now() if account is None else self._scheduler.now(account)
 
-    def clock_json(self) -> dict[str, object]:
-        """The clock as ``GET /_sim/clock`` shows it."""
-        return self._clock.snapshot()
+    def _sleep_until(self, account: str | None, wait: float) -> Coroutine[Any, Any, bool]:
+        """Wait ``wait`` seconds of ``account``'s clock (at most as many real ones)."""
+        view = self._scheduler.view(account) if account is not None else None
+        clock: Clock | ClockView = view if view is not None else self._clock
+        return clock.sleep_until(clock.time() + wait, real_timeout=wait)
+
+    def clock_json(self, account: str | None = None) -> dict[str, object]:
+        """The clock as ``GET /_sim/clock`` shows it; with ``account``, that account's
+        (``"own"``: whether it has a clock of its own)."""
+        if account is None:
+            return self._clock.snapshot()
+        view = self._scheduler.view(account)
+        shown = view.snapshot() if view is not None else self._clock.snapshot()
+        return {**shown, "own": view is not None}
 
     def move_clock(
-        self, *, to: float | None = None, advance: float | None = None, freeze: bool | None = None
+        self,
+        *,
+        to: float | None = None,
+        advance: float | None = None,
+        freeze: bool | None = None,
+        account: str | None = None,
     ) -> dict[str, object]:
         """Set the clock ``to`` a time, then ``advance`` it, then ``freeze`` or unfreeze
         it (each if given); announce it, then run every job now due, in due-time order,
-        each stamped with its own due time. Returns the clock as ``clock_json``."""
+        each stamped with its own due time. Returns the clock as ``clock_json``.
+
+        With ``account``: that account's own clock (opened at the shared time if it has
+        none), which moves nothing else: its OTPs, SMS, tokens and callbacks run on it.
+        Without: the shared clock, and every account's own clock with it.
+        """
+        if account is not None:
+            view = self._open_view(account)
+            if to is not None:
+                view.set(to)
+            if advance is not None:
+                view.advance(advance)
+            if freeze is not None:
+                view.freeze(freeze)
+            self._scheduler.view_moved()
+            shown = self.clock_json(account)
+            self._bus.publish("account.clock", {**shown, "account": account})
+            self._catch_up()
+            return self.clock_json(account)
+        before = self._clock.time()
         if to is not None:
             self._clock.set(to)
         if advance is not None:
             self._clock.advance(advance)
         if freeze is not None:
             self._clock.freeze(freeze)
+        self._scheduler.shared_moved(self._clock.time() - before)
         self._bus.publish("clock", self._clock.snapshot())
         self._catch_up()
         return self._clock.snapshot()
 
+    def _open_view(self, account: str) -> ClockView:
+        """``account``'s own clock; 400 1040 when too many accounts have one."""
+        view = self._scheduler.view(account)
+        if view is None:
+            if self._scheduler.views() >= self.settings.max_account_scenarios:
+                raise ProviderError(
+                    E.TOO_MANY_ACCOUNT_SCENARIOS,
+                    f"{self.settings.max_account_scenarios} accounts already have a clock "
+                    "of their own (--max-account-scenarios): reset an account first",
+                )
+            view = self._scheduler.open_view(account)
+        return view
+
     # -- scenarios -------------------------------------------------------------------------
 
     def use_scenario(
-        self, network: NetworkSpec | None, *, name: str | None = None, keep_clock: bool = False
+        self,
+        network: NetworkSpec | None,
+        *,
+        name: str | None = None,
+        keep_clock: bool = False,
+        account: str | None = None,
     ) -> None:
         """Activate a network model (None: back to the configured defaults).
 
@@ -732,30 +924,81 @@ class Simulator:
         its clock settings move the clock now, unless ``keep_clock`` (a restart whose
         clock came back from the store: it already started where the scenario said,
         and has moved since).
+
+        With ``account``: for that account only (its requests, by API key or OAuth
+        client id), replacing the global model for it wholly (no merging); None
+        forgets it (the global model applies again). Its clock settings set the
+        account's own clock. At most ``settings.max_account_scenarios`` accounts have a
+        scenario, and as many a clock, of their own (400 1040 beyond: nothing changes).
         """
         spec = network
-        self._carrier.configure(spec.carrier if spec else None)
-        base = self.settings.otp_defaults
-        self._otp_defaults = spec.otp_defaults(base) if spec else base
-        limit, window = self.settings.rate_limit, self.settings.rate_limit_window
-        if spec is not None and spec.rate_limit is not None:
-            limit, window = spec.rate_limit
-        self._limiter.configure(limit, window)
+        if account is not None:
+            self._use_own_scenario(account, spec, name)
+            return
+        self._configure(self._global, spec, name)
         balance = self.settings.default_balance
         if spec is not None and spec.balance is not None:
             balance = spec.balance
         self._balances.use_default(balance)
-        scenario_pins = _fixed_pin_rules(spec.fixed_pins) if spec is not None else ()
-        self._fixed_pins = scenario_pins + self._configured_pins
-        self._scenario, self._scenario_name = spec, (name if spec is not None else None)
         self._bus.publish("scenario", self.scenario_json())
+        before = self._clock.time()
         if not keep_clock and self._apply_scenario_clock():
+            self._scheduler.shared_moved(self._clock.time() - before)
             self._bus.publish("clock", self._clock.snapshot())
             self._catch_up()
 
+    def _configure(self, network: _Network, spec: NetworkSpec | None, name: str | None) -> None:
+        """Give ``network`` the model ``spec`` describes (None: the configured one);
+        its sequences, chance and rate budgets start again."""
+        network.carrier.configure(spec.carrier if spec else None)
+        base = self.settings.otp_defaults
+        network.otp_defaults = spec.otp_defaults(base) if spec else base
+        limit, window = self.settings.rate_limit, self.settings.rate_limit_window
+        if spec is not None and spec.rate_limit is not None:
+            limit, window = spec.rate_limit
+        network.limiter.configure(limit, window)
+        scenario_pins = _fixed_pin_rules(spec.fixed_pins) if spec is not None else ()
+        network.fixed_pins = scenario_pins + self._configured_pins
+        network.spec, network.name = spec, (name if spec is not None else None)
+
+    def _use_own_scenario(self, account: str, spec: NetworkSpec | None, name: str | None) -> None:
+        if spec is None:
+            self._forget_own_scenario(account)
+        else:
+            own = self._own.get(account)
+            if own is None and len(self._own) >= self.settings.max_account_scenarios:
+                raise ProviderError(
+                    E.TOO_MANY_ACCOUNT_SCENARIOS,
+                    f"{self.settings.max_account_scenarios} accounts already have a "
+                    "scenario of their own (--max-account-scenarios): reset an account "
+                    "or DELETE its scenario first",
+                )
+            if spec.clock_start is not None or spec.clock_frozen is not None:
+                self._open_view(account)  # refused (1040) before anything changes
+            if own is None:
+                own = _Network(
+                    Carrier(self._scheduler, delivers=False),
+                    RateLimiter(self._clock, None, self.settings.rate_limit_window),
+                    self.settings.otp_defaults,
+                    self._configured_pins,
+                )
+            self._configure(own, spec, name)
+            self._own[account] = own
+            self._balances.use_own_default(
+                account, self.settings.default_balance if spec.balance is None else spec.balance
+            )
+        self._bus.publish("account.scenario", {"account": account, **self.scenario_json(account)})
+        if spec is not None and (spec.clock_start is not None or spec.clock_frozen is not None):
+            # Its clock settings set the account's own clock, not the shared one.
+            self.move_clock(to=spec.clock_start, freeze=spec.clock_frozen, account=account)
+
+    def _forget_own_scenario(self, account: str) -> None:
+        if self._own.pop(account, None) is not None:
+            self._balances.use_own_default(account, None, own=False)
+
     def _apply_scenario_clock(self) -> bool:
-        """Set the clock as the active scenario says; True if it said anything."""
-        spec = self._scenario
+        """Set the clock as the global scenario says; True if it said anything."""
+        spec = self._global.spec
         if spec is None:
             return False
         if spec.clock_start is not None:
@@ -764,11 +1007,17 @@ class Simulator:
             self._clock.freeze(spec.clock_frozen)
         return spec.clock_start is not None or spec.clock_frozen is not None
 
-    def scenario_json(self) -> dict[str, Any]:
-        spec = self._scenario
-        if spec is None:
-            return {"active": False, "name": None, "network": None}
-        return {"active": True, "name": self._scenario_name, "network": spec.to_json()}
+    def scenario_json(self, account: str | None = None) -> dict[str, Any]:
+        """The scenario in force (``GET /_sim/scenario``): the global one, or with
+        ``account`` the one in force for that account (``"own"``: its own, not the
+        global one)."""
+        if account is None:
+            return self._global.to_json()
+        return {**self._network(account).to_json(), "own": account in self._own}
+
+    def account_scenarios(self) -> int:
+        """How many accounts have a scenario of their own."""
+        return len(self._own)
 
     # -- reset -------------------------------------------------------------------------------
 
@@ -776,17 +1025,24 @@ class Simulator:
         """Back to a clean state: no OTPs, no messages, no journaled requests, the clock
         as configured at start.
 
-        An active scenario stays active: its sequences start again, and its clock
-        settings (frozen, start) apply again. With ``account``
-        only that account's OTPs, messages, callbacks and journal entries go; the clock, the rate
-        limits and the scenario, shared by everyone, stay as they are.
+        The global scenario stays active: its sequences start again, and its clock
+        settings (frozen, start) apply again; accounts' own scenarios are forgotten.
+        With ``account`` only that account's OTPs, messages, callbacks, journal entries,
+        balance and own scenario go; the clock, the global scenario and the other
+        accounts stay as they are.
         """
         if account is not None:
+            if account in self._own:
+                self._forget_own_scenario(account)
+                self._bus.publish(
+                    "account.scenario", {"account": account, **self.scenario_json(account)}
+                )
             self._store.clear(account)
             self._carrier.forget(account)  # its SMS still on their way do not arrive
             for otp_id in [k for k, job in self._expiring.items() if job.ref == account]:
                 self._expiry_done(otp_id)
             self._balances.reset(account)
+            self._scheduler.close_view(account)  # back on the shared clock
             self._bus.publish("reset", {**self._clock.snapshot(), "account": account})
             return
         self._store.clear()
@@ -795,6 +1051,9 @@ class Simulator:
         self._carrier.forget()
         self._carrier.configure(self._carrier.network)  # sequences start again
         self._limiter.reset()
+        for own in list(self._own):
+            self._forget_own_scenario(own)
+        self._scheduler.close_views()
         self._balances.reset()
         self._clock.reset()
         self._apply_scenario_clock()

@@ -29,9 +29,12 @@ from otpsim.domain.pins import check_fixed
 from otpsim.domain.request import check_defaults
 from otpsim.engine.network import (
     DEFAULT_FIELDS,
+    ERROR_STATUSES,
     MAX_SEED,
     Action,
+    Endpoint,
     Fate,
+    FaultKind,
     Network,
     NetworkSpec,
     Rule,
@@ -45,6 +48,7 @@ from otpsim.yamlutil import YamlDoc, load_yaml
 
 MAX_SCENARIO_BYTES = 1024 * 1024
 MAX_LATENCY = 30.0
+MAX_HANG = 3600.0  # a rule's hang: seconds (the server holds at most --max-wait)
 MAX_WAIT = 120.0
 MAX_NAME_CHARS = 200  # a scenario's or a step's name
 MAX_NOTE_CHARS = 500  # a rule's note
@@ -117,6 +121,13 @@ class _Problem(OtpsimError):
         self.line = line
 
 
+class _Noted(OtpsimError):
+    """The problems of a part were noted already: ``collect`` skips the part's value."""
+
+    def __init__(self) -> None:
+        super().__init__("problems noted")
+
+
 class _Collect:
     """``with reader.collect():`` a problem raised inside is noted, and checking goes on
     after the block: one mistake does not hide the next."""
@@ -131,7 +142,7 @@ class _Collect:
         if isinstance(exc, _Problem):
             self.reader.note(exc)
             return True
-        return False
+        return isinstance(exc, _Noted)
 
 
 class _Reader:
@@ -243,48 +254,132 @@ def _kind(value: Any) -> str:
 
 # -- the network half --------------------------------------------------------------------
 
-_FATE_KEYS = ("deliver", "delay", "undelivered", "reject", "error", "rate_limit", "latency")
-_RULE_KEYS = ("match", "sequence", "chance", "note", *_FATE_KEYS)
+_ACTION_KEYS = ("deliver", "ok", "undelivered", "reject", "error", "rate_limit", "fault")
+_FATE_KEYS = (*_ACTION_KEYS, "delay", "latency", "hang", "retry_after")
+MAX_RETRY_AFTER = 3600
+_RULE_KEYS = ("match", "on", "sequence", "chance", "note", *_FATE_KEYS)
+_SMS_KEYS = ("undelivered", "reject", "delay")  # outcomes of an SMS: on create only
+_ENDPOINTS = tuple(e.value for e in Endpoint)
 
 
-def _fate(r: _Reader, data: dict[str, Any], path: KeyPath) -> Fate:
-    actions = [k for k in ("deliver", "undelivered", "reject", "error", "rate_limit") if k in data]
+def _fate(r: _Reader, data: dict[str, Any], path: KeyPath, create: bool = True) -> Fate:
+    """One outcome; ``create``: the rule targets ``POST /otp`` only (SMS outcomes allowed).
+    Every problem in it is noted (then a placeholder is returned: the scenario is refused
+    at the end anyway)."""
+    before = r.found
+    actions = [k for k in _ACTION_KEYS if k in data]
     if len(actions) > 1:
-        raise r.fail(path, f"expected one action, got {', '.join(actions)}")
+        r.note(r.fail(path, f"expected one action, got {', '.join(actions)}"))
+    if not create:
+        for key in _SMS_KEYS:
+            if key in data:
+                r.note(r.fail((*path, key), f"'{key}' is about the SMS: only with 'on: create'"))
     latency = 0.0
     if "latency" in data:
-        latency = r.number(data["latency"], (*path, "latency"), 0, MAX_LATENCY)
+        with r.collect():
+            latency = r.number(data["latency"], (*path, "latency"), 0, MAX_LATENCY)
     delay = 0.0
     if "delay" in data:
-        delay = r.number(data["delay"], (*path, "delay"), 0, 86400)
+        with r.collect():
+            delay = r.number(data["delay"], (*path, "delay"), 0, 86400)
     action = actions[0] if actions else "deliver"
+    fate = Fate(latency=latency)
+    with r.collect():
+        fate = _action(r, data, path, action, delay, latency, create)
+    return fate if r.found == before else Fate()
+
+
+def _action(
+    r: _Reader,
+    data: dict[str, Any],
+    path: KeyPath,
+    action: str,
+    delay: float,
+    latency: float,
+    create: bool,
+) -> Fate:
+    if "hang" in data and (action != "fault" or data.get("fault") != "hang"):
+        r.note(r.fail((*path, "hang"), "'hang' goes with 'fault: hang'"))
+    retry_after = 1
+    if "retry_after" in data:
+        if not (action == "rate_limit" or (action == "error" and data["error"] == 429)):
+            r.note(r.fail((*path, "retry_after"), "'retry_after' goes with a 429 (error: 429)"))
+        with r.collect():
+            retry_after = r.integer(data["retry_after"], (*path, "retry_after"))
+            if not 0 <= retry_after <= MAX_RETRY_AFTER:
+                raise r.fail(
+                    (*path, "retry_after"),
+                    f"expected a whole number from 0 to {MAX_RETRY_AFTER}, got {retry_after}",
+                )
+    if action == "ok":
+        if data["ok"] is not True:
+            raise r.fail((*path, "ok"), f"expected true, got {_kind(data['ok'])}")
+        action = "deliver"
+        data = {k: v for k, v in data.items() if k != "ok"}
     if action == "deliver":
         value = data.get("deliver", True)
         if isinstance(value, dict):
-            r.mapping(value, (*path, "deliver"), ("delay",))
+            r.mapping(value, (*path, "deliver"), ("delay",), go_on=True)
             if "delay" in value:
+                if not create:
+                    raise r.fail(
+                        (*path, "deliver", "delay"),
+                        "'delay' is about the SMS: only with 'on: create'",
+                    )
                 delay = r.number(value["delay"], (*path, "deliver", "delay"), 0, 86400)
         elif value is not True:
             raise r.fail((*path, "deliver"), "expected true or a mapping with 'delay'")
         return Fate(Action.DELIVER, delay=delay, latency=latency)
     if "delay" in data:
-        raise r.fail((*path, "delay"), f"'delay' goes with deliver, not with {action}")
+        r.note(r.fail((*path, "delay"), f"'delay' goes with deliver, not with {action}"))
     if action == "error":
         status = data["error"]
-        if status not in (500, 503):
-            raise r.fail((*path, "error"), f"expected 500 or 503, got {_kind(status)}")
-        return Fate(Action.ERROR, status=status, latency=latency)
+        if isinstance(status, bool) or status not in ERROR_STATUSES:
+            choices = ", ".join(str(s) for s in ERROR_STATUSES)
+            raise r.fail((*path, "error"), f"expected one of {choices}, got {_kind(status)}")
+        return Fate(Action.ERROR, status=status, latency=latency, retry_after=retry_after)
+    if action == "fault":
+        kind = data["fault"]
+        if not isinstance(kind, str) or kind not in FaultKind.__members__.values():
+            choices = ", ".join(f.value for f in FaultKind)
+            raise r.fail((*path, "fault"), f"expected one of: {choices}, got {_kind(kind)}")
+        hang = None
+        if "hang" in data:
+            hang = r.number(data["hang"], (*path, "hang"), 0, MAX_HANG)
+        return Fate(Action.FAULT, latency=latency, fault=FaultKind(kind), hang=hang)
     if data[action] is not True:
         raise r.fail((*path, action), f"expected true, got {_kind(data[action])}")
-    return Fate(Action(action), latency=latency)
+    return Fate(Action(action), latency=latency, retry_after=retry_after)
 
 
-def _match(r: _Reader, value: Any, path: KeyPath) -> str:
+def _on(r: _Reader, value: Any, path: KeyPath) -> frozenset[Endpoint]:
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise r.fail(path, f"expected one of: {', '.join(_ENDPOINTS)} (or a list of them)")
+    found = set()
+    for i, item in enumerate(items):
+        where = (*path, i) if isinstance(value, list) else path
+        if not isinstance(item, str) or item not in _ENDPOINTS:
+            raise r.fail(
+                where, f"expected one of: {', '.join(_ENDPOINTS)} (or a list), got {_kind(item)}"
+            )
+        found.add(Endpoint(item))
+    return frozenset(found)
+
+
+def _match(r: _Reader, value: Any, path: KeyPath, *, numbers: bool = True) -> str:
+    """A rule's ``match``: a number, a prefix or a regex; with ``numbers`` false (a rule
+    only for ``token``), a client id, a prefix ending in ``*`` or a regex."""
     if isinstance(value, dict):
-        r.mapping(value, path, ("regex",))
+        r.mapping(value, path, ("regex",), go_on=True)
         if "regex" not in value:
             raise r.fail(path, "expected a number, a prefix ending in '*', or {regex: ...}")
         return "re:" + r.text(value["regex"], (*path, "regex"))
+    if not numbers:
+        text = r.label(value, path)
+        if text.startswith("re:"):
+            raise r.fail(path, "expected a client id, a prefix ending in '*', or {regex: ...}")
+        return text
     if isinstance(value, int) and not isinstance(value, bool):
         value = f"+{value}"
     text = r.text(value, path)
@@ -297,31 +392,54 @@ def _match(r: _Reader, value: Any, path: KeyPath) -> str:
 
 
 def _rule(r: _Reader, data: Any, path: KeyPath) -> Rule:
-    rule = r.mapping(data, path, _RULE_KEYS)
+    """One rule; every problem in it is noted (each field is checked, whatever the
+    others), and _Problem is raised at the end if there was any."""
+    if isinstance(data, dict) and True in data and "on" not in data:
+        # YAML 1.1 reads a plain ``on:`` key as the boolean true (its line is kept
+        # under "on", the key as written).
+        data = {("on" if key is True else key): value for key, value in data.items()}
+    before = r.found
+    rule = r.mapping(data, path, _RULE_KEYS, go_on=True)
+    on = frozenset({Endpoint.CREATE})
+    if "on" in rule:
+        with r.collect():
+            on = _on(r, rule["on"], (*path, "on"))
+    create = on == {Endpoint.CREATE}
+    match = "*"
     if "match" not in rule:
-        raise r.fail(path, "missing field 'match'")
-    match = _match(r, rule["match"], (*path, "match"))
+        r.note(r.fail(path, "missing field 'match'"))
+    else:
+        with r.collect():
+            match = _match(r, rule["match"], (*path, "match"), numbers=on != {Endpoint.TOKEN})
     chance = 1.0
     if "chance" in rule:
-        chance = r.number(rule["chance"], (*path, "chance"), 0, 1)
-    note = (
-        "" if rule.get("note") is None else r.label(rule["note"], (*path, "note"), MAX_NOTE_CHARS)
-    )
+        with r.collect():
+            chance = r.number(rule["chance"], (*path, "chance"), 0, 1)
+    note = ""
+    if rule.get("note") is not None:
+        with r.collect():
+            note = r.label(rule["note"], (*path, "note"), MAX_NOTE_CHARS)
+    steps: tuple[Fate, ...] = (Fate(),)
     if "sequence" in rule:
-        extra = [k for k in _FATE_KEYS if k in rule]
-        if extra:
-            raise r.fail((*path, extra[0]), "put outcomes inside 'sequence', or drop 'sequence'")
+        for extra in (k for k in _FATE_KEYS if k in rule):
+            r.note(r.fail((*path, extra), "put outcomes inside 'sequence', or drop 'sequence'"))
         items = rule["sequence"]
         if not isinstance(items, list) or not items:
-            raise r.fail((*path, "sequence"), "expected a non-empty list of outcomes")
-        steps = tuple(
-            _fate(r, r.mapping(item, (*path, "sequence", i), _FATE_KEYS), (*path, "sequence", i))
-            for i, item in enumerate(items)
-        )
+            r.note(r.fail((*path, "sequence"), "expected a non-empty list of outcomes"))
+        else:
+            found = []
+            for i, item in enumerate(items):
+                with r.collect():
+                    where = (*path, "sequence", i)
+                    mapping = r.mapping(item, where, _FATE_KEYS, go_on=True)
+                    found.append(_fate(r, mapping, where, create))
+            steps = tuple(found) or steps
     else:
-        steps = (_fate(r, rule, path),)
+        steps = (_fate(r, rule, path, create),)
+    if r.found != before:
+        raise _Noted()
     try:
-        return Rule.of(match, *steps, chance=chance, note=note)
+        return Rule.of(match, *steps, chance=chance, note=note, on=on)
     except ValueError as exc:
         raise r.fail((*path, "match"), str(exc)) from None
 
@@ -332,58 +450,85 @@ _NETWORK_KEYS = (
 
 
 def _network(r: _Reader, data: Any) -> NetworkSpec:
+    """The network half; every problem in it is noted, each field checked whatever the
+    others (one mistake does not hide the next)."""
     path: KeyPath = ("network",)
-    net = r.mapping(
-        data,
-        path,
-        _NETWORK_KEYS,
-    )
+    net = r.mapping(data, path, _NETWORK_KEYS, go_on=True)
     rules_data = net.get("rules") or []
-    if not isinstance(rules_data, list):
-        raise r.fail((*path, "rules"), f"expected a list of rules, got {_kind(rules_data)}")
     found: list[Rule] = []
+    if not isinstance(rules_data, list):
+        r.note(r.fail((*path, "rules"), f"expected a list of rules, got {_kind(rules_data)}"))
+        rules_data = []
     for i, item in enumerate(rules_data):
-        with r.collect():  # each rule's problem is reported
+        with r.collect():  # each rule's problems are reported
             found.append(_rule(r, item, (*path, "rules", i)))
     rules = tuple(found)
     seed = None
     if net.get("seed") is not None:
-        seed = r.integer(net["seed"], (*path, "seed"))
-        if not 0 <= seed <= MAX_SEED:
-            raise r.fail((*path, "seed"), f"expected a whole number from 0 to {MAX_SEED}")
+        with r.collect():
+            seed = r.integer(net["seed"], (*path, "seed"))
+            if not 0 <= seed <= MAX_SEED:
+                raise r.fail((*path, "seed"), f"expected a whole number from 0 to {MAX_SEED}")
     magic = True
     if "magic_numbers" in net:
-        magic = r.boolean(net["magic_numbers"], (*path, "magic_numbers"))
+        with r.collect():
+            magic = r.boolean(net["magic_numbers"], (*path, "magic_numbers"))
     frozen: bool | None = None
     start: float | None = None
     if "clock" in net:
-        clock = r.mapping(net["clock"], (*path, "clock"), ("frozen", "start"))
-        if "frozen" in clock:
-            frozen = r.boolean(clock["frozen"], (*path, "clock", "frozen"))
-        if "start" in clock:
-            start = _time(r, clock["start"], (*path, "clock", "start"))
+        with r.collect():
+            clock = r.mapping(net["clock"], (*path, "clock"), ("frozen", "start"), go_on=True)
+            if "frozen" in clock:
+                with r.collect():
+                    frozen = r.boolean(clock["frozen"], (*path, "clock", "frozen"))
+            if "start" in clock:
+                with r.collect():
+                    start = _time(r, clock["start"], (*path, "clock", "start"))
     defaults: dict[str, Any] = {}
     if "defaults" in net:
-        given = r.mapping(net["defaults"], (*path, "defaults"), tuple(DEFAULT_FIELDS))
-        defaults = {DEFAULT_FIELDS[k]: v for k, v in given.items()}
-        probe = replace(OtpDefaults(), **defaults)
-        try:
-            check_defaults(probe)
-        except (ProviderError, TypeError) as exc:
-            message = exc.message if isinstance(exc, ProviderError) else "wrong type"
-            param = exc.param if isinstance(exc, ProviderError) else None
-            key = param if param in given else next(iter(given), "")
-            raise r.fail((*path, "defaults", key), message) from None
+        with r.collect():
+            defaults = _defaults(r, net["defaults"], (*path, "defaults"))
     rate: tuple[int | None, float] | None = None
     if "rate_limit" in net:
-        rate = _rate_limit(r, net["rate_limit"], (*path, "rate_limit"))
+        with r.collect():
+            rate = _rate_limit(r, net["rate_limit"], (*path, "rate_limit"))
     balance = None
     if "balance" in net:
-        balance = r.number(net["balance"], (*path, "balance"), 0, 1e12)
-    fixed = _fixed_pins(r, net["fixed_pins"], (*path, "fixed_pins")) if "fixed_pins" in net else ()
+        with r.collect():
+            balance = r.number(net["balance"], (*path, "balance"), 0, 1e12)
+    fixed: tuple[tuple[str, str], ...] = ()
+    if "fixed_pins" in net:
+        with r.collect():
+            fixed = _fixed_pins(r, net["fixed_pins"], (*path, "fixed_pins"))
     return NetworkSpec(
         Network(rules, seed, magic), defaults, frozen, start, rate, balance, fixed_pins=fixed
     )
+
+
+def _defaults(r: _Reader, value: Any, path: KeyPath) -> dict[str, Any]:
+    """``network.defaults``: each field checked on its own (every bad one reported),
+    then together (e.g. a template too long for the PIN length)."""
+    given = r.mapping(value, path, tuple(DEFAULT_FIELDS), go_on=True)
+    known = {k: v for k, v in given.items() if k in DEFAULT_FIELDS}
+    defaults = {DEFAULT_FIELDS[k]: v for k, v in known.items()}
+    before = r.found
+    for key, field_value in known.items():
+        with r.collect():
+            _check_defaults(r, {DEFAULT_FIELDS[key]: field_value}, known, path, key)
+    if r.found == before:
+        _check_defaults(r, defaults, known, path, next(iter(known), ""))
+    return defaults
+
+
+def _check_defaults(
+    r: _Reader, defaults: dict[str, Any], given: dict[str, Any], path: KeyPath, key: str
+) -> None:
+    try:
+        check_defaults(replace(OtpDefaults(), **defaults))
+    except (ProviderError, TypeError) as exc:
+        message = exc.message if isinstance(exc, ProviderError) else "wrong type"
+        param = exc.param if isinstance(exc, ProviderError) else None
+        raise r.fail((*path, param if param in given else key), message) from None
 
 
 def _time(r: _Reader, value: Any, path: KeyPath) -> float:
@@ -399,31 +544,46 @@ def _time(r: _Reader, value: Any, path: KeyPath) -> float:
 
 
 def _fixed_pins(r: _Reader, value: Any, path: KeyPath) -> tuple[tuple[str, str], ...]:
-    """``fixed_pins: [{match: <as in rules>, pin: "123456"}, ...]``."""
+    """``fixed_pins: [{match: <as in rules>, pin: "123456"}, ...]``; every entry's
+    problems are noted."""
     if not isinstance(value, list):
         raise r.fail(path, f"expected a list of {{match, pin}}, got {_kind(value)}")
     found = []
     for i, item in enumerate(value):
-        entry = r.mapping(item, (*path, i), ("match", "pin"))
-        for needed in ("match", "pin"):
-            if needed not in entry:
-                raise r.fail((*path, i), f"missing field {needed!r}")
-        match = _match(r, entry["match"], (*path, i, "match"))
-        try:
-            Rule.of(match)
-        except ValueError as exc:
-            raise r.fail((*path, i, "match"), str(exc)) from None
-        pin = entry["pin"]
-        if not isinstance(pin, str):
-            raise r.fail(
-                (*path, i, "pin"),
-                f"expected the PIN as quoted text such as '123456', got {_kind(pin)}",
-            )
-        try:
-            found.append((match, check_fixed(pin)))
-        except ValueError as exc:
-            raise r.fail((*path, i, "pin"), str(exc)) from None
+        with r.collect():
+            found.append(_fixed_pin(r, item, (*path, i)))
     return tuple(found)
+
+
+def _fixed_pin(r: _Reader, item: Any, path: KeyPath) -> tuple[str, str]:
+    before = r.found
+    entry = r.mapping(item, path, ("match", "pin"), go_on=True)
+    for needed in ("match", "pin"):
+        if needed not in entry:
+            r.note(r.fail(path, f"missing field {needed!r}"))
+    match, pin = "", ""
+    if "match" in entry:
+        with r.collect():
+            match = _match(r, entry["match"], (*path, "match"))
+            try:
+                Rule.of(match)
+            except ValueError as exc:
+                raise r.fail((*path, "match"), str(exc)) from None
+    if "pin" in entry:
+        with r.collect():
+            given = entry["pin"]
+            if not isinstance(given, str):
+                raise r.fail(
+                    (*path, "pin"),
+                    f"expected the PIN as quoted text such as '123456', got {_kind(given)}",
+                )
+            try:
+                pin = check_fixed(given)
+            except ValueError as exc:
+                raise r.fail((*path, "pin"), str(exc)) from None
+    if r.found != before:
+        raise _Noted()
+    return (match, pin)
 
 
 def _rate_limit(r: _Reader, value: Any, path: KeyPath) -> tuple[int | None, float]:
@@ -431,11 +591,15 @@ def _rate_limit(r: _Reader, value: Any, path: KeyPath) -> tuple[int | None, floa
         return (None, 60.0)
     if isinstance(value, int) and not isinstance(value, bool):
         return (int(r.number(value, path, 1, 10**9)), 60.0)
-    data = r.mapping(value, path, ("limit", "window"))
+    data = r.mapping(value, path, ("limit", "window"), go_on=True)
+    limit, window = 1, 60.0
     if "limit" not in data:
-        raise r.fail(path, "missing field 'limit'")
-    limit = int(r.number(data["limit"], (*path, "limit"), 1, 10**9))
-    window = r.number(data.get("window", 60), (*path, "window"), 0.001, 86400)
+        r.note(r.fail(path, "missing field 'limit'"))
+    else:
+        with r.collect():
+            limit = int(r.number(data["limit"], (*path, "limit"), 1, 10**9))
+    with r.collect():
+        window = r.number(data.get("window", 60), (*path, "window"), 0.001, 86400)
     return (limit, window)
 
 

@@ -642,7 +642,9 @@ class CallbackDispatcher:
         if delivery.job is not None:
             self._timers.cancel(delivery.job)
         delivery.next_attempt_at = at
-        delivery.job = self._timers.at(at, Kind.CALLBACK, delivery.delivery_id, delivery)
+        delivery.job = self._timers.at(
+            at, Kind.CALLBACK, delivery.delivery_id, delivery, view=delivery.account
+        )
 
     def _is_current(self, delivery: Delivery, job: Job) -> bool:
         return (
@@ -871,7 +873,7 @@ class CallbackDispatcher:
                 self._hold(delivery)
                 self._make_room(delivery)
             if delivery.state is State.PENDING:
-                self._schedule(delivery, self._timers.now())
+                self._schedule(delivery, self._timers.now(delivery.account))
             self._persist(delivery)
         return delivery
 

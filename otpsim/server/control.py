@@ -44,7 +44,10 @@ def _phone_filter(request: web.Request) -> str | None:
 
 def _account_filter(request: web.Request) -> str | None:
     """``?account=``: only what that credential (API key or OAuth client id) created."""
-    return request.query.get("account") or None
+    account = request.query.get("account") or None
+    if account is not None and len(account) > MAX_CREDENTIAL:
+        raise ProviderError(E.SIM_INVALID_PARAM, too_long("'account'"))
+    return account
 
 
 def _otp_filter(request: web.Request) -> str | None:
@@ -146,7 +149,8 @@ async def get_otp(request: web.Request) -> web.Response:
 
 
 async def get_clock(request: web.Request) -> web.Response:
-    return json_response(request.app[SIM].clock_json())
+    """The shared clock; ``?account=K``: K's (``own``: whether it has one of its own)."""
+    return json_response(request.app[SIM].clock_json(_account_filter(request)))
 
 
 CLOCK_MIN, CLOCK_MAX = 0.0, 253402300799.0  # 1970-01-01 .. 9999-12-31T23:59:59Z
@@ -191,10 +195,14 @@ def _clock_changes(
 
 
 async def move_clock(request: web.Request) -> web.Response:
-    """``{"set": iso}``, then ``{"advance": s}``, then ``{"freeze": bool}``, as given."""
+    """``{"set": iso}``, then ``{"advance": s}``, then ``{"freeze": bool}``, as given.
+
+    ``?account=K``: K's own clock only (its OTPs, SMS, tokens and callbacks run on it);
+    without, the shared clock and every account's with it."""
     sim = request.app[SIM]
-    advance, at, freeze = _clock_changes(await read_json_object(request), sim.now())
-    return json_response(sim.move_clock(to=at, advance=advance, freeze=freeze))
+    account = _account_filter(request)
+    advance, at, freeze = _clock_changes(await read_json_object(request), sim.now(account))
+    return json_response(sim.move_clock(to=at, advance=advance, freeze=freeze, account=account))
 
 
 async def list_callbacks(request: web.Request) -> web.Response:
@@ -232,7 +240,8 @@ async def resend_callback(request: web.Request) -> web.Response:
 
 
 async def get_scenario(request: web.Request) -> web.Response:
-    return json_response(request.app[SIM].scenario_json())
+    """The global scenario; ``?account=K``: the one in force for K (``own``: its own)."""
+    return json_response(request.app[SIM].scenario_json(_account_filter(request)))
 
 
 async def put_scenario(request: web.Request) -> web.Response:
@@ -240,7 +249,9 @@ async def put_scenario(request: web.Request) -> web.Response:
 
     A rejected scenario changes nothing: the previous one stays active. It is checked
     in a worker thread: a large (or hostile) body does not hold up other clients.
+    ``?account=K``: for K's requests only (it replaces the global one for K, wholly).
     """
+    account = _account_filter(request)
     raw = await request.read()
     try:
         text = raw.decode("utf-8")
@@ -253,14 +264,16 @@ async def put_scenario(request: web.Request) -> web.Response:
     if scenario.network is None:
         raise ProviderError(E.SCENARIO_INVALID, "The scenario has no 'network' to activate")
     sim = request.app[SIM]
-    sim.use_scenario(scenario.network, name=scenario.name)
-    return json_response(sim.scenario_json())
+    sim.use_scenario(scenario.network, name=scenario.name, account=account)
+    return json_response(sim.scenario_json(account))
 
 
 async def delete_scenario(request: web.Request) -> web.Response:
+    """Back to the configured network; ``?account=K``: K back to the global scenario."""
     sim = request.app[SIM]
-    sim.use_scenario(None)
-    return json_response(sim.scenario_json())
+    account = _account_filter(request)
+    sim.use_scenario(None, account=account)
+    return json_response(sim.scenario_json(account))
 
 
 @functools.lru_cache(maxsize=1)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from otpsim.engine.network import FaultFired
 from otpsim.errors import E, ProviderError
 from otpsim.server.callbacks import points_at_self, self_callback_error
+from otpsim.server.faults import perform
 from otpsim.server.http import (
     basic_credentials,
     json_response,
@@ -25,6 +27,15 @@ def _account(request: web.Request) -> str:
     return request[PRINCIPAL].account
 
 
+async def _fault(
+    request: web.Request, endpoint: str, subject: str | None, *, account: str | None, ok: int
+) -> web.Response | None:
+    """A scenario rule's fault for this call, before it is handled: an error raised, a
+    connection fault performed (its response returned), or None (go on)."""
+    fault = await request.app[SIM].fault_for(endpoint, account=account, subject=subject)
+    return None if fault is None else await perform(request, fault, ok_status=ok)
+
+
 async def create_otp(request: web.Request) -> web.Response:
     body = await read_json_object(request)
 
@@ -35,28 +46,41 @@ async def create_otp(request: web.Request) -> web.Response:
         if points_at_self(url, ports, request.headers.get("Host")):
             raise self_callback_error()
 
-    otp = await request.app[SIM].create_otp(
-        body, account=_account(request), check_callback_url=refuse_self
-    )
+    try:
+        otp = await request.app[SIM].create_otp(
+            body, account=_account(request), check_callback_url=refuse_self
+        )
+    except FaultFired as fired:  # nothing was created
+        return await perform(request, fired.fault, ok_status=201)
     request[CONCERNS] = otp
     return json_response(otp.to_api(), status=201)
 
 
 async def get_otp(request: web.Request) -> web.Response:
-    otp = request.app[SIM].get_otp(request.match_info["otp_id"], account=_account(request))
+    otp_id, account = request.match_info["otp_id"], _account(request)
+    if faulted := await _fault(request, "status", otp_id, account=account, ok=200):
+        return faulted
+    otp = request.app[SIM].get_otp(otp_id, account=account)
     request[CONCERNS] = otp
     return json_response(otp.to_api())
 
 
 async def verify_otp(request: web.Request) -> web.Response:
+    otp_id, account = request.match_info["otp_id"], _account(request)
+    # Before the body is read or the OTP looked at: a fault consumes no attempt.
+    if faulted := await _fault(request, "verify", otp_id, account=account, ok=200):
+        return faulted
     body = await read_json_object(request)
-    otp = request.app[SIM].verify(request.match_info["otp_id"], body, account=_account(request))
+    otp = request.app[SIM].verify(otp_id, body, account=account)
     request[CONCERNS] = otp
     return json_response({"status": otp.status.value})
 
 
 async def cancel_otp(request: web.Request) -> web.Response:
-    otp = request.app[SIM].cancel(request.match_info["otp_id"], account=_account(request))
+    otp_id, account = request.match_info["otp_id"], _account(request)
+    if faulted := await _fault(request, "cancel", otp_id, account=account, ok=200):
+        return faulted
+    otp = request.app[SIM].cancel(otp_id, account=account)
     request[CONCERNS] = otp
     return json_response({"info": {"id": otp.otp_id}})
 
@@ -75,6 +99,9 @@ async def oauth_token(request: web.Request) -> web.Response:
     """``POST /oauth/token``: client credentials (HTTP Basic) for a bearer token."""
     sim = request.app[SIM]
     client_id, secret = basic_credentials(request)
+    # Before the credentials are checked: the provider refused before looking.
+    if faulted := await _fault(request, "token", client_id, account=None, ok=200):
+        return faulted
     client = sim.check_client(client_id, secret)
     try:
         form = await request.post()

@@ -90,11 +90,29 @@ def guard(request: web.Request) -> web.Response | None:
         given = bearer_token(request, E.ADMIN_REQUIRED) or request.cookies.get(COOKIE)
         if given is not None and not is_text(given):
             raise ProviderError(E.SIM_INVALID_PARAM, f"The {COOKIE} cookie is not valid UTF-8")
-        if not token_ok(given, token):
+        if not token_ok(given, token) and not _own_account(request):
             if path == "/" and request.method == "GET":
                 return _login_page(status=401, next_path=request.path_qs)
             raise ProviderError(E.ADMIN_REQUIRED)
     return None
+
+
+# Control paths an account may use for itself, with ``?account=`` naming it and its own
+# credential (X-API-KEY, or the bearer token of its OAuth client) instead of the admin token.
+ACCOUNT_PATHS = frozenset({"/_sim/scenario", "/_sim/reset", "/_sim/clock"})
+
+
+def _own_account(request: web.Request) -> bool:
+    """Whether the request acts on one account (``?account=K``) and carries K's own
+    credential: an account may set up (and reset) itself on a shared simulator
+    without the admin token, but never anyone else."""
+    account = request.query.get("account")
+    if request.path not in ACCOUNT_PATHS or not account:
+        return False
+    api_key = header_text(request, "X-API-KEY", E.ADMIN_REQUIRED)
+    bearer = bearer_token(request, E.ADMIN_REQUIRED)
+    found = request.app[SIM].account_of(api_key=api_key, bearer=bearer)
+    return found is not None and hmac.compare_digest(found.encode(), account.encode())
 
 
 def host_name(host: str) -> str:

@@ -82,8 +82,9 @@ steps:
          "s.yaml:4: steps[1].get: bad reference 'opt'"),
         ("steps:\n  - get: {otpId: '{{ otp.otpId '}\n", "s.yaml:2: steps[0].get: bad template"),
         # rules
-        ("network:\n  rules:\n    - match: '+33'\n      error: 404\n",
-         "s.yaml:4: network.rules[0].error: expected 500 or 503, got 404"),
+        ("network:\n  rules:\n    - match: '+33'\n      error: 418\n",
+         "s.yaml:4: network.rules[0].error: expected one of 400, 401, 403, 404, 429, 500, "
+         "503, got 418"),
         ("network:\n  rules:\n    - match: '+33'\n      reject: true\n      undelivered: true\n",
          "s.yaml:3: network.rules[0]: expected one action, got undelivered, reject"),
         ("network:\n  rules:\n    - match: {regex: '(['}\n",
@@ -307,4 +308,153 @@ def test_several_problems_in_one_step_are_each_a_line() -> None:
         "s.yaml:3: steps[0].latest.otpId: expected text, got a list",
         "s.yaml:4: steps[0].latest.wait: expected a number from 0 to 120, got 'soon'",
         "s.yaml:5: steps[0].latest.colour: unknown key (expected one of: phoneNumber, otpId, wait)",
+    ]
+
+
+def test_rules_on_other_endpoints_and_connection_faults_parse() -> None:
+    from otpsim.engine.network import Endpoint, FaultKind
+
+    scenario = parse_scenario(
+        """
+network:
+  rules:
+    - match: "+33612345678"
+      on: [verify, status]
+      sequence: [{error: 503}, {fault: hang, hang: 5}, {ok: true, latency: 0.2}]
+    - match: my-app*
+      on: token
+      fault: reset
+    - match: "*"
+      fault: truncated
+""",
+        "s.yaml",
+    )
+    assert scenario.network is not None
+    verify, token, create = scenario.network.carrier.rules
+    assert verify.on == {Endpoint.VERIFY, Endpoint.STATUS}
+    assert [(f.action, f.status) for f in verify.steps[:1]] == [(Action.ERROR, 503)]
+    assert (verify.steps[1].fault, verify.steps[1].hang) == (FaultKind.HANG, 5)
+    assert (verify.steps[2].action, verify.steps[2].latency) == (Action.DELIVER, 0.2)
+    assert (token.match, token.on, token.steps[0].fault) == (
+        "my-app*", {Endpoint.TOKEN}, FaultKind.RESET)  # fmt: skip
+    assert create.on == {Endpoint.CREATE}
+    assert create.steps[0].fault is FaultKind.TRUNCATED
+    shown = scenario.network.to_json()["rules"]
+    assert shown[0]["on"] == ["verify", "status"]
+    assert shown[1] == {"match": "my-app*", "on": ["token"], "action": "fault", "fault": "reset"}
+    assert "on" not in shown[2]  # create, the default, as before
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("network:\n  rules:\n    - match: '*'\n      on: send\n",
+         "s.yaml:4: network.rules[0].on: expected one of: create, verify, status, cancel, "
+         "token (or a list), got 'send'"),
+        ("network:\n  rules:\n    - match: '*'\n      on: [verify, 5]\n",
+         "s.yaml:4: network.rules[0].on[1]: expected one of"),
+        ("network:\n  rules:\n    - match: '*'\n      on: []\n",
+         "s.yaml:4: network.rules[0].on: expected one of"),
+        ("network:\n  rules:\n    - match: '*'\n      on: verify\n      undelivered: true\n",
+         "s.yaml:5: network.rules[0].undelivered: 'undelivered' is about the SMS: only with "
+         "'on: create'"),
+        ("network:\n  rules:\n    - match: '*'\n      on: [create, cancel]\n      delay: 5\n",
+         "s.yaml:5: network.rules[0].delay: 'delay' is about the SMS"),
+        ("network:\n  rules:\n    - match: '*'\n      on: status\n      sequence:\n"
+         "        - reject: true\n",
+         "s.yaml:6: network.rules[0].sequence[0].reject: 'reject' is about the SMS"),
+        ("network:\n  rules:\n    - match: '*'\n      fault: explode\n",
+         "s.yaml:4: network.rules[0].fault: expected one of: reset, hang, truncated, garbage, "
+         "got 'explode'"),
+        ("network:\n  rules:\n    - match: '*'\n      fault: reset\n      hang: 3\n",
+         "s.yaml:5: network.rules[0].hang: 'hang' goes with 'fault: hang'"),
+        ("network:\n  rules:\n    - match: '*'\n      fault: hang\n      hang: -1\n",
+         "s.yaml:5: network.rules[0].hang: expected a number from 0 to 3600, got -1"),
+        ("network:\n  rules:\n    - match: '*'\n      fault: hang\n      error: 500\n",
+         "s.yaml:3: network.rules[0]: expected one action, got error, fault"),
+        ("network:\n  rules:\n    - match: '*'\n      ok: false\n",
+         "s.yaml:4: network.rules[0].ok: expected true, got false"),
+        ("network:\n  rules:\n    - match: {regex: '(['}\n      on: token\n",
+         "s.yaml:3: network.rules[0].match: invalid regular expression"),
+        ("network:\n  rules:\n    - match: app\n      on: [token, verify]\n",
+         "s.yaml:3: network.rules[0].match: expected an E.164 number or a prefix"),
+    ],
+)  # fmt: skip
+def test_endpoint_and_fault_errors_name_file_line_and_what_was_expected(
+    text: str, expected: str
+) -> None:
+    assert expected in error_of(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("network:\n  rules:\n    - match: '*'\n      error: 500\n      retry_after: 3\n",
+         "s.yaml:5: network.rules[0].retry_after: 'retry_after' goes with a 429 (error: 429)"),
+        ("network:\n  rules:\n    - match: '*'\n      error: 429\n      retry_after: 1.5\n",
+         "s.yaml:5: network.rules[0].retry_after: expected a whole number, got 1.5"),
+        ("network:\n  rules:\n    - match: '*'\n      rate_limit: true\n      retry_after: 4000\n",
+         "s.yaml:5: network.rules[0].retry_after: expected a whole number from 0 to 3600"),
+    ],
+)  # fmt: skip
+def test_retry_after_errors(text: str, expected: str) -> None:
+    assert expected in error_of(text)
+
+
+def test_every_problem_inside_one_network_block_is_reported() -> None:
+    text = """network:
+  seed: -1
+  magic_numbers: maybe
+  clock: {frozen: sometimes, start: yesterday}
+  defaults: {ttl: 5, pinLength: 99, colour: blue}
+  rate_limit: {limit: 0, window: -1}
+  balance: lots
+  fixed_pins:
+    - {match: "+33612345678", pin: 123456}
+    - {match: "not a number", pin: "12"}
+"""
+    problems = problems_of(text)
+    where = [p.split(": ")[0] + ": " + p.split(": ")[1] for p in problems]
+    assert where == [
+        "s.yaml:2: network.seed",
+        "s.yaml:3: network.magic_numbers",
+        "s.yaml:4: network.clock.frozen",
+        "s.yaml:4: network.clock.start",
+        "s.yaml:5: network.defaults.colour",  # on one line: in the order found
+        "s.yaml:5: network.defaults.ttl",
+        "s.yaml:5: network.defaults.pinLength",
+        "s.yaml:6: network.rate_limit.limit",
+        "s.yaml:6: network.rate_limit.window",
+        "s.yaml:7: network.balance",
+        "s.yaml:9: network.fixed_pins[0].pin",
+        "s.yaml:10: network.fixed_pins[1].match",
+        "s.yaml:10: network.fixed_pins[1].pin",
+    ]
+
+
+def test_every_problem_inside_one_rule_is_reported() -> None:
+    text = """network:
+  rules:
+    - match: "+33612345678"
+      chance: 2
+      note: [a list]
+      latency: -1
+      deliver: {delay: soon}
+      colour: blue
+    - sequence:
+        - {error: 418}
+        - {reject: yes please, delay: 5}
+"""
+    problems = problems_of(text)
+    where = [p.split(": ")[0] + ": " + p.split(": ")[1] for p in problems]
+    assert where == [
+        "s.yaml:4: network.rules[0].chance",
+        "s.yaml:5: network.rules[0].note",
+        "s.yaml:6: network.rules[0].latency",
+        "s.yaml:7: network.rules[0].deliver.delay",
+        "s.yaml:8: network.rules[0].colour",
+        "s.yaml:9: network.rules[1]",
+        "s.yaml:10: network.rules[1].sequence[0].error",
+        "s.yaml:11: network.rules[1].sequence[1].delay",
+        "s.yaml:11: network.rules[1].sequence[1].reject",
     ]

@@ -33,4 +33,4 @@ def test_every_provider_api_error_type_is_in_the_sdk_enum() -> None:
 def test_only_the_control_api_keeps_types_of_its_own() -> None:
     assert {s.surface for s in SPECS} == {"provider", "control", "edge"}
     control = {s.code for s in SPECS if s.surface == "control"}
-    assert control == {1020, 1021, 1022, 1023, 1024, 1030}
+    assert control == {1020, 1021, 1022, 1023, 1024, 1030, 1040}

@@ -232,6 +232,26 @@ def with_token(scope: str, trigger_path: str) -> Trigger:
     return send
 
 
+def faulted(endpoint: str, status: int) -> Trigger:
+    """A scenario rule answering ``status`` on ``endpoint`` (docs/scenarios.md), then
+    that call through the SDK; the scenario is cleared whatever happens."""
+
+    def send(base: str) -> Any:
+        rule = {"match": "*", "on": endpoint, "error": status}
+        put, body = call("PUT", f"{base}/_sim/scenario", {"network": {"rules": [rule]}})
+        assert put == 200, body
+        try:
+            api = otp_api_for(base)
+            otp_id = api.new_otp(NewOtpRequest(phone_number=FR)).otp_id
+            if endpoint == "verify":
+                return api.verify_otp(otp_id, "123456")
+            return api.get_otp_status(otp_id)
+        finally:
+            call("DELETE", f"{base}/_sim/scenario")
+
+    return send
+
+
 UNKNOWN_ID = "0b5b4f3e-0000-4000-8000-000000000000"
 X = sdk_errors
 
@@ -313,6 +333,8 @@ CASES: dict[tuple[int, str, int], tuple[Trigger, type[Exception]]] = {
     (429, "rate_limit", 1014): (create(phoneNumber="+15005550007"), X.RateLimitExcedeedException),
     (500, "server_error", 1015): (create(phoneNumber="+15005550005"), X.ServerErrorException),
     (503, "server_error", 1016): (create(phoneNumber="+15005550006"), X.ServerErrorException),
+    (400, "invalid_request", 1038): (faulted("verify", 400), X.InvalidRequestException),
+    (403, "access_denied", 1039): (faulted("status", 403), X.AccessDeniedException),
 }  # fmt: skip
 
 

@@ -506,3 +506,30 @@ async def test_a_slow_receiver_holds_at_most_its_share_of_the_workers(
     slow.release.set()
     await eventually(lambda: all(d.state == "delivered" for d in deliveries(client)))
     assert len(slow.requests) == 10
+
+
+async def test_an_accounts_own_clock_runs_its_retries_only(
+    make_client: Any, receiver: Receiver
+) -> None:
+    client = await make_client(settings())
+    receiver.script = [500, 500]
+    ids = {}
+    for account in ("alice", "bob"):
+        headers = {"X-API-KEY": account}
+        resp = await client.post(
+            "/otp",
+            json={"phoneNumber": "+33612345678", "otpCallbackUrl": receiver.url},
+            headers=headers,
+        )
+        ids[account] = (await resp.json())["otpId"]
+        await client.delete(f"/otp/{ids[account]}", headers=headers)
+    await eventually(lambda: len(receiver.requests) == 2)
+    moved = await client.post("/_sim/clock", json={"advance": 5}, params={"account": "alice"})
+    alice_now = (await moved.json())["timestamp"]
+    await eventually(lambda: len(receiver.requests) == 3)
+    [alices] = deliveries(client, ids["alice"])
+    [bobs] = deliveries(client, ids["bob"])
+    await eventually(lambda: alices.state == "delivered")
+    assert alices.attempts[1].at == alice_now  # stamped on alice's clock
+    assert [len(alices.attempts), len(bobs.attempts)] == [2, 1]  # bob's retry still waits
+    assert bobs.state == "pending"

@@ -96,12 +96,13 @@ async def test_scenario_put_get_delete_on_a_running_server(client: Any) -> None:
 
 async def test_a_rejected_scenario_keeps_the_previous_one(client: Any) -> None:
     await client.put("/_sim/scenario", data=SCENARIO)
-    bad = "network:\n  rules:\n    - match: '+33612345678'\n      error: 404\n"
+    bad = "network:\n  rules:\n    - match: '+33612345678'\n      error: 418\n"
     err = await expect_error(
         await client.put("/_sim/scenario", data=bad), 400, "invalid_scenario", 1023
     )
     assert (
-        err["message"] == "<request body>:4: network.rules[0].error: expected 500 or 503, got 404"
+        err["message"] == "<request body>:4: network.rules[0].error: expected one of 400, 401, "
+        "403, 404, 429, 500, 503, got 418"
     )
     assert (await (await client.get("/_sim/scenario")).json())["active"] is True
     assert (await post(client, "+33612345678")).status == 503

@@ -302,3 +302,17 @@ async def test_a_journal_that_cannot_be_written_costs_no_answer(
     await sim_of(client).wait_durable()
     assert len((await (await client.get("/_sim/otps")).json())["otps"]) == 3
     assert caplog.text.count("request journal entries dropped") == 1  # once per outage
+
+
+async def test_an_endpoint_fault_is_journaled_with_its_rule(client: Any) -> None:
+    scenario = (
+        'network:\n  rules:\n    - {match: "*", on: status, error: 503, note: status outage}\n'
+    )
+    assert (await client.put("/_sim/scenario", data=scenario)).status == 200
+    otp = await create(client)
+    resp = await client.get(f"/otp/{otp['otpId']}", headers=KEY)
+    assert resp.status == 503
+    entry = (await journal(client))[0]
+    assert (entry["path"], entry["status"]) == (f"/otp/{otp['otpId']}", 503)
+    assert entry["rules"] == ["status outage"]
+    assert (entry["otpId"], entry["phoneNumber"]) == (otp["otpId"], FR)
