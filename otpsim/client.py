@@ -168,6 +168,17 @@ class Calls:
     def resend_callback(self, delivery_id: str) -> Call:
         return Call("POST", f"/_sim/callbacks/{delivery_id}/resend")
 
+    def requests(self, filters: Mapping[str, Any], limit: int | None) -> Call:
+        params = self._scoped(**filters, limit=limit)
+        return Call("GET", "/_sim/requests", params, pick="requests")
+
+    def latest_request(self, filters: Mapping[str, Any], wait: float) -> Call:
+        params = self._scoped(**filters, wait=wait or None)
+        return Call("GET", "/_sim/requests/latest", params, none_on_404=True)
+
+    def clear_requests(self) -> Call:
+        return Call("DELETE", "/_sim/requests", self._scoped())
+
     def scenario(self) -> Call:
         return Call("GET", "/_sim/scenario", self._scoped())
 
@@ -230,6 +241,139 @@ def _no_message(
             f"return {other!r} from the otpsim_account fixture"
         )
     return NoMessage(text)
+
+
+def request_filters(
+    path: str | None = None,
+    *,
+    status: int | str | None = None,
+    method: str | None = None,
+    phone: str | None = None,
+    otp_id: str | None = None,
+    since: str | None = None,
+    pins: bool = False,
+) -> dict[str, Any]:
+    """The query of ``/_sim/requests`` for these filters (None: any)."""
+    return {
+        "path": path, "status": status, "method": method, "phoneNumber": phone,
+        "otpId": otp_id, "since": since, "pins": "show" if pins else None,
+    }  # fmt: skip
+
+
+def subset_mismatch(expected: Any, got: Any, where: str = "body") -> str | None:
+    """The first way ``got`` differs from ``expected`` (``where: expected X, got Y``), or
+    None; mappings compare as subsets (only the keys expected), lists item by item."""
+    if isinstance(expected, Mapping):
+        if not isinstance(got, Mapping):
+            return f"{where}: expected a mapping, got {got!r}"
+        for key, value in expected.items():
+            if key not in got:
+                return f"{where}.{key}: missing (expected {value!r})"
+            found = subset_mismatch(value, got[key], f"{where}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(expected, list):
+        if not isinstance(got, list) or len(got) != len(expected):
+            return f"{where}: expected {expected!r}, got {got!r}"
+        for i, (e, g) in enumerate(zip(expected, got, strict=True)):
+            found = subset_mismatch(e, g, f"{where}[{i}]")
+            if found:
+                return found
+        return None
+    if expected != got and not (isinstance(got, str) and str(expected) == got):
+        return f"{where}: expected {expected!r}, got {got!r}"
+    return None
+
+
+MAX_LISTED = 10  # requests a failed assert_called lists
+
+
+def _path_ok(entry: Json, path: str) -> bool:
+    got = str(entry.get("path"))
+    return got.startswith(path[:-1]) if path.endswith("*") else got == path
+
+
+def _method_ok(entry: Json, method: str | None) -> bool:
+    return method is None or str(entry.get("method")) == method.upper()
+
+
+def matching_calls(
+    entries: list[Json],
+    path: str,
+    *,
+    method: str | None = None,
+    status: int | str | None = None,
+    body: Any = None,
+) -> list[Json]:
+    """The journal entries that are a call of ``path`` (exact, or a prefix ending in
+    ``*``) with this ``method``, answered ``status`` (``503``, ``"4xx"``), with a body
+    containing ``body`` (a subset); ValueError for a status that is neither."""
+    from otpsim.domain.journal import parse_status
+
+    wanted = parse_status(str(status)) if status is not None else None
+    if status is not None and wanted is None:
+        raise ValueError(f"status must be an HTTP status (503) or a class ('4xx'), not {status!r}")
+    return [
+        e
+        for e in entries
+        if _path_ok(e, path)
+        and _method_ok(e, method)
+        and (wanted is None or wanted[0] <= int(e.get("status", 0)) <= wanted[1])
+        and (body is None or subset_mismatch(body, e.get("body")) is None)
+    ]
+
+
+def called_problem(
+    entries: list[Json],
+    path: str,
+    *,
+    method: str | None = None,
+    status: int | str | None = None,
+    times: int | None = None,
+    body: Any = None,
+) -> str | None:
+    """Why ``entries`` (the journal, newest first, PINs shown) do not show ``path`` called
+    as expected, or None. ``times`` None: at least once. The message lists what WAS
+    called, the closest first (same method and path, then same path, then the rest), with
+    PINs masked, so that a failing test explains itself."""
+    from otpsim.domain.journal import mask_body
+
+    count = len(matching_calls(entries, path, method=method, status=status, body=body))
+    if (times is None and count > 0) or count == times:
+        return None
+    what = " ".join(
+        part
+        for part in (
+            method.upper() if method else None,
+            path,
+            f"with status {status}" if status is not None else None,
+            f"with a body like {body!r}" if body is not None else None,
+        )
+        if part
+    )
+    expected = "at least once" if times is None else f"{times} time(s)"
+    text = f"expected {what} to be called {expected}, but it was called {count} time(s)"
+    if not entries:
+        return text + "; no request was received at all"
+
+    def closeness(entry: Json) -> int:
+        return (0 if _path_ok(entry, path) else 2) + (0 if _method_ok(entry, method) else 1)
+
+    listed = sorted(entries, key=closeness)[:MAX_LISTED]
+    lines = []
+    for entry in listed:
+        error = entry.get("error") or {}
+        detail = f" {error.get('type')} {error.get('code')}" if error else ""
+        rules = f" rules={entry['rules']}" if entry.get("rules") else ""
+        shown = mask_body(entry.get("body"))
+        lines.append(
+            f"  {entry.get('id')} {entry.get('method')} {entry.get('path')} -> "
+            f"{entry.get('status')}{detail}{rules} body={shown!r}"
+        )
+    more = len(entries) - len(listed)
+    tail = f"\n  ... and {more} more" if more > 0 else ""
+    return f"{text}. Requests received (closest first):\n" + "\n".join(lines) + tail
 
 
 def websocket_url(base: str) -> str:
@@ -349,6 +493,49 @@ class Ops:
 
     def resend_callback(self, delivery_id: str) -> Op[Json]:
         return _json(self.calls.resend_callback(delivery_id))
+
+    def requests(
+        self,
+        path: str | None = None,
+        *,
+        status: int | str | None = None,
+        method: str | None = None,
+        phone: str | None = None,
+        otp_id: str | None = None,
+        since: str | None = None,
+        limit: int | None = None,
+        pins: bool = False,
+    ) -> Op[list[Json]]:
+        """The request journal, newest first: provider-API requests, refused ones too.
+        ``path``: exact, or a prefix ending in ``*``; ``status``: ``503`` or ``"4xx"``;
+        ``pins``: PINs in bodies as sent (masked otherwise)."""
+        filters = request_filters(
+            path, status=status, method=method, phone=phone, otp_id=otp_id, since=since,
+            pins=pins,
+        )  # fmt: skip
+        return _list(self.calls.requests(filters, limit))
+
+    def latest_request(
+        self,
+        path: str | None = None,
+        *,
+        status: int | str | None = None,
+        method: str | None = None,
+        phone: str | None = None,
+        otp_id: str | None = None,
+        wait: float = 0,
+        pins: bool = False,
+    ) -> Op[Json | None]:
+        """The newest journaled request matching, waiting up to ``wait`` seconds for one;
+        else None."""
+        filters = request_filters(
+            path, status=status, method=method, phone=phone, otp_id=otp_id, pins=pins
+        )
+        return _maybe(self.calls.latest_request(filters, wait))
+
+    def clear_requests(self) -> Op[None]:
+        """Empty the request journal (this account's entries, when scoped to one)."""
+        return _none(self.calls.clear_requests())
 
     def scenario(self) -> Op[Json]:
         return _json(self.calls.scenario())
@@ -484,6 +671,46 @@ class Client:
 
     def resend_callback(self, delivery_id: str) -> Json:
         return self._run(self.ops.resend_callback(delivery_id))
+
+    def requests(
+        self,
+        path: str | None = None,
+        *,
+        status: int | str | None = None,
+        method: str | None = None,
+        phone: str | None = None,
+        otp_id: str | None = None,
+        since: str | None = None,
+        limit: int | None = None,
+        pins: bool = False,
+    ) -> list[Json]:
+        return self._run(
+            self.ops.requests(
+                path, status=status, method=method, phone=phone, otp_id=otp_id, since=since,
+                limit=limit, pins=pins,
+            )
+        )  # fmt: skip
+
+    def latest_request(
+        self,
+        path: str | None = None,
+        *,
+        status: int | str | None = None,
+        method: str | None = None,
+        phone: str | None = None,
+        otp_id: str | None = None,
+        wait: float = 0,
+        pins: bool = False,
+    ) -> Json | None:
+        return self._run(
+            self.ops.latest_request(
+                path, status=status, method=method, phone=phone, otp_id=otp_id, wait=wait,
+                pins=pins,
+            )
+        )  # fmt: skip
+
+    def clear_requests(self) -> None:
+        self._run(self.ops.clear_requests())
 
     def scenario(self) -> Json:
         return self._run(self.ops.scenario())
@@ -648,6 +875,46 @@ class AsyncClient:
 
     async def resend_callback(self, delivery_id: str) -> Json:
         return await self._run(self.ops.resend_callback(delivery_id))
+
+    async def requests(
+        self,
+        path: str | None = None,
+        *,
+        status: int | str | None = None,
+        method: str | None = None,
+        phone: str | None = None,
+        otp_id: str | None = None,
+        since: str | None = None,
+        limit: int | None = None,
+        pins: bool = False,
+    ) -> list[Json]:
+        return await self._run(
+            self.ops.requests(
+                path, status=status, method=method, phone=phone, otp_id=otp_id, since=since,
+                limit=limit, pins=pins,
+            )
+        )  # fmt: skip
+
+    async def latest_request(
+        self,
+        path: str | None = None,
+        *,
+        status: int | str | None = None,
+        method: str | None = None,
+        phone: str | None = None,
+        otp_id: str | None = None,
+        wait: float = 0,
+        pins: bool = False,
+    ) -> Json | None:
+        return await self._run(
+            self.ops.latest_request(
+                path, status=status, method=method, phone=phone, otp_id=otp_id, wait=wait,
+                pins=pins,
+            )
+        )  # fmt: skip
+
+    async def clear_requests(self) -> None:
+        await self._run(self.ops.clear_requests())
 
     async def scenario(self) -> Json:
         return await self._run(self.ops.scenario())

@@ -91,6 +91,7 @@ class Settings:
     # Retention, applied at insert time (oldest first): messages, OTPs, callback log.
     max_messages: int = 100_000
     max_age: float = 86_400.0  # seconds of simulator time
+    max_requests: int = 10_000  # entries of the request journal (GET /_sim/requests)
     # Required to listen beyond loopback: guards /_sim/* and the inbox.
     admin_token: str | None = None
     # Listen beyond loopback with no admin token (throwaway CI containers only).
@@ -566,8 +567,8 @@ OPTIONS: tuple[Option, ...] = (
         "--max-wait",
         ("max_wait",),
         _positive_float,
-        "longest long-poll wait on /_sim/messages/latest, and longest a scenario rule's "
-        "latency or hang holds a request, seconds",
+        "longest long-poll wait on /_sim/messages/latest and /_sim/requests/latest, and "
+        "longest a scenario rule's latency or hang holds a request, seconds",
         "S",
     ),
     Option(
@@ -719,8 +720,16 @@ OPTIONS: tuple[Option, ...] = (
         "--max-age",
         ("max_age",),
         _positive_float,
-        "forget messages and OTPs older than this, seconds of simulator time",
+        "forget messages, OTPs and journal entries older than this, seconds of simulator time",
         "S",
+    ),
+    Option(
+        "max_requests",
+        "--max-requests",
+        ("max_requests",),
+        _positive_int,
+        "keep at most this many entries in the request journal; oldest go first",
+        "N",
     ),
     Option(
         "admin_token",

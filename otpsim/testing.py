@@ -49,7 +49,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from otpsim.client import AsyncClient, Client, Json, NoMessage
+from otpsim.client import AsyncClient, Client, Json, NoMessage, called_problem
 from otpsim.config import Settings
 from otpsim.errors import OtpsimError
 
@@ -66,6 +66,7 @@ __all__ = [
 ]
 
 DEFAULT_API_KEY = "otpsim-test"
+MAX_JOURNAL = 10_000  # journal entries a helper reads at most (the API's own limit)
 
 
 def default_settings() -> Settings:
@@ -255,6 +256,44 @@ class Otpsim:
         """No OTPs or messages (on a shared simulator: of this account, whose own
         scenario and clock are forgotten too)."""
         self.client.reset()
+
+    def requests(
+        self,
+        path: str | None = None,
+        *,
+        status: int | str | None = None,
+        method: str | None = None,
+        phone: str | None = None,
+        otp_id: str | None = None,
+    ) -> list[Json]:
+        """Provider-API requests received in this test (refused ones too), newest first:
+        ``requests(path="/otp", status=503)``. ``path`` is exact, or a prefix ending in
+        ``*``; ``status`` a status or a class (``"4xx"``). PINs are masked."""
+        return self.client.requests(
+            path, status=status, method=method, phone=phone, otp_id=otp_id, limit=MAX_JOURNAL
+        )
+
+    def assert_called(
+        self,
+        path: str,
+        *,
+        method: str | None = None,
+        status: int | str | None = None,
+        times: int | None = None,
+        body: Any = None,
+    ) -> None:
+        """Assert the application called ``path`` (exact, or a prefix ending in ``*``):
+        at least once, or exactly ``times`` times (0: never), with this ``method``,
+        answered with this ``status`` (``503``, ``"4xx"``), with a body containing
+        ``body`` (a subset: only the keys given are compared; PINs as sent).
+
+        The AssertionError lists what WAS called, the closest requests first."""
+        entries = self.client.requests(limit=MAX_JOURNAL, pins=True)
+        problem = called_problem(
+            entries, path, method=method, status=status, times=times, body=body
+        )
+        if problem is not None:
+            raise AssertionError(problem)
 
 
 class Controller:

@@ -46,7 +46,7 @@ def test_nothing_runs_when_any_file_is_malformed(tmp_path: Path) -> None:
     assert done.stderr.strip() == (
         f"otpsim: error: {tmp_path / 'b_bad.yaml'}:3: steps[1].jump: unknown step 'jump' "
         "(expected one of: create, get, verify, cancel, latest, messages, expect_callback, "
-        "request, advance, set_clock, wait, reset)"
+        "expect_request, request, advance, set_clock, wait, reset)"
     )
     (tmp_path / "c_worse.yaml").write_text("steps:\n  - wait: soon\n  - hop: 1\n")
     done = run("run", str(tmp_path))
@@ -127,12 +127,12 @@ def test_validate_reports_every_problem_of_every_file_then_a_count(tmp_path: Pat
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         f"otpsim: error: {three}:2: steps[0].jump: unknown step 'jump' (expected one of: "
-        "create, get, verify, cancel, latest, messages, expect_callback, request, advance, "
+        "create, get, verify, cancel, latest, messages, expect_callback, expect_request, request, advance, "
         "set_clock, wait, reset)",
         f"otpsim: error: {three}:5: steps[2].latest.wait: expected a number from 0 to 120, "
         "got 'soon'",
         f"otpsim: error: {three}:6: steps[3].hop: unknown step 'hop' (expected one of: "
-        "create, get, verify, cancel, latest, messages, expect_callback, request, advance, "
+        "create, get, verify, cancel, latest, messages, expect_callback, expect_request, request, advance, "
         "set_clock, wait, reset)",
         "otpsim: error: 3 problems in 1 file",
     ]
@@ -220,7 +220,7 @@ def test_validate_reports_a_missing_path_beside_the_other_files_problems(tmp_pat
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         f"otpsim: error: {bad}:2: steps[0].hop: unknown step 'hop' (expected one of: "
-        "create, get, verify, cancel, latest, messages, expect_callback, request, advance, "
+        "create, get, verify, cancel, latest, messages, expect_callback, expect_request, request, advance, "
         "set_clock, wait, reset)",
         f"otpsim: error: {missing}: no such file or directory",
         "otpsim: error: 2 problems in 2 files",

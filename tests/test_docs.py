@@ -82,6 +82,7 @@ def test_scenario_format_reference_examples_parse() -> None:
         "verify",
         "expect_callback",
         "verify",
+        "expect_request",
     ]
 
 

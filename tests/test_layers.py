@@ -33,6 +33,7 @@ FACE = frozenset({
     "cancel", "fault_for", "messages", "latest_message", "wait_latest_message", "clear_messages",
     "now", "clock_json", "move_clock", "use_scenario", "scenario_json", "reset",
     "account_of", "account_scenarios",
+    "log_request", "requests", "wait_request", "clear_requests", "otp_phone",
 })  # fmt: skip
 
 

@@ -101,3 +101,15 @@ def test_the_readme_documents_every_fixture_and_the_marker() -> None:
             assert callable(getattr(plugin, name)), name
     assert "@pytest.mark.otpsim(scenario=" in section
     assert "@pytest.mark.otpsim(settings=" in section
+
+
+def test_the_request_journal_example_runs(start_server: Any) -> None:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## The request journal", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    _, base = start_server()
+    source = code.group(1).replace("http://127.0.0.1:8790", base)
+    printed: list[tuple[Any, ...]] = []
+    exec(compile(source, "README journal example", "exec"), {"print": lambda *a: printed.append(a)})
+    assert printed == [(400, "invalid_param", {"phoneNumber": "12"})]

@@ -44,7 +44,8 @@ async def test_sigterm_stops_at_once_with_websockets_and_a_long_poll_attached(
             )
             assert sent.status == 201, await sent.text()
             await asyncio.to_thread(read_until, tail, r"\+33699999999")
-            while (await page.receive_json(timeout=5))["type"] != "message.delivered":
+            # The POST's last event: its request journal entry, once it was answered.
+            while (await page.receive_json(timeout=5))["type"] != "request.logged":
                 pass
             await asyncio.sleep(0.2)  # the long poll is in
 

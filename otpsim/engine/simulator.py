@@ -38,6 +38,7 @@ from otpsim.config import Settings
 from otpsim.domain import phones, pins
 from otpsim.domain.balance import Balances
 from otpsim.domain.defaults import OtpDefaults
+from otpsim.domain.journal import RequestQuery, RequestRecord
 from otpsim.domain.message import Message, SmsStatus
 from otpsim.domain.otp import Otp, Status, Verdict
 from otpsim.domain.request import parse_new_otp
@@ -176,7 +177,9 @@ class Simulator:
         self._store: Store = (
             store
             if store is not None
-            else MemoryStore(Retention(settings.max_messages, settings.max_age))
+            else MemoryStore(
+                Retention(settings.max_messages, settings.max_age, settings.max_requests)
+            )
         )
         self._store.retention.now = self._clock.time  # age on the shared clock
         self._bus = bus or EventBus()
@@ -188,6 +191,8 @@ class Simulator:
         self._scheduler.handle(Kind.TOKEN, self._token_job, self._token_kept)
         self._carrier = Carrier(self._scheduler)  # runs every SMS job, whoever decided it
         self._message_seq = itertools.count(1)
+        self._request_seq = itertools.count(1)
+        self._logging: RequestRecord | None = None
         self._recovery: Recovery | None = None
         self._auth = Authenticator(settings, self._clock, self._rng)
         self._limiter = RateLimiter(self._clock, settings.rate_limit, settings.rate_limit_window)
@@ -250,6 +255,7 @@ class Simulator:
             self._expect_expiry(otp)
         newest = self._store.list_messages(limit=1)
         self._message_seq = itertools.count(newest[0].seq + 1 if newest else 1)
+        self._request_seq = itertools.count(self._store.last_request_seq() + 1)
         if newest and self._rng is not None:
             # A seeded run continuing a file that already holds its ids: a stream of its
             # own (from the seed and where the file stands), or the restart would draw
@@ -777,6 +783,57 @@ class Simulator:
         self._store.clear_messages(account)
         self._bus.publish("messages.cleared", {"account": account})
 
+    # -- the request journal -------------------------------------------------------------
+
+    def log_request(self, record: RequestRecord) -> RequestRecord:
+        """Keep a provider-API request in the journal (numbered here: its ``seq``), and
+        announce it (``request.logged``, PINs masked)."""
+        record.seq = next(self._request_seq)
+        self._store.save_request(record)
+        self._logging = record  # what waiting listeners match (the bus is synchronous)
+        self._bus.publish("request.logged", record.to_json)
+        return record
+
+    def requests(self, query: RequestQuery, limit: int | None = None) -> list[RequestRecord]:
+        """Journal entries matching ``query``, newest first."""
+        return self._store.list_requests(query, limit)
+
+    async def wait_request(self, query: RequestQuery, wait: float) -> RequestRecord | None:
+        """The newest entry matching ``query``; if none yet, wait up to ``wait`` seconds
+        (of the simulator clock, and at most that long in wall-clock time) for one."""
+        found = self._store.list_requests(query, 1)
+        if found or wait <= 0:
+            return found[0] if found else None
+        arrived: asyncio.Future[RequestRecord] = asyncio.get_running_loop().create_future()
+
+        def listener(event: Event) -> None:
+            record = self._logging
+            if not arrived.done() and record is not None and query.matches(record):
+                arrived.set_result(record)
+
+        unsubscribe = self._bus.subscribe(listener, "request.logged")
+        timer = asyncio.ensure_future(
+            self._clock.sleep_until(self._clock.time() + wait, real_timeout=wait)
+        )
+        either: set[asyncio.Future[Any]] = {arrived, timer}
+        try:
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            unsubscribe()
+            timer.cancel()
+        return arrived.result() if arrived.done() else None
+
+    def clear_requests(self, account: str | None = None) -> None:
+        """Empty the journal (of one account's entries)."""
+        self._store.clear_requests(account)
+
+    def otp_phone(self, otp_id: str) -> str | None:
+        """The number an OTP was sent to, if it is kept (no side effect: for the journal
+        of a request refused before its handler knew the OTP)."""
+        key = otp_id.lower()
+        otp = self._store.get_otp(key) if _UUID.match(key) else None
+        return otp.request.phone_number if otp is not None else None
+
     # -- the clock -------------------------------------------------------------------------
 
     def now(self, account: str | None = None) -> float:
@@ -966,13 +1023,14 @@ class Simulator:
     # -- reset -------------------------------------------------------------------------------
 
     def reset(self, account: str | None = None) -> None:
-        """Back to a clean state: no OTPs, no messages, the clock as configured at start.
+        """Back to a clean state: no OTPs, no messages, no journaled requests, the clock
+        as configured at start.
 
         The global scenario stays active: its sequences start again, and its clock
         settings (frozen, start) apply again; accounts' own scenarios are forgotten.
-        With ``account`` only that account's OTPs, messages, callbacks, balance and own
-        scenario go; the clock, the global scenario and the other accounts stay as they
-        are.
+        With ``account`` only that account's OTPs, messages, callbacks, journal entries,
+        balance and own scenario go; the clock, the global scenario and the other
+        accounts stay as they are.
         """
         if account is not None:
             if account in self._own:

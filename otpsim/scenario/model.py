@@ -23,6 +23,7 @@ from typing import Any
 
 from otpsim.clock import parse_iso
 from otpsim.domain.defaults import OtpDefaults
+from otpsim.domain.journal import parse_status
 from otpsim.domain.otp import Status
 from otpsim.domain.pins import check_fixed
 from otpsim.domain.request import check_defaults
@@ -672,6 +673,17 @@ def _time_value(r: _Reader, value: Any, path: KeyPath) -> object:
     return text
 
 
+def _status_value(r: _Reader, value: Any, path: KeyPath) -> object:
+    """An HTTP status (``503``) or a class (``"5xx"``)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
+        return value
+    if isinstance(value, str) and parse_status(value) is not None:
+        return value
+    raise r.fail(
+        path, f"expected an HTTP status (e.g. 503) or a class (e.g. 5xx), got {_kind(value)}"
+    )
+
+
 def _nothing(r: _Reader, value: Any, path: KeyPath) -> object:
     if value not in (None, {}, True):
         raise r.fail(path, f"expected nothing, got {_kind(value)}")
@@ -692,6 +704,12 @@ _STEP_ARGS: dict[str, tuple[tuple[str, ...], dict[str, _Check]] | None] = {
     "expect_callback": ((), {
         "otpId": _text_value, "status": _one_of(CALLBACK_STATUSES),
         "within": _number_value(0, MAX_WAIT), "count": _whole_value(1, MAX_CALLBACK_COUNT),
+    }),
+    "expect_request": (("path",), {
+        "path": _path_value, "method": _one_of(HTTP_METHODS, any_case=True),
+        "status": _status_value, "times": _whole_value(0, MAX_CALLBACK_COUNT),
+        "body": _any_value, "phoneNumber": _text_value, "otpId": _text_value,
+        "within": _number_value(0, MAX_WAIT),
     }),
     "request": (("method", "path"), {
         "method": _one_of(HTTP_METHODS, any_case=True), "path": _path_value,

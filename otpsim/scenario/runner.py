@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from otpsim.client import ApiError, AsyncClient, Call
+from otpsim.client import ApiError, AsyncClient, Call, called_problem, matching_calls
 from otpsim.config import Settings
 from otpsim.errors import OtpsimError
 from otpsim.scenario.model import Scenario, Step, check_rendered
@@ -135,6 +135,8 @@ def check(step: Step, status: int | None, body: Any, context: Mapping[str, Any])
             raise StepFailed(found)
     if status is not None:
         return _describe(status, body)
+    if isinstance(body, dict) and "requests" in body:
+        return f"{body['count']} matching request(s) journaled"
     if isinstance(body, dict) and "count" in body:
         return f"{body['count']} callback item(s) received"
     return "done"
@@ -251,6 +253,8 @@ class _Run:
             return await self.call(call, extra)
         if kind == "expect_callback":
             return await self.expect_callback(args)
+        if kind == "expect_request":
+            return await self.expect_request(args)
         raise StepFailed(f"unknown step kind {kind!r}")
 
     async def expect_callback(self, args: Mapping[str, Any]) -> tuple[int | None, Any]:
@@ -265,6 +269,33 @@ class _Run:
             )
         found = self.receiver.matching(otp_id, status)
         return None, {"count": len(found), "last": found[-1], "items": found}
+
+    async def expect_request(self, args: Mapping[str, Any]) -> tuple[int | None, Any]:
+        """The request journal shows ``path`` called as expected (``times``: exactly,
+        else at least once), waiting up to ``within`` seconds for it."""
+        path = str(args["path"])
+        method = None if args.get("method") is None else str(args["method"])
+        status, body = args.get("status"), args.get("body")
+        times = None if args.get("times") is None else int(args["times"])
+        deadline = time.monotonic() + float(_given(args, "within", 0))
+        phone, otp_id = args.get("phoneNumber"), args.get("otpId")
+        while True:
+            entries = await self.client.requests(
+                phone=None if phone is None else str(phone),
+                otp_id=None if otp_id is None else str(otp_id),
+                limit=10_000,
+                pins=True,
+            )
+            problem = called_problem(
+                entries, path, method=method, status=status, times=times, body=body
+            )
+            if problem is None or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.05)
+        if problem is not None:
+            raise StepFailed(problem)
+        found = matching_calls(entries, path, method=method, status=status, body=body)
+        return None, {"count": len(found), "last": found[0] if found else None, "requests": found}
 
 
 def _given(args: Mapping[str, Any], key: str, default: float) -> Any:

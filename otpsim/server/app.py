@@ -24,7 +24,7 @@ from otpsim.engine import Caller, Simulator
 from otpsim.errors import E, ProviderError
 from otpsim.events import Event
 from otpsim.logs import log_line, mask_pin
-from otpsim.server import control, inbox, provider, security
+from otpsim.server import control, inbox, journal, provider, security
 from otpsim.server.callbacks import INSTANCE_HEADER, CallbackDispatcher
 from otpsim.server.edge import Streams
 from otpsim.server.http import (
@@ -86,13 +86,17 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     3. for provider API routes (named ``api.*``): who is calling, and their rate budget;
     4. the handler, and every error raised anywhere answered in the provider's shape;
     5. for anything but GET: what the request changed is on disk before the answer;
-    6. headers, metrics and an access-log line (info: errors only; debug: every request).
+    6. headers, metrics and an access-log line (info: errors only; debug: every request);
+       provider-API requests (every one, refused or not) go to the request journal
+       (``journal``).
 
     One function rather than a stack: each aiohttp middleware layer costs a coroutine
     per request, and the steps are easier to follow in one place.
     """
     started = time.perf_counter()
     request[REQUEST_ID] = new_request_id()
+    if journal.journaled(request.path):
+        journal.begin(request)
     try:
         try:
             _check_expect(request)
@@ -125,6 +129,7 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
             response = error_response(ProviderError(E.SERVER_ERROR))
     except web.HTTPException as exc:
         _finish(request, exc, started)
+        journal.record(request, exc, started)
         raise
     if request.method not in ("GET", "HEAD"):
         # What this request changed is on disk before anyone hears about it (a 201, a
@@ -136,6 +141,7 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
                 ProviderError(E.SERVER_ERROR, f"{E.SERVER_ERROR.message}: {exc}")
             )
     _finish(request, response, started)
+    journal.record(request, response, started)
     return response
 
 
@@ -310,7 +316,7 @@ def create_app(
         client_max_size=settings.max_body_bytes,
     )
     if store is None and settings.db:
-        retention = Retention(settings.max_messages, settings.max_age)
+        retention = Retention(settings.max_messages, settings.max_age, settings.max_requests)
         store = SqliteStore(settings.db, retention=retention, durability=settings.db_sync)
     sim = Simulator(settings, clock=clock, rng=rng, store=store)
     sim.recover()  # a restart with --db: the clock, SMS on their way, pending expiries
@@ -329,6 +335,7 @@ def create_app(
     app.on_shutdown.append(going_away)
     provider.add_routes(app)
     control.add_routes(app)
+    journal.add_routes(app)
     inbox.add_routes(app)
     security.add_routes(app)
     use_expect_handler(app)

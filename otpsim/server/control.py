@@ -288,9 +288,10 @@ def openapi_document(max_wait: float) -> dict[str, Any]:
     """
     doc: dict[str, Any] = json.loads(_openapi_source())
     doc["info"]["version"] = __version__
-    latest = doc["paths"]["/_sim/messages/latest"]["get"]["parameters"]
-    wait = next(p for p in latest if p.get("name") == "wait")
-    wait["schema"]["maximum"] = max_wait
+    for path in ("/_sim/messages/latest", "/_sim/requests/latest"):
+        latest = doc["paths"][path]["get"]["parameters"]
+        wait = next(p for p in latest if p.get("name") == "wait")
+        wait["schema"]["maximum"] = max_wait
     return doc
 
 

@@ -14,6 +14,11 @@ from otpsim.errors import E, ErrorSpec, ProviderError
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 
+# A request's body as read (for the request journal: it parses nothing again). Declared
+# here, beside their readers, and gathered in ``keys`` (this module imports no keys).
+BODY = web.RequestKey("body", dict[str, Any])  # the parsed JSON object
+RAW_BODY = web.RequestKey("raw_body", bytes)  # the bytes, parsed or not
+
 
 def json_response(data: Any, status: int = 200) -> web.Response:
     try:
@@ -81,6 +86,7 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         raise ProviderError(
             E.BODY_INVALID, f"Request body must be a JSON object, not {type(data).__name__}"
         )
+    request[BODY] = data
     return data
 
 
@@ -97,8 +103,10 @@ async def read_body(request: web.Request) -> bytes:
         limit = request.client_max_size
         if limit and len(raw) > limit:
             raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(raw))
-        return raw
-    return await request.read()
+    else:
+        raw = await request.read()
+    request[RAW_BODY] = raw
+    return raw
 
 
 N = TypeVar("N", int, float)

@@ -12,9 +12,11 @@ import asyncio
 
 from aiohttp import web
 
+from otpsim.domain.otp import Otp
 from otpsim.engine import Principal, Simulator
 from otpsim.server.callbacks import DISPATCHER
 from otpsim.server.edge import STREAMS
+from otpsim.server.http import BODY, RAW_BODY
 from otpsim.server.live import HUB
 from otpsim.server.metrics import METRICS
 
@@ -26,13 +28,21 @@ STOPPING = web.AppKey("stopping", asyncio.Event)
 REQUEST_ID = web.RequestKey("request_id", str)
 PRINCIPAL = web.RequestKey("principal", Principal)
 EXTRA_HEADERS = web.RequestKey("extra_headers", dict[str, str])
+# For the request journal: the OTP a provider request concerned (as its handler found or
+# created it), and the OAuth client a token was issued to.
+CONCERNS = web.RequestKey("concerns", Otp)
+CLIENT_ID = web.RequestKey("client_id", str)
 
 __all__ = [
+    "BODY",
+    "CLIENT_ID",
+    "CONCERNS",
     "DISPATCHER",
     "EXTRA_HEADERS",
     "HUB",
     "METRICS",
     "PRINCIPAL",
+    "RAW_BODY",
     "REQUEST_ID",
     "SIM",
     "STOPPING",

@@ -19,7 +19,7 @@ from otpsim.server.http import (
     read_json_object,
     unknown_charset,
 )
-from otpsim.server.keys import PRINCIPAL, SIM
+from otpsim.server.keys import BODY, CLIENT_ID, CONCERNS, PRINCIPAL, SIM
 
 
 def _account(request: web.Request) -> str:
@@ -52,6 +52,7 @@ async def create_otp(request: web.Request) -> web.Response:
         )
     except FaultFired as fired:  # nothing was created
         return await perform(request, fired.fault, ok_status=201)
+    request[CONCERNS] = otp
     return json_response(otp.to_api(), status=201)
 
 
@@ -60,6 +61,7 @@ async def get_otp(request: web.Request) -> web.Response:
     if faulted := await _fault(request, "status", otp_id, account=account, ok=200):
         return faulted
     otp = request.app[SIM].get_otp(otp_id, account=account)
+    request[CONCERNS] = otp
     return json_response(otp.to_api())
 
 
@@ -70,6 +72,7 @@ async def verify_otp(request: web.Request) -> web.Response:
         return faulted
     body = await read_json_object(request)
     otp = request.app[SIM].verify(otp_id, body, account=account)
+    request[CONCERNS] = otp
     return json_response({"status": otp.status.value})
 
 
@@ -78,6 +81,7 @@ async def cancel_otp(request: web.Request) -> web.Response:
     if faulted := await _fault(request, "cancel", otp_id, account=account, ok=200):
         return faulted
     otp = request.app[SIM].cancel(otp_id, account=account)
+    request[CONCERNS] = otp
     return json_response({"info": {"id": otp.otp_id}})
 
 
@@ -107,13 +111,19 @@ async def oauth_token(request: web.Request) -> web.Response:
         ) from None
     except LookupError as exc:  # the body's or a multipart part's charset is unknown
         raise ProviderError(E.OAUTH_INVALID_REQUEST, unknown_charset(exc)) from None
+    # The form as the journal shows it (a client secret sent in the body never is).
+    request[BODY] = {
+        k: ("****" if k == "client_secret" else v) for k, v in form.items() if isinstance(v, str)
+    }
     grant_type = form.get("grant_type")
     if not isinstance(grant_type, str) or not grant_type:
         raise ProviderError(E.OAUTH_INVALID_REQUEST)
     if grant_type != "client_credentials":
         raise ProviderError(E.OAUTH_UNSUPPORTED_GRANT)
     scope = form.get("scope")
-    return json_response(sim.issue_token(client, scope if isinstance(scope, str) else None))
+    token = sim.issue_token(client, scope if isinstance(scope, str) else None)
+    request[CLIENT_ID] = client
+    return json_response(token)
 
 
 # The scope a bearer token needs for each route (API keys have every scope).

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from otpsim.clock import ClockState
+from otpsim.domain.journal import RequestQuery, RequestRecord
 from otpsim.domain.message import Message
 from otpsim.domain.otp import Otp
 from otpsim.store.retention import Retention
@@ -142,6 +143,22 @@ class Store(Protocol):
 
     def queued_messages(self) -> list[Message]:
         """SMS still on their way (to schedule again after a restart)."""
+        ...
+
+    # The request journal (``clear`` empties it too, of one account or of everyone).
+    def save_request(self, record: RequestRecord) -> None:
+        """Keep one journal entry (its ``seq`` above every kept one's), applying the
+        retention's ``max_requests`` and ``max_age``."""
+        ...
+
+    def list_requests(self, query: RequestQuery, limit: int | None = None) -> list[RequestRecord]:
+        """Journal entries matching ``query``, newest first."""
+        ...
+
+    def clear_requests(self, account: str | None = None) -> None: ...
+
+    def last_request_seq(self) -> int:
+        """The newest entry's ``seq`` (0: none), to number on after a restart."""
         ...
 
     # What survives a restart besides OTPs and messages (None: nothing does).

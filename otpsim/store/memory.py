@@ -3,11 +3,12 @@ retention applied in O(1) per insert (:class:`RetainedMap`)."""
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import TypeVar
 
+from otpsim.domain.journal import RequestQuery, RequestRecord
 from otpsim.domain.message import Message, SmsStatus
 from otpsim.domain.otp import Otp, Status
 from otpsim.store import Journal
@@ -37,6 +38,7 @@ class MemoryStore:
         self._otps = self._otp_map.as_dict()
         self._messages = self._message_map.as_dict()
         self._messages_by_phone: defaultdict[str, dict[str, Message]] = defaultdict(dict)
+        self._requests: deque[RequestRecord] = deque()  # oldest first
 
     # -- OTPs ------------------------------------------------------------------------
 
@@ -126,12 +128,36 @@ class MemoryStore:
 
     def clear(self, account: str | None = None) -> None:
         self.clear_messages(account)
+        self.clear_requests(account)
         doomed = [o for o in self._otps.values() if account is None or o.account == account]
         for otp in doomed:
             self._drop_otp(otp)
 
     def queued_messages(self) -> list[Message]:
         return [m for m in self._messages.values() if m.status is SmsStatus.QUEUED]
+
+    # -- the request journal ---------------------------------------------------------
+
+    def save_request(self, record: RequestRecord) -> None:
+        requests = self._requests
+        requests.append(record)
+        if len(requests) > self.retention.max_requests:
+            requests.popleft()
+        cutoff = self.retention.cutoff(record.at)
+        while requests and requests[0].at < cutoff:
+            requests.popleft()
+
+    def list_requests(self, query: RequestQuery, limit: int | None = None) -> list[RequestRecord]:
+        return _take((r for r in reversed(self._requests) if query.matches(r)), limit)
+
+    def clear_requests(self, account: str | None = None) -> None:
+        if account is None:
+            self._requests.clear()
+        else:
+            self._requests = deque(r for r in self._requests if r.account != account)
+
+    def last_request_seq(self) -> int:
+        return self._requests[-1].seq if self._requests else 0
 
     async def durable(self) -> None:
         pass

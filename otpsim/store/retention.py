@@ -1,6 +1,7 @@
-"""How much a store keeps: at most ``max_messages`` messages (and as many OTPs), none
-older than ``max_age`` seconds of simulator time. Applied when something is inserted,
-oldest first, so memory stays flat under an endless stream.
+"""How much a store keeps: at most ``max_messages`` messages (and as many OTPs), and
+``max_requests`` entries of the request journal, none older than ``max_age`` seconds of
+simulator time. Applied when something is inserted, oldest first, so memory stays flat
+under an endless stream.
 
 Two reusable pieces apply it in O(1) per insert, whatever the store's size:
 
@@ -31,6 +32,7 @@ V = TypeVar("V")
 class Retention:
     max_messages: int = 100_000
     max_age: float = 86_400.0
+    max_requests: int = 10_000
     # The shared simulator clock, set by the engine that runs the store: age is measured
     # on it, so an account whose own clock runs days ahead cannot age out everyone
     # else's records by storing one of its own.

@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import fcntl
 import logging
+import math
 import os
 import sqlite3
 import threading
@@ -49,6 +50,7 @@ from typing import Any
 
 from otpsim import jsoncodec
 from otpsim.clock import ClockState
+from otpsim.domain.journal import RequestQuery, RequestRecord
 from otpsim.domain.message import Message, SmsStatus
 from otpsim.domain.otp import Otp
 from otpsim.errors import OtpsimError
@@ -57,7 +59,7 @@ from otpsim.store.retention import Retention, TableRetention
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # MIGRATIONS[n] takes a database from version n to n + 1.
 MIGRATIONS: list[str] = [
@@ -108,6 +110,21 @@ MIGRATIONS: list[str] = [
         item TEXT NOT NULL
     );
     CREATE INDEX outbox_delivery ON outbox (delivery_id);
+    """,
+    # 3: the request journal (GET /_sim/requests): one row per provider-API request.
+    """
+    CREATE TABLE requests (
+        seq INTEGER PRIMARY KEY,
+        account TEXT,
+        phone TEXT,
+        otp_id TEXT,
+        status INTEGER NOT NULL,
+        method TEXT NOT NULL,
+        path TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        record TEXT NOT NULL
+    );
+    CREATE INDEX requests_created ON requests (created_at);
     """,
 ]
 
@@ -178,6 +195,13 @@ class SqliteStore:
         # Saved but not yet written (see the module's docstring), by id, in save order.
         self._pending_otps: dict[str, Otp] = {}
         self._pending_messages: dict[str, Message] = {}
+        self._pending_requests: list[RequestRecord] = []
+        self._journal_failing = False  # journal writes failed (logged once per outage)
+        self._batch_real = False
+        self._journal_timer: asyncio.TimerHandle | None = None
+        row = self._db.execute("SELECT COUNT(*), MAX(seq) FROM requests").fetchone()
+        self._request_count, self._last_request_seq = int(row[0]), int(row[1] or 0)
+        self._oldest_request = self._min_created("requests")
 
     def _recount(self) -> None:
         for table in self._kept.values():
@@ -202,12 +226,14 @@ class SqliteStore:
         # A batch nobody awaits (a delivery, an expiry) must not log "never retrieved".
         self._batch.add_done_callback(_retrieve)
         self._batch_error = None
+        self._batch_real = False  # anything but journal entries written in it
         loop.call_later(self.COMMIT_DELAY, self._commit)
 
     def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         """Run a write inside the open batch (opening one), after what is pending."""
         self._flush()
         self._begin()
+        self._batch_real = True
         if self._batch is not None and self._batch_error is not None:
             raise StoreUnavailable(self._failure(self._batch_error))
         try:
@@ -230,15 +256,18 @@ class SqliteStore:
         A write that fails (an object that cannot be encoded, a full disk) dooms the open
         batch, which rolls back when it ends; outside a batch it is raised at once.
         """
-        if not (self._pending_otps or self._pending_messages):
+        if not (self._pending_otps or self._pending_messages or self._pending_requests):
             return
         otps, self._pending_otps = self._pending_otps, {}
         messages, self._pending_messages = self._pending_messages, {}
+        requests, self._pending_requests = self._pending_requests, []
         try:
             for otp in otps.values():
                 self._write_otp(otp)
             for message in messages.values():
                 self._write_message(message)
+            if requests:
+                self._write_requests(requests)
         except Exception as exc:
             if self._batch is None:
                 raise
@@ -267,7 +296,8 @@ class SqliteStore:
                 error = exc
         self._batch_error = None
         if error is None:
-            if self._failed_batches:
+            # (A batch of journal entries only is no sign of recovery: they may be dropped.)
+            if self._failed_batches and self._batch_real:
                 log.warning(
                     "SQLite store %s: writing again, after %d failed batches",
                     self.path, self._failed_batches,
@@ -291,11 +321,15 @@ class SqliteStore:
     def _roll_back(self) -> None:
         self._pending_otps.clear()
         self._pending_messages.clear()
+        self._pending_requests.clear()
         try:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             # Counts kept in memory followed the writes that were just undone.
             self._recount()
+            row = self._db.execute("SELECT COUNT(*) FROM requests").fetchone()
+            self._request_count = int(row[0])
+            self._oldest_request = self._min_created("requests")
         except sqlite3.Error as exc:
             log.error("SQLite store %s: rollback failed: %s", self.path, exc)
 
@@ -306,6 +340,9 @@ class SqliteStore:
             await asyncio.shield(self._batch)
 
     def close(self) -> None:
+        if self._journal_timer is not None:
+            self._journal_timer.cancel()
+            self._journal_timer = None
         self._checkpointer.stop()
         try:
             self._flush()
@@ -320,6 +357,7 @@ class SqliteStore:
     def save_otp(self, otp: Otp) -> None:
         self._pending_otps[otp.otp_id] = otp
         self._begin()
+        self._batch_real = True
         if self._batch is None:
             self._flush()
 
@@ -373,6 +411,7 @@ class SqliteStore:
     def save_message(self, message: Message) -> None:
         self._pending_messages[message.message_id] = message
         self._begin()
+        self._batch_real = True
         if self._batch is None:
             self._flush()
 
@@ -427,6 +466,132 @@ class SqliteStore:
         self._kept["otps"].removed(removed)
         self._write(f"DELETE FROM deliveries{where}", args)
         self._write(f"DELETE FROM outbox{where}", args)
+        self.clear_requests(account)
+
+    # -- the request journal ---------------------------------------------------------
+
+    JOURNAL_DELAY = 0.05  # seconds a journal entry may wait for a batch to ride in
+
+    def save_request(self, record: RequestRecord) -> None:
+        """Written behind: with the next batch (whatever opens it), or within
+        JOURNAL_DELAY by a batch of its own; at once outside an event loop. Reads see it
+        at once (they write what is pending first). An entry costs no commit of its own
+        while other writes are going on."""
+        self._pending_requests.append(record)
+        self._last_request_seq = max(self._last_request_seq, record.seq)
+        if self._batch is not None or self._journal_timer is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._flush()
+            return
+        self._journal_timer = loop.call_later(self.JOURNAL_DELAY, self._journal_due)
+
+    def _journal_due(self) -> None:
+        self._journal_timer = None
+        if self._pending_requests:
+            self._begin()  # its commit writes them (COMMIT_DELAY later)
+
+    def _write_requests(self, records: list[RequestRecord]) -> None:
+        """Write journal entries in a savepoint of their own: one that cannot be written
+        is dropped (logged once per outage) and never fails the batch it rides in, nor the
+        answers of the requests in it."""
+        savepoint = self._db.in_transaction
+        try:
+            if savepoint:
+                self._db.execute("SAVEPOINT journal")
+            self._insert_requests(records)
+            if savepoint:
+                self._db.execute("RELEASE journal")
+        except Exception as exc:
+            with contextlib.suppress(sqlite3.Error):
+                if savepoint:
+                    self._db.execute("ROLLBACK TO journal")
+                    self._db.execute("RELEASE journal")
+                row = self._db.execute("SELECT COUNT(*) FROM requests").fetchone()
+                self._request_count = int(row[0])
+                self._oldest_request = self._min_created("requests")
+            if not self._journal_failing:
+                log.warning(
+                    "SQLite store %s: %d request journal entries dropped (%s: %s)",
+                    self.path, len(records), type(exc).__name__, exc,
+                )  # fmt: skip
+            self._journal_failing = True
+            return
+        self._journal_failing = False
+
+    def _insert_requests(self, records: list[RequestRecord]) -> None:
+        """Insert entries, then apply retention once: too old, then too many."""
+        self._db.executemany(
+            "INSERT OR REPLACE INTO requests (seq, account, phone, otp_id, status, method, "
+            "path, created_at, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (r.seq, r.account, r.phone_number, r.otp_id, r.status, r.method, r.path, r.at,
+                 _dumps(r.to_record()))
+                for r in records
+            ],
+        )  # fmt: skip
+        self._request_count += len(records)
+        self._oldest_request = min(self._oldest_request, min(r.at for r in records))
+        cutoff = self.retention.cutoff(records[-1].at)
+        removed = 0
+        if self._oldest_request < cutoff:  # (kept in memory: no DELETE while within limits)
+            sql = "DELETE FROM requests WHERE created_at < ?"
+            removed = self._db.execute(sql, (cutoff,)).rowcount
+        excess = self._request_count - removed - self.retention.max_requests
+        if excess > 0:
+            removed += self._db.execute(
+                "DELETE FROM requests WHERE seq IN (SELECT seq FROM requests ORDER BY seq LIMIT ?)",
+                (excess,),
+            ).rowcount
+        self._request_count -= removed
+        if removed:
+            self._oldest_request = self._min_created("requests")
+
+    def _min_created(self, table: str) -> float:
+        row = self._db.execute(f"SELECT MIN(created_at) FROM {table}").fetchone()
+        return math.inf if row[0] is None else float(row[0])
+
+    def list_requests(self, query: RequestQuery, limit: int | None = None) -> list[RequestRecord]:
+        parts: list[str] = []
+        args: list[Any] = []
+        for column, value in (
+            ("account", query.account), ("phone", query.phone_number),
+            ("otp_id", query.otp_id), ("method", query.method),
+        ):  # fmt: skip
+            if value is not None:
+                parts.append(f"{column} = ?")
+                args.append(value)
+        if query.status is not None:
+            parts.append("status BETWEEN ? AND ?")
+            args.extend(query.status)
+        if query.path is not None:
+            if query.path.endswith("*"):
+                prefix = query.path[:-1]
+                parts.append("substr(path, 1, ?) = ?")
+                args.extend((len(prefix), prefix))
+            else:
+                parts.append("path = ?")
+                args.append(query.path)
+        if query.after_seq is not None:
+            parts.append("seq > ?")
+            args.append(query.after_seq)
+        if query.since_time is not None:
+            parts.append("created_at >= ?")
+            args.append(query.since_time)
+        where = " WHERE " + " AND ".join(parts) if parts else ""
+        sql = f"SELECT record FROM requests{where} ORDER BY seq DESC" + _limit(limit)
+        rows = self._read(sql, tuple(args))
+        return [RequestRecord.from_record(jsoncodec.loads(r[0])) for r in rows]
+
+    def clear_requests(self, account: str | None = None) -> None:
+        where, args = _filters(account=account)
+        self._request_count -= self._execute(f"DELETE FROM requests{where}", args).rowcount
+        self._oldest_request = self._min_created("requests")
+
+    def last_request_seq(self) -> int:
+        return self._last_request_seq
 
     # -- callback deliveries and the clock (records only the dispatcher reads) -----------
 

@@ -60,6 +60,7 @@ def test_the_provider_is_down(otpsim):
         otpsim.url, otpsim.api_key, "POST", "/otp", {"phoneNumber": "+33612345678"}
     )
     assert (status, body["error"]["type"]) == (503, "server_error")
+    otpsim.assert_called("/otp", method="POST", status=503, times=1)  # the request journal
 
 
 async def test_async_code_under_test(otpsim):

@@ -164,7 +164,7 @@ def test_errors_name_file_line_and_what_was_expected(text: str, expected: str) -
 def test_every_step_kind_is_known() -> None:
     assert set(STEP_KINDS) == {
         "create", "get", "verify", "cancel", "latest", "messages", "expect_callback",
-        "request", "advance", "set_clock", "wait", "reset",
+        "expect_request", "request", "advance", "set_clock", "wait", "reset",
     }  # fmt: skip
 
 
@@ -259,6 +259,27 @@ def test_problems_in_both_halves_and_the_top_level_are_all_reported() -> None:
          "s.yaml:4: steps[1].request.path: expected a path starting with '/', got 'otp'"),
         ("request: {method: GET, path: /otp, headers: [a]}",
          "s.yaml:4: steps[1].request.headers: expected a mapping, got a list"),
+        ("expect_request: {status: 503}",
+         "s.yaml:4: steps[1].expect_request: missing field 'path'"),
+        ("expect_request: {path: otp}",
+         "s.yaml:4: steps[1].expect_request.path: expected a path starting with '/', got 'otp'"),
+        ("expect_request: {path: /otp, status: 6xx}",
+         "s.yaml:4: steps[1].expect_request.status: expected an HTTP status (e.g. 503) or a "
+         "class (e.g. 5xx), got '6xx'"),
+        ("expect_request: {path: /otp, status: 700}",
+         "s.yaml:4: steps[1].expect_request.status: expected an HTTP status (e.g. 503) or a "
+         "class (e.g. 5xx), got 700"),
+        ("expect_request: {path: /otp, times: -1}",
+         "s.yaml:4: steps[1].expect_request.times: expected a whole number from 0 to 100000, "
+         "got -1"),
+        ("expect_request: {path: /otp, method: FETCH}",
+         "s.yaml:4: steps[1].expect_request.method: expected one of: GET, POST, PUT, PATCH, "
+         "DELETE, HEAD, OPTIONS, got 'FETCH'"),
+        ("expect_request: {path: /otp, within: soon}",
+         "s.yaml:4: steps[1].expect_request.within: expected a number from 0 to 120, got 'soon'"),
+        ("expect_request: {path: /otp, colour: red}",
+         "s.yaml:4: steps[1].expect_request.colour: unknown key (expected one of: path, method, "
+         "status, times, body, phoneNumber, otpId, within)"),
         ("latest: {otpId: '{{ otp.otpId }}', colour: red}",
          "s.yaml:4: steps[1].latest.colour: unknown key (expected one of: phoneNumber, otpId, wait)"),
     ],

@@ -186,3 +186,43 @@ async def test_junit_report(tmp_path: Path) -> None:
     assert failure is not None
     assert "404 not_found 2021" in (failure.get("message") or "")
     assert summary([good, bad]) == "scenarios: 1 passed, 1 failed"
+
+
+async def test_expect_request_passes_on_what_was_called_refusals_included() -> None:
+    result = await run(
+        """
+network:
+  rules:
+    - {match: "+33612345678", error: 503, note: FR down}
+steps:
+  - create: {phoneNumber: "+33612345678"}
+    expect: {status: 503}
+  - create: {phoneNumber: "+4915123456789"}
+    as: otp
+  - expect_request: {path: /otp, status: 503, times: 1, body: {phoneNumber: "+33612345678"}}
+    as: refused
+    expect: {body: {last: {rules: [FR down]}}}
+  - expect_request: {path: /otp, method: post, status: 2xx, otpId: "{{ otp.otpId }}"}
+  - expect_request: {path: "/otp*", times: 2}
+  - expect_request: {path: /oauth/token, times: 0}
+"""
+    )
+    assert result.ok, result.failure
+    assert result.steps[2].detail == "1 matching request(s) journaled"
+
+
+async def test_expect_request_fails_listing_what_was_called() -> None:
+    result = await run(
+        """
+steps:
+  - create: {phoneNumber: "+4915123456789"}
+  - expect_request: {path: /otp, status: 503, within: 0.1}
+"""
+    )
+    assert result.failure is not None
+    assert result.failure.startswith(
+        "step 2 expect_request: expected /otp with status 503 to be called at least once, "
+        "but it was called 0 time(s). Requests received (closest first):\n  r-"
+    )
+    assert " POST /otp -> 201 " in result.failure
+    assert not result.errored  # a failure, not an error

@@ -197,7 +197,9 @@ async def test_events_are_published_for_each_change(client: Any) -> None:
         ("otp.created", "PENDING"),
         ("message.created", "QUEUED"),
         ("message.delivered", "DELIVERED"),
+        ("request.logged", 201),  # the request journal's entry, once the answer is known
         ("otp.updated", "CANCELLED"),
+        ("request.logged", 200),
     ]
 
 

@@ -29,12 +29,14 @@ async def test_hello_then_every_event_in_order(client: Any) -> None:
         assert hello["type"] == "hello"
         assert hello["data"]["version"] == __version__
         otp = await create(client)
-        kinds = [(await next_event(ws))["type"] for _ in range(3)]
-        assert kinds == ["otp.created", "message.created", "message.delivered"]
+        kinds = [(await next_event(ws))["type"] for _ in range(4)]
+        # The request's journal entry comes last: it is written once the answer is known.
+        assert kinds == ["otp.created", "message.created", "message.delivered", "request.logged"]
         await client.delete(f"/otp/{otp['otpId']}", headers=KEY)
         updated = await next_event(ws)
         assert updated["type"] == "otp.updated"
         assert updated["data"]["status"] == "CANCELLED"
+        assert (await next_event(ws))["type"] == "request.logged"
         await client.post("/_sim/clock", json={"advance": 60})
         clock = await next_event(ws)
         assert clock["type"] == "clock"

@@ -23,9 +23,13 @@ DELAYED = "+15005550003"  # a magic number: its SMS arrives after 30 s of simula
 
 
 async def next_event(ws: Any) -> dict[str, Any]:
-    message = await asyncio.wait_for(ws.receive(), timeout=5)
-    assert message.type == WSMsgType.TEXT, message
-    return json.loads(message.data)  # type: ignore[no-any-return]
+    """The next event of the timeline (the request journal's entries left out)."""
+    while True:
+        message = await asyncio.wait_for(ws.receive(), timeout=5)
+        assert message.type == WSMsgType.TEXT, message
+        event = json.loads(message.data)
+        if event["type"] != "request.logged":
+            return event  # type: ignore[no-any-return]
 
 
 async def events(ws: Any, count: int) -> list[dict[str, Any]]:

@@ -1,0 +1,280 @@
+"""The request journal's front end: which requests are journaled, the entry the
+middleware builds for each, and ``/_sim/requests`` (list, long-poll, clear).
+
+The middleware (``app.middleware``) calls :func:`begin` as a provider-API request
+arrives and :func:`record` once its answer is known, whatever it is (a 201, a 401 before
+any handler ran, a 404 on an unknown path, a 503 from a scenario rule). The entry is
+built from what the request already holds: the body as its handler read it (``BODY``,
+``RAW_BODY``: never parsed again), the OTP its handler found (``CONCERNS``), the
+principal admitted, and the labels of the scenario rules that fired (``FIRED``).
+
+Example::
+
+    GET /_sim/requests?path=/otp*&status=5xx       {"requests": [entry, ...]}
+    GET /_sim/requests/latest?otpId=...&wait=5     entry (404 if none in time)
+    DELETE /_sim/requests?account=key              {"status": "ok"}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from contextvars import Token
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from aiohttp import web
+
+from otpsim import jsoncodec
+from otpsim.clock import parse_iso
+from otpsim.domain.journal import (
+    MAX_BODY_TEXT,
+    RequestQuery,
+    RequestRecord,
+    parse_request_id,
+    parse_status,
+)
+from otpsim.domain.numbers import normalize_phone
+from otpsim.engine.network import FIRED
+from otpsim.errors import E, ProviderError
+from otpsim.server.control import MAX_LIST, _account_filter, _otp_filter, _phone_filter
+from otpsim.server.http import BODY, RAW_BODY, is_text, json_response, query_number
+from otpsim.server.keys import CLIENT_ID, CONCERNS, PRINCIPAL, REQUEST_ID, SIM, STOPPING, STREAMS
+from otpsim.server.security import is_page_asset
+
+log = logging.getLogger("otpsim")
+
+_Started = tuple[float, Token[list[str] | None]]
+STARTED = web.RequestKey("journal_started", tuple)  # (simulator time, FIRED token)
+
+
+def journaled(path: str) -> bool:
+    """The provider API: anything but the control API, the inbox page and its assets."""
+    return not (path.startswith("/_sim/") or path == "/_sim" or path == "/") and not (
+        is_page_asset(path)
+    )
+
+
+def begin(request: web.Request) -> None:
+    """A provider-API request arrived: its time, and a fresh list of rules fired."""
+    request[STARTED] = (request.app[SIM].now(), FIRED.set([]))
+
+
+def _text(value: str) -> str:
+    """``value`` fit for JSON (lone surrogates, from bytes that were not UTF-8, replaced)."""
+    return value if is_text(value) else value.encode("utf-8", "replace").decode("utf-8")
+
+
+def _body(request: web.Request) -> Any:
+    """What the journal keeps of the body: the parsed object when the handler parsed one
+    (and it is small), else a text prefix of what arrived, else None."""
+    raw = request.get(RAW_BODY)
+    parsed = request.get(BODY)
+    if parsed is not None:
+        if raw is None:  # a form (POST /oauth/token)
+            text = urlencode(parsed)
+            return parsed if len(text) <= MAX_BODY_TEXT else text[:MAX_BODY_TEXT]
+        if len(raw) <= MAX_BODY_TEXT:
+            return parsed
+    if raw is None and request.body_exists and request.content.is_eof():
+        # Never read (refused before its handler): what already arrived, never awaited.
+        raw = request.content.read_nowait(MAX_BODY_TEXT + 1)
+        if raw and len(raw) <= MAX_BODY_TEXT:
+            with contextlib.suppress(ValueError):
+                data = jsoncodec.loads(raw)
+                if isinstance(data, dict):
+                    return data
+    if not raw:
+        return None
+    text = raw[:MAX_BODY_TEXT].decode("utf-8", "replace")
+    if request.content_type == "application/x-www-form-urlencoded":
+        # A form never read (a token request refused first): as its handler would show it,
+        # a client secret never kept.
+        form = dict(parse_qsl(text, keep_blank_values=True))
+        if "client_secret" in form:
+            form["client_secret"] = "****"
+        return form
+    return text
+
+
+def _error(response: web.StreamResponse) -> dict[str, Any] | None:
+    """The error of an error answer (the provider's shape): type, code, message."""
+    if response.status < 400 or not isinstance(response, web.Response):
+        return None
+    raw = response.body
+    if not isinstance(raw, bytes):
+        return None
+    try:
+        error = jsoncodec.loads(raw).get("error")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(error, dict):
+        return None
+    return {"type": error.get("type"), "code": error.get("code"), "message": error.get("message")}
+
+
+def record(request: web.Request, response: web.StreamResponse, started: float) -> None:
+    """Journal a provider-API request whose answer is known. Never fails the answer."""
+    begun: _Started | None = request.get(STARTED)
+    if begun is None:
+        return
+    at, token = begun
+    rules = FIRED.get() or []
+    FIRED.reset(token)
+    try:
+        sim = request.app[SIM]
+        principal = request.get(PRINCIPAL)
+        account = principal.account if principal is not None else request.get(CLIENT_ID)
+        otp = request.get(CONCERNS)
+        otp_id = otp.otp_id if otp is not None else None
+        phone = otp.request.phone_number if otp is not None else None
+        parsed = request.get(BODY)
+        if otp_id is None:
+            given = request.match_info.get("otp_id")
+            if given is not None:
+                otp_id = _text(given.lower())
+                if request.path.startswith("/otp/"):
+                    phone = sim.otp_phone(otp_id)
+        if phone is None and parsed is not None:
+            number = parsed.get("phoneNumber")
+            if isinstance(number, str):
+                # As the phoneNumber filter reads it (the number as sent: "+33 6 12...").
+                phone = normalize_phone(number[:64])
+                phone = None if phone == "+" else phone
+        error = _error(response) if response.status >= 400 else None
+        if error is not None and isinstance(error.get("message"), str):
+            error["message"] = _text(error["message"])
+        path = request.path
+        sim.log_request(
+            RequestRecord(
+                seq=0,
+                at=at,
+                method=request.method,
+                path=path if path.isascii() else _text(path),
+                status=response.status,
+                request_id=request[REQUEST_ID],
+                account=account,
+                otp_id=otp_id,
+                phone_number=phone,
+                body=_body(request),
+                error=error,
+                latency_ms=round((time.perf_counter() - started) * 1000, 3),
+                rules=rules,
+            )
+        )
+    except Exception:  # the journal must never cost a client its answer
+        log.exception("could not journal %s %s", request.method, request.path)
+
+
+# -- /_sim/requests ----------------------------------------------------------------------
+
+
+def _query(request: web.Request) -> RequestQuery:
+    """The filters of ``/_sim/requests``: 400 ``invalid_param`` naming a bad one."""
+    q = request.query
+    status = None
+    if q.get("status"):
+        status = parse_status(q["status"])
+        if status is None:
+            raise ProviderError(
+                E.SIM_INVALID_PARAM, "'status' must be a status (e.g. 503) or a class (e.g. 4xx)"
+            )
+    path = q.get("path") or None
+    if path is not None and not path.startswith("/"):
+        raise ProviderError(
+            E.SIM_INVALID_PARAM, "'path' must start with '/' (a prefix ends with '*')"
+        )
+    after_seq, since_time = None, None
+    since = q.get("since") or None
+    if since is not None:
+        after_seq = parse_request_id(since)
+        if after_seq is None:
+            try:
+                since_time = parse_iso(since)
+            except ValueError:
+                raise ProviderError(
+                    E.SIM_INVALID_PARAM,
+                    "'since' must be a request id (r-000123) or an ISO 8601 time",
+                ) from None
+    method = q.get("method") or None
+    return RequestQuery(
+        account=_account_filter(request),
+        phone_number=_phone_filter(request),
+        otp_id=_otp_filter(request),
+        status=status,
+        path=path,
+        method=method.upper() if method else None,
+        after_seq=after_seq,
+        since_time=since_time,
+    )
+
+
+def _pins(request: web.Request) -> bool:
+    """``?pins=show``: PINs in bodies as sent (masked otherwise)."""
+    pins = request.query.get("pins")
+    if pins not in (None, "", "show", "mask"):
+        raise ProviderError(E.SIM_INVALID_PARAM, "'pins' must be 'show' or 'mask'")
+    return pins == "show"
+
+
+async def list_requests(request: web.Request) -> web.Response:
+    query, pins = _query(request), _pins(request)
+    limit = query_number(request, "limit", int, default=100, low=1, high=MAX_LIST)
+    found = request.app[SIM].requests(query, limit)
+    return json_response({"requests": [r.to_json(pins=pins) for r in found]})
+
+
+async def latest_request(request: web.Request) -> web.Response:
+    """The newest entry matching the filters; ``wait=S`` holds the request until one is
+    journaled (as ``/_sim/messages/latest`` does, in a ``--max-streams`` slot)."""
+    sim = request.app[SIM]
+    query, pins = _query(request), _pins(request)
+    wait = query_number(request, "wait", float, default=0.0, low=0.0, high=sim.settings.max_wait)
+    preempted = False
+    if wait > 0:
+        with request.app[STREAMS].slot("long poll") as stream:
+            waiting = asyncio.ensure_future(sim.wait_request(query, wait))
+            ended = asyncio.ensure_future(stream.ended.wait())
+            stopping = asyncio.ensure_future(request.app[STOPPING].wait())
+            try:
+                await asyncio.wait({waiting, ended, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                ended.cancel()
+                stopping.cancel()
+                if not waiting.done():
+                    waiting.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await waiting
+            found = waiting.result() if not waiting.cancelled() else None
+            if found is None and request.app[STOPPING].is_set():
+                raise ProviderError(
+                    E.SERVICE_UNAVAILABLE,
+                    "The simulator is shutting down: try again when it is back",
+                )
+            preempted = stream.ended.is_set() and found is None
+    else:
+        matches = sim.requests(query, 1)
+        found = matches[0] if matches else None
+    if found is None:
+        waited = f" within {wait:g}s" if wait else ""
+        if preempted:
+            waited = " yet (this wait ended early to make room for another: poll again)"
+        error = ProviderError(E.SIM_NOT_FOUND, f"No request journaled{waited}")
+        if preempted:
+            error.headers["Retry-After"] = "0"
+        raise error
+    return json_response(found.to_json(pins=pins))
+
+
+async def clear_requests(request: web.Request) -> web.Response:
+    request.app[SIM].clear_requests(_account_filter(request))
+    return json_response({"status": "ok"})
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/_sim/requests", list_requests, name="sim.requests")
+    r.add_delete("/_sim/requests", clear_requests, name="sim.requests.clear")
+    r.add_get("/_sim/requests/latest", latest_request, name="sim.requests.latest")
