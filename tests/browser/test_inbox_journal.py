@@ -131,7 +131,7 @@ def fake_journal(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
             "rules": rules_for(request.app, phone, response.status),
         }
         entries.append(entry)
-        request.app[SIM].bus.publish("request.logged", entry)
+        box["bus"].publish("request.logged", entry)
         return response  # type: ignore[no-any-return]
 
     async def list_requests(request: web.Request) -> web.Response:
@@ -142,6 +142,7 @@ def fake_journal(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
     async def serve() -> None:
         app = create_app(Settings(), clock=Clock(frozen=True))
+        box["bus"] = app[SIM].bus
         app.middlewares.insert(0, journal)  # outermost: it sees every answer, refusals too
         app.router.add_get("/_sim/requests", list_requests)
         runner = web.AppRunner(app)
