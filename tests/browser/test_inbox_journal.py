@@ -56,7 +56,7 @@ def fake_journal(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
     from otpsim.clock import Clock, iso
     from otpsim.config import Settings
-    from otpsim.engine.carrier import Rule
+    from otpsim.engine.network import Rule
     from otpsim.server import http
     from otpsim.server.app import create_app
     from otpsim.server.keys import PRINCIPAL, REQUEST_ID, SIM
@@ -73,9 +73,10 @@ def fake_journal(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     ready = threading.Event()
     box: dict[str, Any] = {}
 
-    def rules_for(app: web.Application, phone: str | None, status: int) -> list[str]:
-        network = app[SIM].scenario_json()["network"]
-        if phone is None or network is None or status < 400:
+    def rules_for(request: web.Request, phone: Any, status: int) -> list[str]:
+        network = request.app[SIM].scenario_json()["network"]
+        creating = (request.method, request.path) == ("POST", "/otp")  # Carrier.decide
+        if not creating or not isinstance(phone, str) or network is None or status < 400:
             return []
         for rule in network["rules"]:
             if Rule.of(rule["match"]).matches(phone):
@@ -128,7 +129,7 @@ def fake_journal(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
                 else None
             ),
             "latencyMs": round((time.perf_counter() - started) * 1000, 3),
-            "rules": rules_for(request.app, phone, response.status),
+            "rules": rules_for(request, phone, response.status),
         }
         entries.append(entry)
         box["bus"].publish("request.logged", entry)
