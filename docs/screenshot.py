@@ -1,10 +1,16 @@
 """Regenerate docs/inbox.png: a live otpsim with a few conversations, in Chromium.
 
-.venv/bin/python docs/screenshot.py        (needs Debian's chromium)
+.venv/bin/python docs/screenshot.py                 (needs Debian's chromium)
+.venv/bin/python docs/screenshot.py --url BASE      (a simulator already running on
+                                                     loopback, frozen clock, fresh state)
+
+The picture: the active scenario's banner, the numbers, and one number's conversation
+with its SMS and the call a scenario rule refused (503).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import subprocess
@@ -33,6 +39,21 @@ FR_TEXT = "Votre code Acme : {{pin}}"
 BG_TEXT = "Вашият код за вход е {{pin}}. Не го споделяйте."
 DE_TEXT = "Dein Bestätigungscode: {{pin}}"
 HOOK = "http://127.0.0.1:9/hooks/otp"  # nobody listens: the callback attempts show errors
+# The scenario of the picture: the French number's first request is refused (503), the
+# next ones work.
+SCENARIO = {
+    "name": "carrier trouble",
+    "network": {
+        "seed": 7,
+        "rules": [
+            {
+                "match": "+33612345678",
+                "note": "carrier down for FR",
+                "sequence": [{"error": 503}, {"deliver": True}],
+            }
+        ],
+    },
+}
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
@@ -54,6 +75,8 @@ def populate(base: str) -> None:
     de = otp(phoneNumber="+4915123456789", ttl=120, template_de=DE_TEXT)
     call("POST", f"{base}/_sim/clock", {"advance": 121})
     call("GET", f"{base}/otp/{de}")
+    refused = call("POST", f"{base}/otp", {"phoneNumber": "+33612345678", "template_fr": FR_TEXT})
+    assert refused["error"]["code"], refused  # the scenario's 503
     first = otp(phoneNumber="+33612345678", template_fr=FR_TEXT)
     verify(first, pin(first))
     failed = otp(
@@ -70,7 +93,35 @@ def populate(base: str) -> None:
     )
 
 
+def shoot(base: str) -> None:
+    call("PUT", f"{base}/_sim/scenario", SCENARIO)
+    populate(base)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 760}, color_scheme="light")
+        page.goto(base + "/")
+        expect(page.get_by_test_id("connection")).to_have_text("live")
+        expect(page.get_by_test_id("conversation")).to_have_count(4)
+        page.get_by_test_id("conversation").first.click()
+        refused = page.get_by_test_id("refused-call")  # the 503, and the wrong PINs (400)
+        expect(refused.filter(has_text="carrier down for FR")).to_have_count(1)
+        expect(page.get_by_test_id("callback-attempt").first).to_be_visible()
+        expect(page.get_by_test_id("scenario")).to_be_visible()
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(HERE / "inbox.png"))
+        browser.close()
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="a running simulator (loopback) instead of a new one")
+    url = parser.parse_args().url
+    if url:
+        shoot(url.rstrip("/"))
+        print(f"wrote {HERE / 'inbox.png'}")
+        return
     server = subprocess.Popen(
         [sys.executable, "-m", "otpsim", "serve", "--port", "0", "--clock-frozen", "true",
          "--clock-start", "2030-05-04T09:30:00Z", "--seed", "7"],
@@ -84,21 +135,7 @@ def main() -> None:
             if match:
                 base = match.group(1)
                 break
-        populate(base)
-        call("PUT", f"{base}/_sim/scenario", {"name": "flaky-carrier", "network": {"seed": 7}})
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS
-            )
-            page = browser.new_page(viewport={"width": 1280, "height": 760}, color_scheme="light")
-            page.goto(base + "/")
-            expect(page.get_by_test_id("connection")).to_have_text("live")
-            expect(page.get_by_test_id("conversation")).to_have_count(4)
-            page.get_by_test_id("conversation").first.click()
-            expect(page.get_by_test_id("callback-attempt").first).to_be_visible()
-            page.wait_for_timeout(300)
-            page.screenshot(path=str(HERE / "inbox.png"))
-            browser.close()
+        shoot(base)
     finally:
         server.terminate()
         server.wait(timeout=10)

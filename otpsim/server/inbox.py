@@ -14,6 +14,7 @@ import jinja2
 from aiohttp import web
 
 from otpsim import __version__
+from otpsim.server import apiref
 from otpsim.server.keys import SIM
 
 _env = jinja2.Environment(
@@ -48,4 +49,5 @@ async def favicon(request: web.Request) -> web.FileResponse:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/", page, name="inbox.page")
     app.router.add_get("/favicon.ico", favicon, name="inbox.favicon")
+    app.router.add_get("/_sim/api", apiref.page, name="sim.api")
     app.router.add_static("/static/", STATIC_DIR, name="inbox.static")

@@ -41,6 +41,7 @@ from otpsim.server.live import same_origin
 
 COOKIE = "otpsim_admin"
 OPEN_PATHS = frozenset({"/_sim/health", "/_sim/login"})
+PAGES = frozenset({"/", "/_sim/api"})  # HTML pages: without the token, the login page
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -91,7 +92,7 @@ def guard(request: web.Request) -> web.Response | None:
         if given is not None and not is_text(given):
             raise ProviderError(E.SIM_INVALID_PARAM, f"The {COOKIE} cookie is not valid UTF-8")
         if not token_ok(given, token) and not _own_account(request):
-            if path == "/" and request.method == "GET":
+            if path in PAGES and request.method == "GET":
                 return _login_page(status=401, next_path=request.path_qs)
             raise ProviderError(E.ADMIN_REQUIRED)
     return None

@@ -1,5 +1,6 @@
 // otpsim live inbox: initial state from the control API, then live events over /_sim/ws.
-// Every piece of message text is put on the page with textContent, never as HTML.
+// Every piece of message text (and of a journaled request: its path, body, error) is put
+// on the page with textContent, never as HTML.
 "use strict";
 
 (() => {
@@ -12,11 +13,14 @@
     messages: new Map(), // id -> message
     otps: new Map(), // otpId -> OTP (control view)
     callbacks: new Map(), // otpId -> Map(deliveryId -> delivery: {id, otpIds, status, attempts, ...})
+    requests: new Map(), // journal id -> request entry (GET /_sim/requests, then request.logged)
+    journal: true, // whether GET /_sim/requests answered
+    view: location.hash === "#requests" ? "requests" : "conversations",
     clock: { ts: Date.now() / 1000, frozen: false, at: performance.now() },
     live: false, // the websocket is open: the clock runs only while the simulator answers
     scenario: null, // GET /_sim/scenario, then the "scenario" events
     selected: null,
-    rawOpen: new Set(), // message ids whose raw JSON view is open (kept across re-renders)
+    rawOpen: new Set(), // message and request ids whose raw JSON view is open (kept across re-renders)
     seen: new Map(), // phone -> messages seen
     query: "",
     loading: false,
@@ -50,6 +54,13 @@
     $("[data-testid=clock-frozen]").hidden = !snapshot.frozen;
     tick();
   }
+
+  const MAX_REQUESTS = 2000; // journal entries kept on the page (the newest)
+  const MAX_ROWS = 500; // rows of the Requests table drawn at once
+  // Journal ids ("r-000123") are monotonic: their number orders requests.
+  const idNum = (id) => Number(String(id).replace(/\D/g, "")) || 0;
+  const refused = (r) => r.status >= 400;
+  const statusClass = (status) => String(status)[0];
 
   const isoTime = (ts) => new Date(ts * 1000).toISOString().replace(/\.\d+Z$/, "Z");
   const clockTime = (iso) => (iso ? iso.slice(11, 19) : "");
@@ -101,8 +112,10 @@
     try {
       await api(method, path, body);
       $("[data-testid=notice]").hidden = true;
+      return true;
     } catch (error) {
       notify(`${label} failed: ${error.message}`);
+      return false;
     }
   }
 
@@ -142,17 +155,30 @@
     }
   }
 
+  function addRequest(entry) {
+    state.requests.set(entry.id, entry);
+    if (state.requests.size > MAX_REQUESTS) {
+      const oldest = [...state.requests.keys()].sort((a, b) => idNum(a) - idNum(b));
+      for (const id of oldest.slice(0, state.requests.size - MAX_REQUESTS)) state.requests.delete(id);
+    }
+  }
+
   async function loadState() {
     state.loading = true;
     try {
-      const [messages, otps, callbacks, clock, scenario] = await Promise.all([
+      const [messages, otps, callbacks, clock, scenario, requests] = await Promise.all([
         api("GET", scoped("/_sim/messages?limit=2000")),
         api("GET", scoped("/_sim/otps?limit=2000")),
         api("GET", scoped("/_sim/callbacks?limit=2000")),
         api("GET", "/_sim/clock"),
         api("GET", "/_sim/scenario"),
+        // The journal is one more view: the page works without it (and says so).
+        api("GET", scoped("/_sim/requests?limit=200")).catch(() => null),
       ]);
       state.messages = new Map(messages.messages.map((m) => [m.id, m]));
+      state.journal = requests !== null;
+      state.requests = new Map();
+      for (const r of requests ? requests.requests : []) addRequest(r);
       state.otps = new Map(otps.otps.map((o) => [o.otpId, o]));
       state.callbacks = new Map();
       for (const d of callbacks.callbacks) {
@@ -178,6 +204,8 @@
     }
     const data = event.data || {};
     if (account && data.account && data.account !== account) return;
+    // One account's page: a request nobody authenticated (account null) is not its own.
+    if (account && event.type === "request.logged" && data.account !== account) return;
     if ((event.type === "messages.cleared" || event.type === "reset") && data.account) {
       reload(); // one account's clear or reset: what is left comes from the server
       return;
@@ -199,10 +227,14 @@
           otpIds: data.otpIds,
         });
         break;
+      case "request.logged":
+        addRequest(data);
+        break;
       case "messages.cleared":
         state.messages.clear();
         break;
       case "reset":
+        reload(); // the journal says itself what a reset left of it
         state.messages.clear();
         state.otps.clear();
         state.callbacks.clear();
@@ -239,30 +271,67 @@
     });
   }
 
+  // A conversation is a number's SMS and its refused calls, in time order. Times tie
+  // while the clock is frozen: then the journal's order decides (an SMS takes the place
+  // of the POST /otp that created it), and SMS among themselves keep their seq.
+  function sortKey(item, created) {
+    if (item.kind === "sms") {
+      const m = item.m;
+      return { t: Date.parse(m.createdAt), rank: created.get(m.otpId), seq: m.seq };
+    }
+    return { t: Date.parse(item.r.time), rank: idNum(item.r.id), seq: null };
+  }
+
+  function compareKeys(a, b) {
+    if (a.t !== b.t) return a.t - b.t;
+    if (a.rank !== undefined && b.rank !== undefined) return a.rank - b.rank;
+    if (a.seq !== null && b.seq !== null) return a.seq - b.seq;
+    return a.seq === null ? -1 : 1; // unknown order: the refused call first
+  }
+
   function conversations() {
     const byPhone = new Map();
-    for (const m of state.messages.values()) {
-      let c = byPhone.get(m.phoneNumber);
+    const thread = (phone) => {
+      let c = byPhone.get(phone);
       if (!c) {
-        c = { phone: m.phoneNumber, country: m.countryIso, messages: [], last: 0 };
-        byPhone.set(m.phoneNumber, c);
+        c = { phone, country: "", messages: [], items: [] };
+        byPhone.set(phone, c);
       }
+      return c;
+    };
+    for (const m of state.messages.values()) {
+      const c = thread(m.phoneNumber);
+      c.country = m.countryIso;
       c.messages.push(m);
-      c.last = Math.max(c.last, m.seq);
+      c.items.push({ kind: "sms", m });
     }
-    // seq is the order of creation (timestamps tie while the clock is frozen).
-    for (const c of byPhone.values()) c.messages.sort((a, b) => a.seq - b.seq);
+    const created = new Map(); // otpId -> the journal number of the call that created it
+    for (const r of state.requests.values()) {
+      if (r.method === "POST" && r.path === "/otp" && r.otpId && !refused(r)) created.set(r.otpId, idNum(r.id));
+      if (refused(r) && r.phoneNumber) thread(r.phoneNumber).items.push({ kind: "refused", r });
+    }
+    for (const c of byPhone.values()) {
+      for (const item of c.items) item.key = sortKey(item, created);
+      c.items.sort((a, b) => compareKeys(a.key, b.key));
+      c.messages.sort((a, b) => a.seq - b.seq);
+      c.last = c.items[c.items.length - 1];
+    }
     const q = state.query.trim().toLowerCase();
     const digits = q.replace(/[^0-9]/g, "");
+    const matches = (item) =>
+      item.kind === "sms"
+        ? item.m.text.toLowerCase().includes(q) || item.m.from.toLowerCase().includes(q)
+        : item.r.path.toLowerCase().includes(q) || ((item.r.error && item.r.error.message) || "").toLowerCase().includes(q);
     return [...byPhone.values()]
-      .filter(
-        (c) =>
-          !q ||
-          (digits && c.phone.includes(digits)) ||
-          c.messages.some((m) => m.text.toLowerCase().includes(q) || m.from.toLowerCase().includes(q)),
-      )
-      .sort((a, b) => b.last - a.last);
+      .filter((c) => !q || (digits && c.phone.includes(digits)) || c.items.some(matches))
+      .sort((a, b) => compareKeys(b.last.key, a.last.key));
   }
+
+  const itemTime = (item) => (item.kind === "sms" ? item.m.createdAt : item.r.time);
+  const callText = (r) => `${r.method} ${r.path}`;
+  const errorText = (r) => (r.error ? `${r.error.type} ${r.error.code}` : "");
+  const preview = (item) =>
+    item.kind === "sms" ? item.m.text : `refused: ${callText(item.r)} → ${item.r.status} ${errorText(item.r)}`;
 
   // At phone width the list and the conversation take turns: only the one on screen
   // is read, and nothing is opened for the user.
@@ -281,7 +350,7 @@
     ul.replaceChildren(
       ...list.map((c) => {
         const unread = c.messages.length - (state.seen.get(c.phone) || 0);
-        const last = c.messages[c.messages.length - 1];
+        const last = c.last;
         return el(
           "li",
           {},
@@ -294,29 +363,166 @@
               "aria-current": c.phone === state.selected ? "true" : "false",
               onclick: () => select(c.phone),
             },
-            el("span", { class: "iso", "data-testid": "country", title: "country", text: c.country }),
+            el("span", { class: "iso", "data-testid": "country", title: "country", text: c.country || "—" }),
             el("span", { class: "phone", text: c.phone }),
             el("time", {
               class: "when",
               "data-testid": "conversation-time",
-              datetime: last ? last.createdAt : null,
-              title: last ? last.createdAt : null,
-              text: last ? clockTime(last.createdAt) : "",
+              datetime: itemTime(last),
+              title: itemTime(last),
+              text: clockTime(itemTime(last)),
             }),
             unread > 0 ? el("span", { class: "unread", "data-testid": "unread", text: String(unread) }) : el("span"),
-            el("span", { class: "preview", text: last ? last.text : "" }),
+            el("span", { class: last.kind === "sms" ? "preview" : "preview refused-preview", text: preview(last) }),
           ),
         );
       }),
     );
-    $("[data-testid=no-conversations]").hidden = state.messages.size > 0;
+    const any = state.messages.size > 0 || [...state.requests.values()].some((r) => refused(r) && r.phoneNumber);
+    $("[data-testid=no-conversations]").hidden = any;
     $("[data-testid=conversation-title]").textContent = current
-      ? `${current.phone} · ${current.country}`
-      : state.messages.size
+      ? `${current.phone}${current.country ? ` · ${current.country}` : ""}`
+      : any
         ? "No number matches the search"
         : "Select a number";
-    $("[data-testid=bubbles]").replaceChildren(...(current ? current.messages.map(bubble) : []));
+    $("[data-testid=bubbles]").replaceChildren(
+      ...(current ? current.items.map((item) => (item.kind === "sms" ? bubble(item.m) : refusedCall(item.r))) : []),
+    );
+    renderRequests();
     tick();
+  }
+
+  // An account's name as a link to that account's page (all accounts on one page only).
+  const accountLink = (name) =>
+    !account && name
+      ? el("a", {
+          class: "acct",
+          "data-testid": "sms-account",
+          href: `/?account=${encodeURIComponent(name)}`,
+          title: "account (API key or OAuth client id): show only this account",
+          text: name,
+        })
+      : null;
+
+  // A <details> with the JSON behind an item, kept open across re-renders.
+  function rawDetails(id, sections) {
+    const details = el(
+      "details",
+      { class: "raw", "data-testid": "raw" },
+      el("summary", { text: "Raw JSON" }),
+      ...sections.flatMap(([label, testid, value]) => [
+        el("h3", { text: label }),
+        el("pre", { "data-testid": testid, text: JSON.stringify(value, null, 2) }),
+      ]),
+    );
+    details.open = state.rawOpen.has(id);
+    details.addEventListener("toggle", () => {
+      if (details.open) state.rawOpen.add(id);
+      else state.rawOpen.delete(id);
+    });
+    return details;
+  }
+
+  // A call the simulator refused (4xx, 5xx) about this number, among its SMS.
+  function refusedCall(r) {
+    const error = r.error || {};
+    return el(
+      "li",
+      { class: "refused", "data-testid": "refused-call", "data-request-id": r.id },
+      el(
+        "div",
+        { class: "meta" },
+        el("span", { class: "label", text: "refused call" }),
+        accountLink(r.account),
+        el("time", { datetime: r.time, text: clockTime(r.time) }),
+        el("span", { text: `${Number(r.latencyMs).toFixed(1)} ms` }),
+      ),
+      el(
+        "div",
+        { class: "call" },
+        el("code", { "data-testid": "refused-request", text: callText(r) }),
+        el("span", { class: "status", "data-testid": "refused-status", "data-class": statusClass(r.status), text: String(r.status) }),
+        r.error ? el("span", { class: "error", "data-testid": "refused-error", text: errorText(r) }) : null,
+      ),
+      error.message ? el("div", { class: "message", "data-testid": "refused-message", text: error.message }) : null,
+      el("div", {
+        class: r.rules && r.rules.length ? "rules" : "rules none",
+        "data-testid": "refused-rules",
+        text:
+          r.rules && r.rules.length
+            ? `scenario rule${r.rules.length === 1 ? "" : "s"}: ${r.rules.join(" · ")}`
+            : "no scenario rule: refused by the simulator's own checks",
+      }),
+      rawDetails(r.id, [["request (journal entry)", "raw-request", r]]),
+    );
+  }
+
+  // -- the Requests view: the journal as a table -----------------------------------------
+
+  function requestFilter() {
+    const status = $("[data-testid=requests-status]").value;
+    const path = $("[data-testid=requests-path]").value.trim().toLowerCase();
+    return (r) =>
+      (!status || (status === "refused" ? refused(r) : statusClass(r.status) === status)) &&
+      (!path || r.path.toLowerCase().includes(path));
+  }
+
+  function showRaw(title, value) {
+    $("[data-testid=raw-dialog-title]").textContent = title;
+    $("[data-testid=raw-dialog-json]").textContent = JSON.stringify(value, null, 2);
+    $("[data-testid=raw-dialog]").showModal();
+  }
+
+  function renderRequests() {
+    const all = [...state.requests.values()];
+    $("[data-testid=requests-count]").textContent = all.length ? String(all.length) : "";
+    if (state.view !== "requests") return;
+    const shown = all.filter(requestFilter()).sort((a, b) => idNum(b.id) - idNum(a.id));
+    const rows = shown.slice(0, MAX_ROWS).map((r) =>
+      el(
+        "tr",
+        { "data-testid": "request-row", "data-request-id": r.id, "data-status-class": statusClass(r.status) },
+        el("td", {}, el("time", { datetime: r.time, title: r.time, text: clockTime(r.time) })),
+        el("td", { class: "who", text: r.account || "—" }),
+        el("td", {}, el("code", { "data-testid": "request-call", text: callText(r) })),
+        el("td", {}, el("span", { class: "status", "data-testid": "request-status", "data-class": statusClass(r.status), text: String(r.status) })),
+        el("td", { class: "error", title: r.error ? r.error.message : null, text: r.error ? `${errorText(r)}: ${r.error.message}` : "" }),
+        el("td", { "data-testid": "request-rules", text: (r.rules || []).join(" · ") }),
+        el("td", { class: "num", text: `${Number(r.latencyMs).toFixed(1)} ms` }),
+        el(
+          "td",
+          {},
+          el("button", {
+            type: "button",
+            class: "small",
+            "data-testid": "request-raw",
+            text: "JSON",
+            title: "The journal entry as JSON",
+            onclick: () => showRaw(`${callText(r)} → ${r.status}`, r),
+          }),
+        ),
+      ),
+    );
+    $("[data-testid=requests]").replaceChildren(...rows);
+    $("[data-testid=requests-shown]").textContent =
+      shown.length > MAX_ROWS ? `newest ${MAX_ROWS} of ${shown.length}` : `${shown.length} of ${all.length}`;
+    const empty = $("[data-testid=no-requests]");
+    empty.hidden = all.length > 0;
+    if (!state.journal) {
+      empty.hidden = false;
+      empty.textContent = "The request journal (GET /_sim/requests) is not available on this simulator.";
+    }
+  }
+
+  function setView(view) {
+    state.view = view;
+    for (const tab of document.querySelectorAll("[data-tab]")) {
+      tab.setAttribute("aria-selected", String(tab.dataset.tab === view));
+    }
+    $(".layout").hidden = view !== "conversations";
+    $("[data-testid=requests-view]").hidden = view !== "requests";
+    history.replaceState(null, "", view === "requests" ? "#requests" : location.pathname + location.search);
+    render();
   }
 
   function textWithPin(text, pin) {
@@ -380,15 +586,7 @@
         { class: "meta" },
         el("span", { class: "sender", "data-testid": "sender", text: m.from }),
         // All accounts on one page: say whose SMS this is (a link to that account's view).
-        !account && m.account
-          ? el("a", {
-              class: "acct",
-              "data-testid": "sms-account",
-              href: `/?account=${encodeURIComponent(m.account)}`,
-              title: "account (API key or OAuth client id): show only this account",
-              text: m.account,
-            })
-          : null,
+        accountLink(m.account),
         el("time", { datetime: m.createdAt, text: clockTime(m.createdAt) }),
         el("span", { text: `${m.parts} part${m.parts === 1 ? "" : "s"} · ${m.encoding}` }),
         el("span", {
@@ -428,25 +626,11 @@
 
   // The data behind a bubble, as the control API has it: message, OTP, callbacks.
   function rawView(m, otp, deliveries) {
-    const json = (value) => JSON.stringify(value, null, 2);
-    const section = (label, testid, value) => [
-      el("h3", { text: label }),
-      el("pre", { "data-testid": testid, text: json(value) }),
-    ];
-    const details = el(
-      "details",
-      { class: "raw", "data-testid": "raw" },
-      el("summary", { text: "Raw JSON" }),
-      ...section("message", "raw-message", m),
-      ...section("OTP", "raw-otp", otp || null),
-      ...section("callback deliveries and attempts", "raw-callbacks", deliveries ? [...deliveries.values()] : []),
-    );
-    details.open = state.rawOpen.has(m.id);
-    details.addEventListener("toggle", () => {
-      if (details.open) state.rawOpen.add(m.id);
-      else state.rawOpen.delete(m.id);
-    });
-    return details;
+    return rawDetails(m.id, [
+      ["message", "raw-message", m],
+      ["OTP", "raw-otp", otp || null],
+      ["callback deliveries and attempts", "raw-callbacks", deliveries ? [...deliveries.values()] : []],
+    ]);
   }
 
   function tick() {
@@ -520,6 +704,17 @@
         : "This deletes every OTP, message and callback and puts the clock back as configured. An active scenario stays.";
       if (await confirmAction("Reset the simulator?", what, "Reset")) act("Reset", "POST", scoped("/_sim/reset"));
     });
+    for (const tab of document.querySelectorAll("[data-tab]")) {
+      tab.addEventListener("click", () => setView(tab.dataset.tab));
+    }
+    $("[data-testid=requests-status]").addEventListener("change", renderRequests);
+    $("[data-testid=requests-path]").addEventListener("input", renderRequests);
+    $("[data-testid=requests-clear]").addEventListener("click", async () => {
+      const what = account ? `account ${account}'s` : "every";
+      if (await confirmAction("Clear the requests?", `This empties the journal of ${what} provider API call.`, "Clear requests")) {
+        if (await act("Clear requests", "DELETE", scoped("/_sim/requests"))) reload();
+      }
+    });
     $("[data-testid=notice-dismiss]").addEventListener("click", () => ($("[data-testid=notice]").hidden = true));
     narrow.addEventListener("change", render);
     if (account) {
@@ -539,5 +734,6 @@
   }
 
   wire();
+  setView(state.view);
   connect();
 })();
