@@ -8,7 +8,16 @@ due time: whatever the job records (``deliveredAt``, an expiry, a callback attem
 time) and whatever it publishes is stamped with the time it was due, not the time the
 clock was moved to. A job that schedules another (an expiry's callback, due at once)
 runs in the same pass if that one is due too. Ties are broken by kind (SMS before
-expiry before callback before token), then by the order of scheduling.
+expiry before callback before token before a callback batch's close), then by the order
+of scheduling.
+
+A clock jump (:meth:`Scheduler.jump`) is a pass that may wait: a job whose handler
+returns an awaitable (a callback attempt, real HTTP) holds the pass until it is done,
+so the jobs due after it, and what that attempt scheduled (its retry), run after it in
+due order. While a pass is held, :meth:`Scheduler.now` reads the held job's due time
+(the simulator has got that far) and other passes wait for it. The waiting is bounded
+in wall-clock time per jump; past the bound the pass runs on without waiting, as the
+real-time loop always does.
 
 Example::
 
@@ -25,7 +34,8 @@ import asyncio
 import heapq
 import itertools
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Protocol
@@ -42,6 +52,7 @@ class Kind(IntEnum):
     EXPIRY = 1  # an OTP's TTL runs out (key: OTP id)
     CALLBACK = 2  # a callback delivery's next attempt is due (key: delivery id)
     TOKEN = 3  # an OAuth token expires (key: the token)
+    BATCH = 4  # a callback batch's window closes (key: its delivery id)
 
 
 @dataclass(order=True, slots=True)
@@ -54,11 +65,18 @@ class Job:
     cancelled: bool = field(default=False, compare=False)
 
 
+# What runs a job: returns None, or a future that a clock jump waits for (bounded)
+# before it runs the next job (outside a jump it is not waited for).
+RunJob = Callable[[Job], Awaitable[object] | None]
+
+
 class Timers(Protocol):
     """What a collaborator outside the engine (the callback dispatcher) may do with the
     scheduler: read the simulator's time, and schedule or cancel its own jobs."""
 
     def now(self) -> float: ...
+
+    def jumping(self) -> bool: ...
 
     def at(self, due: float, kind: Kind, key: str, ref: object = None) -> Job: ...
 
@@ -67,7 +85,7 @@ class Timers(Protocol):
     def run_due(self) -> int: ...
 
     def handle(
-        self, kind: Kind, run: Callable[[Job], None], alive: Callable[[Job], bool] | None = None
+        self, kind: Kind, run: RunJob, alive: Callable[[Job], bool] | None = None
     ) -> None: ...
 
 
@@ -81,9 +99,14 @@ class Scheduler:
         self._clock = clock
         self._heap: list[Job] = []
         self._seq = itertools.count()
-        self._run: dict[Kind, Callable[[Job], None]] = {}
+        self._run: dict[Kind, RunJob] = {}
         self._alive: dict[Kind, Callable[[Job], bool]] = {}
         self._current: float | None = None  # the due time of the job running now
+        self._held: float | None = None  # a jump's pass waits on a job due then
+        self._jumping = False  # the pass running (or held) is a clock jump's
+        self._wait_until = 0.0  # (monotonic) a jump waits on jobs until then
+        self._settled = asyncio.Event()
+        self._settled.set()
         self._changed = asyncio.Event()
         self._base_limit = compact_above
         self._limit = compact_above
@@ -92,14 +115,21 @@ class Scheduler:
     # -- time --------------------------------------------------------------------------
 
     def now(self) -> float:
-        """The simulator's time: a running job's due time, else the clock's."""
-        return self._current if self._current is not None else self._clock.time()
+        """The simulator's time: a running job's due time, or where a held jump has got
+        to, else the clock's."""
+        if self._current is not None:
+            return self._current
+        if self._held is not None:
+            return self._held
+        return self._clock.time()
+
+    def jumping(self) -> bool:
+        """Whether a clock jump's pass is under way (held on a job)."""
+        return self._held is not None
 
     # -- jobs --------------------------------------------------------------------------
 
-    def handle(
-        self, kind: Kind, run: Callable[[Job], None], alive: Callable[[Job], bool] | None = None
-    ) -> None:
+    def handle(self, kind: Kind, run: RunJob, alive: Callable[[Job], bool] | None = None) -> None:
         """Who runs jobs of ``kind``; ``alive`` says whether a waiting one still matters
         (stale ones are swept out when the heap grows)."""
         self._run[kind] = run
@@ -162,9 +192,30 @@ class Scheduler:
     # -- running -------------------------------------------------------------------------
 
     def run_due(self) -> int:
-        """Run every job due by now, in order, each at its own due time; how many ran."""
-        if self._current is not None:  # called from inside a job: the outer pass goes on
-            return 0
+        """Run every job due by now, in order, each at its own due time; how many ran.
+        (Nothing while a jump's pass is held: it runs them in order when it goes on.)"""
+        if self._current is not None or self._held is not None:
+            return 0  # called from inside a job, or a jump is under way: that pass goes on
+        return self._pass()
+
+    def jump(self, wait: float) -> None:
+        """After the clock moved: run what is due as a clock jump's pass, which waits
+        for each job's awaitable (at most ``wait`` wall-clock seconds in all) before it
+        runs the next job. Returns at once when it has to wait; :meth:`settled` says
+        when the pass is done. A jump while another is held extends that one."""
+        self._wait_until = max(self._wait_until, time.monotonic() + wait)
+        if self._held is not None or self._current is not None:
+            return
+        self._jumping = True
+        self._settled.clear()
+        self._pass()
+
+    async def settled(self) -> None:
+        """Return once no clock jump's pass is under way."""
+        while not self._settled.is_set():
+            await self._settled.wait()
+
+    def _pass(self) -> int:
         heap, ran = self._heap, 0
         while heap:
             now = self._clock.time()
@@ -178,20 +229,47 @@ class Scheduler:
             if run is None:
                 continue
             self._current = job.due
+            outcome: Awaitable[object] | None = None
             try:
-                run(job)
+                outcome = run(job)
             except Exception:  # one job's failure never stops the others
                 log.exception("scheduled %s job for %s failed", job.kind.name, job.key)
             finally:
                 self._current = None
             ran += 1
             heap = self._heap  # a job may have compacted it
+            if outcome is not None and self._jumping and self._hold(job.due, outcome):
+                break
+        if self._held is None and self._jumping:  # nothing more due: the jump is done
+            self._jumping = False
+            self._settled.set()
         self.ran += ran
         return ran
+
+    def _hold(self, due: float, outcome: Awaitable[object]) -> bool:
+        """Hold the jump's pass at ``due`` until ``outcome`` is done (within the jump's
+        wall-clock bound); False if there is nothing to wait for."""
+        left = self._wait_until - time.monotonic()
+        future = asyncio.ensure_future(outcome)
+        if left <= 0 or future.done():
+            return False
+        self._held = due
+        waiter = asyncio.ensure_future(asyncio.wait_for(asyncio.shield(future), left))
+        waiter.add_done_callback(self._resume)
+        return True
+
+    def _resume(self, waiter: asyncio.Future[object]) -> None:
+        if not waiter.cancelled():
+            waiter.exception()  # (a timeout: the job goes on without the pass)
+        self._held = None
+        self._pass()
 
     async def run(self) -> None:
         """Run forever: each job when the clock reaches it (at once after a jump)."""
         while True:
             self.run_due()
             self._changed.clear()
+            if self._held is not None:  # a jump's pass goes on by itself
+                await self.settled()
+                continue
             await self._clock.wait_for_change(self.next_due(), self._changed)

@@ -653,7 +653,11 @@ class Simulator:
     ) -> dict[str, object]:
         """Set the clock ``to`` a time, then ``advance`` it, then ``freeze`` or unfreeze
         it (each if given); announce it, then run every job now due, in due-time order,
-        each stamped with its own due time. Returns the clock as ``clock_json``."""
+        each stamped with its own due time. Returns the clock as ``clock_json``.
+
+        A job that does real I/O (a callback attempt) holds the jobs due after it until
+        it is done, for at most ``callback_timeout`` wall-clock seconds in all, so this
+        may return with the jump still under way: :meth:`wait_jump` waits for it."""
         if to is not None:
             self._clock.set(to)
         if advance is not None:
@@ -661,8 +665,13 @@ class Simulator:
         if freeze is not None:
             self._clock.freeze(freeze)
         self._bus.publish("clock", self._clock.snapshot())
-        self._catch_up()
+        self._scheduler.jump(wait=self.settings.callback_timeout)
         return self._clock.snapshot()
+
+    async def wait_jump(self) -> None:
+        """Return once the clock's last move has run every job it made due, in order
+        (callback attempts included, within the bound :meth:`move_clock` names)."""
+        await self._scheduler.settled()
 
     # -- scenarios -------------------------------------------------------------------------
 

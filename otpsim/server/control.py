@@ -194,7 +194,9 @@ async def move_clock(request: web.Request) -> web.Response:
     """``{"set": iso}``, then ``{"advance": s}``, then ``{"freeze": bool}``, as given."""
     sim = request.app[SIM]
     advance, at, freeze = _clock_changes(await read_json_object(request), sim.now())
-    return json_response(sim.move_clock(to=at, advance=advance, freeze=freeze))
+    sim.move_clock(to=at, advance=advance, freeze=freeze)
+    await sim.wait_jump()  # what the jump made due has run (callback attempts: bounded)
+    return json_response(sim.clock_json())
 
 
 async def list_callbacks(request: web.Request) -> web.Response:

@@ -506,3 +506,20 @@ async def test_a_slow_receiver_holds_at_most_its_share_of_the_workers(
     slow.release.set()
     await eventually(lambda: all(d.state == "delivered" for d in deliveries(client)))
     assert len(slow.requests) == 10
+
+
+async def test_on_a_running_clock_a_batch_closes_after_its_window_as_in_real_time(
+    make_client: Any, receiver: Receiver, clock: Clock
+) -> None:
+    clock.freeze(False)  # real time: the simulator clock runs
+    client = await make_client(settings(callback_batch_window=0.3))
+    first = await create(client, otpCallbackUrl=receiver.url)
+    second = await create(client, otpCallbackUrl=receiver.url)
+    await client.delete(f"/otp/{first['otpId']}", headers=KEY)
+    await client.delete(f"/otp/{second['otpId']}", headers=KEY)
+    await eventually(lambda: len(receiver.requests) == 1)  # nobody moved the clock
+    assert {item["otpId"] for item in receiver.items()} == {first["otpId"], second["otpId"]}
+    [delivery] = deliveries(client)
+    await eventually(lambda: len(delivery.attempts) == 1)
+    # Its window is simulator time: it closed, and its attempt was due, exactly then.
+    assert delivery.attempts[0].at == delivery.created_at + 0.3
