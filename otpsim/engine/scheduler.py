@@ -14,10 +14,10 @@ of scheduling.
 A clock jump (:meth:`Scheduler.jump`) is a pass that may wait: a job whose handler
 returns an awaitable (a callback attempt, real HTTP) holds the pass until it is done,
 so the jobs due after it, and what that attempt scheduled (its retry), run after it in
-due order. While a pass is held, :meth:`Scheduler.now` reads the held job's due time
-(the simulator has got that far) and other passes wait for it. The waiting is bounded
-in wall-clock time per jump; past the bound the pass runs on without waiting, as the
-real-time loop always does.
+due order. While a pass is held, other passes leave the jobs to it (requests served
+meanwhile act at the clock's time, the time the clock was moved to). The waiting is
+bounded in wall-clock time per jump; past the bound the pass runs on without waiting,
+as the real-time loop always does.
 
 Example::
 
@@ -115,13 +115,9 @@ class Scheduler:
     # -- time --------------------------------------------------------------------------
 
     def now(self) -> float:
-        """The simulator's time: a running job's due time, or where a held jump has got
-        to, else the clock's."""
-        if self._current is not None:
-            return self._current
-        if self._held is not None:
-            return self._held
-        return self._clock.time()
+        """The simulator's time: a running job's due time, else the clock's (also while
+        a jump is held: a request meanwhile acts at the time the clock was moved to)."""
+        return self._current if self._current is not None else self._clock.time()
 
     def jumping(self) -> bool:
         """Whether a clock jump's pass is under way (held on a job)."""

@@ -725,7 +725,7 @@ class CallbackDispatcher:
         """A delivery's attempt came due (at ``job.due``): into its receiver's lane.
         Returns a future done when that attempt is (a clock jump waits for it)."""
         delivery = job.ref
-        if isinstance(delivery, Delivery) and self._is_current(delivery, job):
+        if isinstance(delivery, Delivery) and self._is_current(delivery, job) and not self._closed:
             lane = self._lane(delivery.url)
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             lane.ready.append((delivery, job, future))
