@@ -198,10 +198,11 @@ class Scheduler:
         """After the clock moved: run what is due as a clock jump's pass, which waits
         for each job's awaitable (at most ``wait`` wall-clock seconds in all) before it
         runs the next job. Returns at once when it has to wait; :meth:`settled` says
-        when the pass is done. A jump while another is held extends that one."""
-        self._wait_until = max(self._wait_until, time.monotonic() + wait)
+        when the pass is done. A jump while another is held joins that one, within its
+        bound (so jumps in a row never hold the jobs due longer than one bound each)."""
         if self._held is not None or self._current is not None:
             return
+        self._wait_until = time.monotonic() + wait
         self._jumping = True
         self._settled.clear()
         self._pass()

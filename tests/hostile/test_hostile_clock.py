@@ -77,3 +77,28 @@ async def test_a_black_hole_receiver_holds_a_clock_jump_at_most_the_timeout(
     assert [a["error"] for a in logged[:2]] == [f"timeout after {TIMEOUT:g}s"] * 2
     assert logged[0]["at"] == otp["dateExpires"]  # due at the expiry, in the jump
     assert logged[1]["at"] == logged[0]["nextRetryAt"]  # and its retry at its own time
+
+
+async def test_jumps_in_a_row_never_extend_a_held_jumps_bound(
+    make_client: Any, black_hole: str
+) -> None:
+    settings = Settings(
+        callback_batch_window=0.0,
+        callback_timeout=TIMEOUT,
+        callback_concurrency_per_receiver=ATTEMPTS,
+        shutdown_grace=0.1,
+    )
+    client = await make_client(settings)
+    for ttl in range(60, 60 + ATTEMPTS):  # one black-hole attempt due at each second
+        await create(client, ttl=ttl, otpCallbackUrl=black_hole)
+    first = asyncio.create_task(client.post("/_sim/clock", json={"advance": 3600}))
+    # Jumps keep coming for 4 bounds; each joins the pass under way (or starts its own)
+    # and adds no waiting to the first one's.
+    others = []
+    for _ in range(10):
+        await asyncio.sleep(0.4 * TIMEOUT)
+        if first.done():
+            break
+        others.append(asyncio.create_task(client.post("/_sim/clock", json={"advance": 1})))
+    assert first.done()  # it answered while the others kept coming
+    assert [r.status for r in await asyncio.gather(first, *others)] == [200] * (1 + len(others))
