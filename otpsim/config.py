@@ -74,7 +74,7 @@ class Settings:
     # Status callbacks (webhooks).
     callback_url: str | None = None  # for OTPs created without otpCallbackUrl
     callback_secret: str | None = None  # signs callbacks (Standard Webhooks) when set
-    callback_batch_window: float = 0.2  # seconds: events for one URL within it share a request
+    callback_batch_window: float = 0.2  # simulator seconds: events for one URL within share a POST
     callback_timeout: float = 10.0  # seconds per attempt
     # Delay before each attempt, seconds on the simulator clock (Standard Webhooks' schedule).
     callback_retry_schedule: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
@@ -616,7 +616,7 @@ OPTIONS: tuple[Option, ...] = (
         "--callback-batch-window",
         ("callbacks", "batch_window"),
         _non_negative_float,
-        "seconds in which events for one URL share a request (0: none)",
+        "seconds of simulator time in which events for one URL share a request (0: none)",
         "S",
     ),
     Option(
@@ -624,7 +624,7 @@ OPTIONS: tuple[Option, ...] = (
         "--callback-timeout",
         ("callbacks", "timeout"),
         _positive_float,
-        "seconds one delivery attempt may take",
+        "seconds one delivery attempt may take (and a clock jump waits for attempts)",
         "S",
     ),
     Option(

@@ -31,7 +31,7 @@ FACE = frozenset({
     "accounts_with_balance",
     "create_otp", "validate_number", "get_otp", "list_otps", "status_counts", "verify",
     "cancel", "fault_for", "messages", "latest_message", "wait_latest_message", "clear_messages",
-    "now", "clock_json", "move_clock", "use_scenario", "scenario_json", "reset",
+    "now", "clock_json", "move_clock", "wait_jump", "use_scenario", "scenario_json", "reset",
     "account_of", "account_scenarios",
     "log_request", "requests", "wait_request", "clear_requests", "otp_phone",
 })  # fmt: skip

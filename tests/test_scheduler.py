@@ -193,3 +193,72 @@ def test_a_shared_move_moves_every_view_and_closing_a_view_keeps_its_jobs() -> N
     clock.advance(1)
     scheduler.run_due()
     assert ran == [("token", 1150, 1150)]
+
+
+async def test_a_jump_waits_for_a_jobs_future_before_the_jobs_due_after_it() -> None:
+    clock = Clock(start=1000.0, frozen=True)
+    scheduler = Scheduler(clock)
+    ran: list[tuple[str, float]] = []
+    answer: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def attempt(job: Job) -> asyncio.Future[None]:
+        ran.append((job.key, scheduler.now()))
+        return answer  # real I/O, answered later; its outcome schedules a retry
+
+    def record(job: Job) -> None:
+        ran.append((job.key, scheduler.now()))
+
+    scheduler.handle(Kind.CALLBACK, attempt)
+    scheduler.handle(Kind.SMS, record)
+    scheduler.at(1005, Kind.CALLBACK, "attempt")
+    scheduler.at(1030, Kind.SMS, "sms")
+    clock.advance(400)
+    scheduler.jump(wait=30)
+    assert ran == [("attempt", 1005)]  # held: the SMS due later waits
+    assert scheduler.jumping()
+    assert scheduler.now() == 1400  # a request meanwhile acts at the clock's time
+    assert scheduler.run_due() == 0  # another pass leaves the jump's jobs to it
+    scheduler.handle(Kind.TOKEN, record)
+    scheduler.at(1010, Kind.TOKEN, "retry")  # what the answer scheduled
+    answer.set_result(None)
+    await asyncio.wait_for(scheduler.settled(), timeout=5)
+    assert ran == [("attempt", 1005), ("retry", 1010), ("sms", 1030)]
+    assert (scheduler.jumping(), scheduler.now()) == (False, 1400)
+
+
+async def test_a_jump_waits_a_bounded_time_then_runs_on() -> None:
+    clock = Clock(start=1000.0, frozen=True)
+    scheduler = Scheduler(clock)
+    ran: list[str] = []
+    never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def hangs(job: Job) -> asyncio.Future[None]:
+        ran.append(job.key)
+        return never  # a receiver that never answers
+
+    scheduler.handle(Kind.CALLBACK, hangs)
+    for due in range(1001, 1011):
+        scheduler.at(due, Kind.CALLBACK, f"attempt-{due}")
+    clock.advance(400)
+    scheduler.jump(wait=0.2)  # in all, not per job
+    await asyncio.wait_for(scheduler.settled(), timeout=5)
+    assert ran == [f"attempt-{due}" for due in range(1001, 1011)]  # every one, in order
+    assert not never.done()  # (still going: its outcome is recorded whenever it comes)
+
+
+async def test_outside_a_jump_a_jobs_future_is_not_waited_for() -> None:
+    clock = Clock(start=1000.0, frozen=True)
+    scheduler = Scheduler(clock)
+    ran: list[str] = []
+    never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def attempt(job: Job) -> asyncio.Future[None]:
+        ran.append(job.key)
+        return never
+
+    scheduler.handle(Kind.CALLBACK, attempt)
+    scheduler.at(1001, Kind.CALLBACK, "a")
+    scheduler.at(1002, Kind.CALLBACK, "b")
+    clock.advance(10)
+    assert scheduler.run_due() == 2  # the real-time loop: time does not wait for I/O
+    assert ran == ["a", "b"]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import http.server
 import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -194,3 +195,38 @@ def test_fresh_resets_in_process_without_requests_of_its_own() -> None:
         assert 'route="sim.scenario.delete"' not in metrics
     finally:
         controller.stop()
+
+
+class _Scripted(http.server.BaseHTTPRequestHandler):
+    """A callback receiver: 500 to the first request, 200 to the others."""
+
+    answers: ClassVar[list[int]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(self.answers.pop(0) if self.answers else 200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_advance_then_callbacks_shows_every_attempt_that_came_due() -> None:
+    _Scripted.answers = [500]
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Scripted)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    hook = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
+    try:
+        with Controller() as otpsim:
+            body = {"phoneNumber": "+33612345678", "ttl": 60, "otpCallbackUrl": hook}
+            otp = otpsim.client.create_otp(body)
+            otpsim.advance(400)  # the expiry, its callback (500), the retry 5 s later (200)
+            [delivery] = otpsim.callbacks(otp["otpId"])  # at once: no polling
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+    assert delivery["status"] == "delivered"
+    assert [a["statusCode"] for a in delivery["attempts"]] == [500, 200]
+    first, second = delivery["attempts"]
+    assert second["at"] == first["nextRetryAt"]

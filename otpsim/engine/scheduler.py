@@ -8,7 +8,8 @@ due time: whatever the job records (``deliveredAt``, an expiry, a callback attem
 time) and whatever it publishes is stamped with the time it was due, not the time the
 clock was moved to. A job that schedules another (an expiry's callback, due at once)
 runs in the same pass if that one is due too. Ties are broken by kind (SMS before
-expiry before callback before token), then by the order of scheduling.
+expiry before callback before token before a callback batch's close), then by the order
+of scheduling.
 
 **Clock views.** An account may have a clock of its own (:class:`~otpsim.clock.ClockView`:
 the shared clock shifted, or frozen at its own instant). Each view has its own heap, and
@@ -20,6 +21,14 @@ the views were opened), so a run is deterministic. Which view a job goes to: the
 one the caller acts for (:meth:`Scheduler.acting_for`, a context variable: the
 Simulator sets it for the account a verb acts for, so whatever listens to its events
 schedules, and reads :meth:`Scheduler.now`, on that account's view).
+
+A clock jump (:meth:`Scheduler.jump`) is a pass that may wait: a job whose handler
+returns an awaitable (a callback attempt, real HTTP) holds the pass until it is done,
+so the jobs due after it, and what that attempt scheduled (its retry), run after it in
+due order. While a pass is held, other passes leave the jobs to it (requests served
+meanwhile act at the clock's time, the time the clock was moved to). The waiting is
+bounded in wall-clock time per jump; past the bound the pass runs on without waiting,
+as the real-time loop always does.
 
 Example::
 
@@ -38,7 +47,8 @@ import contextvars
 import heapq
 import itertools
 import logging
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Final, Protocol
@@ -55,6 +65,7 @@ class Kind(IntEnum):
     EXPIRY = 1  # an OTP's TTL runs out (key: OTP id)
     CALLBACK = 2  # a callback delivery's next attempt is due (key: delivery id)
     TOKEN = 3  # an OAuth token expires (key: the token)
+    BATCH = 4  # a callback batch's window closes (key: its delivery id)
 
 
 @dataclass(order=True, slots=True)
@@ -82,11 +93,18 @@ _acting: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 
+# What runs a job: returns None, or a future that a clock jump waits for (bounded)
+# before it runs the next job (outside a jump it is not waited for).
+RunJob = Callable[[Job], Awaitable[object] | None]
+
+
 class Timers(Protocol):
     """What a collaborator outside the engine (the callback dispatcher) may do with the
     scheduler: read the simulator's time, and schedule or cancel its own jobs."""
 
     def now(self, view: str | _Acting | None = ACTING) -> float: ...
+
+    def jumping(self) -> bool: ...
 
     def at(
         self,
@@ -105,7 +123,7 @@ class Timers(Protocol):
     def run_due(self) -> int: ...
 
     def handle(
-        self, kind: Kind, run: Callable[[Job], None], alive: Callable[[Job], bool] | None = None
+        self, kind: Kind, run: RunJob, alive: Callable[[Job], bool] | None = None
     ) -> None: ...
 
 
@@ -121,10 +139,15 @@ class Scheduler:
         self._heaps: dict[str | None, list[Job]] = {None: []}
         self._views: dict[str, ClockView] = {}
         self._seq = itertools.count()
-        self._run: dict[Kind, Callable[[Job], None]] = {}
+        self._run: dict[Kind, RunJob] = {}
         self._alive: dict[Kind, Callable[[Job], bool]] = {}
         self._current: Job | None = None  # the job running now
         self._running_in: str | None = None  # ... and the view whose heap it came from
+        self._held = False  # a clock jump's pass waits on a job's outcome
+        self._jumping = False  # the pass running (or held) is a clock jump's
+        self._wait_until = 0.0  # (monotonic) a jump waits on jobs until then
+        self._settled = asyncio.Event()
+        self._settled.set()
         self._changed = asyncio.Event()
         self._base_limit = compact_above
         self._limits: dict[str | None, int] = {None: compact_above}
@@ -149,6 +172,10 @@ class Scheduler:
         if self._current is not None and self._running_in == name:
             return self._current.due
         return self.time_of(name)
+
+    def jumping(self) -> bool:
+        """Whether a clock jump's pass is under way (held on a job)."""
+        return self._held
 
     def time_of(self, view: str | None) -> float:
         """The clock of ``view`` (None, or a view not open: the shared clock)."""
@@ -223,9 +250,7 @@ class Scheduler:
 
     # -- jobs --------------------------------------------------------------------------
 
-    def handle(
-        self, kind: Kind, run: Callable[[Job], None], alive: Callable[[Job], bool] | None = None
-    ) -> None:
+    def handle(self, kind: Kind, run: RunJob, alive: Callable[[Job], bool] | None = None) -> None:
         """Who runs jobs of ``kind``; ``alive`` says whether a waiting one still matters
         (stale ones are swept out when the heap grows)."""
         self._run[kind] = run
@@ -321,16 +346,43 @@ class Scheduler:
         """Run every job due by now, in order, each at its own due time; how many ran.
 
         Each view's jobs run in due order on that view's clock; the shared clock's
-        first, then each view's (again, while a job added some that are due)."""
-        if self._current is not None:  # called from inside a job: the outer pass goes on
-            return 0
+        first, then each view's (again, while a job added some that are due). Nothing
+        while a jump's pass is held: it runs them in order when it goes on."""
+        if self._current is not None or self._held:
+            return 0  # called from inside a job, or a jump is under way: that pass goes on
+        return self._pass()
+
+    def jump(self, wait: float) -> None:
+        """After a clock moved: run what is due as a clock jump's pass, which waits for
+        each job's awaitable (at most ``wait`` wall-clock seconds in all) before it runs
+        the next job. Returns at once when it has to wait; :meth:`settled` says when the
+        pass is done. A jump while another is held joins that one, within its bound (so
+        jumps in a row never hold the jobs due longer than one bound each)."""
+        if self._held or self._current is not None:
+            return
+        self._wait_until = time.monotonic() + wait
+        self._jumping = True
+        self._settled.clear()
+        self._pass()
+
+    async def settled(self) -> None:
+        """Return once no clock jump's pass is under way."""
+        while not self._settled.is_set():
+            await self._settled.wait()
+
+    def _pass(self) -> int:
         ran, again = 0, True
-        while again:
+        while again and not self._held:
             again = False
             for name in [None, *self._views]:
                 done = self._run_view(name)
                 ran += done
                 again = again or done > 0
+                if self._held:
+                    break
+        if not self._held and self._jumping:  # nothing more due: the jump is done
+            self._jumping = False
+            self._settled.set()
         self.ran += ran
         return ran
 
@@ -350,17 +402,41 @@ class Scheduler:
             if run is None:
                 continue
             self._current, self._running_in = job, name
+            outcome: Awaitable[object] | None = None
             try:
-                run(job)
+                outcome = run(job)
             except Exception:  # one job's failure never stops the others
                 log.exception("scheduled %s job for %s failed", job.kind.name, job.key)
             finally:
                 self._current = self._running_in = None
             ran += 1
+            if outcome is not None and self._jumping and self._hold(outcome):
+                return ran
+
+    def _hold(self, outcome: Awaitable[object]) -> bool:
+        """Hold the jump's pass until ``outcome`` is done (within the jump's wall-clock
+        bound); False if there is nothing to wait for."""
+        left = self._wait_until - time.monotonic()
+        future = asyncio.ensure_future(outcome)
+        if left <= 0 or future.done():
+            return False
+        self._held = True
+        waiter = asyncio.ensure_future(asyncio.wait_for(asyncio.shield(future), left))
+        waiter.add_done_callback(self._resume)
+        return True
+
+    def _resume(self, waiter: asyncio.Future[object]) -> None:
+        if not waiter.cancelled():
+            waiter.exception()  # (a timeout: the job goes on without the pass)
+        self._held = False
+        self._pass()
 
     async def run(self) -> None:
         """Run forever: each job when its clock reaches it (at once after a jump)."""
         while True:
             self.run_due()
             self._changed.clear()
+            if self._held:  # a jump's pass goes on by itself
+                await self.settled()
+                continue
             await self._clock.wait_for_change(self._wake_at(), self._changed)

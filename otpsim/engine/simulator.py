@@ -870,6 +870,10 @@ class Simulator:
         With ``account``: that account's own clock (opened at the shared time if it has
         none), which moves nothing else: its OTPs, SMS, tokens and callbacks run on it.
         Without: the shared clock, and every account's own clock with it.
+
+        A job that does real I/O (a callback attempt) holds the jobs due after it until
+        it is done, for at most ``callback_timeout`` wall-clock seconds in all, so this
+        may return with the jump still under way: :meth:`wait_jump` waits for it.
         """
         if account is not None:
             view = self._open_view(account)
@@ -882,7 +886,7 @@ class Simulator:
             self._scheduler.view_moved()
             shown = self.clock_json(account)
             self._bus.publish("account.clock", {**shown, "account": account})
-            self._catch_up()
+            self._scheduler.jump(wait=self.settings.callback_timeout)
             return self.clock_json(account)
         before = self._clock.time()
         if to is not None:
@@ -893,7 +897,7 @@ class Simulator:
             self._clock.freeze(freeze)
         self._scheduler.shared_moved(self._clock.time() - before)
         self._bus.publish("clock", self._clock.snapshot())
-        self._catch_up()
+        self._scheduler.jump(wait=self.settings.callback_timeout)
         return self._clock.snapshot()
 
     def _open_view(self, account: str) -> ClockView:
@@ -908,6 +912,11 @@ class Simulator:
                 )
             view = self._scheduler.open_view(account)
         return view
+
+    async def wait_jump(self) -> None:
+        """Return once the clock's last move has run every job it made due, in order
+        (callback attempts included, within the bound :meth:`move_clock` names)."""
+        await self._scheduler.settled()
 
     # -- scenarios -------------------------------------------------------------------------
 

@@ -2,10 +2,14 @@
 
 Every status change away from PENDING becomes an item of an ``otp_update`` callback to
 the OTP's ``otpCallbackUrl`` (or the configured default URL). Items for one URL that
-occur within the batch window share one request (at most 200 items). Each request is a
-:class:`Delivery`, attempted on the retry schedule of the *simulator* clock until a 2xx
-answer, a 410 (which stops retries for that URL), or the schedule runs out. Every
-attempt is recorded and published as a ``callback.attempt`` event.
+occur within the batch window share one request (at most 200 items). The window is
+simulator time: a batch closes when the simulator clock reaches its first item's time
+plus the window (a scheduler job, so a clock jump closes it in due order among the
+other jobs), or, if the clock stood still meanwhile (frozen), once the window has
+passed in real time. Each request is a :class:`Delivery`, due at its batch's close and
+attempted on the retry schedule of the *simulator* clock until a 2xx answer, a 410
+(which stops retries for that URL), or the schedule runs out. Every attempt is recorded
+and published as a ``callback.attempt`` event.
 
 Nothing here runs on the API's path: the bus listener only appends to a batch (and
 records the item in the store's outbox, in the same transaction as the change, so a
@@ -16,8 +20,11 @@ and deliveries waiting.
 
 Its attempts become due on the engine's one scheduler (``sim.timers``), so a clock jump
 makes each due at its own time, in order, and each attempt is recorded at the time it
-was due; the HTTP requests themselves are real network I/O. It gets what it needs (the
-bus, the timers, the delivery log, an id source), never the simulator itself.
+was due; the HTTP requests themselves are real network I/O. An attempt's job hands the
+scheduler a future of its outcome: a clock jump waits for it (bounded) before it runs
+the jobs due later, so the attempt's event, and its retry, fall in due order among the
+jump's other events. It gets what it needs (the bus, the timers, the delivery log, an
+id source), never the simulator itself.
 
 Example::
 
@@ -47,7 +54,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from aiohttp import web
@@ -258,13 +265,22 @@ def receiver_of(url: str) -> str:
     return f"{url.partition(':')[0].lower()}://{host}:{port}"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Batch:
     delivery_id: str  # of the delivery it becomes; its outbox rows carry it
-    opened_at: float  # simulator time of its first item: when its delivery is due
+    opened_at: float  # simulator time of its first item
     items: list[dict[str, Any]]
     otp_ids: list[str]
-    timer: asyncio.TimerHandle | None = None
+    job: Job | None = None  # its close, at opened_at + the window (simulator time)
+    timer: asyncio.TimerHandle | None = None  # the same window in real time (frozen clock)
+
+    def stop_timers(self, timers: Timers) -> None:
+        if self.job is not None:
+            timers.cancel(self.job)
+            self.job = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
 
 class _Backlogs:
@@ -309,6 +325,23 @@ class _Backlogs:
         return spare if spare in self.counts else None
 
 
+# A delivery whose attempt came due, the job it came due by, and the future the
+# scheduler may wait on (done when that attempt is, or when it will not happen).
+_Ready = tuple[Delivery, Job, "asyncio.Future[None]"]
+
+
+def _real(window: float) -> float:
+    """When a batch's window has surely passed in real time too: a little after it, so
+    that on a running clock its job on the simulator clock closes it (exactly at its
+    due time) first."""
+    return window * 1.05 + 0.01
+
+
+def _done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 @dataclass(slots=True, eq=False)
 class _Lane:
     """One receiver's share of the work: its deliveries due now, in order (with the job
@@ -316,7 +349,7 @@ class _Lane:
     deliveries are waiting (pending)."""
 
     receiver: str
-    ready: deque[tuple[Delivery, Job]] = field(default_factory=deque)
+    ready: deque[_Ready] = field(default_factory=deque)
     in_flight: int = 0
     pending: int = 0
     rotating: bool = False  # in the round-robin of lanes with work to start
@@ -354,6 +387,7 @@ class CallbackDispatcher:
         self._deliveries: dict[str, Delivery] = {}
         self._batches: dict[tuple[str, str], _Batch] = {}  # by (account, url)
         timers.handle(Kind.CALLBACK, self._due, self._current)
+        timers.handle(Kind.BATCH, self._window_closed, self._batch_open)
         self._lanes: dict[str, _Lane] = {}
         self._rotation: deque[_Lane] = deque()
         self._running: set[asyncio.Task[None]] = set()
@@ -408,7 +442,7 @@ class CallbackDispatcher:
             if batch.delivery_id in self._deliveries:  # already made (cannot happen)
                 log.delete_outbox(batch.delivery_id)
             else:
-                self._deliver(key, batch)
+                self._deliver(key, batch, closed_at=now)
 
     async def close(self) -> int:
         """Stop: flush open batches, give what is in flight the grace period, report.
@@ -428,6 +462,9 @@ class CallbackDispatcher:
             except TimeoutError:
                 log.warning("callbacks still in flight after the %gs shutdown grace", grace)
         self._closed = True
+        for lane in self._lanes.values():  # (no jump waits for what will not start)
+            for *_, future in lane.ready:
+                _done(future)
         for task in [*self._tasks, *self._running]:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._running, return_exceptions=True)
@@ -464,12 +501,18 @@ class CallbackDispatcher:
         account: str = data["account"]
         key = (account, url)
         batch = self._batches.get(key)
+        window = self.settings.callback_batch_window
         if batch is None:
+            # (In due order: the seeded id source gives the same ids to the same run.)
             delivery_id = "msg_" + self._new_id().replace("-", "")
-            batch = self._batches[key] = _Batch(delivery_id, self._timers.now(), [], [])
-            window = self.settings.callback_batch_window
+            batch = self._batches[key] = _Batch(delivery_id, self._timers.now(account), [], [])
             if window > 0:
-                batch.timer = asyncio.get_running_loop().call_later(window, self._flush, key)
+                due = batch.opened_at + window
+                batch.job = self._timers.at(
+                    due, Kind.BATCH, delivery_id, (key, batch), view=account
+                )
+                loop = asyncio.get_running_loop()
+                batch.timer = loop.call_later(_real(window), self._window_passed, key, batch)
         item = api_view(data)
         batch.items.append(item)
         batch.otp_ids.append(item["otpId"])
@@ -477,19 +520,52 @@ class CallbackDispatcher:
         # same transaction as the change, so an answered change is a callback to send.
         if self._log is not None:
             self._log.add_outbox_item(OutboxItem(batch.delivery_id, account, url, item))
-        if len(batch.items) >= MAX_ITEMS or batch.timer is None:
+        if len(batch.items) >= MAX_ITEMS or window <= 0:
             self._flush(key)
 
+    def _open_batch(self, job: Job) -> tuple[str, str] | None:
+        """The key of the batch a BATCH job closes, if it is still open."""
+        key, batch = cast(tuple[tuple[str, str], _Batch], job.ref)
+        return key if self._batches.get(key) is batch and batch.job is job else None
+
+    def _batch_open(self, job: Job) -> bool:
+        return self._open_batch(job) is not None
+
+    def _window_closed(self, job: Job) -> None:
+        """A batch's window has passed on the simulator clock (at ``job.due``)."""
+        key = self._open_batch(job)
+        if key is not None:
+            self._flush(key)
+
+    def _window_passed(self, key: tuple[str, str], batch: _Batch) -> None:
+        """A batch's window has passed in real time. If the simulator clock moved less
+        than the window meanwhile (it stood still: frozen) the batch closes now; else its
+        job on the simulator clock closes it (due by now); during a clock jump the
+        jump's pass does, in due order."""
+        if self._batches.get(key) is not batch:
+            return
+        window = self.settings.callback_batch_window
+        if self._timers.jumping():
+            batch.timer = asyncio.get_running_loop().call_later(
+                _real(window), self._window_passed, key, batch
+            )
+        elif self._timers.now(key[0]) < batch.opened_at + window:
+            self._flush(key)
+        else:
+            batch.timer = None
+            self._timers.run_due()
+
     def _flush(self, key: tuple[str, str]) -> None:
+        """Close a batch now (the simulator's time): it becomes its delivery."""
         batch = self._batches.pop(key, None)
         if batch is None:
             return
-        if batch.timer is not None:
-            batch.timer.cancel()
-        self._deliver(key, batch)
+        batch.stop_timers(self._timers)
+        self._deliver(key, batch, closed_at=self._timers.now(key[0]))
 
-    def _deliver(self, key: tuple[str, str], batch: _Batch) -> None:
-        """Make a closed batch its delivery: recorded, and scheduled unless dropped."""
+    def _deliver(self, key: tuple[str, str], batch: _Batch, *, closed_at: float) -> None:
+        """Make a closed batch its delivery: recorded, and scheduled (its first attempt
+        due at ``closed_at`` plus the schedule's first delay) unless dropped."""
         account, url = key
         body = jsoncodec.dumps({"event": EVENT_NAME, "data": batch.items})
         delivery = Delivery(
@@ -515,7 +591,7 @@ class CallbackDispatcher:
             self._make_room(delivery)
             if delivery.state is State.PENDING:
                 first = self.settings.callback_retry_schedule[0]
-                self._schedule(delivery, batch.opened_at + first)
+                self._schedule(delivery, closed_at + first)
         # One transaction: the delivery is recorded as its outbox rows go.
         self._persist(delivery)
         if self._log is not None:
@@ -577,9 +653,7 @@ class CallbackDispatcher:
     def _forget(self, account: str | None = None) -> None:
         """Drop open batches and deliveries (of one account, or all of them)."""
         for key in [k for k in self._batches if account is None or k[0] == account]:
-            batch = self._batches.pop(key)
-            if batch.timer is not None:
-                batch.timer.cancel()
+            self._batches.pop(key).stop_timers(self._timers)
         doomed = [d for d in self._deliveries.values() if account is None or d.account == account]
         for delivery in doomed:
             if delivery.state is State.PENDING:
@@ -590,6 +664,8 @@ class CallbackDispatcher:
             del self._deliveries[delivery.delivery_id]
         if account is None:
             for lane in list(self._lanes.values()):
+                for *_, future in lane.ready:
+                    _done(future)
                 lane.ready.clear()
                 self._tidy(lane)
         # (Lane entries of forgotten deliveries are skipped when they come up.)
@@ -657,14 +733,18 @@ class CallbackDispatcher:
         delivery = job.ref
         return isinstance(delivery, Delivery) and self._is_current(delivery, job)
 
-    def _due(self, job: Job) -> None:
-        """A delivery's attempt came due (at ``job.due``): into its receiver's lane."""
+    def _due(self, job: Job) -> asyncio.Future[None] | None:
+        """A delivery's attempt came due (at ``job.due``): into its receiver's lane.
+        Returns a future done when that attempt is (a clock jump waits for it)."""
         delivery = job.ref
-        if isinstance(delivery, Delivery) and self._is_current(delivery, job):
+        if isinstance(delivery, Delivery) and self._is_current(delivery, job) and not self._closed:
             lane = self._lane(delivery.url)
-            lane.ready.append((delivery, job))
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            lane.ready.append((delivery, job, future))
             self._runnable(lane)
             self._pump()
+            return future
+        return None
 
     # -- fair sending: lanes served round-robin -------------------------------------------
 
@@ -678,11 +758,13 @@ class CallbackDispatcher:
             lane.rotating = True
             self._rotation.append(lane)
 
-    def _next_ready(self, lane: _Lane) -> tuple[Delivery, Job] | None:
+    def _next_ready(self, lane: _Lane) -> _Ready | None:
         while lane.ready:
-            delivery, job = lane.ready.popleft()
+            ready = lane.ready.popleft()
+            delivery, job, future = ready
             if self._is_current(delivery, job):
-                return delivery, job
+                return ready
+            _done(future)
         return None
 
     def _pump(self) -> None:
@@ -695,23 +777,26 @@ class CallbackDispatcher:
             if ready is None:
                 self._tidy(lane)
                 continue
-            delivery, job = ready
+            delivery, job, future = ready
             lane.in_flight += 1
             self._in_flight += 1
             self._attempting.add(delivery.delivery_id)
             self._idle.clear()
             self._runnable(lane)  # its next one waits for the other lanes' turn
-            attempt = self._run(lane, delivery, job.due)
+            attempt = self._run(lane, delivery, job.due, future)
             task = asyncio.create_task(attempt, name="callback-attempt")
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
-    async def _run(self, lane: _Lane, delivery: Delivery, due: float) -> None:
+    async def _run(
+        self, lane: _Lane, delivery: Delivery, due: float, future: asyncio.Future[None]
+    ) -> None:
         try:
             await self._attempt(delivery, due)
         except Exception:
             log.exception("callback attempt to %s failed unexpectedly", delivery.url)
         finally:
+            _done(future)
             lane.in_flight -= 1
             self._in_flight -= 1
             self._attempting.discard(delivery.delivery_id)

@@ -202,7 +202,9 @@ async def move_clock(request: web.Request) -> web.Response:
     sim = request.app[SIM]
     account = _account_filter(request)
     advance, at, freeze = _clock_changes(await read_json_object(request), sim.now(account))
-    return json_response(sim.move_clock(to=at, advance=advance, freeze=freeze, account=account))
+    sim.move_clock(to=at, advance=advance, freeze=freeze, account=account)
+    await sim.wait_jump()  # what the jump made due has run (callback attempts: bounded)
+    return json_response(sim.clock_json(account))
 
 
 async def list_callbacks(request: web.Request) -> web.Response:

@@ -526,10 +526,28 @@ async def test_an_accounts_own_clock_runs_its_retries_only(
     await eventually(lambda: len(receiver.requests) == 2)
     moved = await client.post("/_sim/clock", json={"advance": 5}, params={"account": "alice"})
     alice_now = (await moved.json())["timestamp"]
-    await eventually(lambda: len(receiver.requests) == 3)
+    # The account's jump answers once the retry it made due was answered (#13).
+    assert len(receiver.requests) == 3
     [alices] = deliveries(client, ids["alice"])
     [bobs] = deliveries(client, ids["bob"])
-    await eventually(lambda: alices.state == "delivered")
+    assert alices.state == "delivered"
     assert alices.attempts[1].at == alice_now  # stamped on alice's clock
     assert [len(alices.attempts), len(bobs.attempts)] == [2, 1]  # bob's retry still waits
     assert bobs.state == "pending"
+
+
+async def test_on_a_running_clock_a_batch_closes_after_its_window_as_in_real_time(
+    make_client: Any, receiver: Receiver, clock: Clock
+) -> None:
+    clock.freeze(False)  # real time: the simulator clock runs
+    client = await make_client(settings(callback_batch_window=0.3))
+    first = await create(client, otpCallbackUrl=receiver.url)
+    second = await create(client, otpCallbackUrl=receiver.url)
+    await client.delete(f"/otp/{first['otpId']}", headers=KEY)
+    await client.delete(f"/otp/{second['otpId']}", headers=KEY)
+    await eventually(lambda: len(receiver.requests) == 1)  # nobody moved the clock
+    assert {item["otpId"] for item in receiver.items()} == {first["otpId"], second["otpId"]}
+    [delivery] = deliveries(client)
+    await eventually(lambda: len(delivery.attempts) == 1)
+    # Its window is simulator time: it closed, and its attempt was due, exactly then.
+    assert delivery.attempts[0].at == delivery.created_at + 0.3

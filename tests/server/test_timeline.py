@@ -140,14 +140,16 @@ async def test_a_clock_jump_fires_every_job_in_due_order_at_its_due_time(
     late, cancelled = [ids["late"]], [ids["cancelled"]]
     assert [summary(e) for e in after] == [
         ("clock", at(400)),
-        # Jobs done in the jump, in due order, each stamped with its due time:
+        # Jobs done in the jump, in due order, each stamped with its due time.
+        # Callback attempts are real HTTP: the jump waits for each before it runs the
+        # jobs due later, so they fall in due order too. The cancel's retry at +5 (its
+        # next at +5+300) comes before the SMS due at +30.
+        ("callback.attempt", cancelled, 2, at(5), at(305)),
         ("message.delivered", ids["late"], at(30)),
         ("token.expired", "app", at(200)),
         ("otp.updated", ids["late"], "EXPIRED", at(300)),
-        # Callback attempts are real HTTP (so reported when answered), each due and
-        # recorded at its scheduled time: the cancel's retry at +5 then +5+300; the
-        # expiry's callback at +300, its retry at +305 (a tie: scheduled later, goes later).
-        ("callback.attempt", cancelled, 2, at(5), at(305)),
+        # The expiry's callback at +300, its retry at +305 (a tie with the cancel's:
+        # scheduled later, goes later).
         ("callback.attempt", late, 1, at(300), at(305)),
         ("callback.attempt", cancelled, 3, at(305), at(2105)),
         ("callback.attempt", late, 2, at(305), at(605)),
@@ -189,3 +191,141 @@ async def test_an_accounts_reset_also_stops_its_sms_on_their_way(client: Any) ->
     assert mine_now["messages"] == []  # no SMS arrives for an OTP that no longer exists
     theirs_now = await (await client.get("/_sim/messages", params={"account": "other"})).json()
     assert [m["status"] for m in theirs_now["messages"]] == ["DELIVERED"]  # others' still do
+
+
+# -- callback batches and attempts on the simulator clock ------------------------------
+
+WINDOW = 2.0  # seconds of simulator time: a batch's window
+
+
+class Scripted:
+    """A callback receiver answering from a script (then 200), recording each request's
+    OTP ids; one for both runs of a replay, so that the callback URL is the same."""
+
+    def __init__(self) -> None:
+        self.answers: list[int] = []
+        self.seen: list[list[str]] = []
+        self.url = ""
+
+    async def hook(self, request: web.Request) -> web.Response:
+        body = json.loads(await request.read())
+        self.seen.append([item["otpId"] for item in body["data"]])
+        return web.Response(status=self.answers.pop(0) if self.answers else 200)
+
+
+@pytest.fixture
+async def scripted(aiohttp_server: Any) -> Scripted:
+    receiver = Scripted()
+    app = web.Application()
+    app.router.add_post("/hook", receiver.hook)
+    receiver.url = str((await aiohttp_server(app)).make_url("/hook"))
+    return receiver
+
+
+async def until_clock(ws: Any) -> list[dict[str, Any]]:
+    """Every event up to (not including) the next ``clock`` event."""
+    got = []
+    while (event := await next_event(ws))["type"] != "clock":
+        got.append(event)
+    return got
+
+
+async def jump_over_batches(
+    aiohttp_client: Any, receiver: Scripted
+) -> tuple[list[dict[str, Any]], dict[str, str], list[Any], list[list[str]]]:
+    """A fresh seeded simulator with a 2 s batch window and a receiver answering 500
+    once, then 200: an OTP with a 30 s delayed SMS and a 300 s TTL, three expiring at
+    +60, +61 and +63; then the clock jumps 400 s. Returns the events of the jump (all
+    published before its answer), the OTP ids, the callback log read right after the
+    answer, and what the receiver got."""
+    receiver.answers, receiver.seen = [500], []
+    hook = receiver.url
+    settings = Settings(
+        callback_batch_window=WINDOW,
+        callback_retry_schedule=(0.0, 5.0, 300.0),
+        callback_concurrency_per_receiver=1,
+    )
+    app = create_app(settings, clock=Clock(start=START, frozen=True), rng=random.Random(11))
+    client: TestClient[Any, Any] = await aiohttp_client(app)
+    async with client.ws_connect("/_sim/ws") as ws:
+        await next_event(ws)  # hello
+        ids = {
+            "late": (await create(client, phoneNumber=DELAYED, ttl=300, otpCallbackUrl=hook)),
+            "b": (await create(client, ttl=60, otpCallbackUrl=hook)),
+            "c": (await create(client, ttl=61, otpCallbackUrl=hook)),
+            "d": (await create(client, ttl=63, otpCallbackUrl=hook)),
+        }
+        resp = await client.post("/_sim/clock", json={"advance": 400})
+        assert resp.status == 200
+        # Read at once: the jump's answer came after every attempt it made due.
+        log = (await (await client.get("/_sim/callbacks")).json())["callbacks"]
+        received = list(receiver.seen)
+        await client.post("/_sim/clock", json={"advance": 0})  # a marker on the socket
+        before = await until_clock(ws)
+        immediate = ["otp.created", "message.created", "message.delivered"]
+        assert [e["type"] for e in before] == ["otp.created", "message.created"] + immediate * 3
+        after = await until_clock(ws)
+    return after, {k: v["otpId"] for k, v in ids.items()}, log, received
+
+
+def attempt_summary(event: dict[str, Any]) -> tuple[Any, ...]:
+    if event["type"] != "callback.attempt":
+        return summary(event)
+    data, attempt = event["data"], event["data"]["attempt"]
+    return (
+        "callback.attempt", data["otpIds"], attempt["number"], attempt["statusCode"],
+        data["status"], attempt["at"], attempt["nextRetryAt"],
+    )  # fmt: skip
+
+
+async def test_a_jump_closes_batches_and_makes_attempts_in_due_order_at_due_times(
+    aiohttp_client: Any, scripted: Scripted
+) -> None:
+    after, ids, log, received = await jump_over_batches(aiohttp_client, scripted)
+    late, b, c, d = ids["late"], ids["b"], ids["c"], ids["d"]
+    assert [attempt_summary(e) for e in after] == [
+        ("message.delivered", late, at(30)),
+        # b and c expire within one window: one batch, closed at +60+2 on the
+        # simulator clock, its attempt due then (500: the retry at +62+5).
+        ("otp.updated", b, "EXPIRED", at(60)),
+        ("otp.updated", c, "EXPIRED", at(61)),
+        ("callback.attempt", [b, c], 1, 500, "pending", at(62), at(67)),
+        # d expires after b's window closed: a batch of its own, closed at +63+2,
+        # which comes before the retry due at +67.
+        ("otp.updated", d, "EXPIRED", at(63)),
+        ("callback.attempt", [d], 1, 200, "delivered", at(65), None),
+        ("callback.attempt", [b, c], 2, 200, "delivered", at(67), None),
+        ("otp.updated", late, "EXPIRED", at(300)),
+        ("callback.attempt", [late], 1, 200, "delivered", at(302), None),
+    ]
+    # The receiver got them in that order, before the jump answered.
+    assert received == [[b, c], [d], [b, c], [late]]
+    # The callback log read right after the jump's answer shows every attempt.
+    attempts = {
+        tuple(entry["otpIds"]): [(a["at"], a["statusCode"]) for a in entry["attempts"]]
+        for entry in log
+    }
+    assert attempts == {
+        (b, c): [(at(62), 500), (at(67), 200)],
+        (d,): [(at(65), 200)],
+        (late,): [(at(302), 200)],
+    }
+    assert {entry["status"] for entry in log} == {"delivered"}
+    created = {tuple(entry["otpIds"]): entry["createdAt"] for entry in log}
+    assert created == {(b, c): at(60), (d,): at(63), (late,): at(300)}
+
+
+async def test_a_seeded_run_with_batches_replays_ids_and_events(
+    aiohttp_client: Any, scripted: Scripted
+) -> None:
+    first, first_ids, first_log, _ = await jump_over_batches(aiohttp_client, scripted)
+    second, second_ids, second_log, _ = await jump_over_batches(aiohttp_client, scripted)
+    assert first_ids == second_ids
+    assert without_wall_clock(first) == without_wall_clock(second)
+    delivery_ids = [e["data"]["deliveryId"] for e in first if e["type"] == "callback.attempt"]
+    assert len(set(delivery_ids)) == 3  # three batches, each its own webhook id
+    for log in (first_log, second_log):
+        for entry in log:
+            for attempt in entry["attempts"]:
+                del attempt["latencyMs"]
+    assert first_log == second_log
