@@ -79,8 +79,12 @@ def _body(request: web.Request) -> Any:
         if len(raw) <= MAX_BODY_TEXT:
             return parsed
     if raw is None and request.body_exists and request.content.is_eof():
-        # Never read (refused before its handler): what already arrived, never awaited.
-        raw = request.content.read_nowait(MAX_BODY_TEXT + 1)
+        # Never read (refused before its handler): what already arrived, never awaited
+        # (nothing, when the client is gone: a fault's hang it gave up on).
+        try:
+            raw = request.content.read_nowait(MAX_BODY_TEXT + 1)
+        except (ConnectionError, RuntimeError):
+            raw = None
         if raw and len(raw) <= MAX_BODY_TEXT:
             with contextlib.suppress(ValueError):
                 data = jsoncodec.loads(raw)
