@@ -39,6 +39,13 @@ class ClockState:
         return cls(float(data.get("offset") or 0.0), None if frozen is None else float(frozen))
 
 
+def shown(offset: float) -> float:
+    """An offset as ``GET /_sim/clock`` shows it: whole milliseconds. At today's
+    timestamps a double's grain is 2.4e-7 s, so ``time() - real time`` carries noise
+    (``199.99999976158142`` after moving 200 s); the clock itself keeps every digit."""
+    return round(offset, 3) + 0.0  # + 0.0: never "-0.0"
+
+
 def to_datetime(ts: float) -> datetime:
     """A Unix timestamp as an aware UTC datetime."""
     return datetime.fromtimestamp(ts, tz=UTC)
@@ -130,7 +137,12 @@ class Clock:
     def snapshot(self) -> dict[str, object]:
         """The clock's state as JSON-ready data."""
         now = self.time()
-        return {"now": iso(now), "timestamp": now, "frozen": self.frozen, "offset": self.offset}
+        return {
+            "now": iso(now),
+            "timestamp": now,
+            "frozen": self.frozen,
+            "offset": shown(self.offset),
+        }
 
     # -- moving ----------------------------------------------------------------------
 
@@ -262,7 +274,7 @@ class ClockView:
             "now": iso(now),
             "timestamp": now,
             "frozen": self.stands_still(),
-            "offset": self._base.offset + self.ahead,
+            "offset": shown(self._base.offset + self.ahead),
         }
 
     def advance(self, seconds: float) -> None:

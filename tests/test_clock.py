@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from otpsim.clock import Clock, iso, parse_iso
+from otpsim.clock import Clock, ClockView, iso, parse_iso
 
 
 class FakeTime:
@@ -99,3 +99,25 @@ async def test_sleeper_on_a_running_clock_wakes_with_real_time() -> None:
 def test_iso_is_what_datetime_says(ts: float) -> None:
     expected = datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds")
     assert iso(ts) == expected.replace("+00:00", "Z")
+
+
+def test_the_offset_shown_is_whole_milliseconds_not_float_noise() -> None:
+    # At today's timestamps a double has 2.4e-7 s of grain: start - now + now is not start.
+    real = FakeTime(1_763_860_000.1234567)
+    clock = Clock(start=real.now + 0.3, time_source=real)
+    assert clock.snapshot()["offset"] == 0.3
+    clock.advance(200)
+    assert clock.snapshot()["offset"] == 200.3
+    assert clock.offset != 200.3  # the arithmetic itself is untouched
+    still = Clock(start=real.now, time_source=real)
+    real.now += 1e-7
+    shown = still.snapshot()["offset"]
+    assert shown == 0
+    assert str(shown) == "0.0"  # not "-0.0"
+
+
+def test_an_accounts_clock_shows_whole_milliseconds_too() -> None:
+    real = FakeTime(1_763_860_000.1234567)
+    view = ClockView(Clock(start=real.now + 0.3, time_source=real))
+    view.advance(200)
+    assert view.snapshot()["offset"] == 200.3

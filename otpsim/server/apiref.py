@@ -15,16 +15,32 @@ from typing import Any
 
 import jinja2
 from aiohttp import web
+from markupsafe import Markup, escape
 
 from otpsim import __version__
 from otpsim.server.control import openapi_document
 from otpsim.server.keys import SIM
+
+
+def code_spans(text: str) -> Markup:
+    """``text`` with its inline code spans (between a pair of backticks) as ``<code>``,
+    every piece escaped; a backtick without a partner stays a backtick. The document's
+    descriptions use no other markdown."""
+    parts = text.split("`")
+    if len(parts) % 2 == 0:  # an odd count of backticks: the last one is plain text
+        parts[-2:] = [parts[-2] + "`" + parts[-1]]
+    html = Markup()
+    for i, part in enumerate(parts):
+        html += Markup("<code>%s</code>") % part if i % 2 else escape(part)
+    return html
+
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("otpsim.web", "templates"),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
 )
+_env.filters["code"] = code_spans
 METHODS = ("get", "post", "put", "patch", "delete")
 CSP = (
     "default-src 'none'; img-src 'self' data:; style-src 'self'; "
@@ -70,7 +86,7 @@ class Operation:
     tag: str
     summary: str
     description: str
-    auth: str
+    auth: str | None
     params: list[Param] = field(default_factory=list)
     request: list[Body] = field(default_factory=list)
     required_body: bool = False
@@ -108,10 +124,23 @@ def _bodies(content: Any) -> list[Body]:
     return [Body(str(kind), _schema(media.get("schema", {}))) for kind, media in content.items()]
 
 
-def _auth(doc: dict[str, Any], operation: dict[str, Any]) -> str:
-    requirements = operation.get("security", doc.get("security", []))
-    names = [name for requirement in requirements for name in requirement]
-    return " or ".join(names) if names else "none"
+def _auth(doc: dict[str, Any], operation: dict[str, Any]) -> str | None:
+    """What the operation's security entries (or the document's) accept, in the words of
+    each scheme's description; "none" for an explicitly open one; None if neither says."""
+    requirements = operation.get("security", doc.get("security"))
+    if not isinstance(requirements, list):
+        return None
+    schemes = doc.get("components", {}).get("securitySchemes", {})
+    ways, optional = [], not requirements
+    for requirement in requirements:
+        if not requirement:
+            optional = True  # {}: no credential is a way too
+            continue
+        names = [_text(schemes.get(name), "description") or name for name in requirement]
+        ways.append(" and ".join(names))
+    if not ways:
+        return "none"
+    return "; or ".join(ways) + ("; otherwise none" if optional else "")
 
 
 def operations(doc: dict[str, Any]) -> list[Operation]:

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 import urllib3
-from conftest import sdk_client
+from conftest import CLIENT_ID, CLIENT_SECRET, sdk_client
 from smscx_client import exceptions as sdk_errors
-from smscx_client.api import otp_api
+from smscx_client.api import oauth_api, otp_api
 from smscx_client.model.new_otp_request import NewOtpRequest
 from support import call
 
@@ -68,18 +68,54 @@ def test_urllib3_under_the_sdk_retries_a_get_after_retry_after(base: str, faults
     assert str(api.get_otp_status(otp_id).status) == "PENDING"  # the 429 never surfaced
 
 
+def attempts(base: str, method: str, path: str) -> int:
+    """How many requests the journal holds for ``method path`` (urllib3's attempts)."""
+    status, body = call("GET", f"{base}/_sim/requests?limit=100")
+    assert status == 200, body
+    return sum(1 for r in body["requests"] if (r["method"], r["path"]) == (method, path))
+
+
 @pytest.mark.parametrize("fault", ["reset", "truncated", "garbage"])
-def test_a_broken_connection_is_urllib3s_protocol_error(base: str, faults: Any, fault: str) -> None:
+def test_a_broken_connection_on_a_get_is_retried_then_max_retry_error(
+    base: str, faults: Any, fault: str
+) -> None:
     api = api_for(base)
     otp_id = api.new_otp(NewOtpRequest(phone_number=FR)).otp_id
     faults(on="status", fault=fault)
-    with pytest.raises((urllib3.exceptions.ProtocolError, urllib3.exceptions.MaxRetryError)):
+    with pytest.raises(urllib3.exceptions.MaxRetryError) as info:
         api.get_otp_status(otp_id)
+    assert isinstance(info.value.reason, urllib3.exceptions.ProtocolError)
+    assert attempts(base, "GET", f"/otp/{otp_id}") == 4  # the first try and 3 retries
 
 
-def test_a_hang_past_the_clients_timeout(base: str, faults: Any) -> None:
+@pytest.mark.parametrize("fault", ["reset", "truncated", "garbage"])
+def test_a_broken_connection_on_a_post_is_one_attempt_and_protocol_error(
+    base: str, faults: Any, fault: str
+) -> None:
+    api = api_for(base)
+    otp_id = api.new_otp(NewOtpRequest(phone_number=FR)).otp_id
+    faults(on="verify", fault=fault)
+    with pytest.raises(urllib3.exceptions.ProtocolError):  # not wrapped, not retried
+        api.verify_otp(otp_id, "123456")
+    assert attempts(base, "POST", f"/otp/{otp_id}") == 1
+
+
+def test_a_reset_on_token_is_one_attempt_and_protocol_error(base: str) -> None:
+    rule = {"match": CLIENT_ID, "on": "token", "fault": "reset"}
+    status, body = call("PUT", f"{base}/_sim/scenario", {"network": {"rules": [rule]}})
+    assert status == 200, body
+    try:
+        login = sdk_client(base, username=CLIENT_ID, password=CLIENT_SECRET)
+        with pytest.raises(urllib3.exceptions.ProtocolError):
+            oauth_api.OauthApi(login).get_access_token()
+        assert attempts(base, "POST", "/oauth/token") == 1
+    finally:
+        call("DELETE", f"{base}/_sim/scenario")
+
+
+def test_a_hang_past_the_clients_timeout_on_a_post(base: str, faults: Any) -> None:
     faults(fault="hang", hang=5)
-    with pytest.raises((urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.MaxRetryError)):
+    with pytest.raises(urllib3.exceptions.ReadTimeoutError):  # one attempt: not MaxRetryError
         api_for(base).new_otp(NewOtpRequest(phone_number=FR), _request_timeout=0.5)
     _, body = call("GET", f"{base}/_sim/otps")
     assert body["otps"] == []  # a create fault creates nothing

@@ -82,3 +82,54 @@ async def test_behind_the_admin_token_it_asks_to_sign_in_and_comes_back(make_cli
     assert signed.status == 303
     assert signed.headers["Location"] == "/_sim/api"
     assert (await guarded.get("/_sim/api")).status == 200
+
+
+def section(page: str, anchor: str) -> str:
+    return page.split(f'id="{anchor}"')[1].split("</section>")[0]
+
+
+async def test_inline_code_in_descriptions_is_code_not_backticks(client: Any) -> None:
+    page = await (await client.get("/_sim/api")).text()
+    journal = section(page, "get-sim-requests")
+    assert "<code>pins=show</code>" in journal
+    described = page.split("<main>")[1].split('<h2 class="group">schemas</h2>')[0]
+    assert "`" not in described  # no raw markdown left (the schemas are JSON text)
+    assert "see docs/scenarios.md." in section(page, "put-sim-scenario")  # plain text
+
+
+def test_code_spans_are_escaped_and_an_odd_backtick_stays_text() -> None:
+    doc = openapi_document(60.0)
+    doc["paths"]["/x"] = {
+        "get": {
+            "description": 'a `<img src=x onerror="alert(1)">` b ` c',
+            "responses": {"200": {"description": "`<b>`"}},
+        }
+    }
+    page = _env.get_template("api.html").render(**view_model(doc))
+    x = section(page, "get-x")
+    assert "a <code>&lt;img src=x onerror=&#34;alert(1)&#34;&gt;</code> b ` c" in x
+    assert "<code>&lt;b&gt;</code>" in x
+    assert "<img" not in page
+    assert "<b>" not in page
+
+
+async def test_authentication_shows_what_each_endpoint_takes(client: Any) -> None:
+    page = await (await client.get("/_sim/api")).text()
+    create = section(page, "post-otp")
+    assert "X-API-KEY" in create
+    assert "bearer token" in create
+    assert "HTTP basic" in section(page, "post-oauth-token")
+    for anchor in ("get-sim-messages", "post-sim-clock", "put-sim-scenario", "get-sim-api"):
+        assert "admin token" in section(page, anchor), anchor
+    assert "admin token" not in section(page, "get-sim-health")  # open even with one
+    sections = re.findall(r'<section class="op" id="([^"]+)"(.*?)</section>', page, re.S)
+    open_ones = {anchor for anchor, text in sections if "Authentication: none<" in text}
+    assert open_ones == {"get-sim-health", "get-sim-login", "post-sim-login", "get-favicon-ico"}
+
+
+def test_no_authentication_line_where_the_document_says_nothing() -> None:
+    doc = openapi_document(60.0)
+    doc.pop("security")
+    doc["paths"]["/x"] = {"get": {"responses": {"200": {"description": "ok"}}}}
+    page = _env.get_template("api.html").render(**view_model(doc))
+    assert "Authentication" not in section(page, "get-x")
