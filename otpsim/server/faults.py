@@ -97,6 +97,8 @@ async def perform(request: web.Request, fault: Fault, *, ok_status: int) -> web.
         data = GARBAGE if fault.kind is FaultKind.GARBAGE else _truncated(ok_status)
         request.transport.write(data)
         _close(request)
-    response = web.Response(status=ok_status if fault.kind is FaultKind.TRUNCATED else NO_ANSWER)
+    # (A truncated answer is no answer either: the metrics, the access log and the
+    # request journal show 499, whatever status line the client was sent.)
+    response = web.Response(status=NO_ANSWER)
     response.force_close()
     return response

@@ -117,11 +117,17 @@ def _body(request: web.Request) -> tuple[str | None, bool]:
         text, is_json = raw.decode("utf-8", "replace"), True  # (JSON: UTF-8 already)
     else:
         if raw is None and request.body_exists and request.content.is_eof():
-            # Never read (refused before its handler): what already arrived, never awaited.
-            raw = request.content.read_nowait(MAX_BODY_TEXT + 1)
+            # Never read (refused before its handler): what already arrived, never awaited
+            # (nothing, when the client is gone: a fault's hang it gave up on).
+            try:
+                raw = request.content.read_nowait(MAX_BODY_TEXT + 1)
+            except (ConnectionError, RuntimeError):
+                raw = None
             # Not parsed here (its objects would outlive it as fragmented memory): one
             # that looks like a JSON object is parsed when shown, or shown as text.
-            is_json = len(raw) <= MAX_BODY_TEXT and raw.lstrip().startswith(b"{")
+            is_json = (
+                raw is not None and len(raw) <= MAX_BODY_TEXT and raw.lstrip().startswith(b"{")
+            )
         if not raw:
             return None, False
         text = raw[:MAX_BODY_TEXT].decode("utf-8", "replace")

@@ -38,12 +38,16 @@ class Retention:
     # else's records by storing one of its own.
     now: Callable[[], float] | None = field(default=None, compare=False, repr=False)
 
-    def cutoff(self, created_at: float) -> float:
-        """Anything created before this is too old to keep, as something created at
-        ``created_at`` is stored (its own time, or the shared clock's if earlier)."""
-        if self.now is not None:
-            created_at = min(created_at, self.now())
-        return created_at - self.max_age
+    def stamp(self, created_at: float) -> float:
+        """The time a record created at ``created_at`` (on its account's own clock,
+        which may run ahead or behind) counts as stored, for its age: the shared
+        clock's now when an engine runs the store, else its own time."""
+        return self.now() if self.now is not None else created_at
+
+    def cutoff(self, stored_at: float) -> float:
+        """Anything stored before this is too old to keep, as something is stored at
+        ``stored_at`` (a :meth:`stamp`)."""
+        return stored_at - self.max_age
 
     @property
     def batch(self) -> int:
@@ -58,7 +62,8 @@ class RetainedMap(Generic[V]):
 
     ``put`` of a new key appends it; of a known key replaces the value in place (its
     age and place are unchanged). Eviction takes the oldest first, while there are more
-    than ``max_messages`` entries or the oldest was created before the cutoff, and
+    than ``max_messages`` entries or the oldest was stored (:meth:`Retention.stamp`)
+    before the cutoff, and
     hands each evicted value to ``on_evict`` (for a store's secondary indexes).
 
     Keys removed with :meth:`pop` stay in the FIFO until they reach its front (they are
@@ -66,7 +71,9 @@ class RetainedMap(Generic[V]):
     is O(1) too.
     """
 
-    __slots__ = ("_created_at", "_items", "_n", "_on_evict", "_order", "_stale", "retention")
+    __slots__ = (
+        "_created_at", "_items", "_n", "_on_evict", "_order", "_stale", "_stored", "retention",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -78,6 +85,7 @@ class RetainedMap(Generic[V]):
         self._created_at = created_at
         self._on_evict = on_evict
         self._items: dict[str, V] = {}
+        self._stored: dict[str, float] = {}  # each live key's stamp (its age counts from it)
         self._order: deque[str] = deque()  # every key put, oldest first (some stale)
         self._stale: dict[str, int] = {}  # removed keys still in _order: how many times
         self._n = 0  # stale entries in _order
@@ -88,11 +96,12 @@ class RetainedMap(Generic[V]):
             items[key] = value
             return
         items[key] = value
+        stored = self._stored[key] = self.retention.stamp(self._created_at(value))
         self._order.append(key)
-        self._evict(self.retention.cutoff(self._created_at(value)))
+        self._evict(self.retention.cutoff(stored))
 
-    def _oldest(self) -> V:
-        """The oldest live value (dropping stale keys at the front); the map is not empty."""
+    def _oldest(self) -> str:
+        """The oldest live key (dropping stale keys at the front); the map is not empty."""
         order, stale = self._order, self._stale
         while stale:
             key = order[0]
@@ -105,15 +114,18 @@ class RetainedMap(Generic[V]):
                 del stale[key]
             else:
                 stale[key] = times - 1
-        return self._items[order[0]]
+        return order[0]
 
     def _evict(self, cutoff: float) -> None:
         items, order, limit = self._items, self._order, self.retention.max_messages
+        stored = self._stored
         while items:
-            oldest = self._oldest()
-            if len(items) <= limit and self._created_at(oldest) >= cutoff:
+            key = self._oldest()
+            if len(items) <= limit and stored[key] >= cutoff:
                 return
-            del items[order.popleft()]
+            order.popleft()
+            oldest = items.pop(key)
+            del stored[key]
             if self._on_evict is not None:
                 self._on_evict(oldest)
 
@@ -122,6 +134,7 @@ class RetainedMap(Generic[V]):
         value = self._items.pop(key, None)
         if value is None:
             return None
+        del self._stored[key]
         self._stale[key] = self._stale.get(key, 0) + 1
         self._n += 1
         if self._n > len(self._items) + 1024:

@@ -363,14 +363,15 @@ class SqliteStore:
 
     def _write_otp(self, otp: Otp) -> None:
         record = _dumps(otp)
+        stored = self.retention.stamp(otp.created_at)  # its age counts on the shared clock
         inserted = self._db.execute(
             "INSERT OR IGNORE INTO otps (otp_id, account, phone, status, created_at, record) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (otp.otp_id, otp.account, otp.request.phone_number, otp.status.value,
-             otp.created_at, record),
+             stored, record),
         ).rowcount  # fmt: skip
         if inserted:
-            self._inserted("otps", otp.created_at)
+            self._inserted("otps", stored)
         else:
             self._db.execute(
                 "UPDATE otps SET status = ?, record = ? WHERE otp_id = ?",
@@ -417,14 +418,15 @@ class SqliteStore:
 
     def _write_message(self, message: Message) -> None:
         record = _dumps(message)
+        stored = self.retention.stamp(message.created_at)  # its age counts on the shared clock
         inserted = self._db.execute(
             "INSERT OR IGNORE INTO messages (message_id, seq, otp_id, account, phone, status,"
             " created_at, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (message.message_id, message.seq, message.otp_id, message.account,
-             message.phone_number, message.status.value, message.created_at, record),
+             message.phone_number, message.status.value, stored, record),
         ).rowcount  # fmt: skip
         if inserted:
-            self._inserted("messages", message.created_at)
+            self._inserted("messages", stored)
         else:
             self._db.execute(
                 "UPDATE messages SET status = ?, record = ? WHERE message_id = ?",

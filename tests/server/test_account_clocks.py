@@ -129,3 +129,24 @@ async def test_an_account_far_ahead_does_not_age_out_everyone_elses_records(
         await advance(client, 2 * 86_400)
         await create(client, BOB)
         assert (await client.get(f"/_sim/otps/{theirs}")).status == 404
+
+
+async def test_an_account_in_the_past_keeps_its_records_when_others_store_theirs(
+    make_client: Any, tmp_path: Any
+) -> None:
+    """Age is counted from when a record was stored, on the shared clock: alice's scenario
+    starts her clock in 2024 (years behind), and bob's ordinary traffic must not make the
+    store forget her OTP and SMS (the attacker's repro, both stores)."""
+    from otpsim.store.retention import Retention
+    from otpsim.store.sqlite import SqliteStore
+
+    past = 'network:\n  clock: {frozen: true, start: "2024-01-01T00:00:00Z"}\n'
+    for store in (None, SqliteStore(tmp_path / "p.db", retention=Retention(100, 86_400))):
+        client = await make_client(store=store)
+        resp = await client.put("/_sim/scenario", data=past, params={"account": "alice"})
+        assert resp.status == 200, await resp.text()
+        mine = await create(client, ALICE)
+        await create(client, BOB)
+        assert (await client.get(f"/otp/{mine}", headers=ALICE)).status == 200
+        messages = await (await client.get("/_sim/messages", params={"account": "alice"})).json()
+        assert [m["otpId"] for m in messages["messages"]] == [mine]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -299,3 +300,62 @@ async def test_a_faulted_request_leaves_other_clients_alone(client: Client) -> N
         assert resp.status == 200
     assert not hung.done()
     hung.cancel()
+
+
+# -- what the request journal says of a fault ----------------------------------------------
+
+
+async def journal_of(client: Client) -> list[dict[str, Any]]:
+    resp = await client.get("/_sim/requests", params={"path": "/o*"})
+    return (await resp.json())["requests"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("fault", ["reset", "truncated", "garbage"])
+@pytest.mark.parametrize("endpoint", list(CALLS))
+async def test_every_connection_fault_is_journaled_as_no_answer(
+    oauth: Client, endpoint: str, fault: str
+) -> None:
+    """A truncated answer is no answer either: the journal (and assert_called(status=201))
+    must not show it as a success (a new user's finding)."""
+    otp_id = await subject(oauth, endpoint)
+    await use(oauth, {"match": "*", "on": endpoint, "fault": fault})
+    with contextlib.suppress(aiohttp.ClientError):
+        resp = await CALLS[endpoint](oauth, otp_id)
+        await resp.read()
+    sim = sim_of(oauth)
+    await sim.wait_durable()
+    newest = (await journal_of(oauth))[0]
+    assert newest["status"] == 499, newest
+    assert newest["rules"] == ["*"]
+
+
+@pytest.mark.parametrize("endpoint", ["verify", "token"])
+async def test_a_client_giving_up_on_a_hang_is_journaled_without_a_failure(
+    start_server: Any, endpoint: str
+) -> None:
+    """The client times out while its verify/token request hangs (the docs' advice): a
+    real server journals it (499) and logs no error (it used to fail reading a body from
+    a connection already gone: the plugin then failed the next test)."""
+    process, base = start_server()
+    async with aiohttp.ClientSession() as http:
+        resp = await http.post(f"{base}/otp", json={"phoneNumber": FR}, headers=KEY)
+        otp_id = (await resp.json())["otpId"]
+        pin = (await (await http.get(f"{base}/_sim/otps/{otp_id}")).json())["pin"]
+        rules = {"rules": [{"match": "*", "on": endpoint, "fault": "hang", "hang": 5}]}
+        await http.put(f"{base}/_sim/scenario", data=json.dumps({"network": rules}))
+        if endpoint == "verify":
+            call = http.post(f"{base}/otp/{otp_id}", json={"pin": pin}, headers=KEY)
+        else:
+            call = http.post(f"{base}/oauth/token", data=GRANT, headers=BASIC)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(call, 0.3)
+        for _ in range(100):
+            journal = (await (await http.get(f"{base}/_sim/requests")).json())["requests"]
+            if journal[0]["status"] == 499:
+                break
+            await asyncio.sleep(0.05)
+    assert (journal[0]["method"], journal[0]["status"]) == ("POST", 499), journal[:1]
+    process.terminate()
+    _, stderr = process.communicate(timeout=30)
+    assert "could not journal" not in stderr
+    assert "Traceback" not in stderr
