@@ -23,16 +23,21 @@ import logging
 import time
 from contextvars import Token
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
 from otpsim import jsoncodec
 from otpsim.clock import parse_iso
 from otpsim.domain.journal import (
+    MASK,
     MAX_BODY_TEXT,
+    TOKEN_FIELDS,
+    TOKEN_PATH,
     RequestQuery,
     RequestRecord,
+    is_secret_key,
+    mask_text,
     parse_request_id,
     parse_status,
 )
@@ -67,40 +72,69 @@ def _text(value: str) -> str:
     return value if is_text(value) else value.encode("utf-8", "replace").decode("utf-8")
 
 
-def _body(request: web.Request) -> Any:
-    """What the journal keeps of the body: the parsed object when the handler parsed one
-    (and it is small), else a text prefix of what arrived, else None."""
+def _token_body(form: dict[str, Any]) -> dict[str, Any]:
+    """A token request's fields as kept: the harmless ones as sent, any other masked."""
+    return {k: (v if k in TOKEN_FIELDS and isinstance(v, str) else MASK) for k, v in form.items()}
+
+
+def _kept(text: str, is_json: bool, path: str) -> tuple[str, bool]:
+    """What is kept of a body's text: a client secret never, whatever its format. A token
+    request keeps its harmless fields only (a body that is not a form or a JSON object, not
+    at all); any other body, the value of no key named like a secret (``client_secret``)."""
+    if path == TOKEN_PATH:
+        form: Any = None
+        if is_json:
+            with contextlib.suppress(ValueError):
+                form = jsoncodec.loads(text)
+        if not isinstance(form, dict):
+            return f"{MASK} (a token request body that is not a form: not kept)", False
+        text = jsoncodec.dumps_text(_token_body(form))
+        if len(text) > MAX_BODY_TEXT:
+            return text[:MAX_BODY_TEXT], False
+    lowered = text.lower()
+    if "secret" in lowered or "password" in lowered or "\\" in text or "%" in text:
+        text = mask_text(text, is_secret_key)
+    return text, is_json
+
+
+def _form_text(form: dict[str, Any]) -> tuple[str, bool]:
+    """A form (its fields as text) as kept: JSON of its fields, or a prefix if too long."""
+    text = jsoncodec.dumps_text({k: v for k, v in form.items() if isinstance(v, str)})
+    return (text, True) if len(text) <= MAX_BODY_TEXT else (text[:MAX_BODY_TEXT], False)
+
+
+def _body(request: web.Request) -> tuple[str | None, bool]:
+    """What the journal keeps of the body: its text (at most MAX_BODY_TEXT characters;
+    parsed again only when an entry is shown), and whether it is a whole JSON object. Never
+    a parsed object: a few KiB of JSON can parse into a hundred KiB of Python objects."""
     raw = request.get(RAW_BODY)
     parsed = request.get(BODY)
-    if parsed is not None:
-        if raw is None:  # a form (POST /oauth/token)
-            text = urlencode(parsed)
-            return parsed if len(text) <= MAX_BODY_TEXT else text[:MAX_BODY_TEXT]
-        if len(raw) <= MAX_BODY_TEXT:
-            return parsed
-    if raw is None and request.body_exists and request.content.is_eof():
-        # Never read (refused before its handler): what already arrived, never awaited
-        # (nothing, when the client is gone: a fault's hang it gave up on).
-        try:
-            raw = request.content.read_nowait(MAX_BODY_TEXT + 1)
-        except (ConnectionError, RuntimeError):
-            raw = None
-        if raw and len(raw) <= MAX_BODY_TEXT:
-            with contextlib.suppress(ValueError):
-                data = jsoncodec.loads(raw)
-                if isinstance(data, dict):
-                    return data
-    if not raw:
-        return None
-    text = raw[:MAX_BODY_TEXT].decode("utf-8", "replace")
-    if request.content_type == "application/x-www-form-urlencoded":
-        # A form never read (a token request refused first): as its handler would show it,
-        # a client secret never kept.
-        form = dict(parse_qsl(text, keep_blank_values=True))
-        if "client_secret" in form:
-            form["client_secret"] = "****"
-        return form
-    return text
+    text: str | None = None
+    is_json = False
+    if parsed and raw is None:  # a form (POST /oauth/token)
+        text, is_json = _form_text(parsed)
+    elif parsed is not None and raw is not None and len(raw) <= MAX_BODY_TEXT:
+        text, is_json = raw.decode("utf-8", "replace"), True  # (JSON: UTF-8 already)
+    else:
+        if raw is None and request.body_exists and request.content.is_eof():
+            # Never read (refused before its handler): what already arrived, never awaited
+            # (nothing, when the client is gone: a fault's hang it gave up on).
+            try:
+                raw = request.content.read_nowait(MAX_BODY_TEXT + 1)
+            except (ConnectionError, RuntimeError):
+                raw = None
+            # Not parsed here (its objects would outlive it as fragmented memory): one
+            # that looks like a JSON object is parsed when shown, or shown as text.
+            is_json = (
+                raw is not None and len(raw) <= MAX_BODY_TEXT and raw.lstrip().startswith(b"{")
+            )
+        if not raw:
+            return None, False
+        text = raw[:MAX_BODY_TEXT].decode("utf-8", "replace")
+        if not is_json and request.content_type == "application/x-www-form-urlencoded":
+            # A form never read (a token request refused first): as its handler shows it.
+            text, is_json = _form_text(dict(parse_qsl(text, keep_blank_values=True)))
+    return _kept(text, is_json, request.path)
 
 
 def _error(response: web.StreamResponse) -> dict[str, Any] | None:
@@ -151,6 +185,7 @@ def record(request: web.Request, response: web.StreamResponse, started: float) -
         if error is not None and isinstance(error.get("message"), str):
             error["message"] = _text(error["message"])
         path = request.path
+        body, body_json = _body(request)
         sim.log_request(
             RequestRecord(
                 seq=0,
@@ -162,7 +197,8 @@ def record(request: web.Request, response: web.StreamResponse, started: float) -
                 account=account,
                 otp_id=otp_id,
                 phone_number=phone,
-                body=_body(request),
+                body=body,
+                body_json=body_json,
                 error=error,
                 latency_ms=round((time.perf_counter() - started) * 1000, 3),
                 rules=rules,
