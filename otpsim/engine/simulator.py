@@ -28,7 +28,7 @@ import itertools
 import math
 import random
 import re
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +62,9 @@ from otpsim.events import Event, EventBus, Listener
 from otpsim.store import DeliveryLog, Store
 from otpsim.store.memory import MemoryStore
 from otpsim.store.retention import Retention
+
+# How a scenario rule's latency is waited: ``pause(seconds)``, which may return early.
+Pause = Callable[[float], Awaitable[None]]
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -204,6 +207,13 @@ class Simulator:
             self._carrier, self._limiter, settings.otp_defaults, self._configured_pins
         )
         self._own: dict[str, _Network] = {}
+        self._pause: Pause = asyncio.sleep
+
+    def set_pause(self, pause: Pause) -> None:
+        """How every rule's ``latency`` is waited (default: ``asyncio.sleep``). The
+        server's holds a ``--max-streams`` slot and returns early when pre-empted or
+        stopping: the request then goes on and is answered at once."""
+        self._pause = pause
 
     # -- wiring: what the server's components get (never the whole simulator) -------------
 
@@ -553,11 +563,12 @@ class Simulator:
     async def _act_on(
         self, fate: Fate, endpoint: Endpoint, about: str, account: str | None
     ) -> Fault | None:
-        """Wait the fate's latency (bounded by ``max_wait``), then answer as it says: an
-        error raised, a connection fault returned, or None (go on)."""
+        """Wait the fate's latency (bounded by ``max_wait``, through :meth:`set_pause`'s
+        pause), then answer as it says: an error raised, a connection fault returned, or
+        None (go on)."""
         bound = self.settings.max_wait
         if fate.latency:
-            await asyncio.sleep(min(fate.latency, bound))
+            await self._pause(min(fate.latency, bound))
             self._catch_up()
         if fate.action is Action.FAULT and fate.fault is not None:
             hang = bound if fate.hang is None else min(fate.hang, bound)

@@ -27,6 +27,7 @@ from otpsim.logs import log_line, mask_pin
 from otpsim.server import control, inbox, journal, provider, security
 from otpsim.server.callbacks import INSTANCE_HEADER, CallbackDispatcher
 from otpsim.server.edge import Streams
+from otpsim.server.faults import latency_pause
 from otpsim.server.http import (
     basic_credentials,
     bearer_token,
@@ -326,6 +327,7 @@ def create_app(
     )
     app[STREAMS] = Streams(settings.max_streams)
     app[STOPPING] = asyncio.Event()
+    sim.set_pause(latency_pause(app))  # a rule's latency holds a --max-streams slot
     app[HUB] = LiveHub(sim.bus, sim.clock_json, streams=app[STREAMS])
     app[METRICS] = Metrics(sim.bus, sim.status_counts)
     sim.subscribe(log_sms(settings), "message.created")
