@@ -29,7 +29,7 @@ import math
 import random
 import re
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from otpsim import entropy
@@ -43,7 +43,7 @@ from otpsim.domain.message import Message, SmsStatus
 from otpsim.domain.otp import Otp, Status, Verdict
 from otpsim.domain.request import parse_new_otp
 from otpsim.domain.sms import render, segment
-from otpsim.engine.auth import MAX_CREDENTIAL, Authenticator, Principal
+from otpsim.engine.auth import Authenticator, Principal
 from otpsim.engine.carrier import (
     Action,
     Carrier,
@@ -86,8 +86,9 @@ class Caller:
     address: str | None  # the peer: the rate budget's key when nothing else is known
     api_key: str | None = None
     bearer: str | None = None
-    token_request: bool = False  # POST /oauth/token: budgeted by client id, not checked
+    token_request: bool = False  # POST /oauth/token: checked, then budgeted by client id
     client_id: str | None = None  # its HTTP Basic client id
+    client_secret: str | None = field(default=None, repr=False)  # ... and its secret
     problem: ProviderError | None = None  # credentials that could not even be read
 
 
@@ -305,23 +306,30 @@ class Simulator:
         """Who is calling, whether their rate budget allows one more request, and
         whether their credentials carry ``scope``.
 
-        Token requests are budgeted by client id; API calls by account; anything
-        unidentified by address. The rate is counted even for a refused caller.
+        Token requests are checked first (client id and secret), then budgeted by
+        client id on the client's own network (its account's scenario, else the global
+        one); API calls by account, likewise; anything unidentified (a wrong secret
+        included) by address on the global budget. The rate is counted even for a
+        refused caller.
         """
         key = f"ip:{caller.address}"
         refused = caller.problem
         principal: Principal | None = None
+        limiter = self._limiter
         if caller.token_request:
-            # A longer client id is refused by check_client; it is no budget of its own.
-            if caller.client_id and len(caller.client_id) <= MAX_CREDENTIAL:
-                key = f"client:{caller.client_id}"
+            if refused is None:
+                try:
+                    client = self._auth.check_client(caller.client_id, caller.client_secret)
+                    key, limiter = f"client:{client}", self._network(client).limiter
+                except ProviderError as exc:
+                    refused = exc
         elif refused is None:
             try:
                 principal = self._auth.authenticate(api_key=caller.api_key, bearer=caller.bearer)
                 key = f"account:{principal.account}"
+                limiter = self._network(principal.account).limiter
             except ProviderError as exc:
                 refused = exc
-        limiter = self._limiter if principal is None else self._network(principal.account).limiter
         state = limiter.hit(key)
         headers = state.headers()
         if refused is None and not state.allowed:

@@ -259,10 +259,10 @@ def _caller(request: web.Request, route: str) -> Caller:
     are the caller's problem, answered after its rate is counted)."""
     if route == "api.oauth.token":
         try:
-            client_id, _ = basic_credentials(request)
+            client_id, secret = basic_credentials(request)
         except ProviderError as exc:  # credentials that are not UTF-8
             return Caller(request.remote, token_request=True, problem=exc)
-        return Caller(request.remote, token_request=True, client_id=client_id)
+        return Caller(request.remote, token_request=True, client_id=client_id, client_secret=secret)
     try:
         # Credentials become the account, stored and sent as JSON: text only.
         api_key = header_text(request, "X-API-KEY", E.AUTH_BAD_KEY)
