@@ -135,6 +135,12 @@ def _error_spec(status: int, endpoint: Endpoint) -> ErrorSpec:
     return E.SERVER_ERROR
 
 
+def _rules_in(network: _Network | NetworkSpec | None) -> int:
+    """How many rules (carrier rules and fixed PINs) a network model holds."""
+    spec = network.spec if isinstance(network, _Network) else network
+    return 0 if spec is None else len(spec.carrier.rules) + len(spec.fixed_pins)
+
+
 @dataclass(slots=True)
 class _Network:
     """One network model in force: the global one, or an account's own (its scenario
@@ -208,6 +214,7 @@ class Simulator:
             self._carrier, self._limiter, settings.otp_defaults, self._configured_pins
         )
         self._own: dict[str, _Network] = {}
+        self._own_rules = 0  # rules (and fixed PINs) in all of them: max_account_rules
         self._pause: Pause = asyncio.sleep
 
     def set_pause(self, pause: Pause) -> None:
@@ -1002,6 +1009,15 @@ class Simulator:
                     "scenario of their own (--max-account-scenarios): reset an account "
                     "or DELETE its scenario first",
                 )
+            rules = self._own_rules - _rules_in(own) + _rules_in(spec)
+            if rules > self.settings.max_account_rules:
+                raise ProviderError(
+                    E.TOO_MANY_ACCOUNT_SCENARIOS,
+                    f"This scenario has {_rules_in(spec)} rules and fixed PINs: accounts' own "
+                    f"scenarios would have {rules} in all, over --max-account-rules "
+                    f"({self.settings.max_account_rules}): reset an account or DELETE its "
+                    "scenario first",
+                )
             if spec.clock_start is not None or spec.clock_frozen is not None:
                 self._open_view(account)  # refused (1040) before anything changes
             if own is None:
@@ -1013,6 +1029,7 @@ class Simulator:
                 )
             self._configure(own, spec, name)
             self._own[account] = own
+            self._own_rules = rules
             self._balances.use_own_default(
                 account, self.settings.default_balance if spec.balance is None else spec.balance
             )
@@ -1022,7 +1039,9 @@ class Simulator:
             self.move_clock(to=spec.clock_start, freeze=spec.clock_frozen, account=account)
 
     def _forget_own_scenario(self, account: str) -> None:
-        if self._own.pop(account, None) is not None:
+        own = self._own.pop(account, None)
+        if own is not None:
+            self._own_rules -= _rules_in(own)
             self._balances.use_own_default(account, None, own=False)
 
     def _apply_scenario_clock(self) -> bool:
