@@ -248,6 +248,15 @@ class Scheduler:
         for name in list(self._views):
             self.close_view(name)
 
+    def view_range(self) -> tuple[tuple[str, float], tuple[str, float]] | None:
+        """The earliest and the latest open view, each as (name, its time); None: no
+        view is open. O(views): for clock moves."""
+        if not self._views:
+            return None
+        times = [(found.time(), name) for name, found in self._views.items()]
+        (low, low_name), (high, high_name) = min(times), max(times)
+        return (low_name, low), (high_name, high)
+
     def shared_moved(self, seconds: float) -> None:
         """The shared clock moved by ``seconds``: every view moves with it."""
         for found in self._views.values():

@@ -66,6 +66,10 @@ from otpsim.store.retention import Retention
 # How a scenario rule's latency is waited: ``pause(seconds)``, which may return early.
 Pause = Callable[[float], Awaitable[None]]
 
+# Every clock (the shared one and each account's) stays within these, as ISO 8601 and
+# the store can show them: 1970-01-01T00:00:00Z .. 9999-12-31T23:59:59Z.
+CLOCK_MIN, CLOCK_MAX = 0.0, 253402300799.0
+
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -902,6 +906,8 @@ class Simulator:
         may return with the jump still under way: :meth:`wait_jump` waits for it.
         """
         if account is not None:
+            start = self._scheduler.now(account)
+            self._check_clock((to if to is not None else start) + (advance or 0.0), account)
             view = self._open_view(account)
             if to is not None:
                 view.set(to)
@@ -915,6 +921,7 @@ class Simulator:
             self._scheduler.jump(wait=self.settings.callback_timeout)
             return self.clock_json(account)
         before = self._clock.time()
+        self._check_shared_move((to if to is not None else before) + (advance or 0.0) - before)
         if to is not None:
             self._clock.set(to)
         if advance is not None:
@@ -925,6 +932,26 @@ class Simulator:
         self._bus.publish("clock", self._clock.snapshot())
         self._scheduler.jump(wait=self.settings.callback_timeout)
         return self._clock.snapshot()
+
+    def _check_clock(self, target: float, account: str | None) -> None:
+        """400 1020 if a clock (``account``'s; None: the shared one) would leave the
+        range every clock keeps to (nothing has moved yet)."""
+        if not CLOCK_MIN <= target <= CLOCK_MAX:
+            whose = "" if account is None else f" (the clock of account {account[:64]!r})"
+            raise ProviderError(
+                E.SIM_INVALID_PARAM,
+                f"The clock must stay between 1970-01-01 and 9999-12-31 (UTC){whose}",
+            )
+
+    def _check_shared_move(self, seconds: float) -> None:
+        """A move of the shared clock by ``seconds`` moves every account's clock with it:
+        refused (400 1020) if any would leave the range, before anything moves."""
+        self._check_clock(self._clock.time() + seconds, None)
+        span = self._scheduler.view_range()
+        if span is not None and seconds:
+            (low, at_low), (high, at_high) = span
+            self._check_clock(at_low + seconds, low)
+            self._check_clock(at_high + seconds, high)
 
     def _open_view(self, account: str) -> ClockView:
         """``account``'s own clock; 400 1040 when too many accounts have one."""
@@ -971,6 +998,10 @@ class Simulator:
         if account is not None:
             self._use_own_scenario(account, spec, name)
             return
+        if not keep_clock and spec is not None and spec.clock_start is not None:
+            # It moves every account's clock with the shared one: refused before
+            # anything changes if one would leave the range.
+            self._check_shared_move(spec.clock_start - self._clock.time())
         self._configure(self._global, spec, name)
         balance = self.settings.default_balance
         if spec is not None and spec.balance is not None:

@@ -91,3 +91,17 @@ async def test_no_account_clock_passes_9999_12_31(client: Any) -> None:
     await expect_error(resp, 400, "invalid_param", 1020)
     # A move within the bounds for everyone is fine.
     assert (await client.post("/_sim/clock", json={"advance": 3600})).status == 200
+
+
+async def test_a_global_scenario_clock_cannot_push_an_account_clock_past_9999(
+    client: Any,
+) -> None:
+    late = {"account": "late"}
+    resp = await client.post("/_sim/clock", json={"set": "9999-12-30T00:00:00Z"}, params=late)
+    assert resp.status == 200, await resp.text()
+    # The shared clock is 2030; a global scenario starting 2040 would move "late" 10
+    # years on: refused, and the scenario in force stays as it was.
+    far = "network:\n  clock: {start: '2040-01-01T00:00:00Z'}\n  rules: []\n"
+    resp = await client.put("/_sim/scenario", data=far)
+    await expect_error(resp, 400, "invalid_param", 1020)
+    assert (await (await client.get("/_sim/scenario")).json())["active"] is False
