@@ -203,7 +203,7 @@ async def serve(settings: Settings, *, out: Any = None) -> None:
     from otpsim.server.app import create_app
     from otpsim.server.callbacks import points_at_self
     from otpsim.server.edge import EdgeRunner, connection_cap, raise_fd_limit
-    from otpsim.server.keys import SIM
+    from otpsim.server.keys import SIM, STREAMS
 
     out = out or sys.stdout
     app = create_app(settings)
@@ -214,6 +214,7 @@ async def serve(settings: Settings, *, out: Any = None) -> None:
         sim.use_scenario(scenario.network, name=scenario.name, keep_clock=recovery.clock_restored)
     fd_limit = raise_fd_limit()
     cap = connection_cap(settings, fd_limit)
+    app[STREAMS].bound_by(cap)  # streams never hold every connection
     runner = EdgeRunner(
         app, settings, cap=cap, handle_signals=False, access_log=None,
         shutdown_timeout=SHUTDOWN_TIMEOUT,

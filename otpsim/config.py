@@ -85,6 +85,7 @@ class Settings:
     shutdown_grace: float = 5.0  # seconds in-flight callbacks get on shutdown
     scenario: str | None = None  # a scenario file whose network is active from the start
     max_account_scenarios: int = 1_000  # accounts with a scenario (or clock) of their own
+    max_account_rules: int = 10_000  # rules in all accounts' own scenarios together
     # Storage: memory (the default), or SQLite at this path (survives restarts).
     db: str | None = None
     db_sync: str = "normal"  # "full": also survive a power cut (an fsync per write)
@@ -705,6 +706,14 @@ OPTIONS: tuple[Option, ...] = (
         ("max_account_scenarios",),
         _positive_int,
         "at most this many accounts have a scenario, and as many a clock, of their own (?account=)",
+        "N",
+    ),
+    Option(
+        "max_account_rules",
+        "--max-account-rules",
+        ("max_account_rules",),
+        _positive_int,
+        "at most this many rules (and fixed PINs) in all accounts' own scenarios together",
         "N",
     ),
     Option(

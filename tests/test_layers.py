@@ -25,7 +25,7 @@ COLLABORATORS = frozenset(
 # The Simulator's whole public face: its verbs, plus the wiring the server's
 # components get (the bus, the timers, the delivery log) and its settings.
 FACE = frozenset({
-    "settings", "bus", "timers", "delivery_log", "subscribe",
+    "settings", "bus", "timers", "delivery_log", "subscribe", "set_pause",
     "recover", "run", "wait_durable", "close", "new_id",
     "admit", "check_client", "issue_token", "live_tokens", "balance", "set_balance",
     "accounts_with_balance",

@@ -262,3 +262,32 @@ async def test_outside_a_jump_a_jobs_future_is_not_waited_for() -> None:
     clock.advance(10)
     assert scheduler.run_due() == 2  # the real-time loop: time does not wait for I/O
     assert ran == ["a", "b"]
+
+
+def test_a_pass_looks_only_at_views_with_jobs_waiting() -> None:
+    # A bystander's request runs a pass: with 1,000 idle views it must not walk them all.
+    clock, scheduler, ran = scheduler_at()
+    for i in range(1000):
+        scheduler.open_view(f"idle-{i}")
+    scheduler.open_view("late")
+    scheduler.open_view("early")
+    scheduler.at(1010, Kind.SMS, "early-sms", view="early")
+    scheduler.at(1010, Kind.SMS, "late-sms", view="late")  # opened first: runs first
+    looked: list[str | None] = []
+    walk = scheduler._run_view
+
+    def counting(name: str | None) -> int:
+        looked.append(name)
+        return walk(name)
+
+    scheduler._run_view = counting  # type: ignore[method-assign]
+    scheduler.run_due()
+    assert len(looked) <= 10, f"a pass with nothing due looked at {len(looked)} views"
+    looked.clear()
+    clock.advance(20)
+    assert scheduler.run_due() == 2
+    assert [key for key, _, _ in ran] == ["late-sms", "early-sms"]
+    assert len(looked) <= 10
+    looked.clear()
+    scheduler.run_due()  # their heaps are empty now: nothing to look at
+    assert len(looked) <= 3

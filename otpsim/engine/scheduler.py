@@ -16,7 +16,8 @@ the shared clock shifted, or frozen at its own instant). Each view has its own h
 every job carries the view it belongs to (``Job.view``; None: the shared clock). A job
 runs when its own view reaches its due time; within a view, everything above holds.
 Views are run in a fixed order (the shared clock's jobs, then each view's in the order
-the views were opened), so a run is deterministic. Which view a job goes to: the
+the views were opened), so a run is deterministic; a pass looks only at the views with
+jobs waiting, so idle views cost a request nothing. Which view a job goes to: the
 ``view=`` given to :meth:`Scheduler.at`, else the view of the job running now, else the
 one the caller acts for (:meth:`Scheduler.acting_for`, a context variable: the
 Simulator sets it for the account a verb acts for, so whatever listens to its events
@@ -138,6 +139,11 @@ class Scheduler:
         self._clock = clock
         self._heaps: dict[str | None, list[Job]] = {None: []}
         self._views: dict[str, ClockView] = {}
+        # The views whose heap may hold jobs (a superset: emptied ones leave at the next
+        # pass), each with its opening number: a pass walks only these, in that order.
+        self._busy: dict[str, int] = {}
+        self._opened: dict[str, int] = {}
+        self._open_seq = itertools.count()
         self._seq = itertools.count()
         self._run: dict[Kind, RunJob] = {}
         self._alive: dict[Kind, Callable[[Job], bool]] = {}
@@ -206,6 +212,7 @@ class Scheduler:
         found = self._views.get(name)
         if found is None:
             found = self._views[name] = ClockView(self._clock)
+            self._opened[name] = next(self._open_seq)
             # The account's jobs waiting on the shared clock move onto its view (at the
             # same due times: the view opens where the shared clock stands).
             shared = self._heaps[None]
@@ -214,6 +221,7 @@ class Scheduler:
             if self._heaps[name]:
                 self._heaps[None] = [job for job in shared if job.view != name]
                 heapq.heapify(self._heaps[None])
+                self._busy[name] = self._opened[name]
             self._limits[name] = self._base_limit
         return found
 
@@ -223,6 +231,8 @@ class Scheduler:
         found = self._views.pop(name, None)
         if found is None:
             return
+        self._busy.pop(name, None)
+        del self._opened[name]
         ahead = found.ahead
         heap = self._heaps[None]
         for job in self._heaps.pop(name):
@@ -237,6 +247,15 @@ class Scheduler:
         """Every account back on the shared clock."""
         for name in list(self._views):
             self.close_view(name)
+
+    def view_range(self) -> tuple[tuple[str, float], tuple[str, float]] | None:
+        """The earliest and the latest open view, each as (name, its time); None: no
+        view is open. O(views): for clock moves."""
+        if not self._views:
+            return None
+        times = [(found.time(), name) for name, found in self._views.items()]
+        (low, low_name), (high, high_name) = min(times), max(times)
+        return (low_name, low), (high_name, high)
 
     def shared_moved(self, seconds: float) -> None:
         """The shared clock moved by ``seconds``: every view moves with it."""
@@ -273,6 +292,8 @@ class Scheduler:
         heap = self._heaps[name]
         first = not heap or job < heap[0]
         heapq.heappush(heap, job)
+        if name is not None:
+            self._busy[name] = self._opened[name]
         if first:
             self._changed.set()
         if len(heap) > self._limits[name]:
@@ -317,7 +338,8 @@ class Scheduler:
     def _wake_at(self) -> float | None:
         """When (on the shared clock) the next job of any view comes due by time alone."""
         wake = self.next_due()
-        for name, found in self._views.items():
+        for name in list(self._busy):
+            found = self._views[name]
             heap = self._heaps[name]
             while heap and heap[0].cancelled:
                 heapq.heappop(heap)
@@ -374,7 +396,7 @@ class Scheduler:
         ran, again = 0, True
         while again and not self._held:
             again = False
-            for name in [None, *self._views]:
+            for name in [None, *sorted(self._busy, key=self._busy.__getitem__)]:
                 done = self._run_view(name)
                 ran += done
                 again = again or done > 0
@@ -391,6 +413,8 @@ class Scheduler:
         while True:
             heap = self._heaps.get(name)  # a job may have compacted it, or closed the view
             if not heap:
+                if name is not None:
+                    self._busy.pop(name, None)  # nothing waits on it: passes skip it
                 return ran
             job = heap[0]
             if job.due > self.time_of(name):

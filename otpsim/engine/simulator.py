@@ -28,8 +28,8 @@ import itertools
 import math
 import random
 import re
-from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from otpsim import entropy
@@ -43,7 +43,7 @@ from otpsim.domain.message import Message, SmsStatus
 from otpsim.domain.otp import Otp, Status, Verdict
 from otpsim.domain.request import parse_new_otp
 from otpsim.domain.sms import render, segment
-from otpsim.engine.auth import MAX_CREDENTIAL, Authenticator, Principal
+from otpsim.engine.auth import Authenticator, Principal
 from otpsim.engine.carrier import (
     Action,
     Carrier,
@@ -62,6 +62,13 @@ from otpsim.events import Event, EventBus, Listener
 from otpsim.store import DeliveryLog, Store
 from otpsim.store.memory import MemoryStore
 from otpsim.store.retention import Retention
+
+# How a scenario rule's latency is waited: ``pause(seconds)``, which may return early.
+Pause = Callable[[float], Awaitable[None]]
+
+# Every clock (the shared one and each account's) stays within these, as ISO 8601 and
+# the store can show them: 1970-01-01T00:00:00Z .. 9999-12-31T23:59:59Z.
+CLOCK_MIN, CLOCK_MAX = 0.0, 253402300799.0
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -83,8 +90,9 @@ class Caller:
     address: str | None  # the peer: the rate budget's key when nothing else is known
     api_key: str | None = None
     bearer: str | None = None
-    token_request: bool = False  # POST /oauth/token: budgeted by client id, not checked
+    token_request: bool = False  # POST /oauth/token: checked, then budgeted by client id
     client_id: str | None = None  # its HTTP Basic client id
+    client_secret: str | None = field(default=None, repr=False)  # ... and its secret
     problem: ProviderError | None = None  # credentials that could not even be read
 
 
@@ -129,6 +137,12 @@ def _error_spec(status: int, endpoint: Endpoint) -> ErrorSpec:
     if status == 503:
         return E.SERVICE_UNAVAILABLE
     return E.SERVER_ERROR
+
+
+def _rules_in(network: _Network | NetworkSpec | None) -> int:
+    """How many rules (carrier rules and fixed PINs) a network model holds."""
+    spec = network.spec if isinstance(network, _Network) else network
+    return 0 if spec is None else len(spec.carrier.rules) + len(spec.fixed_pins)
 
 
 @dataclass(slots=True)
@@ -204,6 +218,14 @@ class Simulator:
             self._carrier, self._limiter, settings.otp_defaults, self._configured_pins
         )
         self._own: dict[str, _Network] = {}
+        self._own_rules = 0  # rules (and fixed PINs) in all of them: max_account_rules
+        self._pause: Pause = asyncio.sleep
+
+    def set_pause(self, pause: Pause) -> None:
+        """How every rule's ``latency`` is waited (default: ``asyncio.sleep``). The
+        server's holds a ``--max-streams`` slot and returns early when pre-empted or
+        stopping: the request then goes on and is answered at once."""
+        self._pause = pause
 
     # -- wiring: what the server's components get (never the whole simulator) -------------
 
@@ -295,23 +317,30 @@ class Simulator:
         """Who is calling, whether their rate budget allows one more request, and
         whether their credentials carry ``scope``.
 
-        Token requests are budgeted by client id; API calls by account; anything
-        unidentified by address. The rate is counted even for a refused caller.
+        Token requests are checked first (client id and secret), then budgeted by
+        client id on the client's own network (its account's scenario, else the global
+        one); API calls by account, likewise; anything unidentified (a wrong secret
+        included) by address on the global budget. The rate is counted even for a
+        refused caller.
         """
         key = f"ip:{caller.address}"
         refused = caller.problem
         principal: Principal | None = None
+        limiter = self._limiter
         if caller.token_request:
-            # A longer client id is refused by check_client; it is no budget of its own.
-            if caller.client_id and len(caller.client_id) <= MAX_CREDENTIAL:
-                key = f"client:{caller.client_id}"
+            if refused is None:
+                try:
+                    client = self._auth.check_client(caller.client_id, caller.client_secret)
+                    key, limiter = f"client:{client}", self._network(client).limiter
+                except ProviderError as exc:
+                    refused = exc
         elif refused is None:
             try:
                 principal = self._auth.authenticate(api_key=caller.api_key, bearer=caller.bearer)
                 key = f"account:{principal.account}"
+                limiter = self._network(principal.account).limiter
             except ProviderError as exc:
                 refused = exc
-        limiter = self._limiter if principal is None else self._network(principal.account).limiter
         state = limiter.hit(key)
         headers = state.headers()
         if refused is None and not state.allowed:
@@ -553,11 +582,12 @@ class Simulator:
     async def _act_on(
         self, fate: Fate, endpoint: Endpoint, about: str, account: str | None
     ) -> Fault | None:
-        """Wait the fate's latency (bounded by ``max_wait``), then answer as it says: an
-        error raised, a connection fault returned, or None (go on)."""
+        """Wait the fate's latency (bounded by ``max_wait``, through :meth:`set_pause`'s
+        pause), then answer as it says: an error raised, a connection fault returned, or
+        None (go on)."""
         bound = self.settings.max_wait
         if fate.latency:
-            await asyncio.sleep(min(fate.latency, bound))
+            await self._pause(min(fate.latency, bound))
             self._catch_up()
         if fate.action is Action.FAULT and fate.fault is not None:
             hang = bound if fate.hang is None else min(fate.hang, bound)
@@ -876,6 +906,8 @@ class Simulator:
         may return with the jump still under way: :meth:`wait_jump` waits for it.
         """
         if account is not None:
+            start = self._scheduler.now(account)
+            self._check_clock((to if to is not None else start) + (advance or 0.0), account)
             view = self._open_view(account)
             if to is not None:
                 view.set(to)
@@ -889,6 +921,7 @@ class Simulator:
             self._scheduler.jump(wait=self.settings.callback_timeout)
             return self.clock_json(account)
         before = self._clock.time()
+        self._check_shared_move((to if to is not None else before) + (advance or 0.0) - before)
         if to is not None:
             self._clock.set(to)
         if advance is not None:
@@ -899,6 +932,26 @@ class Simulator:
         self._bus.publish("clock", self._clock.snapshot())
         self._scheduler.jump(wait=self.settings.callback_timeout)
         return self._clock.snapshot()
+
+    def _check_clock(self, target: float, account: str | None) -> None:
+        """400 1020 if a clock (``account``'s; None: the shared one) would leave the
+        range every clock keeps to (nothing has moved yet)."""
+        if not CLOCK_MIN <= target <= CLOCK_MAX:
+            whose = "" if account is None else f" (the clock of account {account[:64]!r})"
+            raise ProviderError(
+                E.SIM_INVALID_PARAM,
+                f"The clock must stay between 1970-01-01 and 9999-12-31 (UTC){whose}",
+            )
+
+    def _check_shared_move(self, seconds: float) -> None:
+        """A move of the shared clock by ``seconds`` moves every account's clock with it:
+        refused (400 1020) if any would leave the range, before anything moves."""
+        self._check_clock(self._clock.time() + seconds, None)
+        span = self._scheduler.view_range()
+        if span is not None and seconds:
+            (low, at_low), (high, at_high) = span
+            self._check_clock(at_low + seconds, low)
+            self._check_clock(at_high + seconds, high)
 
     def _open_view(self, account: str) -> ClockView:
         """``account``'s own clock; 400 1040 when too many accounts have one."""
@@ -945,6 +998,10 @@ class Simulator:
         if account is not None:
             self._use_own_scenario(account, spec, name)
             return
+        if not keep_clock and spec is not None and spec.clock_start is not None:
+            # It moves every account's clock with the shared one: refused before
+            # anything changes if one would leave the range.
+            self._check_shared_move(spec.clock_start - self._clock.time())
         self._configure(self._global, spec, name)
         balance = self.settings.default_balance
         if spec is not None and spec.balance is not None:
@@ -983,6 +1040,15 @@ class Simulator:
                     "scenario of their own (--max-account-scenarios): reset an account "
                     "or DELETE its scenario first",
                 )
+            rules = self._own_rules - _rules_in(own) + _rules_in(spec)
+            if rules > self.settings.max_account_rules:
+                raise ProviderError(
+                    E.TOO_MANY_ACCOUNT_SCENARIOS,
+                    f"This scenario has {_rules_in(spec)} rules and fixed PINs: accounts' own "
+                    f"scenarios would have {rules} in all, over --max-account-rules "
+                    f"({self.settings.max_account_rules}): reset an account or DELETE its "
+                    "scenario first",
+                )
             if spec.clock_start is not None or spec.clock_frozen is not None:
                 self._open_view(account)  # refused (1040) before anything changes
             if own is None:
@@ -994,6 +1060,7 @@ class Simulator:
                 )
             self._configure(own, spec, name)
             self._own[account] = own
+            self._own_rules = rules
             self._balances.use_own_default(
                 account, self.settings.default_balance if spec.balance is None else spec.balance
             )
@@ -1003,7 +1070,9 @@ class Simulator:
             self.move_clock(to=spec.clock_start, freeze=spec.clock_frozen, account=account)
 
     def _forget_own_scenario(self, account: str) -> None:
-        if self._own.pop(account, None) is not None:
+        own = self._own.pop(account, None)
+        if own is not None:
+            self._own_rules -= _rules_in(own)
             self._balances.use_own_default(account, None, own=False)
 
     def _apply_scenario_clock(self) -> bool:

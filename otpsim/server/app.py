@@ -27,6 +27,7 @@ from otpsim.logs import log_line, mask_pin
 from otpsim.server import control, inbox, journal, provider, security
 from otpsim.server.callbacks import INSTANCE_HEADER, CallbackDispatcher
 from otpsim.server.edge import Streams
+from otpsim.server.faults import latency_pause
 from otpsim.server.http import (
     basic_credentials,
     bearer_token,
@@ -258,10 +259,10 @@ def _caller(request: web.Request, route: str) -> Caller:
     are the caller's problem, answered after its rate is counted)."""
     if route == "api.oauth.token":
         try:
-            client_id, _ = basic_credentials(request)
+            client_id, secret = basic_credentials(request)
         except ProviderError as exc:  # credentials that are not UTF-8
             return Caller(request.remote, token_request=True, problem=exc)
-        return Caller(request.remote, token_request=True, client_id=client_id)
+        return Caller(request.remote, token_request=True, client_id=client_id, client_secret=secret)
     try:
         # Credentials become the account, stored and sent as JSON: text only.
         api_key = header_text(request, "X-API-KEY", E.AUTH_BAD_KEY)
@@ -326,6 +327,7 @@ def create_app(
     )
     app[STREAMS] = Streams(settings.max_streams)
     app[STOPPING] = asyncio.Event()
+    sim.set_pause(latency_pause(app))  # a rule's latency holds a --max-streams slot
     app[HUB] = LiveHub(sim.bus, sim.clock_json, streams=app[STREAMS])
     app[METRICS] = Metrics(sim.bus, sim.status_counts)
     sim.subscribe(log_sms(settings), "message.created")

@@ -97,7 +97,8 @@ def connection_cap(settings: Settings, fd_limit: int) -> int:
 
 
 class Stream:
-    """One open long poll or websocket; ``ended`` is set when a newcomer pre-empts it."""
+    """One open long poll, websocket, or request held by a rule's hang or latency;
+    ``ended`` is set when a newcomer pre-empts it."""
 
     __slots__ = ("ended", "kind")
 
@@ -126,6 +127,13 @@ class Streams:
     @property
     def open(self) -> int:
         return len(self._polls) + len(self._sockets)
+
+    def bound_by(self, connections: int) -> None:
+        """Take at most half of ``connections`` (the connection cap, at least one), so
+        that held streams (long polls, websockets, requests held by a rule's hang or
+        latency) never leave the other requests without a connection."""
+        self.cap = min(self.cap, max(1, connections // 2))
+        self.websocket_cap = max(1, self.cap // 2)
 
     def _admit(self, what: str) -> Stream:
         websocket = what == "websocket"

@@ -14,6 +14,10 @@ connection is gone), which aiohttp drops quietly as a client that went away:
 
 Each acts on its own request's connection only; nothing else is held.
 
+A rule's ``latency`` is waited as a hang is (:func:`latency_pause`, the simulator's
+pause): in a ``--max-streams`` slot, ended early (the request is then answered at once,
+as usual) when a newcomer needs the slot or the server stops.
+
 Example::
 
     fault = await sim.fault_for("verify", account=account, subject=otp_id)
@@ -27,6 +31,7 @@ import asyncio
 import contextlib
 import socket
 import struct
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 
 from aiohttp import web
@@ -82,6 +87,29 @@ async def _hang(request: web.Request, seconds: float) -> None:
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stream.ended.wait(), min(left, POLL_EVERY))
+
+
+def latency_pause(app: web.Application) -> Callable[[float], Awaitable[None]]:
+    """The simulator's pause for a rule's latency on this app: up to ``seconds`` in a
+    ``--max-streams`` slot (503 when there is none to be had, as for a hang), over at
+    once when a newcomer pre-empts it (the oldest gives way) or the server stops."""
+
+    async def pause(seconds: float) -> None:
+        stopping = app[STOPPING]
+        if stopping.is_set() or seconds <= 0:
+            return
+        with app[STREAMS].slot("delayed request (a rule's latency)") as stream:
+            waits = {
+                asyncio.ensure_future(stream.ended.wait()),
+                asyncio.ensure_future(stopping.wait()),
+            }
+            try:
+                await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiting in waits:
+                    waiting.cancel()
+
+    return pause
 
 
 async def perform(request: web.Request, fault: Fault, *, ok_status: int) -> web.Response:

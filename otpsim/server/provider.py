@@ -99,10 +99,11 @@ async def oauth_token(request: web.Request) -> web.Response:
     """``POST /oauth/token``: client credentials (HTTP Basic) for a bearer token."""
     sim = request.app[SIM]
     client_id, secret = basic_credentials(request)
-    # Before the credentials are checked: the provider refused before looking.
-    if faulted := await _fault(request, "token", client_id, account=None, ok=200):
-        return faulted
+    # The credentials first (a wrong secret is 401 and consumes no rule's sequence or
+    # chance), then the client's rules, before the form is read.
     client = sim.check_client(client_id, secret)
+    if faulted := await _fault(request, "token", client, account=None, ok=200):
+        return faulted
     try:
         form = await request.post()
     except ValueError:

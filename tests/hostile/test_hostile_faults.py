@@ -6,6 +6,7 @@ client is answered meanwhile."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import signal
@@ -148,5 +149,78 @@ async def test_each_fault_on_the_wire_and_the_server_stays_well(tmp_path: Path) 
             await session.delete(f"{base}/_sim/scenario")
             resp = await session.post(f"{base}/otp", json={"phoneNumber": FR}, headers=KEY)
             assert resp.status == 201
+    finally:
+        stop(proc)
+
+
+async def test_latency_holds_max_streams_slots_the_oldest_answers_and_stop_ends_them(
+    tmp_path: Path,
+) -> None:
+    # A latency is a wait like a hang: it holds one --max-streams slot, never more than
+    # the cap of them; at the cap the oldest goes on answering now; stopping ends them.
+    proc, base = launch(tmp_path, "--host", "127.0.0.1", "--max-streams", "2")
+    try:
+        scenario = _scenario(on=["create", "status", "verify", "cancel"], latency=30)
+        status, body = await asyncio.to_thread(put_scenario, base, scenario, 10)
+        assert status == 200, body
+        async with aiohttp.ClientSession() as session:
+
+            def slow() -> asyncio.Future[aiohttp.ClientResponse]:
+                return asyncio.ensure_future(
+                    session.get(f"{base}/otp/00000000-0000-4000-8000-000000000000", headers=KEY)
+                )
+
+            first = slow()
+            await asyncio.sleep(0.3)
+            second = slow()
+            await asyncio.sleep(0.3)
+            assert not first.done()
+            created = asyncio.ensure_future(
+                session.post(f"{base}/otp", json={"phoneNumber": FR}, headers=KEY)
+            )  # at the cap: the oldest wait ends, and it is answered as usual, now
+            answered = await asyncio.wait_for(first, 10)
+            assert answered.status == 404  # the unknown OTP's usual answer, not a 503
+            await asyncio.sleep(0.3)
+            assert not second.done()
+            assert not created.done()
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(proc.wait, 30)
+            took = time.monotonic() - started
+            assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+            assert took < STOP_BOUND, f"stopping took {took:.1f}s with delayed requests"
+            for task in (second, created):  # answered now, or closed: not held 30 s
+                with contextlib.suppress(aiohttp.ClientError):
+                    await asyncio.wait_for(task, 5)
+    finally:
+        stop(proc)
+
+
+async def test_delayed_requests_cannot_take_every_connection(tmp_path: Path) -> None:
+    # --max-connections 20, and 25 requests each delayed 30 s: streams (delayed, hung,
+    # long polls, websockets) take at most half the connections, so a victim is served.
+    proc, base = launch(tmp_path, "--host", "127.0.0.1", "--max-connections", "20")
+    try:
+        scenario = _scenario(on=["status"], latency=30)
+        status, body = await asyncio.to_thread(put_scenario, base, scenario, 10)
+        assert status == 200, body
+        connector = aiohttp.TCPConnector(limit=0, force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as evil:
+            url = f"{base}/otp/00000000-0000-4000-8000-000000000000"
+            held = [
+                asyncio.ensure_future(evil.get(url, headers={"X-API-KEY": "evil"}))
+                for _ in range(25)
+            ]
+            await asyncio.sleep(1.5)  # they are in
+            async with aiohttp.ClientSession() as victim:
+                for _ in range(3):
+                    resp = await victim.post(
+                        f"{base}/otp", json={"phoneNumber": FR}, headers={"X-API-KEY": "v"}
+                    )
+                    assert resp.status == 201, await resp.text()
+            answered = [task for task in held if task.done()]
+            assert len(answered) >= 15  # pre-empted: answered at once, as usual
+            for task in held:
+                task.cancel()
     finally:
         stop(proc)

@@ -189,6 +189,56 @@ async def test_token_rules_match_the_client_id(make_client: Any) -> None:
     assert (await client.post("/oauth/token", data=GRANT, headers=other)).status == 200
 
 
+async def test_a_wrong_secret_is_refused_before_token_rules_and_consumes_nothing(
+    oauth: Client,
+) -> None:
+    await use(oauth, {"match": "app", "on": "token", "sequence": [{"error": 503}, {"ok": True}]})
+    wrong = {"Authorization": "Basic " + base64.b64encode(b"app:wrong").decode()}
+    for _ in range(5):  # 401 invalid_client each time, and the sequence stays where it is
+        resp = await oauth.post("/oauth/token", data=GRANT, headers=wrong)
+        await expect_error(resp, 401, "invalid_client", 1600)
+    await expect_error(await do_token(oauth, ""), 503, "server_error", 1016)
+    assert (await do_token(oauth, "")).status == 200
+    # Seeded chance: the same answers as a run that never saw the wrong secrets.
+    await use(oauth, {"match": "app", "on": "token", "chance": 0.5, "error": 500}, seed=7)
+    fresh = [(await do_token(oauth, "")).status for _ in range(8)]
+    await use(oauth, {"match": "app", "on": "token", "chance": 0.5, "error": 500}, seed=7)
+    mixed = []
+    for _ in range(8):
+        await oauth.post("/oauth/token", data=GRANT, headers=wrong)
+        mixed.append((await do_token(oauth, "")).status)
+    assert mixed == fresh
+
+
+async def test_token_requests_count_on_the_clients_own_budget_after_the_secret(
+    make_client: Any,
+) -> None:
+    settings = Settings(oauth_clients=(("app", "secret"), ("other", "pw")), rate_limit=3)
+    client = await make_client(settings)
+    own = {"name": "own", "network": {"rate_limit": {"limit": 100, "window": 60}}}
+    resp = await client.put(
+        "/_sim/scenario",
+        data=json.dumps(own),
+        params={"account": "app"},
+        headers={"Content-Type": "application/json"},
+    )
+    assert resp.status == 200, await resp.text()
+    # app's own network says 100 a minute: the global 3 does not apply to it.
+    for _ in range(6):
+        assert (await do_token(client, "")).status == 200
+    # A wrong secret for app counts on no client's budget of app's...
+    wrong = {"Authorization": "Basic " + base64.b64encode(b"other:wrong").decode()}
+    for _ in range(3):
+        resp = await client.post("/oauth/token", data=GRANT, headers=wrong)
+        assert resp.status in (401, 429)
+    # ... so the real "other" still has its whole budget (3 on the global network).
+    other = {"Authorization": "Basic " + base64.b64encode(b"other:pw").decode()}
+    for _ in range(3):
+        assert (await client.post("/oauth/token", data=GRANT, headers=other)).status == 200
+    resp = await client.post("/oauth/token", data=GRANT, headers=other)
+    await expect_error(resp, 429, "rate_limit", 1014)
+
+
 async def test_latency_on_status(client: Client) -> None:
     otp = await create(client)
     await use(client, {"match": "*", "on": "status", "latency": 0.5})
