@@ -332,11 +332,13 @@ def called_problem(
     status: int | str | None = None,
     times: int | None = None,
     body: Any = None,
+    show_pins: bool = False,
 ) -> str | None:
     """Why ``entries`` (the journal, newest first, PINs shown) do not show ``path`` called
     as expected, or None. ``times`` None: at least once. The message lists what WAS
-    called, the closest first (same method and path, then same path, then the rest), with
-    PINs masked, so that a failing test explains itself."""
+    called, the closest first (same method and path, then same path, then the rest), so
+    that a failing test explains itself; PINs masked unless ``show_pins`` (a helper in
+    the user's own test shows what the application sent, to compare with ``body``)."""
     from otpsim.domain.journal import mask_body
 
     count = len(matching_calls(entries, path, method=method, status=status, body=body))
@@ -366,7 +368,7 @@ def called_problem(
         error = entry.get("error") or {}
         detail = f" {error.get('type')} {error.get('code')}" if error else ""
         rules = f" rules={entry['rules']}" if entry.get("rules") else ""
-        shown = mask_body(entry.get("body"))
+        shown = entry.get("body") if show_pins else mask_body(entry.get("body"))
         lines.append(
             f"  {entry.get('id')} {entry.get('method')} {entry.get('path')} -> "
             f"{entry.get('status')}{detail}{rules} body={shown!r}"

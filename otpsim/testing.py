@@ -172,6 +172,16 @@ class SimulatorServer:
             await runner.cleanup()
 
 
+def _called(entries: list[Json], path: str, **expected: Any) -> None:
+    """``assert_called``'s check (both flavours): the journal ``entries`` (PINs as sent)
+    show ``path`` called as ``expected``, else an AssertionError listing what was called,
+    PINs shown (the helper runs in the user's own test: they compare what was sent)."""
+    __tracebackhide__ = True
+    problem = called_problem(entries, path, show_pins=True, **expected)
+    if problem is not None:
+        raise AssertionError(problem)
+
+
 class _Async:
     """``otpsim.aio``: the helpers as coroutines (each call uses its own connection)."""
 
@@ -179,6 +189,24 @@ class _Async:
         self, url: str, api_key: str, admin_token: str | None, account: str | None
     ) -> None:
         self._args = (url, api_key, admin_token, account)
+
+    async def assert_called(
+        self,
+        path: str,
+        *,
+        method: str | None = None,
+        status: int | str | None = None,
+        times: int | None = None,
+        body: Any = None,
+    ) -> None:
+        """:meth:`Otpsim.assert_called`, as a coroutine."""
+        __tracebackhide__ = True
+        url, api_key, admin_token, account = self._args
+        async with AsyncClient(
+            url, api_key=api_key, account=account, admin_token=admin_token
+        ) as client:
+            entries = await client.requests(limit=MAX_JOURNAL, pins=True)
+        _called(entries, path, method=method, status=status, times=times, body=body)
 
     def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
         url, api_key, admin_token, account = self._args
@@ -265,13 +293,16 @@ class Otpsim:
         method: str | None = None,
         phone: str | None = None,
         otp_id: str | None = None,
+        pins: bool = False,
     ) -> list[Json]:
         """Provider-API requests received in this test (refused ones too), newest first:
         ``requests(path="/otp", status=503)``. ``path`` is exact, or a prefix ending in
-        ``*``; ``status`` a status or a class (``"4xx"``). PINs are masked."""
+        ``*``; ``status`` a status or a class (``"4xx"``). PINs are masked unless
+        ``pins=True``."""
         return self.client.requests(
-            path, status=status, method=method, phone=phone, otp_id=otp_id, limit=MAX_JOURNAL
-        )
+            path, status=status, method=method, phone=phone, otp_id=otp_id, limit=MAX_JOURNAL,
+            pins=pins,
+        )  # fmt: skip
 
     def assert_called(
         self,
@@ -287,13 +318,11 @@ class Otpsim:
         answered with this ``status`` (``503``, ``"4xx"``), with a body containing
         ``body`` (a subset: only the keys given are compared; PINs as sent).
 
-        The AssertionError lists what WAS called, the closest requests first."""
+        The AssertionError lists what WAS called, the closest requests first, with the
+        PINs as sent (the journal API masks them unless asked)."""
+        __tracebackhide__ = True
         entries = self.client.requests(limit=MAX_JOURNAL, pins=True)
-        problem = called_problem(
-            entries, path, method=method, status=status, times=times, body=body
-        )
-        if problem is not None:
-            raise AssertionError(problem)
+        _called(entries, path, method=method, status=status, times=times, body=body)
 
 
 class Controller:
