@@ -26,7 +26,8 @@ Fixtures:
   with.
 
 The marker ``@pytest.mark.otpsim(scenario=..., settings=...)`` sets one test up: a
-scenario (a file, relative to the test file, YAML text or a mapping) active from its
+scenario (a file, relative to the test file or else the current directory, YAML text or
+a mapping) active from its
 start; settings (a Settings, or a mapping of Settings fields over ``otpsim_settings``)
 for a simulator of its own, started for that test only.
 
@@ -139,12 +140,23 @@ def _marker_args(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 def _scenario(value: Any, request: pytest.FixtureRequest) -> Any:
-    """A scenario path relative to the test file, if it names a file there."""
+    """A scenario path relative to the test file, if it names a file there, else to the
+    current directory; neither: the test errors, naming both paths tried."""
     if isinstance(value, Path) or (
         isinstance(value, str) and "\n" not in value and value.endswith((".yaml", ".yml", ".json"))
     ):
         beside = Path(request.node.path).parent / value
-        return beside if beside.exists() else Path(value)
+        here = Path(value).absolute()
+        for path in (beside, here):
+            if path.is_file():
+                return path
+        tried = f"{beside} (beside the test file)"
+        if here != beside:
+            tried += f" and {here} (the current directory)"
+        pytest.fail(
+            f"@pytest.mark.otpsim(scenario={value!r}): no such file; looked for {tried}",
+            pytrace=False,
+        )
     return value
 
 

@@ -479,3 +479,23 @@ def test_bad_marker_settings_are_one_line_naming_marker_and_key(
     )
     assert "KeyError" not in result.stdout.str()
     assert "TypeError" not in result.stdout.str()
+
+
+def test_a_marker_scenario_file_not_found_says_where_it_looked(pytester: pytest.Pytester) -> None:
+    sub = pytester.mkdir("sub")
+    (sub / "test_missing.py").write_text(
+        "import pytest\n\n"
+        "@pytest.mark.otpsim(scenario='nope.yaml')\n"
+        "def test_missing(otpsim):\n"
+        "    pass\n"
+    )
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "sub")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*@pytest.mark.otpsim(scenario='nope.yaml'): no such file; looked for "
+            f"{sub / 'nope.yaml'} (beside the test file) and {pytester.path / 'nope.yaml'} "
+            "(the current directory)"
+        ]
+    )
+    assert "FileNotFoundError" not in result.stdout.str()
