@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -218,10 +219,18 @@ def otpsim(request: pytest.FixtureRequest) -> Iterator[Otpsim]:
         )
     controller: Controller = own or request.getfixturevalue("otpsim_server")
     try:
-        yield controller.fresh(scenario)
+        helpers = controller.fresh(scenario)
+        if scenario is not None and helpers.acted:
+            helpers.acted[:] = ["@pytest.mark.otpsim(scenario=...)"]
+        yield helpers
         failures = controller.failures()
         if failures:
             pytest.fail(f"otpsim failed during this test:\n{failures}", pytrace=False)
+        hint = helpers.account_hint()
+        if hint is not None:
+            from otpsim.testing import OtpsimAccountWarning
+
+            warnings.warn(OtpsimAccountWarning(hint), stacklevel=1)
     finally:
         if own is not None:
             own.stop()
