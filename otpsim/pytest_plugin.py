@@ -23,7 +23,10 @@ Fixtures:
 * ``otpsim_account`` (session): the account the helpers look at: None (every account)
   on the session's own simulator; on a shared one (``$OTPSIM_URL``) ``otpsim_api_key``.
   Override it to return the API key, or OAuth client id, the application authenticates
-  with.
+  with: on a shared simulator one per xdist worker (``f"myapp-{worker_id}"``, the
+  application configured with it). When a test's scenario or clock jump went to an
+  account that made no provider request while another account did, the test ends
+  with an ``OtpsimAccountWarning`` saying so.
 
 The marker ``@pytest.mark.otpsim(scenario=..., settings=...)`` sets one test up: a
 scenario (a file, relative to the test file or else the current directory, YAML text or

@@ -589,3 +589,20 @@ def test_the_readmes_per_worker_account_recipe_keeps_xdist_workers_apart(
 
     _, everyone = call("GET", f"{base}/_sim/messages")
     assert {m["account"] for m in everyone["messages"]} == {"myapp-gw0", "myapp-gw1"}
+
+
+def test_a_failed_assert_called_points_at_the_users_line_not_the_helpers(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_called="""
+        def test_called(otpsim):
+            otpsim.assert_called("/otp")
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert 'otpsim.assert_called("/otp")' in out
+    assert "_entries = self.client.requests" not in out
+    assert "raise AssertionError(problem)" not in out  # the helpers' frames are hidden
