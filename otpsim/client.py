@@ -332,11 +332,13 @@ def called_problem(
     status: int | str | None = None,
     times: int | None = None,
     body: Any = None,
+    show_pins: bool = False,
 ) -> str | None:
     """Why ``entries`` (the journal, newest first, PINs shown) do not show ``path`` called
     as expected, or None. ``times`` None: at least once. The message lists what WAS
-    called, the closest first (same method and path, then same path, then the rest), with
-    PINs masked, so that a failing test explains itself."""
+    called, the closest first (same method and path, then same path, then the rest), so
+    that a failing test explains itself; PINs masked unless ``show_pins`` (a helper in
+    the user's own test shows what the application sent, to compare with ``body``)."""
     from otpsim.domain.journal import mask_body
 
     count = len(matching_calls(entries, path, method=method, status=status, body=body))
@@ -366,7 +368,7 @@ def called_problem(
         error = entry.get("error") or {}
         detail = f" {error.get('type')} {error.get('code')}" if error else ""
         rules = f" rules={entry['rules']}" if entry.get("rules") else ""
-        shown = mask_body(entry.get("body"))
+        shown = entry.get("body") if show_pins else mask_body(entry.get("body"))
         lines.append(
             f"  {entry.get('id')} {entry.get('method')} {entry.get('path')} -> "
             f"{entry.get('status')}{detail}{rules} body={shown!r}"
@@ -408,6 +410,22 @@ def _maybe(call: Call) -> Op[Json | None]:
 
 def _none(call: Call) -> Op[None]:
     yield from _one(call)
+
+
+def _soft(call: Call) -> Op[Any]:
+    """The call's result, or None if it was refused (a hint that cannot be had)."""
+    answer = yield call
+    if answer.status >= 400:
+        return None
+    return answer.body[call.pick] if call.pick else answer.body
+
+
+def _seconds_between(start: str, end: str) -> float:
+    """Seconds from one ISO time to another (``...Z``), to a tenth."""
+    from datetime import datetime
+
+    delta = datetime.fromisoformat(end) - datetime.fromisoformat(start)
+    return round(delta.total_seconds(), 1)
 
 
 class Ops:
@@ -452,7 +470,40 @@ class Ops:
         elsewhere = None
         if account is not None and phone and otp_id is None:
             elsewhere = yield from _maybe(Calls().latest_message(phone, None, 0))
-        raise _no_message(phone, otp_id, timeout, account, elsewhere)
+        error = _no_message(phone, otp_id, timeout, account, elsewhere)
+        if elsewhere is None:
+            why = yield from self._not_delivered(phone, otp_id)
+            if why:
+                error = NoMessage(f"{error}; {why}")
+        raise error
+
+    def _not_delivered(self, phone: str | None, otp_id: str | None) -> Op[str | None]:
+        """Why the newest SMS asked for is not delivered, if one was sent: still QUEUED
+        (when it is due, on the account's clock) or UNDELIVERED (by which scenario
+        rules, from the request journal). None when unknown (or not readable)."""
+        newest = yield from _soft(self.calls.messages(phone, otp_id, 1))
+        if not newest or not isinstance(newest, list):
+            return None
+        message = newest[0]
+        status, about = message.get("status"), f"(otpId {message.get('otpId')})"
+        if status == "QUEUED":
+            due = message.get("deliverAt")
+            clock = yield from _soft(self.calls.clock())
+            when = ""
+            if due and isinstance(clock, dict) and clock.get("now"):
+                left = _seconds_between(str(clock["now"]), str(due))
+                when = f", due in {left:g}s on the simulator clock (at {due})"
+            return (
+                f"one is QUEUED {about}{when}: advance the clock to deliver it "
+                f"(otpsim.advance(seconds), POST /_sim/clock)"
+            )
+        if status == "UNDELIVERED":
+            filters = request_filters("/otp", method="POST", otp_id=message.get("otpId"))
+            entries = yield from _soft(Calls().requests(filters, 1))
+            rules = entries[0].get("rules") if entries and isinstance(entries, list) else None
+            by = f" by scenario rule(s) {', '.join(map(repr, rules))}" if rules else ""
+            return f"it was UNDELIVERED {about}{by}: the network gave up, it never arrives"
+        return None
 
     def latest_pin(
         self, phone: str | None = None, *, otp_id: str | None = None, timeout: float = 5.0

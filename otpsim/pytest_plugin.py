@@ -23,10 +23,14 @@ Fixtures:
 * ``otpsim_account`` (session): the account the helpers look at: None (every account)
   on the session's own simulator; on a shared one (``$OTPSIM_URL``) ``otpsim_api_key``.
   Override it to return the API key, or OAuth client id, the application authenticates
-  with.
+  with: on a shared simulator one per xdist worker (``f"myapp-{worker_id}"``, the
+  application configured with it). When a test's scenario or clock jump went to an
+  account that made no provider request while another account did, the test ends
+  with an ``OtpsimAccountWarning`` saying so.
 
 The marker ``@pytest.mark.otpsim(scenario=..., settings=...)`` sets one test up: a
-scenario (a file, relative to the test file, YAML text or a mapping) active from its
+scenario (a file, relative to the test file or else the current directory, YAML text or
+a mapping) active from its
 start; settings (a Settings, or a mapping of Settings fields over ``otpsim_settings``)
 for a simulator of its own, started for that test only.
 
@@ -41,6 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -139,12 +144,23 @@ def _marker_args(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 def _scenario(value: Any, request: pytest.FixtureRequest) -> Any:
-    """A scenario path relative to the test file, if it names a file there."""
+    """A scenario path relative to the test file, if it names a file there, else to the
+    current directory; neither: the test errors, naming both paths tried."""
     if isinstance(value, Path) or (
         isinstance(value, str) and "\n" not in value and value.endswith((".yaml", ".yml", ".json"))
     ):
         beside = Path(request.node.path).parent / value
-        return beside if beside.exists() else Path(value)
+        here = Path(value).absolute()
+        for path in (beside, here):
+            if path.is_file():
+                return path
+        tried = f"{beside} (beside the test file)"
+        if here != beside:
+            tried += f" and {here} (the current directory)"
+        pytest.fail(
+            f"@pytest.mark.otpsim(scenario={value!r}): no such file; looked for {tried}",
+            pytrace=False,
+        )
     return value
 
 
@@ -206,10 +222,18 @@ def otpsim(request: pytest.FixtureRequest) -> Iterator[Otpsim]:
         )
     controller: Controller = own or request.getfixturevalue("otpsim_server")
     try:
-        yield controller.fresh(scenario)
+        helpers = controller.fresh(scenario)
+        if scenario is not None and helpers.acted:
+            helpers.acted[:] = ["@pytest.mark.otpsim(scenario=...)"]
+        yield helpers
         failures = controller.failures()
         if failures:
             pytest.fail(f"otpsim failed during this test:\n{failures}", pytrace=False)
+        hint = helpers.account_hint()
+        if hint is not None:
+            from otpsim.testing import OtpsimAccountWarning
+
+            warnings.warn(OtpsimAccountWarning(hint), stacklevel=1)
     finally:
         if own is not None:
             own.stop()

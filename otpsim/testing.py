@@ -60,6 +60,7 @@ __all__ = [
     "Controller",
     "NoMessage",
     "Otpsim",
+    "OtpsimAccountWarning",
     "SimulatorServer",
     "check_settings",
     "default_settings",
@@ -67,6 +68,12 @@ __all__ = [
 
 DEFAULT_API_KEY = "otpsim-test"
 MAX_JOURNAL = 10_000  # journal entries a helper reads at most (the API's own limit)
+
+
+class OtpsimAccountWarning(UserWarning):
+    """On a shared simulator, a helper set up an account (a scenario, a clock jump) that
+    made no provider request in the test, while another account did: the application
+    probably authenticates as that other account (see the ``otpsim_account`` fixture)."""
 
 
 def default_settings() -> Settings:
@@ -172,6 +179,16 @@ class SimulatorServer:
             await runner.cleanup()
 
 
+def _called(entries: list[Json], path: str, **expected: Any) -> None:
+    """``assert_called``'s check (both flavours): the journal ``entries`` (PINs as sent)
+    show ``path`` called as ``expected``, else an AssertionError listing what was called,
+    PINs shown (the helper runs in the user's own test: they compare what was sent)."""
+    __tracebackhide__ = True
+    problem = called_problem(entries, path, show_pins=True, **expected)
+    if problem is not None:
+        raise AssertionError(problem)
+
+
 class _Async:
     """``otpsim.aio``: the helpers as coroutines (each call uses its own connection)."""
 
@@ -179,6 +196,24 @@ class _Async:
         self, url: str, api_key: str, admin_token: str | None, account: str | None
     ) -> None:
         self._args = (url, api_key, admin_token, account)
+
+    async def assert_called(
+        self,
+        path: str,
+        *,
+        method: str | None = None,
+        status: int | str | None = None,
+        times: int | None = None,
+        body: Any = None,
+    ) -> None:
+        """:meth:`Otpsim.assert_called`, as a coroutine."""
+        __tracebackhide__ = True
+        url, api_key, admin_token, account = self._args
+        async with AsyncClient(
+            url, api_key=api_key, account=account, admin_token=admin_token
+        ) as client:
+            entries = await client.requests(limit=MAX_JOURNAL, pins=True)
+        _called(entries, path, method=method, status=status, times=times, body=body)
 
     def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
         url, api_key, admin_token, account = self._args
@@ -216,6 +251,46 @@ class Otpsim:
         self.account = account
         self.client = Client(url, api_key=api_key, account=account, admin_token=admin_token)
         self.aio = _Async(url, api_key, admin_token, account)
+        # What set this account up in this test ("use_scenario", "advance"), and the
+        # journal's newest request id then: see :meth:`account_hint`.
+        self.acted: list[str] = []
+        self._since: str | None = None
+        self._everyone = Client(url, admin_token=admin_token)
+
+    def _acting(self, what: str) -> None:
+        if self.account is None:
+            return
+        if not self.acted:
+            try:
+                newest = self._everyone.requests(limit=1)
+            except (OtpsimError, OSError):
+                newest = []
+            self._since = str(newest[0]["id"]) if newest else None
+        self.acted.append(what)
+
+    def account_hint(self) -> str | None:
+        """On a shared simulator: if this test set its account up (a scenario, a clock
+        jump) but that account made no provider request since, while another account
+        did, a sentence saying so (the application authenticates as that other account);
+        else None. The pytest plugin warns with it at the end of a test."""
+        if self.account is None or not self.acted:
+            return None
+        try:
+            if self.client.requests(limit=1):
+                return None
+            others = self._everyone.requests(since=self._since, limit=1)
+        except (OtpsimError, OSError):
+            return None  # (a journal this client may not read: no hint)
+        other = others[0].get("account") if others else None
+        if other is None or other == self.account:
+            return None
+        what = " and ".join(dict.fromkeys(self.acted))
+        return (
+            f"{what} acted on account {self.account!r}, which made no provider request in "
+            f"this test, while account {other!r} did: if the application authenticates as "
+            f"{other!r}, return that from the otpsim_account fixture (a key per xdist "
+            f"worker, the application configured with it: see the README)"
+        )
 
     def latest_pin(
         self, phone: str | None = None, *, otp_id: str | None = None, timeout: float = 5.0
@@ -240,6 +315,7 @@ class Otpsim:
         """Move the simulator clock; expiries and callback retries in between happen.
 
         On a shared simulator (``account`` set): that account's own clock only."""
+        self._acting("advance")
         return self.client.advance(seconds)
 
     def callbacks(self, otp_id: str | None = None) -> list[Json]:
@@ -250,6 +326,7 @@ class Otpsim:
         """Activate a scenario's network rules: a file path, YAML text or a mapping.
 
         On a shared simulator, for this account's requests only (until :meth:`reset`)."""
+        self._acting("use_scenario")
         return self.client.use_scenario(scenario)
 
     def reset(self) -> None:
@@ -265,13 +342,16 @@ class Otpsim:
         method: str | None = None,
         phone: str | None = None,
         otp_id: str | None = None,
+        pins: bool = False,
     ) -> list[Json]:
         """Provider-API requests received in this test (refused ones too), newest first:
         ``requests(path="/otp", status=503)``. ``path`` is exact, or a prefix ending in
-        ``*``; ``status`` a status or a class (``"4xx"``). PINs are masked."""
+        ``*``; ``status`` a status or a class (``"4xx"``). PINs are masked unless
+        ``pins=True``."""
         return self.client.requests(
-            path, status=status, method=method, phone=phone, otp_id=otp_id, limit=MAX_JOURNAL
-        )
+            path, status=status, method=method, phone=phone, otp_id=otp_id, limit=MAX_JOURNAL,
+            pins=pins,
+        )  # fmt: skip
 
     def assert_called(
         self,
@@ -287,13 +367,11 @@ class Otpsim:
         answered with this ``status`` (``503``, ``"4xx"``), with a body containing
         ``body`` (a subset: only the keys given are compared; PINs as sent).
 
-        The AssertionError lists what WAS called, the closest requests first."""
+        The AssertionError lists what WAS called, the closest requests first, with the
+        PINs as sent (the journal API masks them unless asked)."""
+        __tracebackhide__ = True
         entries = self.client.requests(limit=MAX_JOURNAL, pins=True)
-        problem = called_problem(
-            entries, path, method=method, status=status, times=times, body=body
-        )
-        if problem is not None:
-            raise AssertionError(problem)
+        _called(entries, path, method=method, status=status, times=times, body=body)
 
 
 class Controller:
@@ -364,6 +442,7 @@ class Controller:
         ``scenario`` (a file, YAML text or a mapping) is then activated.
         """
         otpsim = self.start()
+        otpsim.acted.clear()
         if self.external:
             otpsim.reset()
         elif self.server is not None:

@@ -84,6 +84,19 @@ def test_run_against_a_separately_started_server(start_server: Any) -> None:
     assert call("GET", f"{base}/_sim/scenario")[1]["active"] is False
 
 
+def test_run_against_a_target_resets_every_account_as_the_readme_warns(
+    start_server: Any,
+) -> None:
+    _, base = start_server()
+    call("POST", f"{base}/otp", {"phoneNumber": "+33612345678"}, {"X-API-KEY": "a-test-run"})
+    done = run("run", str(SCENARIOS / "cancel.yaml"), "--target", base)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert call("GET", f"{base}/_sim/otps?account=a-test-run")[1]["otps"] == []
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    shared = readme.split("**A shared simulator.**", 1)[1].split("### Without pytest", 1)[0]
+    assert "`otpsim run --target` resets the whole simulator" in shared
+
+
 def test_serve_with_a_scenario(start_server: Any, tmp_path: Path) -> None:
     path = tmp_path / "down.yaml"
     path.write_text("network:\n  rules:\n    - match: '*'\n      error: 503\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import random
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,30 @@ def test_a_client_of_one_account_finds_an_otp_of_another_by_id_and_says_where_it
     assert f"but account 'the-apps-own-key' received one (otpId {otp['otpId']})" in str(info.value)
     assert Client(base, account="the-apps-own-key").latest_pin(FR) == helper.latest_pin(
         otp_id=otp["otpId"]
+    )
+
+
+def test_no_message_says_when_the_sms_is_queued_or_was_undelivered(start_server: Any) -> None:
+    _, base = start_server()
+    sim = Client(base, api_key="me", account="me")
+    sim.use_scenario(
+        "network:\n  rules:\n"
+        "    - {match: '+33612345678', delay: 30}\n"
+        "    - {match: '+4915123456789', undelivered: true, note: DE lost}\n"
+    )
+    late = sim.create_otp({"phoneNumber": FR})
+    with pytest.raises(NoMessage) as info:
+        sim.latest_pin(FR, timeout=0.1)
+    text = str(info.value)
+    assert text.startswith(f"no SMS delivered for phone {FR} to account 'me' within 0.1s; ")
+    assert f"one is QUEUED (otpId {late['otpId']}), due in " in text
+    assert re.search(r"due in (29\.\d|30)s on the simulator clock \(at 20", text), text
+    assert "advance the clock" in text
+    lost = sim.create_otp({"phoneNumber": "+4915123456789"})
+    with pytest.raises(NoMessage) as info:
+        sim.latest_pin(otp_id=lost["otpId"], timeout=0.1)
+    assert f"it was UNDELIVERED (otpId {lost['otpId']}) by scenario rule(s) 'DE lost'" in str(
+        info.value
     )
 
 

@@ -79,12 +79,34 @@ def test_a_failed_assert_called_lists_what_was_called_closest_first(otpsim: Otps
     assert " POST /otp -> 401 invalid_api_key " in lines[0]
     assert " POST /otp -> 201 " in lines[1]
     assert f"/otp/{otp['otpId']} -> 400 " in lines[2]
-    assert "'pin': '****'" in lines[2]
-    assert "000000" not in text  # PINs stay masked in test output
+    assert "'pin': '000000'" in lines[2]  # the helper runs in the test: PINs as sent
     with pytest.raises(AssertionError, match=r"to be called 2 time\(s\), but it was called 1"):
         otpsim.assert_called("/otp", status=201, times=2)
     with pytest.raises(AssertionError, match=r"POST /otp with a body like \{'phoneNumber'"):
         otpsim.assert_called("/otp", method="POST", body={"phoneNumber": "+4915123456789"})
+
+
+def test_a_failed_assert_called_on_a_pin_shows_the_pin_the_application_sent(
+    otpsim: Otpsim,
+) -> None:
+    sim = app(otpsim)
+    otp = sim.create_otp({"phoneNumber": FR})
+    sim.request(sim.calls.verify(otp["otpId"], "123123"))
+    with pytest.raises(AssertionError) as failed:
+        otpsim.assert_called(f"/otp/{otp['otpId']}", body={"pin": "000000"})
+    text = str(failed.value)
+    assert "'pin': '123123'" in text  # what the application sent, to compare with
+    assert otpsim.requests(method="POST", pins=True)[0]["body"] == {"pin": "123123"}
+    assert otpsim.requests(method="POST")[0]["body"] == {"pin": "****"}  # masked by default
+
+
+async def test_aio_has_assert_called(otpsim: Otpsim) -> None:
+    sim = app(otpsim)
+    otp = sim.create_otp({"phoneNumber": FR})
+    sim.request(sim.calls.verify(otp["otpId"], "123123"))
+    await otpsim.aio.assert_called("/otp", method="POST", times=1)
+    with pytest.raises(AssertionError, match="'pin': '123123'"):
+        await otpsim.aio.assert_called(f"/otp/{otp['otpId']}", body={"pin": "000000"})
 
 
 def test_assert_called_on_an_empty_journal_says_so(otpsim: Otpsim) -> None:

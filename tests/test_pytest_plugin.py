@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -479,3 +480,129 @@ def test_bad_marker_settings_are_one_line_naming_marker_and_key(
     )
     assert "KeyError" not in result.stdout.str()
     assert "TypeError" not in result.stdout.str()
+
+
+def test_a_marker_scenario_file_not_found_says_where_it_looked(pytester: pytest.Pytester) -> None:
+    sub = pytester.mkdir("sub")
+    (sub / "test_missing.py").write_text(
+        "import pytest\n\n"
+        "@pytest.mark.otpsim(scenario='nope.yaml')\n"
+        "def test_missing(otpsim):\n"
+        "    pass\n"
+    )
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "sub")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*@pytest.mark.otpsim(scenario='nope.yaml'): no such file; looked for "
+            f"{sub / 'nope.yaml'} (beside the test file) and {pytester.path / 'nope.yaml'} "
+            "(the current directory)"
+        ]
+    )
+    assert "FileNotFoundError" not in result.stdout.str()
+
+
+# -- a shared server: the account the helpers act on, and the one the app uses ---------
+
+MISNAMED = """
+import pytest
+from otpsim.client import Client
+
+PHONE = "+33612345678"
+
+
+def test_the_scenario_went_to_an_account_the_app_never_used(otpsim):
+    otpsim.use_scenario({"network": {"rules": [{"match": "*", "error": 503}]}})
+    Client(otpsim.url, api_key="myapp-key").create_otp({"phoneNumber": PHONE})  # the app
+
+
+def test_the_app_uses_the_helpers_account(otpsim):
+    otpsim.use_scenario({"network": {"rules": []}})
+    otpsim.advance(10)
+    Client(otpsim.url, api_key=otpsim.api_key).create_otp({"phoneNumber": PHONE})
+"""
+
+
+def test_a_scenario_for_an_account_the_app_never_used_is_a_warning(
+    pytester: pytest.Pytester, start_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, base = start_server()
+    monkeypatch.setenv("OTPSIM_URL", base)
+    pytester.makepyfile(test_misnamed=MISNAMED)
+    result = pytester.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=2, warnings=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_the_scenario_went_to_an_account_the_app_never_used*",
+            "*OtpsimAccountWarning: use_scenario acted on account 'pytest-main', which made "
+            "no provider request in this test, while account 'myapp-key' did*",
+        ]
+    )
+
+
+def readme_conftest() -> str:
+    """The README's per-worker ``otpsim_account`` recipe for a shared simulator."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = text.split("**A shared simulator.**", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readmes_per_worker_account_recipe_keeps_xdist_workers_apart(
+    pytester: pytest.Pytester, start_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, base = start_server()
+    monkeypatch.setenv("OTPSIM_URL", base)
+    pytester.makepyfile(
+        myapp="""
+        from otpsim.client import Client
+
+        API_KEY = "set-by-the-tests"  # the application's setting
+
+
+        def start_login(url, phone):
+            return Client(url, api_key=API_KEY).create_otp({"phoneNumber": phone})
+        """
+    )
+    pytester.makeini(INI)
+    pytester.makeconftest(readme_conftest())
+    pytester.makepyfile(
+        test_app="""
+        import pytest
+        import myapp
+
+        PHONE = "+33612345678"
+
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_login(otpsim, n):
+            otpsim.use_scenario({"network": {"rules": [{"match": "*", "delay": 30}]}})
+            otp = myapp.start_login(otpsim.url, PHONE)
+            assert otpsim.messages(PHONE)[0]["status"] == "QUEUED"  # this account's rules
+            otpsim.advance(30)
+            assert otpsim.latest_pin(PHONE) == otpsim.client.otp(otp["otpId"])["pin"]
+            assert len(otpsim.messages()) == 1  # never another worker's
+        """
+    )
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "xdist", "-W", "error")
+    result.assert_outcomes(passed=4)
+    from support import call
+
+    _, everyone = call("GET", f"{base}/_sim/messages")
+    assert {m["account"] for m in everyone["messages"]} == {"myapp-gw0", "myapp-gw1"}
+
+
+def test_a_failed_assert_called_points_at_the_users_line_not_the_helpers(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_called="""
+        def test_called(otpsim):
+            otpsim.assert_called("/otp")
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert 'otpsim.assert_called("/otp")' in out
+    assert "_entries = self.client.requests" not in out
+    assert "raise AssertionError(problem)" not in out  # the helpers' frames are hidden

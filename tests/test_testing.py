@@ -230,3 +230,27 @@ def test_advance_then_callbacks_shows_every_attempt_that_came_due() -> None:
     assert [a["statusCode"] for a in delivery["attempts"]] == [500, 200]
     first, second = delivery["attempts"]
     assert second["at"] == first["nextRetryAt"]
+
+
+def test_callbacks_right_after_a_verify_or_an_advance_lists_their_deliveries() -> None:
+    """The README's example: the batch the verify (or the expiry) opened is still open
+    when callbacks() is asked; it waits for that batch to close (about one window)."""
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Scripted)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    hook = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
+    settings = dataclasses.replace(default_settings(), callback_batch_window=0.5)
+    try:
+        with Controller(settings) as otpsim:
+            body = {"phoneNumber": "+33612345678", "otpCallbackUrl": hook}
+            otp = otpsim.client.create_otp(body)
+            otpsim.client.verify(otp["otpId"], otpsim.latest_pin(otp_id=otp["otpId"]))
+            [delivery] = otpsim.callbacks(otp["otpId"])  # at once: no polling
+            assert [i["status"] for i in delivery["payload"]["data"]] == ["VERIFIED"]
+            other = otpsim.client.create_otp({**body, "ttl": 60})
+            otpsim.advance(600)
+            [expired] = otpsim.callbacks(other["otpId"])
+            assert expired["otpIds"] == [other["otpId"]]
+            assert len(otpsim.callbacks()) == 2
+    finally:
+        receiver.shutdown()
+        receiver.server_close()

@@ -63,4 +63,9 @@ class Message:
             "status": self.status.value,
             "createdAt": iso(self.created_at),
             "deliveredAt": None if self.delivered_at is None else iso(self.delivered_at),
+            "deliverAt": (
+                iso(self.deliver_at)
+                if self.status is SmsStatus.QUEUED and self.deliver_at is not None
+                else None
+            ),
         }

@@ -287,8 +287,9 @@ class _Run:
                 pins=True,
             )
             problem = called_problem(
-                entries, path, method=method, status=status, times=times, body=body
-            )
+                entries, path, method=method, status=status, times=times, body=body,
+                show_pins=_compares_pin(body),
+            )  # fmt: skip
             if problem is None or time.monotonic() >= deadline:
                 break
             await asyncio.sleep(0.05)
@@ -296,6 +297,12 @@ class _Run:
             raise StepFailed(problem)
         found = matching_calls(entries, path, method=method, status=status, body=body)
         return None, {"count": len(found), "last": found[0] if found else None, "requests": found}
+
+
+def _compares_pin(body: Any) -> bool:
+    """An ``expect_request`` body that compares a PIN: its failure shows the PINs sent
+    (the compared field, else masked as everywhere)."""
+    return isinstance(body, Mapping) and "pin" in body
 
 
 def _given(args: Mapping[str, Any], key: str, default: float) -> Any:

@@ -273,8 +273,13 @@ class _Batch:
     otp_ids: list[str]
     job: Job | None = None  # its close, at opened_at + the window (simulator time)
     timer: asyncio.TimerHandle | None = None  # the same window in real time (frozen clock)
+    closed: asyncio.Future[None] | None = None  # done when it closes (someone waits for it)
 
     def stop_timers(self, timers: Timers) -> None:
+        """It is closed (flushed, forgotten, or the dispatcher stops): no more timers, and
+        whoever waits for it (:meth:`CallbackDispatcher.settle`) goes on."""
+        if self.closed is not None:
+            _done(self.closed)
         if self.job is not None:
             timers.cancel(self.job)
             self.job = None
@@ -328,6 +333,9 @@ class _Backlogs:
 # A delivery whose attempt came due, the job it came due by, and the future the
 # scheduler may wait on (done when that attempt is, or when it will not happen).
 _Ready = tuple[Delivery, Job, "asyncio.Future[None]"]
+
+
+MAX_SETTLE = 5.0  # seconds a listing waits at most for open batches (a long window)
 
 
 def _real(window: float) -> float:
@@ -920,6 +928,33 @@ class CallbackDispatcher:
         delivery.next_attempt_at = None
 
     # -- the log ---------------------------------------------------------------------------
+
+    async def settle(
+        self,
+        *,
+        account: str | None = None,
+        otp_id: str | None = None,
+        delivery_id: str | None = None,
+    ) -> None:
+        """Wait until the batches open now (of ``account``, with ``otp_id``, becoming
+        ``delivery_id``, when given) have closed, so that a listing shows what happened
+        so far; at most about one batch window of real time (each closes by then, on a
+        running or a frozen clock), and never more than ``MAX_SETTLE`` seconds. Batching
+        itself is untouched: this only waits."""
+        waiting = []
+        for (owner, _), batch in self._batches.items():
+            if account is not None and owner != account:
+                continue
+            if otp_id is not None and otp_id not in batch.otp_ids:
+                continue
+            if delivery_id is not None and batch.delivery_id != delivery_id:
+                continue
+            if batch.closed is None:
+                batch.closed = asyncio.get_running_loop().create_future()
+            waiting.append(batch.closed)
+        if waiting:
+            bound = min(self.settings.callback_batch_window * 1.05 + 0.05, MAX_SETTLE)
+            await asyncio.wait(waiting, timeout=bound)  # never cancels them
 
     def deliveries(
         self,

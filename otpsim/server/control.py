@@ -208,17 +208,22 @@ async def move_clock(request: web.Request) -> web.Response:
 
 
 async def list_callbacks(request: web.Request) -> web.Response:
-    """Every callback delivery, newest first, with every attempt."""
+    """Every callback delivery, newest first, with every attempt; the batches open when
+    asked (of that account, of that OTP) are waited for first, about one batch window
+    at most, so that what happened so far is listed."""
     state = request.query.get("status") or None
     if state is not None and state.lower() not in {s.value for s in State}:
         raise ProviderError(
             E.SIM_INVALID_PARAM, f"'status' must be one of: {', '.join(s.value for s in State)}"
         )
+    account, otp_id = _account_filter(request), _otp_filter(request)
+    limit = query_number(request, "limit", int, default=100, low=1, high=MAX_LIST)
+    await request.app[DISPATCHER].settle(account=account, otp_id=otp_id)
     deliveries = request.app[DISPATCHER].deliveries(
-        account=_account_filter(request),
-        otp_id=_otp_filter(request),
+        account=account,
+        otp_id=otp_id,
         state=None if state is None else state.lower(),
-        limit=query_number(request, "limit", int, default=100, low=1, high=MAX_LIST),
+        limit=limit,
     )
     return json_response({"callbacks": [d.to_json() for d in deliveries]})
 
@@ -228,6 +233,8 @@ def _delivery_id(request: web.Request) -> str:
 
 
 async def get_callback(request: web.Request) -> web.Response:
+    """One delivery; if its batch is still open, once it has closed (a window at most)."""
+    await request.app[DISPATCHER].settle(delivery_id=_delivery_id(request))
     delivery = request.app[DISPATCHER].get(_delivery_id(request))
     if delivery is None:
         raise ProviderError(E.SIM_NOT_FOUND, f"No callback delivery {_delivery_id(request)}")

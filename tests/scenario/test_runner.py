@@ -226,3 +226,18 @@ steps:
     )
     assert " POST /otp -> 201 " in result.failure
     assert not result.errored  # a failure, not an error
+
+
+async def test_expect_request_on_a_pin_shows_the_pin_it_compared() -> None:
+    result = await run(
+        """
+steps:
+  - create: {phoneNumber: "+4915123456789"}
+    as: otp
+  - verify: {otpId: "{{ otp.otpId }}", pin: "123123"}
+    expect: {status: 400}
+  - expect_request: {path: "/otp/*", body: {pin: "000000"}}
+"""
+    )
+    assert result.failure is not None
+    assert "'pin': '123123'" in result.failure  # what was compared, not '****'

@@ -161,6 +161,26 @@ async def test_events_within_the_window_are_grouped_none_lost_none_duplicated(
     assert all(len(r.json["data"]) <= 200 for r in receiver.requests)
 
 
+async def test_a_listing_waits_for_the_batches_open_when_asked(
+    make_client: Any, receiver: Receiver
+) -> None:
+    """On a frozen clock too: an open batch closes once its window passed in real time,
+    and GET /_sim/callbacks (or /_sim/callbacks/{id}) waits for it, so what happened so
+    far is listed; the other account's open batch is not waited for by a scoped list."""
+    client = await make_client(settings(callback_batch_window=0.3))
+    otp = await create(client, otpCallbackUrl=receiver.url)
+    await client.delete(f"/otp/{otp['otpId']}", headers=KEY)
+    body = await (await client.get("/_sim/callbacks", params={"otpId": otp["otpId"]})).json()
+    [delivery] = body["callbacks"]
+    assert delivery["payload"]["data"][0]["status"] == "CANCELLED"
+    other = await create(client, otpCallbackUrl=receiver.url)
+    await client.delete(f"/otp/{other['otpId']}", headers=KEY)
+    [batch] = client.app[DISPATCHER]._batches.values()
+    resp = await client.get(f"/_sim/callbacks/{batch.delivery_id}")
+    assert resp.status == 200
+    assert (await resp.json())["otpIds"] == [other["otpId"]]
+
+
 async def test_a_batch_never_holds_more_than_200_items(
     make_client: Any, receiver: Receiver
 ) -> None:

@@ -14,7 +14,7 @@ from otpsim.clock import iso
 DE = "+4915123456789"
 MESSAGE_FIELDS = {
     "id", "seq", "otpId", "account", "phoneNumber", "countryIso", "from", "text", "pin", "parts",
-    "encoding", "status", "createdAt", "deliveredAt",
+    "encoding", "status", "createdAt", "deliveredAt", "deliverAt",
 }  # fmt: skip
 
 
