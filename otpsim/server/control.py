@@ -11,8 +11,9 @@ import contextlib
 import functools
 import json
 import math
+from collections.abc import Awaitable
 from importlib.resources import files
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from aiohttp import web
@@ -27,6 +28,8 @@ from otpsim.scenario.model import parse_scenario
 from otpsim.server.callbacks import State
 from otpsim.server.http import json_response, query_number, read_json_object
 from otpsim.server.keys import DISPATCHER, SIM, STOPPING, STREAMS
+
+T = TypeVar("T")
 
 MAX_LIST = 10_000
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser when built
@@ -68,6 +71,47 @@ async def list_messages(request: web.Request) -> web.Response:
     return json_response({"messages": [m.to_json() for m in messages]})
 
 
+async def long_poll(request: web.Request, waiting: Awaitable[T | None]) -> tuple[T | None, bool]:
+    """Hold this request until ``waiting`` gives its answer (None: nothing within its
+    wait); returns it and whether the wait was pre-empted. A long poll holds its
+    connection in one of the --max-streams slots; at the cap the oldest long poll is
+    pre-empted: it ends now, "nothing yet". The server starting to stop ends every long
+    poll too (503, at once)."""
+    with request.app[STREAMS].slot("long poll") as stream:
+        task = asyncio.ensure_future(waiting)
+        ended = asyncio.ensure_future(stream.ended.wait())
+        stopping = asyncio.ensure_future(request.app[STOPPING].wait())
+        try:
+            await asyncio.wait({task, ended, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+            stopping.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        found = task.result() if not task.cancelled() else None
+        if found is None and request.app[STOPPING].is_set():
+            raise ProviderError(
+                E.SERVICE_UNAVAILABLE,
+                "The simulator is shutting down: try again when it is back",
+            )
+        return found, stream.ended.is_set() and found is None
+
+
+def nothing_yet(what: str, wait: float, preempted: bool) -> ProviderError:
+    """The 404 of a latest-... read that found nothing (``what``: e.g. "No message
+    delivered for phoneNumber +33..."), saying how long it waited, or that its wait was
+    pre-empted (then with ``Retry-After: 0``)."""
+    waited = f" within {wait:g}s" if wait else ""
+    if preempted:
+        waited = " yet (this wait ended early to make room for another: poll again)"
+    error = ProviderError(E.SIM_NOT_FOUND, f"{what}{waited}")
+    if preempted:
+        error.headers["Retry-After"] = "0"
+    return error
+
+
 async def latest_message(request: web.Request) -> web.Response:
     """The newest delivered SMS; ``wait=S`` holds the request until one arrives."""
     sim = request.app[SIM]
@@ -76,33 +120,10 @@ async def latest_message(request: web.Request) -> web.Response:
     account = _account_filter(request)
     preempted = False
     if wait > 0:
-        # A long poll holds its connection, in one of the --max-streams slots; at the
-        # cap the oldest long poll is pre-empted: it ends now, "nothing yet".
-        with request.app[STREAMS].slot("long poll") as stream:
-            waiting = asyncio.ensure_future(
-                sim.wait_latest_message(
-                    phone_number=phone, otp_id=otp_id, wait=wait, account=account
-                )
-            )
-            ended = asyncio.ensure_future(stream.ended.wait())
-            # The server starting to stop ends every long poll too (503, at once).
-            stopping = asyncio.ensure_future(request.app[STOPPING].wait())
-            try:
-                await asyncio.wait({waiting, ended, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                ended.cancel()
-                stopping.cancel()
-                if not waiting.done():
-                    waiting.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await waiting
-            message = waiting.result() if not waiting.cancelled() else None
-            if message is None and request.app[STOPPING].is_set():
-                raise ProviderError(
-                    E.SERVICE_UNAVAILABLE,
-                    "The simulator is shutting down: try again when it is back",
-                )
-            preempted = stream.ended.is_set() and message is None
+        message, preempted = await long_poll(
+            request,
+            sim.wait_latest_message(phone_number=phone, otp_id=otp_id, wait=wait, account=account),
+        )
     else:
         message = sim.latest_message(phone_number=phone, otp_id=otp_id, account=account)
     if message is None:
@@ -111,15 +132,9 @@ async def latest_message(request: web.Request) -> web.Response:
             for part in (phone and f"phoneNumber {phone}", otp_id and f"otpId {otp_id}")
             if part
         )
-        waited = f" within {wait:g}s" if wait else ""
-        if preempted:
-            waited = " yet (this wait ended early to make room for another: poll again)"
-        error = ProviderError(
-            E.SIM_NOT_FOUND, f"No message delivered{' for ' + about if about else ''}{waited}"
+        raise nothing_yet(
+            f"No message delivered{' for ' + about if about else ''}", wait, preempted
         )
-        if preempted:
-            error.headers["Retry-After"] = "0"
-        raise error
     return json_response(message.to_json())
 
 

@@ -17,7 +17,6 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -44,9 +43,16 @@ from otpsim.domain.journal import (
 from otpsim.domain.numbers import normalize_phone
 from otpsim.engine.network import FIRED
 from otpsim.errors import E, ProviderError
-from otpsim.server.control import MAX_LIST, _account_filter, _otp_filter, _phone_filter
+from otpsim.server.control import (
+    MAX_LIST,
+    _account_filter,
+    _otp_filter,
+    _phone_filter,
+    long_poll,
+    nothing_yet,
+)
 from otpsim.server.http import BODY, RAW_BODY, is_text, json_response, query_number
-from otpsim.server.keys import CLIENT_ID, CONCERNS, PRINCIPAL, REQUEST_ID, SIM, STOPPING, STREAMS
+from otpsim.server.keys import CLIENT_ID, CONCERNS, PRINCIPAL, REQUEST_ID, SIM
 from otpsim.server.security import is_page_asset
 
 log = logging.getLogger("otpsim")
@@ -274,37 +280,12 @@ async def latest_request(request: web.Request) -> web.Response:
     wait = query_number(request, "wait", float, default=0.0, low=0.0, high=sim.settings.max_wait)
     preempted = False
     if wait > 0:
-        with request.app[STREAMS].slot("long poll") as stream:
-            waiting = asyncio.ensure_future(sim.wait_request(query, wait))
-            ended = asyncio.ensure_future(stream.ended.wait())
-            stopping = asyncio.ensure_future(request.app[STOPPING].wait())
-            try:
-                await asyncio.wait({waiting, ended, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                ended.cancel()
-                stopping.cancel()
-                if not waiting.done():
-                    waiting.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await waiting
-            found = waiting.result() if not waiting.cancelled() else None
-            if found is None and request.app[STOPPING].is_set():
-                raise ProviderError(
-                    E.SERVICE_UNAVAILABLE,
-                    "The simulator is shutting down: try again when it is back",
-                )
-            preempted = stream.ended.is_set() and found is None
+        found, preempted = await long_poll(request, sim.wait_request(query, wait))
     else:
         matches = sim.requests(query, 1)
         found = matches[0] if matches else None
     if found is None:
-        waited = f" within {wait:g}s" if wait else ""
-        if preempted:
-            waited = " yet (this wait ended early to make room for another: poll again)"
-        error = ProviderError(E.SIM_NOT_FOUND, f"No request journaled{waited}")
-        if preempted:
-            error.headers["Retry-After"] = "0"
-        raise error
+        raise nothing_yet("No request journaled", wait, preempted)
     return json_response(found.to_json(pins=pins))
 
 
