@@ -23,7 +23,14 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from otpsim.client import ApiError, AsyncClient, Call, called_problem, matching_calls
+from otpsim.client import (
+    ApiError,
+    AsyncClient,
+    Call,
+    called_problem,
+    matching_calls,
+    subset_mismatch,
+)
 from otpsim.config import Settings
 from otpsim.errors import OtpsimError
 from otpsim.scenario.model import Scenario, Step, check_rendered
@@ -75,29 +82,9 @@ class StepFailed(Exception):
 # -- values and comparisons --------------------------------------------------------------
 
 
-def mismatch(expected: Any, got: Any, where: str = "body") -> str | None:
-    """The first difference (``where: expected X, got Y``); mappings compare as subsets."""
-    if isinstance(expected, dict):
-        if not isinstance(got, dict):
-            return f"{where}: expected a mapping, got {got!r}"
-        for key, value in expected.items():
-            if key not in got:
-                return f"{where}.{key}: missing (expected {value!r})"
-            found = mismatch(value, got[key], f"{where}.{key}")
-            if found:
-                return found
-        return None
-    if isinstance(expected, list):
-        if not isinstance(got, list) or len(got) != len(expected):
-            return f"{where}: expected {expected!r}, got {got!r}"
-        for i, (e, g) in enumerate(zip(expected, got, strict=True)):
-            found = mismatch(e, g, f"{where}[{i}]")
-            if found:
-                return found
-        return None
-    if expected != got and not (isinstance(got, str) and str(expected) == got):
-        return f"{where}: expected {expected!r}, got {got!r}"
-    return None
+# The first difference (``where: expected X, got Y``); mappings compare as subsets: the
+# same comparison as assert_called's ``body=`` (one definition, in client.py).
+mismatch = subset_mismatch
 
 
 def _describe(status: int, body: Any) -> str:
