@@ -2,6 +2,7 @@
 
     python bench/tail.py probe [--seconds 75] [--count 100000] [@DIR]
     python bench/tail.py latency [--seconds 8] [--rounds 2] [old=@DIR ...]
+    python bench/tail.py rss [--cap 20000] [--rounds 6]
 
 ``probe``: ``otpsim serve`` with its store prefilled to COUNT (bench/prefilled.py), a
 probe inside the server (gc.callbacks timing every collection per generation with the
@@ -11,6 +12,10 @@ under ``wrk -c50`` for SECONDS. Prints every loop stall above 20 ms with what ra
 
 ``latency``: p50 / p99 / max (wrk --latency) at -c50 and -c10, on a young store and on
 one at its cap, interleaved between this checkout and any ``name=@DIR`` given.
+
+``rss``: the server's RSS at its cap (``--max-messages CAP``, prefilled) while wrk
+churns the store ROUNDS times over: flat if nothing leaks (full collections are
+deferred under load, so a leaking cycle would show here).
 
 Server pinned to CPU 0, wrk to CPU 1, 127.0.0.1 only; bounded in time.
 """
@@ -52,7 +57,7 @@ def install_probe(out_path: str) -> None:
     from otpsim import cli
     from otpsim.engine import scheduler as scheduler_module
 
-    t0 = time.perf_counter()
+    t0 = 0.0  # perf_counter is CLOCK_MONOTONIC: the same clock in the bench's process
     events: list[dict[str, Any]] = []
     started: dict[str, float] = {}
 
@@ -177,10 +182,17 @@ def probe(args: argparse.Namespace) -> None:
                str(args.count), "--port", str(port)]  # fmt: skip
     server = Server(command, "/_sim/health", port, env=env_for(args.checkout), timeout=180)
     try:
+        load_from = time.perf_counter()
         figures = run_wrk(server.url + "/otp", args.seconds, 50)
     finally:
         server.stop()
-    events = json.loads(Path(out).read_text())
+    # Times from the start of the load; what happened before (the prefill, the start-up
+    # collections) is left out.
+    events = [
+        {**e, "at": e["at"] - load_from}
+        for e in json.loads(Path(out).read_text())
+        if e["what"] == "types" or e["at"] >= load_from
+    ]
     os.unlink(out)
     print(f"wrk -c50 {args.seconds:g}s at the cap ({args.count:,}): {figures['rate']:,.0f} "
           f"req/s, p50 {figures['p50']:.2f} ms, p99 {figures['p99']:.2f} ms, "
@@ -265,6 +277,25 @@ def latency(args: argparse.Namespace) -> None:
               f"{med['p99']:.2f} | {worst:.0f} |")  # fmt: skip
 
 
+def rss(args: argparse.Namespace) -> None:
+    """RSS of a server at its cap under continuous load, sampled as the store churns
+    ROUNDS times over (every record evicted and replaced each time)."""
+    port = free_port()
+    command = [sys.executable, str(HERE / "prefilled.py"), str(args.cap), "--port", str(port),
+               "--max-messages", str(args.cap)]  # fmt: skip
+    server = Server(command, "/_sim/health", port, env=env_for(None), timeout=180)
+    try:
+        done = 0
+        print(f"cap {args.cap:,}: RSS {server.rss_mb():.0f} MB at start")
+        while done < args.rounds * args.cap:
+            figures = run_wrk(server.url + "/otp", args.seconds, 50)
+            done += int(figures["rate"] * args.seconds)
+            print(f"after ~{done / args.cap:.1f} x the cap of creates: RSS "
+                  f"{server.rss_mb():.0f} MB ({figures['rate']:,.0f} req/s)")  # fmt: skip
+    finally:
+        server.stop()
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_serve":
         probe_server()
@@ -281,8 +312,14 @@ def main() -> None:
     lat.add_argument("--rounds", type=int, default=2)
     lat.add_argument("--count", type=int, default=100_000)
     lat.add_argument("others", nargs="*", metavar="NAME=@DIR")
+    r = sub.add_parser("rss")
+    r.add_argument("--cap", type=int, default=20_000)
+    r.add_argument("--rounds", type=int, default=6)
+    r.add_argument("--seconds", type=float, default=5)
     args = parser.parse_args()
-    if args.cmd == "probe":
+    if args.cmd == "rss":
+        rss(args)
+    elif args.cmd == "probe":
         if args.checkout:
             args.checkout = args.checkout.lstrip("@")
         probe(args)
