@@ -7,7 +7,6 @@ Every ``serve`` flag has an ``OTPSIM_*`` environment twin and a config-file key 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import signal
@@ -277,6 +276,8 @@ async def serve(settings: Settings, *, out: Any = None) -> None:
         if clock is not None:
             print(f"  Clock:   {clock}, as it was saved in {settings.db}", file=out)
         print("Press Ctrl-C to stop.", file=out, flush=True)
+    from otpsim.gcpolicy import collect_garbage_on_schedule
+
     collector = asyncio.create_task(collect_garbage_on_schedule(), name="gc")
     try:
         await stop.wait()
@@ -302,33 +303,9 @@ def exposure_warning(settings: Settings, port: int) -> str | None:
     )
 
 
-FULL_COLLECTION_EVERY = 60.0  # seconds
 # Seconds requests still in flight get when the server stops (after long polls have
 # answered and websockets closed); aiohttp's default of 60 s held a container's stop.
 SHUTDOWN_TIMEOUT = 1.0
-
-
-async def collect_garbage_on_schedule(every: float = FULL_COLLECTION_EVERY) -> None:
-    """Full garbage collections on a schedule instead of CPython's own trigger.
-
-    A server holding 100,000 OTPs and their messages spends 50-85 ms in each full
-    collection (it visits every stored object), and CPython starts one whenever the
-    survivors since the last reach a quarter of the old generation: every few seconds
-    under load, a pause every connection feels. Young collections go on as usual
-    (requests make no reference cycles); the full one runs once a minute. Only
-    ``otpsim serve`` does this: embedded in a test process, the process's GC is left
-    alone.
-    """
-    import asyncio
-
-    young, middle, old = gc.get_threshold()
-    gc.set_threshold(young, middle, 1_000_000_000)
-    try:
-        while True:
-            await asyncio.sleep(every)
-            gc.collect()
-    finally:
-        gc.set_threshold(young, middle, old)
 
 
 def wait_ready(url: str, timeout: float) -> str:

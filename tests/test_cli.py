@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import gc
 import json
 import os
 import signal
@@ -17,8 +15,6 @@ from typing import Any
 
 import pytest
 from support import call, otpsim_command, read_until
-
-from otpsim.cli import collect_garbage_on_schedule
 
 
 def run(*args: str, timeout: float = 30, **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -220,19 +216,6 @@ def test_oversized_headers_get_a_4xx_and_the_server_keeps_serving(start_server: 
     assert 400 <= conn.getresponse().status < 500
     conn.close()
     assert call("GET", f"{base}/_sim/health")[0] == 200
-
-
-async def test_serve_runs_full_collections_on_its_own_schedule() -> None:
-    before = gc.get_threshold()
-    full_collections = gc.get_stats()[2]["collections"]
-    task = asyncio.create_task(collect_garbage_on_schedule(every=0.01))
-    await asyncio.sleep(0.1)
-    assert gc.get_threshold()[2] >= 1_000_000  # CPython's own trigger is off meanwhile
-    assert gc.get_stats()[2]["collections"] > full_collections
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    assert gc.get_threshold() == before
 
 
 # -- the small traps: bare otpsim, a closed stdout, JSON all the way ---------------------

@@ -69,7 +69,7 @@ class Kind(IntEnum):
     BATCH = 4  # a callback batch's window closes (key: its delivery id)
 
 
-@dataclass(order=True, slots=True)
+@dataclass(slots=True)
 class Job:
     due: float
     kind: Kind
@@ -80,6 +80,15 @@ class Job:
     # Whose clock it runs on: an account (on its own view while it has one, else on
     # the shared clock), or None (the shared clock).
     view: str | None = field(default=None, compare=False)
+
+    def __lt__(self, other: Job) -> bool:
+        """Ordered by (due, kind, seq), as the heap needs; written out rather than
+        ``order=True``'s two tuples per comparison: a sweep heapifies 100,000 jobs."""
+        if self.due != other.due:
+            return self.due < other.due
+        if self.kind != other.kind:
+            return self.kind < other.kind
+        return self.seq < other.seq
 
 
 class _Acting:
@@ -351,13 +360,10 @@ class Scheduler:
     def _compact(self, name: str | None) -> None:
         """Drop cancelled and stale jobs of one heap; its threshold grows with what is
         left, so a heap full of live jobs is swept at amortized O(1) per job."""
-        kept = []
-        for job in self._heaps[name]:
-            if job.cancelled:
-                continue
-            alive = self._alive.get(job.kind)
-            if alive is None or alive(job):
-                kept.append(job)
+        kept = [job for job in self._heaps[name] if not job.cancelled]
+        if self._alive:
+            check = self._alive.get
+            kept = [job for job in kept if (alive := check(job.kind)) is None or alive(job)]
         heapq.heapify(kept)
         self._heaps[name] = kept
         self._limits[name] = max(self._base_limit, 2 * len(kept))

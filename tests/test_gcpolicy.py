@@ -1,0 +1,98 @@
+"""``otpsim serve``'s garbage collection: no full collection while it is busy, every
+long-lived cycle freed once it is idle, the process's collector restored afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import time
+import weakref
+from collections.abc import AsyncIterator
+
+import pytest
+
+from otpsim.gcpolicy import collect_garbage_on_schedule
+
+
+class Node:
+    def __init__(self) -> None:
+        self.other: Node | None = None
+
+
+def garbage_cycle_in_the_old_generation() -> tuple[weakref.ref[Node], asyncio.Event]:
+    """A reference cycle that lived long enough to reach the old generation, then was
+    dropped: only a full collection frees it. Returns a reference to it, and an event
+    set when it is freed."""
+    first, second = Node(), Node()
+    first.other, second.other = second, first
+    gc.collect(1)  # survivors of a middle collection move to the old generation
+    freed = asyncio.Event()
+    weakref.finalize(first, freed.set)
+    return weakref.ref(first), freed
+
+
+@contextlib.asynccontextmanager
+async def policy(every: float) -> AsyncIterator[None]:
+    task = asyncio.create_task(collect_garbage_on_schedule(every=every))
+    await asyncio.sleep(0)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def busy(seconds: float) -> None:
+    """Keep the event loop's thread on the CPU, as a server under load does."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        stop = time.monotonic() + 0.002
+        while time.monotonic() < stop:
+            pass
+        await asyncio.sleep(0)
+
+
+async def test_a_busy_server_runs_no_full_collection() -> None:
+    async with policy(every=0.05):
+        dropped, _ = garbage_cycle_in_the_old_generation()
+        full = gc.get_stats()[2]["collections"]
+        await busy(0.6)  # twelve times `every`: a timer alone would have collected
+        assert gc.get_stats()[2]["collections"] == full
+        assert dropped() is not None
+
+
+async def test_garbage_cycles_are_freed_once_the_server_is_idle() -> None:
+    async with policy(every=0.05):
+        await busy(0.2)
+        dropped, freed = garbage_cycle_in_the_old_generation()
+        await asyncio.wait_for(freed.wait(), 10)  # generous: one idle check is 0.05 s
+        assert dropped() is None
+
+
+async def test_full_collections_run_at_the_latest_under_continuous_load() -> None:
+    task = asyncio.create_task(collect_garbage_on_schedule(every=0.05, at_latest=0.2))
+    try:
+        full = gc.get_stats()[2]["collections"]
+        await busy(1.0)
+        assert gc.get_stats()[2]["collections"] > full
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_the_collector_is_restored_when_the_server_stops() -> None:
+    before = gc.get_threshold()
+    async with policy(every=60):
+        assert gc.get_threshold()[2] >= 1_000_000  # CPython's own trigger is off meanwhile
+        assert gc.get_threshold()[1] == 0  # middle collections after each young one
+        assert gc.get_freeze_count() > 0  # what the server started with is frozen
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0  # an embedding process frees its own cycles again
+
+
+@pytest.fixture(autouse=True)
+def _no_frozen_leftovers() -> None:
+    assert gc.get_freeze_count() == 0
