@@ -114,6 +114,9 @@ N = TypeVar("N", int, float)
 
 def check_charset(request: web.Request) -> None:
     """400 when the body's ``Content-Type`` names a charset Python does not know."""
+    raw = request.headers.get("Content-Type")
+    if raw is None or ";" not in raw:
+        return  # no parameters, so no charset: not worth parsing (most requests)
     charset = request.charset
     if charset is None:
         return

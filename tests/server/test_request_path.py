@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 import pytest
+from support import expect_error
 
 from otpsim.config import Settings
 
@@ -38,3 +39,29 @@ async def test_the_sms_line_and_its_fields(
         "encoding": message["encoding"],
     }.items())  # in this order: the JSON line's keys  # fmt: skip
     assert (pin in record.getMessage()) is show
+
+
+@pytest.mark.parametrize(
+    "ctype",
+    [
+        "application/json;charset=bogus",
+        'application/json ; CHARSET="bogus"',
+        "text/plain;charset=bogus",
+    ],
+)
+async def test_a_charset_however_written_is_checked(make_client: Any, ctype: str) -> None:
+    client = await make_client()
+    headers = {**KEY, "Content-Type": ctype}
+    response = await client.post("/otp", data=b'{"phoneNumber": "+33612345678"}', headers=headers)
+    err = await expect_error(response, 400, "invalid_body", 1012)
+    assert "bogus" in err["message"]
+
+
+@pytest.mark.parametrize(
+    "ctype", ["application/json", "text/plain", "application/json; charset=UTF-8"]
+)
+async def test_a_known_or_no_charset_is_read(make_client: Any, ctype: str) -> None:
+    client = await make_client()
+    headers = {**KEY, "Content-Type": ctype}
+    response = await client.post("/otp", data=b'{"phoneNumber": "+33612345678"}', headers=headers)
+    assert response.status == 201, await response.text()
