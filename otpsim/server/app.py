@@ -36,6 +36,7 @@ from otpsim.server.http import (
     header_text,
     http_error_spec,
     is_text,
+    request_state,
 )
 from otpsim.server.keys import (
     DISPATCHER,
@@ -111,9 +112,9 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     per request, and the steps are easier to follow in one place.
     """
     started = time.perf_counter()
-    request[REQUEST_ID] = new_request_id()
-    if journal.journaled(request.path):
-        journal.begin(request)
+    request[REQUEST_ID] = request_id = new_request_id()
+    route = request.match_info.route.name
+    begun = journal.begin(request) if journal.journaled(request.path) else None
     try:
         try:
             _check_expect(request)
@@ -127,9 +128,8 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
             if refusal is not None:
                 response: web.StreamResponse = refusal
             else:
-                name = request.match_info.route.name
-                if name is not None and name.startswith("api."):
-                    _admit(request, name)
+                if route is not None and route.startswith("api."):
+                    _admit(request, route)
                 response = await handler(request)
         except ProviderError as exc:
             response = error_response(exc)
@@ -145,8 +145,9 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
             log.exception("unexpected error on %s %s", request.method, request.path)
             response = error_response(ProviderError(E.SERVER_ERROR))
     except web.HTTPException as exc:
-        _finish(request, exc, started)
-        journal.record(request, exc, started)
+        _finish(request, exc, started, request_id, route)
+        if begun is not None:
+            journal.record(request, exc, started, begun, request_id)
         raise
     if request.method not in ("GET", "HEAD"):
         # What this request changed is on disk before anyone hears about it (a 201, a
@@ -157,8 +158,9 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
             response = error_response(
                 ProviderError(E.SERVER_ERROR, f"{E.SERVER_ERROR.message}: {exc}")
             )
-    _finish(request, response, started)
-    journal.record(request, response, started)
+    _finish(request, response, started, request_id, route)
+    if begun is not None:
+        journal.record(request, response, started, begun, request_id)
     return response
 
 
@@ -207,28 +209,36 @@ def new_request_id() -> str:
     return f"{random.getrandbits(128):032x}"
 
 
-def _finish(request: web.Request, response: web.StreamResponse, started: float) -> None:
+def _finish(
+    request: web.Request,
+    response: web.StreamResponse,
+    started: float,
+    request_id: str,
+    route: str | None,
+) -> None:
     elapsed = time.perf_counter() - started
+    state = request_state(request)
     if not response.prepared:
         headers = response.headers
-        headers["X-Request-Id"] = request[REQUEST_ID]
+        headers["X-Request-Id"] = request_id
         headers["X-Response-Time"] = f"{elapsed * 1000:.3f}ms"
-        extra = request.get(EXTRA_HEADERS)
+        extra = state.get(EXTRA_HEADERS)
         if extra:
             for name, value in extra.items():
                 headers.setdefault(name, value)  # an error's own headers win
-    route = request.match_info.route.name or "unmatched"
-    request.app[METRICS].observe(route, request.method, response.status, elapsed)
+    route = route or "unmatched"
+    status = response.status
+    request.app[METRICS].observe(route, request.method, status, elapsed)
     # At info, a line for each request answered with an error; every request at debug.
-    level = logging.INFO if response.status >= 400 else logging.DEBUG
+    level = logging.INFO if status >= 400 else logging.DEBUG
     if access_log.isEnabledFor(level):
-        principal = request.get(PRINCIPAL)
+        principal = state.get(PRINCIPAL)
         log_line(
             access_log, level,
-            f"{request.method} {request.path} {response.status} {elapsed * 1000:.1f}ms",
+            f"{request.method} {request.path} {status} {elapsed * 1000:.1f}ms",
             {
-                "request_id": request[REQUEST_ID], "method": request.method,
-                "path": request.path, "route": route, "status": response.status,
+                "request_id": request_id, "method": request.method,
+                "path": request.path, "route": route, "status": status,
                 "duration_ms": round(elapsed * 1000, 3),
                 "account": principal.account if principal else None,
             },
