@@ -114,11 +114,13 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     started = time.perf_counter()
     request[REQUEST_ID] = request_id = new_request_id()
     route = request.match_info.route.name
-    begun = journal.begin(request) if journal.journaled(request.path) else None
+    app = request.app  # a property chain each time: read once
+    sim = app[SIM]
+    begun = journal.begin(sim) if journal.journaled(request.path) else None
     try:
         try:
             _check_expect(request)
-            refusal = _own_callback(request) or security.guard(request)
+            refusal = _own_callback(request, app) or security.guard(request)
             length = request.content_length
             if length is not None and length > request.client_max_size:
                 # Refused before reading: a client announcing a gigabyte is not waited for.
@@ -129,7 +131,7 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
                 response: web.StreamResponse = refusal
             else:
                 if route is not None and route.startswith("api."):
-                    _admit(request, route)
+                    _admit(request, route, sim)
                 response = await handler(request)
         except ProviderError as exc:
             response = error_response(exc)
@@ -145,22 +147,22 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
             log.exception("unexpected error on %s %s", request.method, request.path)
             response = error_response(ProviderError(E.SERVER_ERROR))
     except web.HTTPException as exc:
-        _finish(request, exc, started, request_id, route)
+        _finish(app, request, exc, started, request_id, route)
         if begun is not None:
-            journal.record(request, exc, started, begun, request_id)
+            journal.record(sim, request, exc, started, begun, request_id)
         raise
     if request.method not in ("GET", "HEAD"):
         # What this request changed is on disk before anyone hears about it (a 201, a
         # clock move, a counted wrong PIN): with SQLite, it waits for its batch.
         try:
-            await request.app[SIM].wait_durable()
+            await sim.wait_durable()
         except Exception as exc:  # its batch failed and was rolled back (the store logs why)
             response = error_response(
                 ProviderError(E.SERVER_ERROR, f"{E.SERVER_ERROR.message}: {exc}")
             )
-    _finish(request, response, started, request_id, route)
+    _finish(app, request, response, started, request_id, route)
     if begun is not None:
-        journal.record(request, response, started, begun, request_id)
+        journal.record(sim, request, response, started, begun, request_id)
     return response
 
 
@@ -192,10 +194,10 @@ def use_expect_handler(app: web.Application) -> None:
         route._expect_handler = continue_or_defer
 
 
-def _own_callback(request: web.Request) -> web.Response | None:
+def _own_callback(request: web.Request, app: web.Application) -> web.Response | None:
     """A callback this simulator sent to itself (by a name POST /otp could not tell
     apart): refused before any handler runs, marked so its sender stops retrying."""
-    instance = request.app[DISPATCHER].instance
+    instance = app[DISPATCHER].instance
     if request.headers.get(INSTANCE_HEADER) != instance:
         return None
     message = "Refused: a callback from this simulator to itself"
@@ -210,6 +212,7 @@ def new_request_id() -> str:
 
 
 def _finish(
+    app: web.Application,
     request: web.Request,
     response: web.StreamResponse,
     started: float,
@@ -228,7 +231,7 @@ def _finish(
                 headers.setdefault(name, value)  # an error's own headers win
     route = route or "unmatched"
     status = response.status
-    request.app[METRICS].observe(route, request.method, status, elapsed)
+    app[METRICS].observe(route, request.method, status, elapsed)
     # At info, a line for each request answered with an error; every request at debug.
     level = logging.INFO if status >= 400 else logging.DEBUG
     if access_log.isEnabledFor(level):
@@ -266,13 +269,13 @@ def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
     return response
 
 
-def _admit(request: web.Request, route: str) -> None:
+def _admit(request: web.Request, route: str, sim: Simulator) -> None:
     """For provider API routes: who is calling, and whether their rate budget allows it.
 
     The rate headers are kept for the answer, whatever it turns out to be.
     """
     caller = _caller(request, route)
-    admission = request.app[SIM].admit(caller, provider.ROUTE_SCOPES.get(route))
+    admission = sim.admit(caller, provider.ROUTE_SCOPES.get(route))
     request[EXTRA_HEADERS] = admission.headers
     if admission.error is not None:
         raise admission.error

@@ -41,6 +41,7 @@ from otpsim.domain.journal import (
     parse_status,
 )
 from otpsim.domain.numbers import normalize_phone
+from otpsim.engine import Simulator
 from otpsim.engine.network import FIRED
 from otpsim.errors import E, ProviderError
 from otpsim.server.control import (
@@ -76,9 +77,9 @@ def journaled(path: str) -> bool:
     )
 
 
-def begin(request: web.Request) -> Started:
+def begin(sim: Simulator) -> Started:
     """A provider-API request arrived: its time, and a fresh list of rules fired."""
-    return request.app[SIM].now(), FIRED.set([])
+    return sim.now(), FIRED.set([])
 
 
 def _text(value: str) -> str:
@@ -168,6 +169,7 @@ def _error(response: web.StreamResponse) -> dict[str, Any] | None:
 
 
 def record(
+    sim: Simulator,
     request: web.Request,
     response: web.StreamResponse,
     started: float,
@@ -180,7 +182,6 @@ def record(
     rules = FIRED.get() or []
     FIRED.reset(token)
     try:
-        sim = request.app[SIM]
         state = request_state(request)
         principal = state.get(PRINCIPAL)
         account = principal.account if principal is not None else state.get(CLIENT_ID)
