@@ -24,8 +24,7 @@ connections, so slow clients (slowloris) could hold every file descriptor. Here:
 
 This subclasses aiohttp's ``Server`` and ``RequestHandler`` and reads a few of the
 handler's attributes (``_request_count``, ``_messages``, ``_request_in_progress``,
-``_upgraded``, ``_reading_paused``, ``_buffer_paused``); ``tests/hostile/test_hostile_edge.py``
-and ``tests/hostile/test_hostile_pipeline.py`` pin that behaviour.
+``_upgraded``); ``tests/hostile/test_hostile_edge.py`` pins that behaviour.
 
 Example::
 
@@ -325,16 +324,6 @@ class EdgeHandler(web.RequestHandler):
             self._body_bytes += len(data)
         elif self._head_timer is None and self.idle:
             self._arm_head_timer()  # the first bytes of the next request
-
-    def resume_reading(self, resume_parser: bool = True) -> None:
-        """aiohttp's, except when nothing is paused. aiohttp 3.14's body stream calls it
-        each time a body is read below its low-water mark, and it feeds the parser an
-        empty chunk through ``data_received`` to pick up input a pause held back: with
-        neither flow control (``_reading_paused``) nor a full message queue
-        (``_buffer_paused``, which is set whenever the parser keeps a tail of pipelined
-        requests) holding anything back, there is none (~2 % of a ``POST /otp``)."""
-        if self._reading_paused or self._buffer_paused or not resume_parser:
-            super().resume_reading(resume_parser)
 
     def _arm_head_timer(self) -> None:
         self._head_timer = self._loop.call_later(

@@ -1,13 +1,11 @@
 """Pipelined requests and bodies in pieces on the real connection handler (EdgeHandler):
-every request answered, in order, whatever flow control held back or skipped
-(``EdgeHandler.resume_reading`` does nothing when nothing is paused)."""
+every request answered, in order, whatever aiohttp's flow control held back."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from aiohttp import web
@@ -75,26 +73,3 @@ async def test_a_body_in_pieces_then_more_requests(port: int) -> None:
     assert [s for s, _ in await answers(reader, 2)] == [201, 201]
     writer.close()
     await writer.wait_closed()
-
-
-async def test_the_resume_is_skipped_only_when_nothing_is_paused(port: int) -> Any:
-    from otpsim.server.edge import EdgeHandler
-
-    calls: list[bool] = []
-    original = web.RequestHandler.resume_reading
-
-    def spy(self: EdgeHandler, resume_parser: bool = True) -> None:
-        calls.append(resume_parser)
-        original(self, resume_parser)
-
-    web.RequestHandler.resume_reading = spy  # type: ignore[method-assign]
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(post())
-        assert [s for s, _ in await answers(reader, 1)] == [201]
-        # A body read with nothing paused: no empty chunk fed to the parser again.
-        assert True not in calls
-        writer.close()
-        await writer.wait_closed()
-    finally:
-        web.RequestHandler.resume_reading = original  # type: ignore[method-assign]
