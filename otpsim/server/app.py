@@ -63,10 +63,10 @@ sms_log = logging.getLogger("otpsim.sms")
 def log_sms(settings: Settings) -> Callable[[Event], None]:
     """A bus listener: one log line per SMS sent, the PIN masked unless --log-pins.
 
-    Read from the :class:`Message` itself while the event's data is still its
-    ``to_json`` not yet called (the simulator publishes it so): the line needs a few of
-    its fields, not the whole JSON (three times and dates, a dozen keys) that nobody
-    else may read."""
+    Read from the :class:`Message` itself while the event's data is still its unbuilt
+    ``to_json`` (the simulator publishes it so): the line needs a few of its fields, not
+    the whole JSON (fifteen keys, ISO times) that no other listener reads at defaults.
+    Any other data (built already, or published otherwise) is read as the JSON."""
 
     def listener(event: Event) -> None:  # message.created
         if not sms_log.isEnabledFor(logging.INFO):
