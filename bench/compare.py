@@ -40,6 +40,9 @@ def start(kind: str) -> Server:
     if kind.startswith("@"):
         checkout, kind = kind[1:].split(",", 1)
         env["PYTHONPATH"] = checkout
+        # Without it `python -m otpsim` puts the current directory first on sys.path: run
+        # from a checkout's root, every spec would import that checkout's otpsim.
+        env["PYTHONSAFEPATH"] = "1"
     name, _, args = kind.partition(":")
     port = free_port()
     py = sys.executable

@@ -20,6 +20,7 @@ from aiohttp.typedefs import Handler
 from otpsim import __version__
 from otpsim.clock import Clock
 from otpsim.config import Settings
+from otpsim.domain.message import Message
 from otpsim.engine import Caller, Simulator
 from otpsim.errors import E, ProviderError
 from otpsim.events import Event
@@ -35,6 +36,7 @@ from otpsim.server.http import (
     header_text,
     http_error_spec,
     is_text,
+    request_state,
 )
 from otpsim.server.keys import (
     DISPATCHER,
@@ -59,21 +61,36 @@ sms_log = logging.getLogger("otpsim.sms")
 
 
 def log_sms(settings: Settings) -> Callable[[Event], None]:
-    """A bus listener: one log line per SMS sent, the PIN masked unless --log-pins."""
+    """A bus listener: one log line per SMS sent, the PIN masked unless --log-pins.
+
+    Read from the :class:`Message` itself while the event's data is still its unbuilt
+    ``to_json`` (the simulator publishes it so): the line needs a few of its fields, not
+    the whole JSON (fifteen keys, ISO times) that no other listener reads at defaults.
+    Any other data (built already, or published otherwise) is read as the JSON."""
 
     def listener(event: Event) -> None:  # message.created
         if not sms_log.isEnabledFor(logging.INFO):
             return
-        m = event.data
-        text = mask_pin(m["text"], m["pin"], settings.log_pins)
-        log_line(
-            sms_log, logging.INFO, f"SMS to {m['phoneNumber']} from {m['from']}: {text}",
-            {
+        message = getattr(event._data, "__self__", None)
+        if isinstance(message, Message):
+            phone, text = message.phone_number, message.text
+            text = mask_pin(text, message.pin, settings.log_pins)
+            line = f"SMS to {phone} from {message.sender}: {text}"
+            fields = {
+                "message_id": message.message_id, "otp_id": message.otp_id,
+                "account": message.account, "phone": phone, "text": text,
+                "parts": message.parts, "encoding": message.encoding,
+            }  # fmt: skip
+        else:
+            m = event.data
+            text = mask_pin(m["text"], m["pin"], settings.log_pins)
+            line = f"SMS to {m['phoneNumber']} from {m['from']}: {text}"
+            fields = {
                 "message_id": m["id"], "otp_id": m["otpId"], "account": m["account"],
                 "phone": m["phoneNumber"], "text": text, "parts": m["parts"],
                 "encoding": m["encoding"],
-            },
-        )  # fmt: skip
+            }  # fmt: skip
+        log_line(sms_log, logging.INFO, line, fields)
 
     return listener
 
@@ -95,13 +112,15 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     per request, and the steps are easier to follow in one place.
     """
     started = time.perf_counter()
-    request[REQUEST_ID] = new_request_id()
-    if journal.journaled(request.path):
-        journal.begin(request)
+    request[REQUEST_ID] = request_id = new_request_id()
+    route = request.match_info.route.name
+    app = request.app  # a property chain each time: read once
+    sim = app[SIM]
+    begun = journal.begin(sim) if journal.journaled(request.path) else None
     try:
         try:
             _check_expect(request)
-            refusal = _own_callback(request) or security.guard(request)
+            refusal = _own_callback(request, app) or security.guard(request)
             length = request.content_length
             if length is not None and length > request.client_max_size:
                 # Refused before reading: a client announcing a gigabyte is not waited for.
@@ -111,9 +130,8 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
             if refusal is not None:
                 response: web.StreamResponse = refusal
             else:
-                name = request.match_info.route.name
-                if name is not None and name.startswith("api."):
-                    _admit(request, name)
+                if route is not None and route.startswith("api."):
+                    _admit(request, route, sim)
                 response = await handler(request)
         except ProviderError as exc:
             response = error_response(exc)
@@ -129,20 +147,22 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
             log.exception("unexpected error on %s %s", request.method, request.path)
             response = error_response(ProviderError(E.SERVER_ERROR))
     except web.HTTPException as exc:
-        _finish(request, exc, started)
-        journal.record(request, exc, started)
+        _finish(app, request, exc, started, request_id, route)
+        if begun is not None:
+            journal.record(sim, request, exc, started, begun, request_id)
         raise
     if request.method not in ("GET", "HEAD"):
         # What this request changed is on disk before anyone hears about it (a 201, a
         # clock move, a counted wrong PIN): with SQLite, it waits for its batch.
         try:
-            await request.app[SIM].wait_durable()
+            await sim.wait_durable()
         except Exception as exc:  # its batch failed and was rolled back (the store logs why)
             response = error_response(
                 ProviderError(E.SERVER_ERROR, f"{E.SERVER_ERROR.message}: {exc}")
             )
-    _finish(request, response, started)
-    journal.record(request, response, started)
+    _finish(app, request, response, started, request_id, route)
+    if begun is not None:
+        journal.record(sim, request, response, started, begun, request_id)
     return response
 
 
@@ -174,10 +194,10 @@ def use_expect_handler(app: web.Application) -> None:
         route._expect_handler = continue_or_defer
 
 
-def _own_callback(request: web.Request) -> web.Response | None:
+def _own_callback(request: web.Request, app: web.Application) -> web.Response | None:
     """A callback this simulator sent to itself (by a name POST /otp could not tell
     apart): refused before any handler runs, marked so its sender stops retrying."""
-    instance = request.app[DISPATCHER].instance
+    instance = app[DISPATCHER].instance
     if request.headers.get(INSTANCE_HEADER) != instance:
         return None
     message = "Refused: a callback from this simulator to itself"
@@ -191,28 +211,37 @@ def new_request_id() -> str:
     return f"{random.getrandbits(128):032x}"
 
 
-def _finish(request: web.Request, response: web.StreamResponse, started: float) -> None:
+def _finish(
+    app: web.Application,
+    request: web.Request,
+    response: web.StreamResponse,
+    started: float,
+    request_id: str,
+    route: str | None,
+) -> None:
     elapsed = time.perf_counter() - started
+    state = request_state(request)
     if not response.prepared:
         headers = response.headers
-        headers["X-Request-Id"] = request[REQUEST_ID]
+        headers["X-Request-Id"] = request_id
         headers["X-Response-Time"] = f"{elapsed * 1000:.3f}ms"
-        extra = request.get(EXTRA_HEADERS)
+        extra = state.get(EXTRA_HEADERS)
         if extra:
             for name, value in extra.items():
                 headers.setdefault(name, value)  # an error's own headers win
-    route = request.match_info.route.name or "unmatched"
-    request.app[METRICS].observe(route, request.method, response.status, elapsed)
+    route = route or "unmatched"
+    status = response.status
+    app[METRICS].observe(route, request.method, status, elapsed)
     # At info, a line for each request answered with an error; every request at debug.
-    level = logging.INFO if response.status >= 400 else logging.DEBUG
+    level = logging.INFO if status >= 400 else logging.DEBUG
     if access_log.isEnabledFor(level):
-        principal = request.get(PRINCIPAL)
+        principal = state.get(PRINCIPAL)
         log_line(
             access_log, level,
-            f"{request.method} {request.path} {response.status} {elapsed * 1000:.1f}ms",
+            f"{request.method} {request.path} {status} {elapsed * 1000:.1f}ms",
             {
-                "request_id": request[REQUEST_ID], "method": request.method,
-                "path": request.path, "route": route, "status": response.status,
+                "request_id": request_id, "method": request.method,
+                "path": request.path, "route": route, "status": status,
                 "duration_ms": round(elapsed * 1000, 3),
                 "account": principal.account if principal else None,
             },
@@ -240,13 +269,13 @@ def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
     return response
 
 
-def _admit(request: web.Request, route: str) -> None:
+def _admit(request: web.Request, route: str, sim: Simulator) -> None:
     """For provider API routes: who is calling, and whether their rate budget allows it.
 
     The rate headers are kept for the answer, whatever it turns out to be.
     """
     caller = _caller(request, route)
-    admission = request.app[SIM].admit(caller, provider.ROUTE_SCOPES.get(route))
+    admission = sim.admit(caller, provider.ROUTE_SCOPES.get(route))
     request[EXTRA_HEADERS] = admission.headers
     if admission.error is not None:
         raise admission.error

@@ -20,6 +20,15 @@ BODY = web.RequestKey("body", dict[str, Any])  # the parsed JSON object
 RAW_BODY = web.RequestKey("raw_body", bytes)  # the bytes, parsed or not
 
 
+def request_state(request: web.Request) -> dict[Any, Any]:
+    """What handlers and the middleware keep on a request (``request[KEY]``), as the dict
+    it is: ``.get(KEY)`` on it is one C call, where ``request.get(KEY)`` runs the
+    ``Mapping`` mixin's Python and, for a key not set, raises and catches a ``KeyError``
+    (a microsecond each, several per request). Read it only; write with ``request[KEY]``.
+    (aiohttp's ``BaseRequest._state``: ``tests/server/test_request_path.py`` checks it.)"""
+    return request._state
+
+
 def json_response(data: Any, status: int = 200) -> web.Response:
     try:
         body = jsoncodec.dumps(data)
@@ -114,6 +123,9 @@ N = TypeVar("N", int, float)
 
 def check_charset(request: web.Request) -> None:
     """400 when the body's ``Content-Type`` names a charset Python does not know."""
+    raw = request.headers.get("Content-Type")
+    if raw is None or ";" not in raw:
+        return  # no parameters, so no charset: not worth parsing (most requests)
     charset = request.charset
     if charset is None:
         return

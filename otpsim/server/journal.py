@@ -41,6 +41,7 @@ from otpsim.domain.journal import (
     parse_status,
 )
 from otpsim.domain.numbers import normalize_phone
+from otpsim.engine import Simulator
 from otpsim.engine.network import FIRED
 from otpsim.errors import E, ProviderError
 from otpsim.server.control import (
@@ -51,14 +52,22 @@ from otpsim.server.control import (
     long_poll,
     nothing_yet,
 )
-from otpsim.server.http import BODY, RAW_BODY, is_text, json_response, query_number
-from otpsim.server.keys import CLIENT_ID, CONCERNS, PRINCIPAL, REQUEST_ID, SIM
+from otpsim.server.http import (
+    BODY,
+    RAW_BODY,
+    is_text,
+    json_response,
+    query_number,
+    request_state,
+)
+from otpsim.server.keys import CLIENT_ID, CONCERNS, PRINCIPAL, SIM
 from otpsim.server.security import is_page_asset
 
 log = logging.getLogger("otpsim")
 
-_Started = tuple[float, Token[list[str] | None]]
-STARTED = web.RequestKey("journal_started", tuple)  # (simulator time, FIRED token)
+# When a journaled request arrived (simulator time) and the token resetting its FIRED
+# list: what :func:`begin` gives the middleware, which hands it back to :func:`record`.
+Started = tuple[float, Token[list[str] | None]]
 
 
 def journaled(path: str) -> bool:
@@ -68,9 +77,9 @@ def journaled(path: str) -> bool:
     )
 
 
-def begin(request: web.Request) -> None:
+def begin(sim: Simulator) -> Started:
     """A provider-API request arrived: its time, and a fresh list of rules fired."""
-    request[STARTED] = (request.app[SIM].now(), FIRED.set([]))
+    return sim.now(), FIRED.set([])
 
 
 def _text(value: str) -> str:
@@ -109,12 +118,12 @@ def _form_text(form: dict[str, Any]) -> tuple[str, bool]:
     return (text, True) if len(text) <= MAX_BODY_TEXT else (text[:MAX_BODY_TEXT], False)
 
 
-def _body(request: web.Request) -> tuple[str | None, bool]:
+def _body(request: web.Request, state: dict[Any, Any]) -> tuple[str | None, bool]:
     """What the journal keeps of the body: its text (at most MAX_BODY_TEXT characters;
     parsed again only when an entry is shown), and whether it is a whole JSON object. Never
     a parsed object: a few KiB of JSON can parse into a hundred KiB of Python objects."""
-    raw = request.get(RAW_BODY)
-    parsed = request.get(BODY)
+    raw = state.get(RAW_BODY)
+    parsed = state.get(BODY)
     text: str | None = None
     is_json = False
     if parsed and raw is None:  # a form (POST /oauth/token)
@@ -159,47 +168,53 @@ def _error(response: web.StreamResponse) -> dict[str, Any] | None:
     return {"type": error.get("type"), "code": error.get("code"), "message": error.get("message")}
 
 
-def record(request: web.Request, response: web.StreamResponse, started: float) -> None:
-    """Journal a provider-API request whose answer is known. Never fails the answer."""
-    begun: _Started | None = request.get(STARTED)
-    if begun is None:
-        return
+def record(
+    sim: Simulator,
+    request: web.Request,
+    response: web.StreamResponse,
+    started: float,
+    begun: Started,
+    request_id: str,
+) -> None:
+    """Journal a provider-API request whose answer is known (``begun``: what
+    :func:`begin` returned as it arrived). Never fails the answer."""
     at, token = begun
     rules = FIRED.get() or []
     FIRED.reset(token)
     try:
-        sim = request.app[SIM]
-        principal = request.get(PRINCIPAL)
-        account = principal.account if principal is not None else request.get(CLIENT_ID)
-        otp = request.get(CONCERNS)
+        state = request_state(request)
+        principal = state.get(PRINCIPAL)
+        account = principal.account if principal is not None else state.get(CLIENT_ID)
+        otp = state.get(CONCERNS)
         otp_id = otp.otp_id if otp is not None else None
         phone = otp.request.phone_number if otp is not None else None
-        parsed = request.get(BODY)
+        status = response.status
         if otp_id is None:
             given = request.match_info.get("otp_id")
             if given is not None:
                 otp_id = _text(given.lower())
                 if request.path.startswith("/otp/"):
                     phone = sim.otp_phone(otp_id)
-        if phone is None and parsed is not None:
-            number = parsed.get("phoneNumber")
+        if phone is None:
+            parsed = state.get(BODY)
+            number = parsed.get("phoneNumber") if parsed is not None else None
             if isinstance(number, str):
                 # As the phoneNumber filter reads it (the number as sent: "+33 6 12...").
                 phone = normalize_phone(number[:64])
                 phone = None if phone == "+" else phone
-        error = _error(response) if response.status >= 400 else None
+        error = _error(response) if status >= 400 else None
         if error is not None and isinstance(error.get("message"), str):
             error["message"] = _text(error["message"])
         path = request.path
-        body, body_json = _body(request)
+        body, body_json = _body(request, state)
         sim.log_request(
             RequestRecord(
-                seq=0,
+                seq=0,  # numbered by the simulator
                 at=at,
                 method=request.method,
                 path=path if path.isascii() else _text(path),
-                status=response.status,
-                request_id=request[REQUEST_ID],
+                status=status,
+                request_id=request_id,
                 account=account,
                 otp_id=otp_id,
                 phone_number=phone,
