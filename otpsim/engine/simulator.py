@@ -28,6 +28,7 @@ import itertools
 import math
 import random
 import re
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -200,8 +201,10 @@ class Simulator:
         self._scheduler = Scheduler(self._clock, compact_above=2 * settings.max_messages + 1024)
         self._scheduler.handle(Kind.EXPIRY, self._expire_job, self._expiry_pending)
         # Each PENDING OTP's expiry job, oldest first (no entry: nothing to expire), so
-        # that telling a stale job needs no store read (see _expiry_pending).
-        self._expiring: dict[str, Job] = {}
+        # that telling a stale job needs no store read (see _expiry_pending). An
+        # OrderedDict: dropping the oldest is O(1) (``next(iter(dict))`` walks the deleted
+        # slots at a plain dict's front: ~40 us per OTP with 100,000 pending).
+        self._expiring: OrderedDict[str, Job] = OrderedDict()
         self._scheduler.handle(Kind.TOKEN, self._token_job, self._token_kept)
         self._carrier = Carrier(self._scheduler)  # runs every SMS job, whoever decided it
         self._message_seq = itertools.count(1)
@@ -715,7 +718,7 @@ class Simulator:
         self._expiring[otp.otp_id] = job
         expiring, kept = self._expiring, self._store.retention.max_messages
         while len(expiring) > kept:
-            self._scheduler.cancel(expiring.pop(next(iter(expiring))))
+            self._scheduler.cancel(expiring.popitem(last=False)[1])
 
     def _expiry_done(self, otp_id: str) -> None:
         """The OTP left PENDING (or the store): its expiry job, if any, is stale."""
