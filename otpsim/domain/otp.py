@@ -245,7 +245,7 @@ class Otp:
             "trackId": r.track_id,
             "phoneNumber": r.phone_number,
             "countryIso": r.country_iso,
-            "status": self.status.value,
+            "status": self.status._value_,  # (.value: a property, slower)
             "cost": self.cost,
             "parts": self.parts,
             "maxAttempts": r.max_attempts,

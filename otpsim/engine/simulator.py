@@ -43,7 +43,7 @@ from otpsim.domain.journal import RequestQuery, RequestRecord
 from otpsim.domain.message import Message, SmsStatus
 from otpsim.domain.otp import Otp, Status, Verdict
 from otpsim.domain.request import parse_new_otp
-from otpsim.domain.sms import render, segment
+from otpsim.domain.sms import render, segment_for
 from otpsim.engine.auth import Authenticator, Principal
 from otpsim.engine.carrier import (
     Action,
@@ -74,14 +74,15 @@ CLOCK_MIN, CLOCK_MAX = 0.0, 253402300799.0
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
+# The variant's hex digit (byte 8's high nibble, its top two bits set to 10) per digit.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
 def uuid4_text(raw: bytes) -> str:
     """16 random bytes as a UUID v4 string (as ``str(uuid.UUID(bytes=..., version=4))``
     would give, without building the object: it is on every request's path)."""
-    b = bytearray(raw)
-    b[6] = (b[6] & 0x0F) | 0x40  # version 4
-    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = b.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    h = raw.hex()  # version 4: digit 12; the RFC 4122 variant: digit 16
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +206,7 @@ class Simulator:
         # OrderedDict: dropping the oldest is O(1) (``next(iter(dict))`` walks the deleted
         # slots at a plain dict's front: ~40 us per OTP with 100,000 pending).
         self._expiring: OrderedDict[str, Job] = OrderedDict()
+        self._prices: dict[int, float] = {}  # price per number of parts (settings are frozen)
         self._scheduler.handle(Kind.TOKEN, self._token_job, self._token_kept)
         self._carrier = Carrier(self._scheduler)  # runs every SMS job, whoever decided it
         self._message_seq = itertools.count(1)
@@ -313,6 +315,13 @@ class Simulator:
         if self._rng is None:
             return uuid4_text(entropy.token_bytes(16))
         return uuid4_text(self._rng.getrandbits(128).to_bytes(16, "big"))
+
+    def _new_id_pair(self) -> tuple[str, str]:
+        """Two ids, as two :meth:`new_id` calls in a row would give (one read of the pool)."""
+        if self._rng is None:
+            raw = entropy.token_bytes(32)
+            return uuid4_text(raw[:16]), uuid4_text(raw[16:])
+        return self.new_id(), self.new_id()
 
     # -- credentials and rate ----------------------------------------------------------
 
@@ -449,9 +458,10 @@ class Simulator:
                     "network.fixed_pins)",
                 )
         # The price is known before the PIN: every PIN alphabet is GSM-7, one character
-        # per PIN character, so a placeholder PIN renders to the same parts.
-        estimate = segment(render(request.template, "0" * request.pin_length)).parts
-        self._balances.check(account, self._price(estimate))
+        # per PIN character, so any PIN of that length renders to the same parts.
+        seg = segment_for(request.template, request.pin_length)
+        cost = self._price(seg.parts)
+        self._balances.check(account, cost)
         fate = self._carrier_for(account).decide(request.phone_number)
         fault = await self._act_on(fate, Endpoint.CREATE, request.phone_number, account)
         if fault is not None:
@@ -461,19 +471,19 @@ class Simulator:
         if fixed is not None:
             pin = fixed
         text = render(request.template, pin)
-        seg = segment(text)
         now = self._scheduler.now()
+        otp_id, message_id = self._new_id_pair()
         otp = Otp.issue(
             request,
-            otp_id=self.new_id(),
+            otp_id=otp_id,
             pin=pin,
             now=now,
             account=account,
-            cost=self._price(seg.parts),
+            cost=cost,
             parts=seg.parts,
         )
         message = Message(
-            message_id=self.new_id(),
+            message_id=message_id,
             otp_id=otp.otp_id,
             account=account,
             phone_number=request.phone_number,
@@ -510,7 +520,10 @@ class Simulator:
         return self._network(account).carrier
 
     def _price(self, parts: int) -> float:
-        return round(self.settings.price_per_part * parts, 6)
+        price = self._prices.get(parts)
+        if price is None:
+            price = self._prices[parts] = round(self.settings.price_per_part * parts, 6)
+        return price
 
     def _check_coverage(self, phone: str, country_iso: str) -> None:
         """403 ``no_coverage`` 1119 for a number with no country (non-geographic: +800,
