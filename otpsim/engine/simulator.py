@@ -501,7 +501,7 @@ class Simulator:
         self._store.save_message(message)
         self._expect_expiry(otp)
         self._bus.publish("otp.created", otp.to_sim)
-        self._bus.publish("message.created", message.to_json)
+        self._bus.publish("message.created", message.to_json, subject=message)
         self._carrier.submit(message, fate, self._delivered, self._undelivered)
         return otp
 

@@ -20,6 +20,7 @@ from aiohttp.typedefs import Handler
 from otpsim import __version__
 from otpsim.clock import Clock
 from otpsim.config import Settings
+from otpsim.domain.message import Message
 from otpsim.engine import Caller, Simulator
 from otpsim.errors import E, ProviderError
 from otpsim.events import Event
@@ -64,14 +65,24 @@ def log_sms(settings: Settings) -> Callable[[Event], None]:
     def listener(event: Event) -> None:  # message.created
         if not sms_log.isEnabledFor(logging.INFO):
             return
-        m = event.data
-        text = mask_pin(m["text"], m["pin"], settings.log_pins)
+        sms = event.subject  # the Message itself: its event's payload is not needed
+        if isinstance(sms, Message):
+            id_, otp_id, account, phone, sender = (
+                sms.message_id, sms.otp_id, sms.account, sms.phone_number, sms.sender
+            )  # fmt: skip
+            text, pin, parts, encoding = sms.text, sms.pin, sms.parts, sms.encoding
+        else:
+            m = event.data
+            id_, otp_id, account, phone, sender = (
+                m["id"], m["otpId"], m["account"], m["phoneNumber"], m["from"]
+            )  # fmt: skip
+            text, pin, parts, encoding = m["text"], m["pin"], m["parts"], m["encoding"]
+        text = mask_pin(text, pin, settings.log_pins)
         log_line(
-            sms_log, logging.INFO, f"SMS to {m['phoneNumber']} from {m['from']}: {text}",
+            sms_log, logging.INFO, f"SMS to {phone} from {sender}: {text}",
             {
-                "message_id": m["id"], "otp_id": m["otpId"], "account": m["account"],
-                "phone": m["phoneNumber"], "text": text, "parts": m["parts"],
-                "encoding": m["encoding"],
+                "message_id": id_, "otp_id": otp_id, "account": account,
+                "phone": phone, "text": text, "parts": parts, "encoding": encoding,
             },
         )  # fmt: skip
 
