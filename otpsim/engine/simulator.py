@@ -71,6 +71,10 @@ Pause = Callable[[float], Awaitable[None]]
 # the store can show them: 1970-01-01T00:00:00Z .. 9999-12-31T23:59:59Z.
 CLOCK_MIN, CLOCK_MAX = 0.0, 253402300799.0
 
+# An endpoint's name to the Endpoint (a dict read: ``Endpoint(name)`` costs a call into
+# the enum machinery on every verify, status and cancel).
+_ENDPOINTS: dict[str, Endpoint] = {endpoint.value: endpoint for endpoint in Endpoint}
+
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -500,7 +504,7 @@ class Simulator:
         self._store.save_otp(otp)
         self._store.save_message(message)
         self._expect_expiry(otp)
-        self._bus.publish("otp.created", otp.to_sim)
+        self._bus.publish("otp.created", otp.to_sim, subject=otp)
         self._bus.publish("message.created", message.to_json, subject=message)
         self._carrier.submit(message, fate, self._delivered, self._undelivered)
         return otp
@@ -577,7 +581,7 @@ class Simulator:
         changes here: a refused verify consumes no attempt.
         """
         self._catch_up()
-        where = Endpoint(endpoint)
+        where = _ENDPOINTS.get(endpoint) or Endpoint(endpoint)
         if where is Endpoint.CREATE:
             raise ValueError("POST /otp decides its fate in create_otp")
         target = subject
@@ -601,6 +605,9 @@ class Simulator:
         """Wait the fate's latency (bounded by ``max_wait``, through :meth:`set_pause`'s
         pause), then answer as it says: an error raised, a connection fault returned, or
         None (go on)."""
+        action = fate.action
+        if not fate.latency and (action is Action.DELIVER or action is Action.UNDELIVERED):
+            return None  # the usual fate (no rule, or one that only delays the SMS)
         bound = self.settings.max_wait
         if fate.latency:
             await self._pause(min(fate.latency, bound))
@@ -639,11 +646,11 @@ class Simulator:
 
     def _delivered(self, message: Message) -> None:
         self._store.save_message(message)
-        self._bus.publish("message.delivered", message.to_json)
+        self._bus.publish("message.delivered", message.to_json, subject=message)
 
     def _undelivered(self, message: Message) -> None:
         self._store.save_message(message)
-        self._bus.publish("message.undelivered", message.to_json)
+        self._bus.publish("message.undelivered", message.to_json, subject=message)
 
     def _find(self, otp_id: str, account: str | None) -> Otp:
         """The stored OTP; 404 2021 for an unknown id, or one of another account."""
@@ -717,7 +724,7 @@ class Simulator:
         if otp.status is not Status.PENDING:
             self._expiry_done(otp.otp_id)
         self._store.save_otp(otp)
-        self._bus.publish("otp.updated", otp.to_sim)
+        self._bus.publish("otp.updated", otp.to_sim, subject=otp)
 
     # -- expiry on time ------------------------------------------------------------------
 
