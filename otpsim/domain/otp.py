@@ -128,16 +128,8 @@ class Otp:
         cost: float,
         parts: int,
     ) -> Otp:
-        return cls(
-            otp_id=otp_id,
-            account=account,
-            request=request,
-            pin=pin,
-            created_at=now,
-            updated_at=now,
-            cost=cost,
-            parts=parts,
-        )
+        # Positional (in field order): keywords cost a dict per OTP.
+        return cls(otp_id, account, request, pin, now, cost, parts, Status.PENDING, 0, now)
 
     @property
     def expires_at(self) -> float:

@@ -307,7 +307,7 @@ class Scheduler:
         """Run a job of ``kind`` for ``key`` when the clock (of ``view``) reaches ``due``."""
         owner = self._owner(view)
         name = owner if owner is not None and owner in self._views else None
-        job = Job(due, kind, next(self._seq), key, ref, view=owner)
+        job = Job(due, kind, next(self._seq), key, ref, False, owner)
         heap = self._heaps[name]
         first = not heap or job < heap[0]
         heapq.heappush(heap, job)

@@ -320,13 +320,6 @@ class Simulator:
             return uuid4_text(entropy.token_bytes(16))
         return uuid4_text(self._rng.getrandbits(128).to_bytes(16, "big"))
 
-    def _new_id_pair(self) -> tuple[str, str]:
-        """Two ids, as two :meth:`new_id` calls in a row would give (one read of the pool)."""
-        if self._rng is None:
-            raw = entropy.token_bytes(32)
-            return uuid4_text(raw[:16]), uuid4_text(raw[16:])
-        return self.new_id(), self.new_id()
-
     # -- credentials and rate ----------------------------------------------------------
 
     def admit(self, caller: Caller, scope: str | None) -> Admission:
@@ -471,12 +464,17 @@ class Simulator:
         if fault is not None:
             raise FaultFired(fault)  # before anything is created: nothing was
         # Drawn even for a fixed PIN, so that a seeded run's other PINs stay the same.
-        pin = pins.generate(request.pin_type, request.pin_length, self._rng)
+        if self._rng is None:  # one read of the pool: the two ids, then the PIN's bytes
+            raw = entropy.token_bytes(32 + 2 * request.pin_length)
+            otp_id, message_id = uuid4_text(raw[:16]), uuid4_text(raw[16:32])
+            pin = pins.from_random_bytes(request.pin_type, request.pin_length, raw[32:])
+        else:  # a seeded run: the PIN, then the two ids, from the seed
+            pin = pins.generate(request.pin_type, request.pin_length, self._rng)
+            otp_id, message_id = self.new_id(), self.new_id()
         if fixed is not None:
             pin = fixed
         text = render(request.template, pin)
         now = self._scheduler.now()
-        otp_id, message_id = self._new_id_pair()
         otp = Otp.issue(
             request,
             otp_id=otp_id,
