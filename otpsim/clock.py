@@ -57,7 +57,12 @@ def iso(ts: float) -> str:
     The same text as ``to_datetime(ts).isoformat(timespec="milliseconds")`` with a ``Z``
     (microseconds rounded half to even, then cut to milliseconds), without building a
     datetime: every answer carries two of these, mostly within the same few seconds.
+    The last one is kept: an OTP's creation and its SMS's are the same instant.
     """
+    global _last_iso
+    last = _last_iso
+    if last[0] == ts:
+        return last[1]
     fraction, whole = math.modf(ts)
     seconds = int(whole)
     micros = round(fraction * 1_000_000)
@@ -65,7 +70,12 @@ def iso(ts: float) -> str:
         seconds, micros = seconds - 1, micros + 1_000_000
     elif micros >= 1_000_000:
         seconds, micros = seconds + 1, micros - 1_000_000
-    return f"{_iso_seconds(seconds)}.{micros // 1000:03d}Z"
+    text = f"{_iso_seconds(seconds)}.{micros // 1000:03d}Z"
+    _last_iso = (ts, text)  # one tuple: read and replaced atomically (threads)
+    return text
+
+
+_last_iso: tuple[float, str] = (math.nan, "")  # NaN: equal to no time
 
 
 @functools.lru_cache(maxsize=1024)

@@ -35,19 +35,27 @@ class Event:
 
     ``data`` may be given as a function: it is then built once, the first time a
     listener reads it, so events nobody looks at cost nothing to describe.
+
+    ``subject`` is the object the event is about, when the publisher gives it (the
+    :class:`~otpsim.domain.message.Message` of ``message.created``): an in-process
+    listener that needs a few of its fields reads them there, and the payload is built
+    only if a listener wants the payload. Never on the wire.
     """
 
-    __slots__ = ("_data", "type", "v")
+    __slots__ = ("_data", "subject", "type", "v")
 
     def __init__(
         self,
         type: str,
         data: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
         v: int = EVENT_VERSION,
+        *,
+        subject: object = None,
     ) -> None:
         self.type = type
         self._data = {} if data is None else data
         self.v = v
+        self.subject = subject
 
     @property
     def data(self) -> dict[str, Any]:
@@ -90,9 +98,13 @@ class EventBus:
         return route
 
     def publish(
-        self, type: str, data: dict[str, Any] | Callable[[], dict[str, Any]] | None = None
+        self,
+        type: str,
+        data: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
+        *,
+        subject: object = None,
     ) -> Event:
-        event = Event(type, data)
+        event = Event(type, data, subject=subject)
         # A tuple: a listener may unsubscribe itself (or others) while handling.
         route = self._routes.get(type)
         for listener in self._route(type) if route is None else route:

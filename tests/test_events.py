@@ -60,3 +60,21 @@ def test_a_failing_listener_is_logged_and_the_others_still_hear(
     bus.publish("reset")
     assert [e.type for e in heard] == ["reset"]
     assert "event listener failed on reset" in caplog.text
+
+
+def test_a_subject_reaches_listeners_and_never_the_wire() -> None:
+    bus = EventBus()
+    seen: list[object] = []
+    built: list[int] = []
+
+    def payload() -> dict[str, object]:
+        built.append(1)
+        return {"id": "m1"}
+
+    thing = object()
+    bus.subscribe(lambda e: seen.append(e.subject))
+    event = bus.publish("message.created", payload, subject=thing)
+    assert seen == [thing]
+    assert built == []  # nobody read the payload: it was never built
+    assert event.to_json() == {"v": 1, "type": "message.created", "data": {"id": "m1"}}
+    assert bus.publish("reset").subject is None

@@ -60,7 +60,7 @@ class Message:
             "pin": self.pin,
             "parts": self.parts,
             "encoding": self.encoding,
-            "status": self.status.value,
+            "status": self.status._value_,  # (.value: a property, slower)
             "createdAt": iso(self.created_at),
             "deliveredAt": None if self.delivered_at is None else iso(self.delivered_at),
             "deliverAt": (

@@ -128,16 +128,8 @@ class Otp:
         cost: float,
         parts: int,
     ) -> Otp:
-        return cls(
-            otp_id=otp_id,
-            account=account,
-            request=request,
-            pin=pin,
-            created_at=now,
-            updated_at=now,
-            cost=cost,
-            parts=parts,
-        )
+        # Positional (in field order): keywords cost a dict per OTP.
+        return cls(otp_id, account, request, pin, now, cost, parts, Status.PENDING, 0, now)
 
     @property
     def expires_at(self) -> float:
@@ -245,7 +237,7 @@ class Otp:
             "trackId": r.track_id,
             "phoneNumber": r.phone_number,
             "countryIso": r.country_iso,
-            "status": self.status.value,
+            "status": self.status._value_,  # (.value: a property, slower)
             "cost": self.cost,
             "parts": self.parts,
             "maxAttempts": r.max_attempts,

@@ -48,8 +48,15 @@ def generate(pin_type: str, length: int, rng: random.Random | None = None) -> st
     if rng is not None:
         alphabet = ALPHABETS[pin_type]
         return "".join(rng.choice(alphabet) for _ in range(length))
+    return from_random_bytes(pin_type, length, b"")
+
+
+def from_random_bytes(pin_type: str, length: int, raw: bytes) -> str:
+    """A PIN drawn from ``raw`` (random bytes from the OS CSPRNG, e.g. ``2 * length`` read
+    with other random bytes a request needs), read further from the pool if rejection
+    sampling leaves too few."""
     table, dropped = _TABLES[pin_type]
-    pin = b""
+    pin = raw.translate(table, dropped)
     while len(pin) < length:  # twice the bytes needed: a second read is rare
         pin += entropy.token_bytes(length * 2).translate(table, dropped)
     return pin[:length].decode("ascii")

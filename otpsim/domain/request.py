@@ -85,7 +85,7 @@ def _choose_template(
     """The localized template for the number's country, else ``template``, else default."""
     localized: dict[str, str] = {}
     for key, value in body.items():
-        match = _TEMPLATE_KEY.match(key)
+        match = _TEMPLATE_KEY.match(key) if key.startswith("template_") else None
         if match and value is not None:
             localized[match.group(1)] = _template(value, key)
     generic = _template(body["template"], "template") if _present(body, "template") else None

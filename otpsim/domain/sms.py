@@ -82,6 +82,25 @@ def segment(text: str) -> Segmentation:
 
 PIN_PLACEHOLDER: Final = "{{pin}}"
 
+_SEGMENTS: dict[tuple[str, int], Segmentation] = {}
+_MAX_SEGMENTS: Final = 1024
+
+
+def segment_for(template: str, pin_length: int) -> Segmentation:
+    """``segment(render(template, pin))`` for any PIN of ``pin_length`` characters.
+
+    Every PIN alphabet (and every fixed PIN) is in GSM-7's basic set, one unit per
+    character, so the parts and the encoding depend only on the template and the PIN's
+    length: computed once per pair (requests mostly share a template and a length).
+    """
+    key = (template, pin_length)
+    found = _SEGMENTS.get(key)
+    if found is None:
+        if len(_SEGMENTS) >= _MAX_SEGMENTS:
+            _SEGMENTS.clear()
+        found = _SEGMENTS[key] = segment(render(template, "0" * pin_length))
+    return found
+
 
 def render(template: str, pin: str) -> str:
     """The SMS text: every ``{{pin}}`` in the template replaced by the PIN."""

@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from typing import NamedTuple
 
 from otpsim.clock import Clock
@@ -51,7 +52,12 @@ class RateLimiter:
         self.window = window
         self._window_start = -math.inf
         self._window_end = -math.inf
-        self._counts: dict[str, int] = {}
+        self._reset_at = 0  # math.ceil(self._window_end), once per window
+        # In order of use, least recent first. An OrderedDict: moving a key to the end
+        # and dropping the first are O(1) (a dict's pop and re-insert leaves deleted
+        # slots at its front, which ``next(iter(dict))`` walks: O(table) per new
+        # credential once the table is full).
+        self._counts: OrderedDict[str, int] = OrderedDict()
 
     def configure(self, limit: int | None, window: float) -> None:
         """New limits from now on (a scenario's); counting starts again."""
@@ -66,15 +72,18 @@ class RateLimiter:
             # Every budget shares the aligned window: a new window forgets the old counts.
             self._window_start = math.floor(now / self.window) * self.window
             self._window_end = self._window_start + self.window
-            self._counts = {}
+            self._reset_at = math.ceil(self._window_end)
+            self._counts = OrderedDict()
         counts = self._counts
-        count = counts.pop(key, 0) + 1  # re-inserted last: the table is in order of use
-        if len(counts) >= self._max_keys:
-            del counts[next(iter(counts))]  # the least recently counted
+        count = counts.get(key, 0) + 1
+        if count == 1 and len(counts) >= self._max_keys:
+            counts.popitem(last=False)  # the least recently counted
         counts[key] = count
-        limit = self.limit if self.limit is not None else NOMINAL_LIMIT
-        allowed = self.limit is None or count <= self.limit
-        return RateState(limit, max(0, limit - count), math.ceil(self._window_end), allowed)
+        counts.move_to_end(key)  # the table is in order of use
+        limit = self.limit
+        if limit is None:
+            return RateState(NOMINAL_LIMIT, max(0, NOMINAL_LIMIT - count), self._reset_at, True)
+        return RateState(limit, max(0, limit - count), self._reset_at, count <= limit)
 
     def __len__(self) -> int:
         """How many credentials are counted in the current window."""
@@ -83,4 +92,4 @@ class RateLimiter:
     def reset(self) -> None:
         self._window_start = -math.inf
         self._window_end = -math.inf
-        self._counts = {}
+        self._counts = OrderedDict()

@@ -49,7 +49,7 @@ import heapq
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Final, Protocol
@@ -101,6 +101,25 @@ ACTING: Final = _Acting()
 _acting: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "otpsim_acting_view", default=None
 )
+
+
+class _ActingFor:
+    """:meth:`Scheduler.acting_for`'s context manager (a class: it is on every verb's
+    path, and a generator-based one costs a generator and its wrapper per use)."""
+
+    __slots__ = ("_token", "_view")
+
+    def __init__(self, view: str | None) -> None:
+        self._view = view
+        self._token: contextvars.Token[str | None] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _acting.set(self._view)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _acting.reset(self._token)
+            self._token = None
 
 
 # What runs a job: returns None, or a future that a clock jump waits for (bounded)
@@ -183,6 +202,11 @@ class Scheduler:
 
     def now(self, view: str | _Acting | None = ACTING) -> float:
         """The simulator's time (in ``view``): a running job's due time, else the clock's."""
+        if not self._views:  # every account on the shared clock (the usual case)
+            current = self._current
+            if current is not None and self._running_in is None:
+                return current.due
+            return self._clock.time()
         name = self._view_of(view)
         if self._current is not None and self._running_in == name:
             return self._current.due
@@ -197,14 +221,9 @@ class Scheduler:
         found = self._views.get(view) if view is not None else None
         return found.time() if found is not None else self._clock.time()
 
-    @contextlib.contextmanager
-    def acting_for(self, view: str | None) -> Iterator[None]:
+    def acting_for(self, view: str | None) -> contextlib.AbstractContextManager[None]:
         """Within: jobs scheduled, and ``now()``, default to ``view`` (an account)."""
-        token = _acting.set(view)
-        try:
-            yield
-        finally:
-            _acting.reset(token)
+        return _ActingFor(view)
 
     # -- clock views -------------------------------------------------------------------
 
@@ -297,7 +316,7 @@ class Scheduler:
         """Run a job of ``kind`` for ``key`` when the clock (of ``view``) reaches ``due``."""
         owner = self._owner(view)
         name = owner if owner is not None and owner in self._views else None
-        job = Job(due, kind, next(self._seq), key, ref, view=owner)
+        job = Job(due, kind, next(self._seq), key, ref, False, owner)
         heap = self._heaps[name]
         first = not heap or job < heap[0]
         heapq.heappush(heap, job)
@@ -378,6 +397,12 @@ class Scheduler:
         while a jump's pass is held: it runs them in order when it goes on."""
         if self._current is not None or self._held:
             return 0  # called from inside a job, or a jump is under way: that pass goes on
+        if not self._busy and not self._jumping:
+            # Only the shared clock's heap can hold jobs: nothing to do unless its first
+            # is due (what ``_pass`` would find, without building its list of views).
+            heap = self._heaps[None]
+            if not heap or heap[0].due > self._clock.time():
+                return 0
         return self._pass()
 
     def jump(self, wait: float) -> None:

@@ -71,26 +71,26 @@ def log_sms(settings: Settings) -> Callable[[Event], None]:
     def listener(event: Event) -> None:  # message.created
         if not sms_log.isEnabledFor(logging.INFO):
             return
-        message = getattr(event._data, "__self__", None)
-        if isinstance(message, Message):
-            phone, text = message.phone_number, message.text
-            text = mask_pin(text, message.pin, settings.log_pins)
-            line = f"SMS to {phone} from {message.sender}: {text}"
-            fields = {
-                "message_id": message.message_id, "otp_id": message.otp_id,
-                "account": message.account, "phone": phone, "text": text,
-                "parts": message.parts, "encoding": message.encoding,
-            }  # fmt: skip
+        sms = event.subject  # the Message itself: its event's payload is not needed
+        if isinstance(sms, Message):
+            id_, otp_id, account, phone, sender = (
+                sms.message_id, sms.otp_id, sms.account, sms.phone_number, sms.sender
+            )  # fmt: skip
+            text, pin, parts, encoding = sms.text, sms.pin, sms.parts, sms.encoding
         else:
             m = event.data
-            text = mask_pin(m["text"], m["pin"], settings.log_pins)
-            line = f"SMS to {m['phoneNumber']} from {m['from']}: {text}"
-            fields = {
-                "message_id": m["id"], "otp_id": m["otpId"], "account": m["account"],
-                "phone": m["phoneNumber"], "text": text, "parts": m["parts"],
-                "encoding": m["encoding"],
-            }  # fmt: skip
-        log_line(sms_log, logging.INFO, line, fields)
+            id_, otp_id, account, phone, sender = (
+                m["id"], m["otpId"], m["account"], m["phoneNumber"], m["from"]
+            )  # fmt: skip
+            text, pin, parts, encoding = m["text"], m["pin"], m["parts"], m["encoding"]
+        text = mask_pin(text, pin, settings.log_pins)
+        log_line(
+            sms_log, logging.INFO, f"SMS to {phone} from {sender}: {text}",
+            {
+                "message_id": id_, "otp_id": otp_id, "account": account,
+                "phone": phone, "text": text, "parts": parts, "encoding": encoding,
+            },
+        )  # fmt: skip
 
     return listener
 

@@ -62,7 +62,7 @@ from aiohttp import web
 from otpsim import __version__, jsoncodec
 from otpsim.clock import iso
 from otpsim.config import Settings
-from otpsim.domain.otp import Status, api_view
+from otpsim.domain.otp import Otp, Status, api_view
 from otpsim.domain.request import ip_of, is_loopback_host, url_target
 from otpsim.engine import Job, Kind, Timers
 from otpsim.errors import E, ProviderError
@@ -500,8 +500,16 @@ class CallbackDispatcher:
         if event.type == "reset":
             self._forget(event.data.get("account"))
             return
+        if event.type != "otp.updated":
+            return
+        otp = event.subject
+        if isinstance(otp, Otp):  # decided on the OTP itself: no view built for nothing
+            if otp.status is Status.PENDING:
+                return
+            if otp.request.callback_url is None and self.settings.callback_url is None:
+                return
         data = event.data  # the OTP as the control API shows it: all an item needs
-        if event.type != "otp.updated" or data.get("status") == Status.PENDING:
+        if data.get("status") == Status.PENDING:
             return
         url = data["otpCallbackUrl"] or self.settings.callback_url
         if url is None:

@@ -80,6 +80,8 @@ class MemoryStore:
     # -- messages --------------------------------------------------------------------
 
     def save_message(self, message: Message) -> None:
+        if self._messages.get(message.message_id) is message:
+            return  # saved again after a change (delivered): this store keeps the object
         self._messages_by_phone[message.phone_number][message.message_id] = message
         self._message_map.put(message.message_id, message)
 

@@ -96,9 +96,21 @@ class RetainedMap(Generic[V]):
             items[key] = value
             return
         items[key] = value
-        stored = self._stored[key] = self.retention.stamp(self._created_at(value))
-        self._order.append(key)
-        self._evict(self.retention.cutoff(stored))
+        retention = self.retention
+        # Retention.stamp and .cutoff, inline (every insert of a store comes here).
+        clock = retention.now
+        stored = self._stored[key] = clock() if clock is not None else self._created_at(value)
+        order = self._order
+        order.append(key)
+        cutoff = stored - retention.max_age
+        # Nothing stale: the FIFO's front is the oldest live key; if it may stay, all may.
+        if (
+            not self._stale
+            and len(items) <= retention.max_messages
+            and self._stored[order[0]] >= cutoff
+        ):
+            return
+        self._evict(cutoff)
 
     def _oldest(self) -> str:
         """The oldest live key (dropping stale keys at the front); the map is not empty."""

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from otpsim.domain.pins import ALPHABETS, generate, matches
+from otpsim.domain.pins import ALPHABETS, from_random_bytes, generate, matches
 from otpsim.entropy import EntropyPool, token_bytes
 
 
@@ -95,3 +95,12 @@ def test_a_fixed_pin_fits_a_request_or_says_why_not() -> None:
     for bad in ("123", "12345678901", "abcd", "12 34", ""):
         with pytest.raises(ValueError, match="expected a PIN of 4 to 10 digits or capital"):
             check_fixed(bad)
+
+
+def test_a_pin_from_given_random_bytes_and_topped_up_when_rejection_leaves_too_few() -> None:
+    # Digits: byte b is digit b % 10 below 250; 250-255 are dropped (no bias).
+    assert from_random_bytes("numbers", 6, bytes([0, 11, 22, 250, 33, 44, 55, 66])) == "012345"
+    for pin_type, alphabet in ALPHABETS.items():
+        pin = from_random_bytes(pin_type, 8, b"\xff" * 16)  # every byte dropped: read more
+        assert len(pin) == 8
+        assert set(pin) <= set(alphabet)

@@ -571,3 +571,37 @@ async def test_on_a_running_clock_a_batch_closes_after_its_window_as_in_real_tim
     await eventually(lambda: len(delivery.attempts) == 1)
     # Its window is simulator time: it closed, and its attempt was due, exactly then.
     assert delivery.attempts[0].at == delivery.created_at + 0.3
+
+
+async def test_no_callback_to_send_costs_a_change_no_otp_view(
+    make_client: Any, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no callback URL (none in the request, none configured) and no live inbox
+    open, a verification builds no OTP view for its event (issue 18): the dispatcher
+    looks at the OTP itself. With a URL, the callback is the API's OTP object as of
+    the change, as before."""
+    from otpsim.domain.otp import Otp
+
+    client = await make_client(settings())
+    plain = await create(client)
+    hooked = await create(client, otpCallbackUrl=receiver.url)
+    views: list[str] = []
+    to_sim = Otp.to_sim
+
+    def counted(self: Otp) -> dict[str, Any]:
+        views.append(self.otp_id)
+        return to_sim(self)
+
+    monkeypatch.setattr(Otp, "to_sim", counted)
+    pin = await pin_of(client, plain["otpId"])
+    resp = await client.post(f"/otp/{plain['otpId']}", json={"pin": pin}, headers=KEY)
+    assert resp.status == 200
+    assert views == []
+    resp = await client.delete(f"/otp/{hooked['otpId']}", headers=KEY)
+    assert resp.status == 200
+    assert views == [hooked["otpId"]]
+    await eventually(lambda: len(receiver.requests) == 1)
+    (item,) = receiver.items()
+    assert item["otpId"] == hooked["otpId"]
+    assert item["status"] == "CANCELLED"
+    assert "pin" not in item
