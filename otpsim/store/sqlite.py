@@ -23,7 +23,13 @@ for the message). A batch
 that fails (a full disk, a read-only file, an object that cannot be encoded) rolls back
 alone: its waiters get :class:`StoreUnavailable`, the next batch starts clean.
 
-Each table keeps the whole object as a JSON record plus the columns its queries need.
+Each table keeps the whole object as a JSON record plus the columns its queries need,
+and indexes only what a query needs. At the retention cap every insert also deletes the
+oldest rows, and each index page that touches costs a WAL frame and a checkpoint copy:
+apart from the OTPs' id (every verify reads by it) the indexes are keyed in insertion
+or time order, so inserts and deletes share the few pages at either end (see
+:data:`MIGRATIONS` 4), and the writer's page cache (:attr:`SqliteStore.CACHE_KIB`) holds
+that working set.
 The schema is versioned (``PRAGMA user_version``); :data:`MIGRATIONS` brings an older
 file up to date when it is opened.
 
@@ -173,6 +179,8 @@ def _dumps(data: Any) -> str:
 
 
 class SqliteStore:
+    CACHE_KIB = 16_384  # the writer's page cache (allocated as used)
+
     def __init__(
         self,
         path: str | Path,
@@ -191,6 +199,10 @@ class SqliteStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
             self._db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job
+            # The working set at the retention cap (the OTP id index, the tables' and
+            # indexes' newest and oldest pages) outgrows SQLite's default 2 MB cache:
+            # pages were read back from the file and dirty ones spilled mid-batch.
+            self._db.execute(f"PRAGMA cache_size=-{self.CACHE_KIB}")
             self._migrate()
         except sqlite3.DatabaseError as exc:
             self._lock.release()
