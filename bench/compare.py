@@ -40,6 +40,9 @@ def start(kind: str) -> Server:
     if kind.startswith("@"):
         checkout, kind = kind[1:].split(",", 1)
         env["PYTHONPATH"] = checkout
+        # Or ``python -m otpsim`` puts the current directory first on sys.path, and run
+        # from a checkout that is that checkout's otpsim, not DIR's.
+        env["PYTHONSAFEPATH"] = "1"
     name, _, args = kind.partition(":")
     port = free_port()
     py = sys.executable
