@@ -271,8 +271,9 @@ async def test_sqlite_at_its_cap_writes_few_more_pages_per_insert_than_young(
 ) -> None:
     """Issue 18: at the retention cap each insert also deletes the oldest row; every
     index page that touches costs a WAL frame (and a checkpoint copy). Counted in
-    pages, not time: young ~2.6 pages per OTP + message, at the cap ~4.3 (before
-    schema 4: 4.1 and 7.5, from the random message_id and otp_id indexes)."""
+    pages, not time: here young ~2.5 pages per OTP + message, at the cap ~1.8 more
+    (before schema 4, with its random message_id and otp_id indexes on messages: young
+    ~3.7, at the cap ~3.5 more)."""
 
     async def frames_per_insert(store: SqliteStore, first: int, count: int) -> float:
         store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
