@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from otpsim.gcpolicy import collect_garbage_on_schedule
+from otpsim.gcpolicy import GARBAGE_BUDGET_BLOCKS, collect_garbage_on_schedule
 
 
 class Node:
@@ -81,6 +81,33 @@ async def test_full_collections_run_at_the_latest_under_continuous_load() -> Non
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+class Session:
+    """A reference cycle of many small objects, as a closed websocket session leaves."""
+
+    def __init__(self) -> None:
+        self.me = self
+        self.parts = [Node() for _ in range(1000)]
+
+
+async def test_a_busy_server_frees_garbage_cycles_once_they_add_up() -> None:
+    """Cycles dropped under continuous load (websocket sessions, each a web of objects
+    that refer to each other) reach the old generation; a busy server runs no full
+    collection for its pauses' sake, but not at the price of memory growing without
+    bound until the ten-minute backstop: past a budget of growth, it collects."""
+    async with policy(every=0.05):
+        await busy(0.2)
+        freed = asyncio.Event()
+        blobs = [Session() for _ in range(GARBAGE_BUDGET_BLOCKS // 1000 + 100)]  # past it
+        dropped = [weakref.finalize(blob, freed.set) for blob in blobs]
+        gc.collect(1)  # alive long enough to reach the old generation, as sessions do
+        del blobs  # now garbage that only a full collection frees
+        assert all(f.alive for f in dropped)
+        deadline = time.monotonic() + 10  # generous: the check runs every 0.05 s
+        while not freed.is_set() and time.monotonic() < deadline:
+            await busy(0.05)  # never idle: only the memory budget can trigger it
+        assert not any(f.alive for f in dropped)
 
 
 async def test_the_collector_is_restored_when_the_server_stops() -> None:
