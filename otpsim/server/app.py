@@ -24,7 +24,7 @@ from otpsim.domain.message import Message
 from otpsim.engine import Caller, Simulator
 from otpsim.errors import E, ProviderError
 from otpsim.events import Event
-from otpsim.logs import log_line, mask_pin
+from otpsim.logs import log_line, mask_pin, text_line
 from otpsim.server import control, inbox, journal, provider, security
 from otpsim.server.callbacks import INSTANCE_HEADER, CallbackDispatcher
 from otpsim.server.edge import Streams
@@ -84,8 +84,11 @@ def log_sms(settings: Settings) -> Callable[[Event], None]:
             )  # fmt: skip
             text, pin, parts, encoding = m["text"], m["pin"], m["parts"], m["encoding"]
         text = mask_pin(text, pin, settings.log_pins)
+        line = f"SMS to {phone} from {sender}: {text}"
+        if text_line(sms_log, logging.INFO, line):
+            return  # the text format wants no fields: none built
         log_line(
-            sms_log, logging.INFO, f"SMS to {phone} from {sender}: {text}",
+            sms_log, logging.INFO, line,
             {
                 "message_id": id_, "otp_id": otp_id, "account": account,
                 "phone": phone, "text": text, "parts": parts, "encoding": encoding,
@@ -235,10 +238,12 @@ def _finish(
     # At info, a line for each request answered with an error; every request at debug.
     level = logging.INFO if status >= 400 else logging.DEBUG
     if access_log.isEnabledFor(level):
+        line = f"{request.method} {request.path} {status} {elapsed * 1000:.1f}ms"
+        if text_line(access_log, level, line):
+            return
         principal = state.get(PRINCIPAL)
         log_line(
-            access_log, level,
-            f"{request.method} {request.path} {status} {elapsed * 1000:.1f}ms",
+            access_log, level, line,
             {
                 "request_id": request_id, "method": request.method,
                 "path": request.path, "route": route, "status": status,
