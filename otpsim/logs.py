@@ -229,10 +229,11 @@ def text_line(logger: logging.Logger, level: int, msg: str) -> bool:
     format, nothing but :func:`configure`'s handler listening) and say so; False: the
     caller calls :func:`log_line` with its fields. A caller whose fields cost a dict
     (the SMS line) builds them only then. The caller has checked ``isEnabledFor``."""
-    if _json:
+    handler = _handler  # as _fast_handler, inline: once per SMS
+    if _json or handler is None or logger.handlers or logger.filters or handler.filters:
         return False
-    handler = _fast_handler(logger)
-    if handler is None:
+    handlers = logging.root.handlers
+    if len(handlers) != 1 or handlers[0] is not handler:
         return False
     handler.sink.write(_text(logger, level, msg, time.time()))
     return True
