@@ -14,7 +14,8 @@ Lines are cheap and never block the event loop: ``configure`` sends every record
 batch, within ~20 ms), so a slow or stalled reader of stderr slows nobody down (past
 100,000 waiting lines, new ones are dropped and counted). The per-request and per-SMS
 lines skip the logging machinery when nothing else listens (:func:`log_line`): the
-line is formatted once, straight from its fields, and appended to the sink.
+line is formatted once, straight from its fields, and appended to the sink (in the text
+format, :func:`text_line`, without building the fields at all).
 
 Which lines: one per SMS (``otpsim.sms``) and per callback attempt at info; one per
 request (``otpsim.access``) at info only when it was answered with an error (4xx or
@@ -205,31 +206,56 @@ def _asctime(now: float) -> str:
     return f"{_stamp},{int((now - second) * 1000):03d}"
 
 
+_LEVEL_NAMES = {level: logging.getLevelName(level) for level in (10, 20, 30, 40, 50)}
+
+
+def _fast_handler(logger: logging.Logger) -> SinkHandler | None:
+    """The handler :func:`configure` installed when it is the only listener of ``logger``'s
+    lines (a line may then skip the logging machinery), else None."""
+    handler = _handler
+    if handler is None or logger.handlers or logger.filters or handler.filters:
+        return None
+    handlers = logging.root.handlers
+    return handler if len(handlers) == 1 and handlers[0] is handler else None
+
+
+def _text(logger: logging.Logger, level: int, msg: str, now: float) -> str:
+    name = _LEVEL_NAMES.get(level) or logging.getLevelName(level)
+    return f"{_asctime(now)} {name} {logger.name}: {escape_controls(msg)}"
+
+
+def text_line(logger: logging.Logger, level: int, msg: str) -> bool:
+    """Write ``msg`` as :func:`log_line` would when its fields are not needed (the text
+    format, nothing but :func:`configure`'s handler listening) and say so; False: the
+    caller calls :func:`log_line` with its fields. A caller whose fields cost a dict
+    (the SMS line) builds them only then. The caller has checked ``isEnabledFor``."""
+    handler = _handler  # as _fast_handler, inline: once per SMS
+    if _json or handler is None or logger.handlers or logger.filters or handler.filters:
+        return False
+    handlers = logging.root.handlers
+    if len(handlers) != 1 or handlers[0] is not handler:
+        return False
+    handler.sink.write(_text(logger, level, msg, time.time()))
+    return True
+
+
 def log_line(logger: logging.Logger, level: int, msg: str, fields: dict[str, Any]) -> None:
     """``logger.log(level, msg, extra={"fields": fields})``, cheaply: when the only
     listener is the handler :func:`configure` installed, the line is formatted here and
     handed to its sink (no LogRecord, no formatter, no lock); otherwise through
     ``logging``. The caller has checked ``logger.isEnabledFor(level)``."""
-    handler = _handler
-    handlers = logging.root.handlers
-    if (
-        handler is None
-        or len(handlers) != 1
-        or handlers[0] is not handler
-        or logger.handlers
-        or logger.filters
-        or handler.filters
-    ):
+    handler = _fast_handler(logger)
+    if handler is None:
         logger.log(level, "%s", msg, extra={"fields": fields})
         return
     now = time.time()
-    name = logging.getLevelName(level)
     if _json:
+        name = _LEVEL_NAMES.get(level) or logging.getLevelName(level)
         line = {"ts": _iso_ms(now), "level": name.lower(), "logger": logger.name, "msg": msg}
         line.update(fields)
         handler.sink.write(_json_line(line))
     else:
-        handler.sink.write(f"{_asctime(now)} {name} {logger.name}: {escape_controls(msg)}")
+        handler.sink.write(_text(logger, level, msg, now))
 
 
 def mask_pin(text: str, pin: str, show: bool) -> str:

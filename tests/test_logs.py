@@ -57,3 +57,35 @@ def test_another_listener_gets_the_record(caplog: pytest.LogCaptureFixture) -> N
     with caplog.at_level(logging.INFO):
         logs.log_line(logging.getLogger("otpsim.sms"), logging.INFO, "SMS", {"otp_id": "x"})
     assert [(r.getMessage(), r.fields) for r in caplog.records] == [("SMS", {"otp_id": "x"})]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_text_line_without_fields_reads_as_log_line_wrote_it(
+    capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    """``text_line`` writes the text format's line itself (no fields built) and declines
+    the JSON format, whose line needs them: the caller then calls ``log_line``."""
+    sms = logging.getLogger("otpsim.sms")
+    logs.configure("info", fmt)
+    try:
+        written = logs.text_line(sms, logging.INFO, "SMS to +33\n1")
+        logs.log_line(sms, logging.INFO, "SMS to +33\n1", {"otp_id": "x"})
+        logs.flush()
+        lines = capsys.readouterr().err.splitlines()
+    finally:
+        logging.getLogger().handlers.clear()
+    assert written is (fmt == "text")
+    if fmt == "text":
+        short, full = lines
+        assert short.split(" ", 2)[2] == full.split(" ", 2)[2] == "INFO otpsim.sms: SMS to +33\\n1"
+    else:
+        [full] = lines
+        assert '"otp_id": "x"' in full
+
+
+def test_a_text_line_is_declined_when_another_handler_listens(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO):
+        assert not logs.text_line(logging.getLogger("otpsim.sms"), logging.INFO, "SMS")
+    assert not caplog.records  # the caller logs it, with its fields

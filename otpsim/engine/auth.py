@@ -33,7 +33,7 @@ KNOWN_SCOPES: tuple[str, ...] = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per request (a frozen __init__ costs twice)
 class Principal:
     account: str
     scopes: frozenset[str] | None  # None: every scope (API keys)

@@ -89,8 +89,8 @@ def uuid4_text(raw: bytes) -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
+@dataclass(slots=True)  # not frozen: its __init__ would set each field through
+class Caller:  # object.__setattr__ (three times the cost, once per request); never changed
     """Who a provider API request says it is, as the HTTP layer read it."""
 
     address: str | None  # the peer: the rate budget's key when nothing else is known
@@ -102,7 +102,7 @@ class Caller:
     problem: ProviderError | None = None  # credentials that could not even be read
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen, as Caller: built once per request, never changed
 class Admission:
     """Whether a request may proceed: its caller, its rate headers (for whatever the
     answer turns out to be), and the error to answer instead, if any."""

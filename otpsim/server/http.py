@@ -8,11 +8,16 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from otpsim import jsoncodec
 from otpsim.errors import E, ErrorSpec, ProviderError
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+# Every JSON answer's first header. ``web.Response`` copies the headers it is given into
+# a new ``CIMultiDict`` whatever they are; from a ``CIMultiDict`` that copy is cheaper
+# than from a dict (the name's case-folded key is computed once, here).
+_JSON_HEADERS: CIMultiDict[str] = CIMultiDict({"Content-Type": JSON_CONTENT_TYPE})
 
 # A request's body as read (for the request journal: it parses nothing again). Declared
 # here, beside their readers, and gathered in ``keys`` (this module imports no keys).
@@ -36,7 +41,7 @@ def json_response(data: Any, status: int = 200) -> web.Response:
         # A string that is not Unicode text (a lone surrogate: bytes that were not UTF-8)
         # got this far; answer it with U+FFFD in its place rather than fail the answer.
         body = jsoncodec.dumps(_scrub(data))
-    return web.Response(body=body, status=status, headers={"Content-Type": JSON_CONTENT_TYPE})
+    return web.Response(body=body, status=status, headers=_JSON_HEADERS)
 
 
 def _scrub(data: Any) -> Any:

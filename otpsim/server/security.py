@@ -71,10 +71,7 @@ def guard(request: web.Request) -> web.Response | None:
     if is_page_asset(path):
         return None
     if not (path == "/" or path.startswith("/_sim/")):
-        # The provider API keeps its own credentials and answers any Host, but not a
-        # browser's request to a name that is not this machine's (DNS rebinding).
-        if from_browser(request) and not host_allowed(request, settings):
-            raise ProviderError(E.BROWSER_HOST_NOT_ALLOWED, _browser_refused(request))
+        guard_api(request, settings)
         return None
     if not settings.admin_token and path != "/_sim/health" and not host_allowed(request, settings):
         return _host_refused(request)
@@ -96,6 +93,15 @@ def guard(request: web.Request) -> web.Response | None:
                 return _login_page(status=401, next_path=request.path_qs)
             raise ProviderError(E.ADMIN_REQUIRED)
     return None
+
+
+def guard_api(request: web.Request, settings: Settings) -> None:
+    """:func:`guard` for a request to the provider API (what the middleware journals: a
+    path neither the control API's, the page's nor an asset's): it keeps its own
+    credentials and answers any Host, but not a browser's request to a name that is not
+    this machine's (DNS rebinding)."""
+    if from_browser(request) and not host_allowed(request, settings):
+        raise ProviderError(E.BROWSER_HOST_NOT_ALLOWED, _browser_refused(request))
 
 
 # Control paths an account may use for itself, with ``?account=`` naming it and its own

@@ -163,3 +163,16 @@ async def test_bodies_in_pieces_and_chunked_are_read_whole(client: Any) -> None:
     writer.close()
     assert status_line.startswith(b"HTTP/1.1 201"), status_line
     assert len(sim_of(client).list_otps()) == 2
+
+
+def test_each_json_answer_has_headers_of_its_own() -> None:
+    """Answers start from one shared set of headers: what one answer adds (an error's
+    Retry-After, the middleware's ids) is never in another's."""
+    from otpsim.server.http import json_response
+
+    first = json_response({"a": 1})
+    first.headers["Retry-After"] = "5"
+    first.headers["Content-Type"] = "text/plain"
+    second = json_response({"a": 2}, status=201)
+    assert dict(second.headers) == {"Content-Type": "application/json; charset=utf-8"}
+    assert (second.status, second.body) == (201, b'{"a":2}')

@@ -130,3 +130,68 @@ async def test_every_answer_carries_its_id_time_and_rate_headers(make_client: An
     assert limited.headers["X-Rate-Limit-Remaining"] == "0"
     ids = [e["requestId"] for e in (await (await client.get("/_sim/requests")).json())["requests"]]
     assert ids == [r.headers["X-Request-Id"] for r in (missing, limited, ok)]
+
+
+def _head(raw: bytes) -> list[str]:
+    """An answer's status line and headers in order, the values that change from run to
+    run (date, request id, time taken) replaced by their shape."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    shaped = [lines[0]]
+    for line in lines[1:]:
+        name, _, value = line.partition(": ")
+        if name == "Date":
+            value = "<date>" if value.endswith(" GMT") else value
+        elif name == "X-Request-Id":
+            value = "<id>" if len(value) == 32 else value
+        elif name == "X-Response-Time":
+            value = "<ms>" if value.endswith("ms") and float(value[:-2]) >= 0 else value
+        shaped.append(f"{name}: {value}")
+    return [*shaped, f"<body {len(body)} bytes>"]
+
+
+async def test_the_answers_head_byte_for_byte(make_client: Any) -> None:
+    """Status line, header names, their order and values, as aiohttp and the middleware
+    write them (a 201, a HEAD's 404, a 429, an HTTP/1.0 answer): kept byte for byte
+    while the answer is built with fewer steps."""
+    import asyncio
+
+    from aiohttp.http import SERVER_SOFTWARE
+    from support import raw_http
+
+    client = await make_client(Settings(rate_limit=2))
+    body = b'{"phoneNumber": "+33612345678"}'
+    post = (
+        b"POST /otp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-KEY: paths\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    head = b"HEAD /otp/nope HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-KEY: paths\r\n\r\n"
+    old = b"GET /_sim/health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
+    answers = [
+        _head((await asyncio.to_thread(raw_http, "127.0.0.1", client.server.port, raw))[1])
+        for raw in (post, head, post, old)
+    ]
+    for lines in answers:
+        for n, line in enumerate(lines):
+            if line.startswith(("X-Rate-Limit-Remaining: ", "X-Rate-Limit-Reset: ")):
+                lines[n] = line.partition(": ")[0] + ": <n>"
+    ids = ["X-Request-Id: <id>", "X-Response-Time: <ms>"]
+    rate = ["X-Rate-Limit-Limit: 2", "X-Rate-Limit-Remaining: <n>"]
+    tail = ["Date: <date>", f"Server: {SERVER_SOFTWARE}"]
+    json_type = "Content-Type: application/json; charset=utf-8"
+    created, missing, limited, health = answers
+    assert created == [
+        "HTTP/1.1 201 Created", json_type, *ids, *rate, "Content-Length: 294", *tail,
+        "<body 294 bytes>",
+    ]  # fmt: skip
+    assert missing[0] == "HTTP/1.1 404 Not Found"
+    assert missing[1:5] == [json_type, *ids, rate[0]]
+    assert missing[-4:] == [missing[-4], *tail, "<body 0 bytes>"]
+    assert missing[-4].startswith("Content-Length: ")
+    assert limited == [
+        "HTTP/1.1 429 Too Many Requests", json_type, *ids, *rate, "X-Rate-Limit-Reset: <n>",
+        "Content-Length: 186", *tail, "<body 186 bytes>",
+    ]  # fmt: skip
+    assert health == [
+        "HTTP/1.0 200 OK", json_type, *ids, "Content-Length: 33", *tail, "<body 33 bytes>"
+    ]  # fmt: skip
