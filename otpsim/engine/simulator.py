@@ -442,8 +442,10 @@ class Simulator:
         if check_callback_url is not None and request.callback_url is not None:
             check_callback_url(request.callback_url)
         self._check_coverage(request.phone_number, request.country_iso)
-        fixed = next(
-            (p for rule, p in network.fixed_pins if rule.matches(request.phone_number)), None
+        fixed = (
+            next((p for rule, p in network.fixed_pins if rule.matches(request.phone_number)), None)
+            if network.fixed_pins
+            else None
         )
         if fixed is not None:
             why = pins.misfit(fixed, request.pin_type, request.pin_length)
@@ -484,19 +486,19 @@ class Simulator:
             cost=cost,
             parts=seg.parts,
         )
-        message = Message(
-            message_id=message_id,
-            otp_id=otp.otp_id,
-            account=account,
-            phone_number=request.phone_number,
-            country_iso=request.country_iso,
-            sender=request.sender,
-            text=text,
-            pin=pin,
-            parts=seg.parts,
-            encoding=seg.encoding,
-            created_at=now,
-            seq=next(self._message_seq),
+        message = Message(  # positional (on every create): the fields' order
+            message_id,
+            otp.otp_id,
+            account,
+            request.phone_number,
+            request.country_iso,
+            request.sender,
+            text,
+            pin,
+            seg.parts,
+            seg.encoding,
+            now,
+            next(self._message_seq),
         )
         self._balances.charge(account, otp.cost)
         self._store.save_otp(otp)
