@@ -42,7 +42,7 @@ async def main() -> None:
     sim, dispatcher, hub = app[SIM], app[DISPATCHER], app[HUB]
     await dispatcher.start()
     hub.start()
-    scheduler: Any = sim._scheduler
+    scheduler: Any = sim.timers  # the Scheduler itself: its sweep is timed below
     sweeps: list[float] = []
     compact = scheduler._compact
 
