@@ -6,7 +6,10 @@ dispatcher and waiting requests listen. Listeners are plain functions called
 synchronously in publish order; they must not block (an async consumer puts the event
 on its own queue), and one that keeps an event must read its ``data`` during the call
 (data given as a function is built at its first read, so it shows the state of then).
-A listener that raises is logged and never breaks the publisher.
+A listener that raises is logged and never breaks the publisher. A listener may be
+*dormant* (``subscribe(..., awake=False)``, :meth:`EventBus.sleep`): it keeps its place
+in the order but is not called until :meth:`EventBus.wake` (the live hub sleeps while no
+browser is connected, so an event nobody listens to costs next to nothing).
 
 Example::
 
@@ -77,23 +80,50 @@ class EventBus:
     def __init__(self) -> None:
         self._listeners: list[tuple[Listener, frozenset[str] | None]] = []
         self._routes: dict[str, tuple[Listener, ...]] = {}  # per type, rebuilt on change
+        self._dormant: set[Listener] = set()
 
-    def subscribe(self, listener: Listener, *types: str) -> Callable[[], None]:
-        """Add a listener (for ``types`` only, if given); returns a function that removes
-        it again."""
+    def subscribe(self, listener: Listener, *types: str, awake: bool = True) -> Callable[[], None]:
+        """Add a listener (for ``types`` only, if given; dormant unless ``awake``);
+        returns a function that removes it again."""
         entry = (listener, frozenset(types) if types else None)
         self._listeners.append(entry)
+        if not awake:
+            self._dormant.add(listener)
         self._routes.clear()
 
         def unsubscribe() -> None:
             if entry in self._listeners:
                 self._listeners.remove(entry)
+                if all(f != listener for f, _ in self._listeners):
+                    self._dormant.discard(listener)
                 self._routes.clear()
 
         return unsubscribe
 
+    def wake(self, listener: Listener) -> None:
+        """A dormant listener is called again, in the place it subscribed."""
+        if listener in self._dormant:
+            self._dormant.discard(listener)
+            self._routes.clear()
+
+    def sleep(self, listener: Listener) -> None:
+        """The listener is not called until :meth:`wake` (it keeps its place)."""
+        if listener not in self._dormant:
+            self._dormant.add(listener)
+            self._routes.clear()
+
+    def listening(self, type: str) -> int:
+        """How many listeners (awake) an event of ``type`` reaches."""
+        route = self._routes.get(type)
+        return len(self._route(type) if route is None else route)
+
     def _route(self, type: str) -> tuple[Listener, ...]:
-        route = tuple(f for f, types in self._listeners if types is None or type in types)
+        dormant = self._dormant
+        route = tuple(
+            f
+            for f, types in self._listeners
+            if (types is None or type in types) and f not in dormant
+        )
         self._routes[type] = route
         return route
 
@@ -107,7 +137,11 @@ class EventBus:
         event = Event(type, data, subject=subject)
         # A tuple: a listener may unsubscribe itself (or others) while handling.
         route = self._routes.get(type)
-        for listener in self._route(type) if route is None else route:
+        if route is None:
+            route = self._route(type)
+        elif not route:
+            return event
+        for listener in route:
             try:
                 listener(event)
             except Exception:

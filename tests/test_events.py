@@ -78,3 +78,34 @@ def test_a_subject_reaches_listeners_and_never_the_wire() -> None:
     assert built == []  # nobody read the payload: it was never built
     assert event.to_json() == {"v": 1, "type": "message.created", "data": {"id": "m1"}}
     assert bus.publish("reset").subject is None
+
+
+def test_a_dormant_listener_hears_nothing_and_keeps_its_place_when_woken() -> None:
+    """The live hub sleeps while no browser is connected (events then cost it nothing),
+    and wakes in the place it subscribed: what it hears keeps the publish order."""
+    bus = EventBus()
+    heard: list[tuple[str, str]] = []
+
+    def hub(event: Event) -> None:
+        heard.append(("hub", event.type))
+
+    def nested(event: Event) -> None:  # publishes while handling, as the dispatcher does
+        heard.append(("dispatcher", event.type))
+        bus.publish("callback.attempt")
+
+    bus.subscribe(hub, awake=False)
+    bus.subscribe(nested, "otp.updated")
+    assert bus.listening("otp.created") == 0
+    bus.publish("otp.created")
+    assert heard == []
+    bus.wake(hub)
+    assert bus.listening("otp.created") == 1
+    bus.publish("otp.updated")
+    bus.sleep(hub)
+    bus.publish("otp.updated")
+    assert heard == [
+        ("hub", "otp.updated"),
+        ("dispatcher", "otp.updated"),
+        ("hub", "callback.attempt"),
+        ("dispatcher", "otp.updated"),
+    ]

@@ -291,3 +291,46 @@ def test_a_pass_looks_only_at_views_with_jobs_waiting() -> None:
     looked.clear()
     scheduler.run_due()  # their heaps are empty now: nothing to look at
     assert len(looked) <= 3
+
+
+def test_jobs_cancelled_oldest_first_leave_at_once_without_a_sweep() -> None:
+    """Expiries come due in creation order (one TTL); the pending cap cancels the oldest.
+    Those leave as the next job is scheduled, so they never pile up for a sweep."""
+    clock = Clock(start=0.0, frozen=True)
+    scheduler = Scheduler(clock, compact_above=1_000_000)
+    ran: list[str] = []
+    scheduler.handle(Kind.EXPIRY, lambda job: ran.append(job.key))
+    waiting: list[Job] = []
+    for n in range(500):
+        waiting.append(scheduler.at(300 + n, Kind.EXPIRY, f"otp-{n}"))
+        if len(waiting) > 10:
+            scheduler.cancel(waiting.pop(0))
+    assert scheduler.pending(Kind.EXPIRY) <= 11
+    clock.advance(1000)
+    scheduler.run_due()
+    assert ran == [f"otp-{n}" for n in range(490, 500)]
+
+
+def test_in_order_and_out_of_order_jobs_run_in_one_due_order() -> None:
+    """Jobs scheduled after the latest (the usual expiry) and before it (an SMS, a
+    shorter TTL, a clock set back) interleave by (due, kind, order of scheduling)."""
+    clock, scheduler, ran = scheduler_at(0.0)
+    plan = [
+        (300, Kind.EXPIRY, "e1"),
+        (5, Kind.SMS, "s1"),
+        (301, Kind.EXPIRY, "e2"),
+        (301, Kind.SMS, "s2"),  # same due, lower kind: before e2
+        (301, Kind.EXPIRY, "e3"),
+        (120, Kind.EXPIRY, "short"),
+        (301, Kind.TOKEN, "t1"),
+        (400, Kind.EXPIRY, "e4"),
+        (350, Kind.CALLBACK, "c1"),
+    ]
+    jobs = {key: scheduler.at(due, kind, key) for due, kind, key in plan}
+    scheduler.cancel(jobs["e3"])
+    assert scheduler.next_due() == 5
+    clock.advance(1000)
+    scheduler.run_due()
+    assert [key for key, _, _ in ran] == ["s1", "short", "e1", "s2", "e2", "t1", "c1", "e4"]
+    assert scheduler.next_due() is None
+    assert scheduler.pending() == 0

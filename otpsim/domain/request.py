@@ -205,6 +205,13 @@ def parse_new_otp(body: Mapping[str, Any], defaults: OtpDefaults) -> OtpRequest:
     if raw_country is not None and not isinstance(raw_country, str):
         raise ProviderError(E.COUNTRY_INVALID)
     phone = phones.parse(raw_phone, raw_country or None)
+    if len(body) == 1 or (len(body) == 2 and "countryIso" in body):
+        # Only the number (the usual request): every other field is the default.
+        return _interned(
+            phone.e164, phone.country_iso, defaults.sender, defaults.template, None,
+            defaults.ttl, defaults.max_attempts, defaults.pin_type, defaults.pin_length,
+            None, None,
+        )  # fmt: skip
 
     sender = (
         _sender(body["from"]) if "from" in body and body["from"] is not None else defaults.sender

@@ -15,6 +15,12 @@ of scheduling.
 the shared clock shifted, or frozen at its own instant). Each view has its own heap, and
 every job carries the view it belongs to (``Job.view``; None: the shared clock). A job
 runs when its own view reaches its due time; within a view, everything above holds.
+The shared clock's jobs are kept in two ordered structures, merged as they run: a
+FIFO *lane* for jobs scheduled at or after the latest one in it (an OTP's expiry, with
+one TTL, comes due in the order OTPs were created) and the heap for the others (an
+SMS's short delay, a shorter TTL, a clock set back). A job cancelled at the lane's
+front (the pending-expiry cap cancels the oldest) leaves in O(1) as the next job is
+scheduled, so such jobs never pile up for the O(n log n) sweep of stale jobs.
 Views are run in a fixed order (the shared clock's jobs, then each view's in the order
 the views were opened), so a run is deterministic; a pass looks only at the views with
 jobs waiting, so idle views cost a request nothing. Which view a job goes to: the
@@ -49,6 +55,7 @@ import heapq
 import itertools
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -166,6 +173,8 @@ class Scheduler:
     def __init__(self, clock: Clock, *, compact_above: int = COMPACT_ABOVE) -> None:
         self._clock = clock
         self._heaps: dict[str | None, list[Job]] = {None: []}
+        # The shared clock's jobs scheduled in (due, kind, seq) order: see the module docs.
+        self._lane: deque[Job] = deque()
         self._views: dict[str, ClockView] = {}
         # The views whose heap may hold jobs (a superset: emptied ones leave at the next
         # pass), each with its opening number: a pass walks only these, in that order.
@@ -243,6 +252,7 @@ class Scheduler:
             self._opened[name] = next(self._open_seq)
             # The account's jobs waiting on the shared clock move onto its view (at the
             # same due times: the view opens where the shared clock stands).
+            self._merge_lane()
             shared = self._heaps[None]
             self._heaps[name] = [job for job in shared if job.view == name and not job.cancelled]
             heapq.heapify(self._heaps[name])
@@ -318,13 +328,27 @@ class Scheduler:
         name = owner if owner is not None and owner in self._views else None
         job = Job(due, kind, next(self._seq), key, ref, False, owner)
         heap = self._heaps[name]
-        first = not heap or job < heap[0]
+        if name is None:
+            lane = self._lane
+            while lane and lane[0].cancelled:  # cancelled oldest first: gone in O(1)
+                lane.popleft()
+            if not lane or not job < lane[-1]:  # in order: the lane (see the module docs)
+                first = not lane and (not heap or job < heap[0])
+                lane.append(job)
+                if first:
+                    self._changed.set()
+                if len(heap) + len(lane) > self._limits[None]:
+                    self._compact(None)
+                return job
+            first = (not heap or job < heap[0]) and job < lane[0]  # (lane: not empty)
+        else:
+            first = not heap or job < heap[0]
         heapq.heappush(heap, job)
         if name is not None:
             self._busy[name] = self._opened[name]
         if first:
             self._changed.set()
-        if len(heap) > self._limits[name]:
+        if len(heap) + (len(self._lane) if name is None else 0) > self._limits[name]:
             self._compact(name)
         return job
 
@@ -334,13 +358,14 @@ class Scheduler:
 
     def cancel_where(self, kind: Kind, which: Callable[[Job], bool]) -> None:
         """Cancel every waiting job of ``kind`` that ``which`` picks (O(jobs): for resets)."""
-        for heap in self._heaps.values():
+        for heap in [*self._heaps.values(), self._lane]:
             for job in heap:
                 if job.kind is kind and not job.cancelled and which(job):
                     job.cancelled = True
 
     def clear(self, kind: Kind | None = None) -> None:
         """Forget every job (of one kind)."""
+        self._lane = deque(() if kind is None else (j for j in self._lane if j.kind is not kind))
         for name, heap in self._heaps.items():
             if kind is None:
                 heap.clear()
@@ -353,15 +378,22 @@ class Scheduler:
     def pending(self, kind: Kind | None = None) -> int:
         """Jobs waiting (cancelled ones included until they leave)."""
         return sum(
-            1 for heap in self._heaps.values() for job in heap if kind is None or job.kind is kind
+            1
+            for heap in [*self._heaps.values(), self._lane]
+            for job in heap
+            if kind is None or job.kind is kind
         )
 
     def next_due(self) -> float | None:
         """The due time of the shared clock's next job."""
-        heap = self._heaps[None]
+        heap, lane = self._heaps[None], self._lane
         while heap and heap[0].cancelled:
             heapq.heappop(heap)
-        return heap[0].due if heap else None
+        while lane and lane[0].cancelled:
+            lane.popleft()
+        if heap and lane:
+            return min(heap[0].due, lane[0].due)
+        return heap[0].due if heap else lane[0].due if lane else None
 
     def _wake_at(self) -> float | None:
         """When (on the shared clock) the next job of any view comes due by time alone."""
@@ -380,12 +412,24 @@ class Scheduler:
         """Drop cancelled and stale jobs of one heap; its threshold grows with what is
         left, so a heap full of live jobs is swept at amortized O(1) per job."""
         kept = [job for job in self._heaps[name] if not job.cancelled]
+        lane = [job for job in self._lane if not job.cancelled] if name is None else []
         if self._alive:
             check = self._alive.get
             kept = [job for job in kept if (alive := check(job.kind)) is None or alive(job)]
+            lane = [job for job in lane if (alive := check(job.kind)) is None or alive(job)]
         heapq.heapify(kept)
         self._heaps[name] = kept
-        self._limits[name] = max(self._base_limit, 2 * len(kept))
+        if name is None:
+            self._lane = deque(lane)  # still in order: filtered, never reordered
+        self._limits[name] = max(self._base_limit, 2 * (len(kept) + len(lane)))
+
+    def _merge_lane(self) -> None:
+        """Move the lane's jobs into the shared heap (before an O(jobs) change of it)."""
+        if self._lane:
+            heap = self._heaps[None]
+            heap.extend(job for job in self._lane if not job.cancelled)
+            self._lane = deque()
+            heapq.heapify(heap)
 
     # -- running -------------------------------------------------------------------------
 
@@ -400,8 +444,9 @@ class Scheduler:
         if not self._busy and not self._jumping:
             # Only the shared clock's heap can hold jobs: nothing to do unless its first
             # is due (what ``_pass`` would find, without building its list of views).
-            heap = self._heaps[None]
-            if not heap or heap[0].due > self._clock.time():
+            heap, lane = self._heaps[None], self._lane
+            now = self._clock.time()
+            if (not heap or heap[0].due > now) and (not lane or lane[0].due > now):
                 return 0
         return self._pass()
 
@@ -443,14 +488,27 @@ class Scheduler:
         ran = 0
         while True:
             heap = self._heaps.get(name)  # a job may have compacted it, or closed the view
-            if not heap:
-                if name is not None:
-                    self._busy.pop(name, None)  # nothing waits on it: passes skip it
-                return ran
-            job = heap[0]
-            if job.due > self.time_of(name):
-                return ran
-            heapq.heappop(heap)
+            lane = self._lane if name is None else None
+            if lane:
+                if heap and heap[0] < lane[0]:
+                    job = heap[0]
+                    if job.due > self.time_of(name):
+                        return ran
+                    heapq.heappop(heap)
+                else:
+                    job = lane[0]
+                    if job.due > self.time_of(name):
+                        return ran
+                    lane.popleft()
+            else:
+                if not heap:
+                    if name is not None:
+                        self._busy.pop(name, None)  # nothing waits on it: passes skip it
+                    return ran
+                job = heap[0]
+                if job.due > self.time_of(name):
+                    return ran
+                heapq.heappop(heap)
             if job.cancelled:
                 continue
             run = self._run.get(job.kind)

@@ -427,85 +427,85 @@ class Simulator:
         refuses a URL that reaches the simulator itself), after the contract's checks.
         Everything is stamped on the account's clock (its own view, if it has one).
         """
+        # One coroutine per request (this runs on every POST /otp): the body inline.
         with self._scheduler.acting_for(account):
-            return await self._create_otp(body, account, check_callback_url)
-
-    async def _create_otp(
-        self,
-        body: Mapping[str, Any],
-        account: str,
-        check_callback_url: Callable[[str], None] | None,
-    ) -> Otp:
-        self._catch_up()
-        network = self._network(account)
-        request = parse_new_otp(body, network.otp_defaults)
-        if check_callback_url is not None and request.callback_url is not None:
-            check_callback_url(request.callback_url)
-        self._check_coverage(request.phone_number, request.country_iso)
-        fixed = next(
-            (p for rule, p in network.fixed_pins if rule.matches(request.phone_number)), None
-        )
-        if fixed is not None:
-            why = pins.misfit(fixed, request.pin_type, request.pin_length)
-            if why is not None:
-                raise ProviderError(
-                    E.FIXED_PIN_MISFIT,
-                    f"The fixed PIN for {request.phone_number} ({len(fixed)} characters) does "
-                    f"not fit this request: {why} (--fixed-pin, or the scenario's "
-                    "network.fixed_pins)",
+            self._catch_up()
+            network = self._network(account)
+            request = parse_new_otp(body, network.otp_defaults)
+            if check_callback_url is not None and request.callback_url is not None:
+                check_callback_url(request.callback_url)
+            self._check_coverage(request.phone_number, request.country_iso)
+            fixed = (
+                next(
+                    (p for rule, p in network.fixed_pins if rule.matches(request.phone_number)),
+                    None,
                 )
-        # The price is known before the PIN: every PIN alphabet is GSM-7, one character
-        # per PIN character, so any PIN of that length renders to the same parts.
-        seg = segment_for(request.template, request.pin_length)
-        cost = self._price(seg.parts)
-        self._balances.check(account, cost)
-        fate = self._carrier_for(account).decide(request.phone_number)
-        fault = await self._act_on(fate, Endpoint.CREATE, request.phone_number, account)
-        if fault is not None:
-            raise FaultFired(fault)  # before anything is created: nothing was
-        # Drawn even for a fixed PIN, so that a seeded run's other PINs stay the same.
-        if self._rng is None:  # one read of the pool: the two ids, then the PIN's bytes
-            raw = entropy.token_bytes(32 + 2 * request.pin_length)
-            otp_id, message_id = uuid4_text(raw[:16]), uuid4_text(raw[16:32])
-            pin = pins.from_random_bytes(request.pin_type, request.pin_length, raw[32:])
-        else:  # a seeded run: the PIN, then the two ids, from the seed
-            pin = pins.generate(request.pin_type, request.pin_length, self._rng)
-            otp_id, message_id = self.new_id(), self.new_id()
-        if fixed is not None:
-            pin = fixed
-        text = render(request.template, pin)
-        now = self._scheduler.now()
-        otp = Otp.issue(
-            request,
-            otp_id=otp_id,
-            pin=pin,
-            now=now,
-            account=account,
-            cost=cost,
-            parts=seg.parts,
-        )
-        message = Message(
-            message_id=message_id,
-            otp_id=otp.otp_id,
-            account=account,
-            phone_number=request.phone_number,
-            country_iso=request.country_iso,
-            sender=request.sender,
-            text=text,
-            pin=pin,
-            parts=seg.parts,
-            encoding=seg.encoding,
-            created_at=now,
-            seq=next(self._message_seq),
-        )
-        self._balances.charge(account, otp.cost)
-        self._store.save_otp(otp)
-        self._store.save_message(message)
-        self._expect_expiry(otp)
-        self._bus.publish("otp.created", otp.to_sim, subject=otp)
-        self._bus.publish("message.created", message.to_json, subject=message)
-        self._carrier.submit(message, fate, self._delivered, self._undelivered)
-        return otp
+                if network.fixed_pins
+                else None
+            )
+            if fixed is not None:
+                why = pins.misfit(fixed, request.pin_type, request.pin_length)
+                if why is not None:
+                    raise ProviderError(
+                        E.FIXED_PIN_MISFIT,
+                        f"The fixed PIN for {request.phone_number} ({len(fixed)} characters) does "
+                        f"not fit this request: {why} (--fixed-pin, or the scenario's "
+                        "network.fixed_pins)",
+                    )
+            # The price is known before the PIN: every PIN alphabet is GSM-7, one character
+            # per PIN character, so any PIN of that length renders to the same parts.
+            seg = segment_for(request.template, request.pin_length)
+            cost = self._price(seg.parts)
+            self._balances.check(account, cost)
+            fate = self._carrier_for(account).decide(request.phone_number)
+            action = fate.action  # the usual fate (see _act_on) without a coroutine
+            if fate.latency or (action is not Action.DELIVER and action is not Action.UNDELIVERED):
+                fault = await self._act_on(fate, Endpoint.CREATE, request.phone_number, account)
+                if fault is not None:
+                    raise FaultFired(fault)  # before anything is created: nothing was
+            # Drawn even for a fixed PIN, so that a seeded run's other PINs stay the same.
+            if self._rng is None:  # one read of the pool: the two ids, then the PIN's bytes
+                raw = entropy.token_bytes(32 + 2 * request.pin_length)
+                otp_id, message_id = uuid4_text(raw[:16]), uuid4_text(raw[16:32])
+                pin = pins.from_random_bytes(request.pin_type, request.pin_length, raw[32:])
+            else:  # a seeded run: the PIN, then the two ids, from the seed
+                pin = pins.generate(request.pin_type, request.pin_length, self._rng)
+                otp_id, message_id = self.new_id(), self.new_id()
+            if fixed is not None:
+                pin = fixed
+            text = render(request.template, pin)
+            now = self._scheduler.now()
+            otp = Otp.issue(
+                request,
+                otp_id=otp_id,
+                pin=pin,
+                now=now,
+                account=account,
+                cost=cost,
+                parts=seg.parts,
+            )
+            message = Message(  # positional (on every create): the fields' order
+                message_id,
+                otp.otp_id,
+                account,
+                request.phone_number,
+                request.country_iso,
+                request.sender,
+                text,
+                pin,
+                seg.parts,
+                seg.encoding,
+                now,
+                next(self._message_seq),
+            )
+            self._balances.charge(account, otp.cost)
+            self._store.save_otp(otp)
+            self._store.save_message(message)
+            self._expect_expiry(otp)
+            self._bus.publish("otp.created", otp.to_sim, subject=otp)
+            self._bus.publish("message.created", message.to_json, subject=message)
+            self._carrier.submit(message, fate, self._delivered, self._undelivered)
+            return otp
 
     def _network(self, account: str | None) -> _Network:
         """The network model in force for ``account``: its own scenario's, else the

@@ -76,7 +76,18 @@ class LiveHub:
         return len(self._clients)
 
     def start(self) -> None:
-        self._unsubscribe = self._bus.subscribe(self._on_event)
+        # Dormant while no browser is connected: events then cost the hub nothing. It
+        # keeps its place among the listeners, so what a browser sees keeps its order.
+        self._unsubscribe = self._bus.subscribe(self._on_event, awake=bool(self._clients))
+
+    def _join(self, client: _Client) -> None:
+        self._clients.add(client)
+        self._bus.wake(self._on_event)
+
+    def _forget(self, client: _Client) -> None:
+        self._clients.discard(client)
+        if not self._clients:
+            self._bus.sleep(self._on_event)
 
     async def close(self) -> None:
         """Close every websocket (1001 going away) so shutdown is not held up.
@@ -88,6 +99,7 @@ class LiveHub:
             self._unsubscribe()
             self._unsubscribe = None
         clients, self._clients = list(self._clients), set()
+        self._bus.sleep(self._on_event)
         closing = [
             client.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
             for client in clients
@@ -108,7 +120,7 @@ class LiveHub:
 
     def _drop(self, client: _Client) -> None:
         """Forget a client that fell too far behind; its socket closes with 1013."""
-        self._clients.discard(client)
+        self._forget(client)
         client.dropped = True
         log.info("live client dropped: %d events behind", client.queue.qsize())
         task = asyncio.ensure_future(
@@ -143,7 +155,7 @@ class LiveHub:
             # The peer left (or reset) during the handshake: nothing went wrong here.
             log.debug("live client left during the handshake")
             return ws
-        self._clients.add(client)
+        self._join(client)
         sender = asyncio.create_task(self._send(client))
         try:
             said = 0
@@ -156,7 +168,7 @@ class LiveHub:
                     await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"flood")
                     break
         finally:
-            self._clients.discard(client)
+            self._forget(client)
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender

@@ -111,7 +111,7 @@ async def test_a_slow_client_is_dropped_and_never_blocks_the_others() -> None:
     clients = [_Client(stuck, asyncio.Queue(5)), _Client(healthy, asyncio.Queue(5))]  # type: ignore[arg-type]
     senders = []
     for c in clients:
-        hub._clients.add(c)
+        hub._join(c)
         senders.append(asyncio.create_task(hub._send(c)))
     for n in range(50):
         bus.publish("tick", {"n": n})
