@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import sys
 import time
 import weakref
 from collections.abc import AsyncIterator
 
 import pytest
 
-from otpsim.gcpolicy import GARBAGE_BUDGET_BLOCKS, collect_garbage_on_schedule
+from otpsim.gcpolicy import GARBAGE_BUDGET_BLOCKS, GARBAGE_BUDGET_SHARE, collect_garbage_on_schedule
 
 
 class Node:
@@ -99,7 +100,8 @@ async def test_a_busy_server_frees_garbage_cycles_once_they_add_up() -> None:
     async with policy(every=0.05):
         await busy(0.2)
         freed = asyncio.Event()
-        blobs = [Session() for _ in range(GARBAGE_BUDGET_BLOCKS // 1000 + 100)]  # past it
+        budget = max(GARBAGE_BUDGET_BLOCKS, int(sys.getallocatedblocks() * GARBAGE_BUDGET_SHARE))
+        blobs = [Session() for _ in range(budget // 1000 + 100)]  # ~1,000 blocks each: past it
         dropped = [weakref.finalize(blob, freed.set) for blob in blobs]
         gc.collect(1)  # alive long enough to reach the old generation, as sessions do
         del blobs  # now garbage that only a full collection frees
