@@ -13,7 +13,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from otpsim.gcpolicy import GARBAGE_BUDGET_BLOCKS, GARBAGE_BUDGET_SHARE, collect_garbage_on_schedule
+from otpsim.gcpolicy import (
+    CYCLES_MADE,
+    GARBAGE_BUDGET_BLOCKS,
+    GARBAGE_BUDGET_SHARE,
+    collect_garbage_on_schedule,
+)
 
 
 class Node:
@@ -104,12 +109,34 @@ async def test_a_busy_server_frees_garbage_cycles_once_they_add_up() -> None:
         blobs = [Session() for _ in range(budget // 1000 + 100)]  # ~1,000 blocks each: past it
         dropped = [weakref.finalize(blob, freed.set) for blob in blobs]
         gc.collect(1)  # alive long enough to reach the old generation, as sessions do
+        for _ in range(2 * CYCLES_MADE):  # and short-lived ones, freed young: the sign
+            brief = Node()  # that cycles are being made
+            brief.other = brief
+        del brief
+        gc.collect(0)
         del blobs  # now garbage that only a full collection frees
         assert all(f.alive for f in dropped)
         deadline = time.monotonic() + 10  # generous: the check runs every 0.05 s
         while not freed.is_set() and time.monotonic() < deadline:
             await busy(0.05)  # never idle: only the memory budget can trigger it
         assert not any(f.alive for f in dropped)
+
+
+async def test_a_store_filling_up_under_load_pays_no_full_collection() -> None:
+    """Growth that makes no cycles (records kept in a store, as POST /otp does) is not
+    garbage: past the memory budget, a busy server still runs no full collection."""
+    async with policy(every=0.05):
+        await busy(0.1)
+        full = gc.get_stats()[2]["collections"]
+        budget = max(GARBAGE_BUDGET_BLOCKS, int(sys.getallocatedblocks() * GARBAGE_BUDGET_SHARE))
+        store = {}
+        for n in range(budget // 2 + 50_000):  # two blocks a record: past the budget
+            store[n] = [n]
+            if n % 5_000 == 0:
+                await busy(0.002)
+        await busy(0.3)  # six checks
+        assert gc.get_stats()[2]["collections"] == full
+        assert len(store) > budget // 2
 
 
 async def test_the_collector_is_restored_when_the_server_stops() -> None:
