@@ -80,7 +80,9 @@ class EventBus:
     def __init__(self) -> None:
         self._listeners: list[tuple[Listener, frozenset[str] | None]] = []
         self._routes: dict[str, tuple[Listener, ...]] = {}  # per type, rebuilt on change
-        self._dormant: set[Listener] = set()
+        # By identity (see _identity): any callable may listen, hashable or not, and two
+        # listeners that compare equal are still two.
+        self._dormant: set[object] = set()
 
     def subscribe(self, listener: Listener, *types: str, awake: bool = True) -> Callable[[], None]:
         """Add a listener (for ``types`` only, if given; dormant unless ``awake``);
@@ -88,28 +90,29 @@ class EventBus:
         entry = (listener, frozenset(types) if types else None)
         self._listeners.append(entry)
         if not awake:
-            self._dormant.add(listener)
+            self._dormant.add(_identity(listener))
         self._routes.clear()
 
         def unsubscribe() -> None:
             if entry in self._listeners:
                 self._listeners.remove(entry)
-                if all(f != listener for f, _ in self._listeners):
-                    self._dormant.discard(listener)
+                me = _identity(listener)
+                if all(_identity(f) != me for f, _ in self._listeners):
+                    self._dormant.discard(me)
                 self._routes.clear()
 
         return unsubscribe
 
     def wake(self, listener: Listener) -> None:
         """A dormant listener is called again, in the place it subscribed."""
-        if listener in self._dormant:
-            self._dormant.discard(listener)
+        if _identity(listener) in self._dormant:
+            self._dormant.discard(_identity(listener))
             self._routes.clear()
 
     def sleep(self, listener: Listener) -> None:
         """The listener is not called until :meth:`wake` (it keeps its place)."""
-        if listener not in self._dormant:
-            self._dormant.add(listener)
+        if _identity(listener) not in self._dormant:
+            self._dormant.add(_identity(listener))
             self._routes.clear()
 
     def listening(self, type: str) -> int:
@@ -122,7 +125,7 @@ class EventBus:
         route = tuple(
             f
             for f, types in self._listeners
-            if (types is None or type in types) and f not in dormant
+            if (types is None or type in types) and (not dormant or _identity(f) not in dormant)
         )
         self._routes[type] = route
         return route
@@ -147,3 +150,13 @@ class EventBus:
             except Exception:
                 log.exception("event listener failed on %s", type)
         return event
+
+
+def _identity(listener: Listener) -> object:
+    """What makes a listener the same one: the object itself, by identity; for a bound
+    method (a new object each time it is looked up), its object and function."""
+    owner = getattr(listener, "__self__", None)
+    function = getattr(listener, "__func__", None)
+    if owner is not None and function is not None:
+        return (id(owner), id(function))
+    return id(listener)

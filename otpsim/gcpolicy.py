@@ -31,12 +31,14 @@ the rare long-lived cycle, and can wait for a quiet moment:
   in the old generation; without the budget, 8 clients opening and closing the live
   feed grew RSS 52 -> 79 MB in 45 s and on. The count is of live blocks (it falls when
   a collection frees some), so the budget does not ratchet up as resident memory would
-  (the allocator keeps freed memory for reuse). The budget counts only once cycles are
-  being made (young and middle collections have freed ``CYCLES_MADE``, 1,000 objects in
-  cycles, since the last full one; a few at startup do not count): a
-  store filling up makes none, so it pays no pause for its growth (with the budget
-  always on, filling to the 100,000 cap under load ran full collections of 48 and 139
-  ms; with a quarter instead of a doubling, one every ~4 s, 57 to 279 ms and growing).
+  (the allocator keeps freed memory for reuse); its base is the fewest blocks held since
+  the last full collection (a reset that empties a full store lowers it). The budget
+  counts only once cycles are being made (young and middle collections have freed
+  ``CYCLES_MADE``, 1,000 objects in cycles, since the last full one; a few at startup
+  do not count): a store filling up makes none, so it pays no pause for its growth
+  (with the budget always on, filling to the 100,000 cap under load ran full
+  collections of 48 and 139 ms; with a quarter instead of a doubling, one every ~4 s,
+  57 to 279 ms and growing).
 
 Only ``otpsim serve`` does this: embedded in a test process, the process's collector
 is left alone.
@@ -75,7 +77,7 @@ async def collect_garbage_on_schedule(
     try:
         last_full = time.monotonic()
         last_cpu = cpu()
-        budget = _budget(blocks())
+        floor = blocks()  # the fewest blocks seen since the last full collection
         cycles = _cycles_freed()
         while True:
             await asyncio.sleep(check)
@@ -85,11 +87,13 @@ async def collect_garbage_on_schedule(
             since = now - last_full
             # Only once cycles are being made (young collections free some) does growth
             # count as garbage: a store filling up makes none, and pays no pause for it.
-            grown = _cycles_freed() - cycles >= CYCLES_MADE and blocks() > budget
+            held = blocks()
+            floor = min(floor, held)  # freed by reference counting (a reset): a lower base
+            grown = _cycles_freed() - cycles >= CYCLES_MADE and held > _budget(floor)
             if (idle and promoted and since >= every) or since >= at_latest or grown:
                 gc.collect()
                 last_full = time.monotonic()
-                budget, cycles = _budget(blocks()), _cycles_freed()
+                floor, cycles = blocks(), _cycles_freed()
             last_cpu = cpu()
     finally:
         gc.set_threshold(young, middle, old)

@@ -109,3 +109,28 @@ def test_a_dormant_listener_hears_nothing_and_keeps_its_place_when_woken() -> No
         ("hub", "callback.attempt"),
         ("dispatcher", "otp.updated"),
     ]
+
+
+def test_a_listener_that_cannot_be_hashed_still_hears_its_events() -> None:
+    """Any callable may listen (a dataclass with ``__call__`` is not hashable), dormant
+    listeners beside it or not."""
+    from dataclasses import dataclass, field
+
+    @dataclass
+    class Recorder:
+        seen: list[str] = field(default_factory=list)
+
+        def __call__(self, event: Event) -> None:
+            self.seen.append(event.type)
+
+    bus = EventBus()
+    recorder, sleeper = Recorder(), Recorder()
+    bus.subscribe(recorder)
+    bus.subscribe(sleeper, awake=False)
+    bus.publish("otp.created", {})
+    bus.wake(sleeper)
+    bus.publish("otp.updated", {})
+    bus.sleep(sleeper)
+    bus.publish("otp.expired", {})
+    assert recorder.seen == ["otp.created", "otp.updated", "otp.expired"]
+    assert sleeper.seen == ["otp.updated"]

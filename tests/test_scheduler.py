@@ -334,3 +334,22 @@ def test_in_order_and_out_of_order_jobs_run_in_one_due_order() -> None:
     assert [key for key, _, _ in ran] == ["s1", "short", "e1", "s2", "e2", "t1", "c1", "e4"]
     assert scheduler.next_due() is None
     assert scheduler.pending() == 0
+
+
+@pytest.mark.parametrize("ttls", ["one lifetime (the lane)", "mixed lifetimes (the heap)"])
+def test_the_job_whose_scheduling_starts_a_sweep_is_kept(ttls: str) -> None:
+    """Owners record a job after ``at`` returns it (an OTP's expiry, a callback's
+    attempt): the sweep that ``at`` starts must not judge that new job stale."""
+    clock = Clock(start=1000.0, frozen=True)
+    scheduler = Scheduler(clock, compact_above=64)
+    expiring: dict[str, Job] = {}
+    ran: list[str] = []
+    scheduler.handle(
+        Kind.EXPIRY, lambda job: ran.append(job.key), lambda job: expiring.get(job.key) is job
+    )
+    for i in range(200):  # past the sweep's threshold, and past its next (doubled) one
+        due = 1300.0 if ttls.startswith("one") else 1300.0 - (i % 7)
+        expiring[f"otp{i}"] = scheduler.at(due, Kind.EXPIRY, f"otp{i}")
+    clock.advance(400)
+    scheduler.run_due()
+    assert sorted(ran) == sorted(expiring)

@@ -338,7 +338,7 @@ class Scheduler:
                 if first:
                     self._changed.set()
                 if len(heap) + len(lane) > self._limits[None]:
-                    self._compact(None)
+                    self._compact(None, job)
                 return job
             first = (not heap or job < heap[0]) and job < lane[0]  # (lane: not empty)
         else:
@@ -349,7 +349,7 @@ class Scheduler:
         if first:
             self._changed.set()
         if len(heap) + (len(self._lane) if name is None else 0) > self._limits[name]:
-            self._compact(name)
+            self._compact(name, job)
         return job
 
     def cancel(self, job: Job) -> None:
@@ -408,15 +408,25 @@ class Scheduler:
                 wake = at if wake is None else min(wake, at)
         return wake
 
-    def _compact(self, name: str | None) -> None:
+    def _compact(self, name: str | None, new: Job | None = None) -> None:
         """Drop cancelled and stale jobs of one heap; its threshold grows with what is
-        left, so a heap full of live jobs is swept at amortized O(1) per job."""
+        left, so a heap full of live jobs is swept at amortized O(1) per job. ``new``, the
+        job being scheduled, is kept: its owner records it only once ``at`` returns, so
+        until then it would look stale."""
         kept = [job for job in self._heaps[name] if not job.cancelled]
         lane = [job for job in self._lane if not job.cancelled] if name is None else []
         if self._alive:
             check = self._alive.get
-            kept = [job for job in kept if (alive := check(job.kind)) is None or alive(job)]
-            lane = [job for job in lane if (alive := check(job.kind)) is None or alive(job)]
+            kept = [
+                job
+                for job in kept
+                if job is new or (alive := check(job.kind)) is None or alive(job)
+            ]
+            lane = [
+                job
+                for job in lane
+                if job is new or (alive := check(job.kind)) is None or alive(job)
+            ]
         heapq.heapify(kept)
         self._heaps[name] = kept
         if name is None:
