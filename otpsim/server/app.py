@@ -63,35 +63,25 @@ sms_log = logging.getLogger("otpsim.sms")
 def log_sms(settings: Settings) -> Callable[[Event], None]:
     """A bus listener: one log line per SMS sent, the PIN masked unless --log-pins.
 
-    Read from the :class:`Message` itself while the event's data is still its unbuilt
-    ``to_json`` (the simulator publishes it so): the line needs a few of its fields, not
-    the whole JSON (fifteen keys, ISO times) that no other listener reads at defaults.
-    Any other data (built already, or published otherwise) is read as the JSON."""
+    Read from the event's subject, the :class:`Message` itself (the simulator publishes
+    ``message.created`` with it): the line needs a few of its fields, not the whole JSON
+    (fifteen keys, ISO times) that no other listener reads at defaults."""
 
     def listener(event: Event) -> None:  # message.created
         if not sms_log.isEnabledFor(logging.INFO):
             return
-        sms = event.subject  # the Message itself: its event's payload is not needed
-        if isinstance(sms, Message):
-            id_, otp_id, account, phone, sender = (
-                sms.message_id, sms.otp_id, sms.account, sms.phone_number, sms.sender
-            )  # fmt: skip
-            text, pin, parts, encoding = sms.text, sms.pin, sms.parts, sms.encoding
-        else:
-            m = event.data
-            id_, otp_id, account, phone, sender = (
-                m["id"], m["otpId"], m["account"], m["phoneNumber"], m["from"]
-            )  # fmt: skip
-            text, pin, parts, encoding = m["text"], m["pin"], m["parts"], m["encoding"]
-        text = mask_pin(text, pin, settings.log_pins)
-        line = f"SMS to {phone} from {sender}: {text}"
+        sms = event.subject
+        assert isinstance(sms, Message)  # the simulator's message.created always has it
+        text = mask_pin(sms.text, sms.pin, settings.log_pins)
+        line = f"SMS to {sms.phone_number} from {sms.sender}: {text}"
         if text_line(sms_log, logging.INFO, line):
             return  # the text format wants no fields: none built
         log_line(
             sms_log, logging.INFO, line,
             {
-                "message_id": id_, "otp_id": otp_id, "account": account,
-                "phone": phone, "text": text, "parts": parts, "encoding": encoding,
+                "message_id": sms.message_id, "otp_id": sms.otp_id, "account": sms.account,
+                "phone": sms.phone_number, "text": text, "parts": sms.parts,
+                "encoding": sms.encoding,
             },
         )  # fmt: skip
 
