@@ -31,7 +31,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from otpsim import entropy
 from otpsim.clock import Clock, ClockView, iso, parse_iso
@@ -75,6 +75,7 @@ CLOCK_MIN, CLOCK_MAX = 0.0, 253402300799.0
 # the enum machinery on every verify, status and cancel).
 _ENDPOINTS: dict[str, Endpoint] = {endpoint.value: endpoint for endpoint in Endpoint}
 
+_T = TypeVar("_T")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -215,7 +216,6 @@ class Simulator:
         self._carrier = Carrier(self._scheduler)  # runs every SMS job, whoever decided it
         self._message_seq = itertools.count(1)
         self._request_seq = itertools.count(1)
-        self._logging: RequestRecord | None = None
         self._recovery: Recovery | None = None
         self._auth = Authenticator(settings, self._clock, self._rng)
         self._limiter = RateLimiter(self._clock, settings.rate_limit, settings.rate_limit_window)
@@ -806,27 +806,20 @@ class Simulator:
         found = self.latest_message(account=account, phone_number=phone_number, otp_id=otp_id)
         if found is not None or wait <= 0:
             return found
-        arrived: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
-        def listener(event: Event) -> None:
-            data = event.data
+        def delivered(event: Event) -> Message | None:
+            sms = event.subject
             if (
-                not arrived.done()
-                and (account is None or data["account"] == account)
-                and (phone_number is None or data["phoneNumber"] == phone_number)
-                and (otp_id is None or data["otpId"] == otp_id)
+                isinstance(sms, Message)
+                and (account is None or sms.account == account)
+                and (phone_number is None or sms.phone_number == phone_number)
+                and (otp_id is None or sms.otp_id == otp_id)
             ):
-                arrived.set_result(data["id"])
+                return sms
+            return None
 
-        unsubscribe = self._bus.subscribe(listener, "message.delivered")
-        timer = asyncio.ensure_future(self._sleep_until(account, wait))
-        either: set[asyncio.Future[Any]] = {arrived, timer}
-        try:
-            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            unsubscribe()
-            timer.cancel()
-        if not arrived.done():
+        sleep = self._sleep_until(account, wait)
+        if await self._first("message.delivered", delivered, sleep) is None:
             return None
         return self.latest_message(account=account, phone_number=phone_number, otp_id=otp_id)
 
@@ -841,8 +834,7 @@ class Simulator:
         announce it (``request.logged``, PINs masked)."""
         record.seq = next(self._request_seq)
         self._store.save_request(record)
-        self._logging = record  # what waiting listeners match (the bus is synchronous)
-        self._bus.publish("request.logged", record.to_json)
+        self._bus.publish("request.logged", record.to_json, subject=record)
         return record
 
     def requests(self, query: RequestQuery, limit: int | None = None) -> list[RequestRecord]:
@@ -855,17 +847,27 @@ class Simulator:
         found = self._store.list_requests(query, 1)
         if found or wait <= 0:
             return found[0] if found else None
-        arrived: asyncio.Future[RequestRecord] = asyncio.get_running_loop().create_future()
+
+        def logged(event: Event) -> RequestRecord | None:
+            record = event.subject
+            return record if isinstance(record, RequestRecord) and query.matches(record) else None
+
+        sleep = self._clock.sleep_until(self._clock.time() + wait, real_timeout=wait)
+        return await self._first("request.logged", logged, sleep)
+
+    async def _first(
+        self, type: str, pick: Callable[[Event], _T | None], sleep: Awaitable[Any]
+    ) -> _T | None:
+        """The first event of ``type`` that ``pick`` picks something from (what it
+        picked), or None once ``sleep`` is over."""
+        arrived: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
 
         def listener(event: Event) -> None:
-            record = self._logging
-            if not arrived.done() and record is not None and query.matches(record):
-                arrived.set_result(record)
+            if not arrived.done() and (found := pick(event)) is not None:
+                arrived.set_result(found)
 
-        unsubscribe = self._bus.subscribe(listener, "request.logged")
-        timer = asyncio.ensure_future(
-            self._clock.sleep_until(self._clock.time() + wait, real_timeout=wait)
-        )
+        unsubscribe = self._bus.subscribe(listener, type)
+        timer = asyncio.ensure_future(sleep)
         either: set[asyncio.Future[Any]] = {arrived, timer}
         try:
             await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
