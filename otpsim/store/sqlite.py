@@ -26,10 +26,10 @@ alone: its waiters get :class:`StoreUnavailable`, the next batch starts clean.
 Each table keeps the whole object as a JSON record plus the columns its queries need,
 and indexes only what a query needs. At the retention cap every insert also deletes the
 oldest rows, and each index page that touches costs a WAL frame and a checkpoint copy:
-apart from the ids queries look up (an OTP's, the OTP a message belongs to) the
-indexes are keyed in insertion or time order, so inserts and deletes share the few
-pages at either end (see :data:`MIGRATIONS` 4), and the writer's page cache
-(:attr:`SqliteStore.CACHE_KIB`) holds that working set.
+apart from the OTP id (every verify reads by it) the indexes are keyed in insertion or
+time order, so inserts and deletes share the few pages at either end (see
+:data:`MIGRATIONS` 4 and 5: a message is found by its OTP's insertion seq), and the
+writer's page cache (:attr:`SqliteStore.CACHE_KIB`) holds that working set.
 The schema is versioned (``PRAGMA user_version``); :data:`MIGRATIONS` brings an older
 file up to date when it is opened.
 
