@@ -593,25 +593,20 @@ class SqliteStore:
         limit: int | None,
     ) -> list[Message]:
         """An OTP's messages: those linked to its row, and its orphans (see
-        MIGRATIONS[4]), each through its own index (named: the account's or phone's
-        index, which the planner may prefer for the order, walks all of theirs)."""
+        MIGRATIONS[4]), each through its own index, in one statement. The indexes are
+        named: the planner preferred the account's or phone's index for the order, and
+        walked all of their messages (~340 ms at 100,000 rows, on the event loop)."""
         where, args = _filters(account=account, phone=phone_number, status=status)
         narrower = where.replace(" WHERE ", " AND ", 1)
-        orphans = (
+        sql = (
+            "SELECT seq, record FROM messages INDEXED BY messages_otp_seq "
+            "WHERE otp_seq = (SELECT seq FROM otps WHERE otp_id = ?) "
+            f"AND otp_id = ?{narrower} UNION ALL "
             "SELECT seq, record FROM messages INDEXED BY messages_orphan "
-            f"WHERE otp_seq IS NULL AND otp_id = ?{narrower}"
+            f"WHERE otp_seq IS NULL AND otp_id = ?{narrower} ORDER BY seq DESC" + _limit(limit)
         )
-        row = self._read("SELECT seq FROM otps WHERE otp_id = ?", (otp_id,)).fetchone()
-        if row is None:
-            sql, values = orphans, (otp_id, *args)
-        else:
-            linked = (
-                "SELECT seq, record FROM messages INDEXED BY messages_otp_seq "
-                f"WHERE otp_seq = ? AND otp_id = ?{narrower}"
-            )
-            sql = f"{linked} UNION ALL {orphans}"
-            values = (row[0], otp_id, *args, otp_id, *args)
-        sql += " ORDER BY seq DESC" + _limit(limit)
+        values = (otp_id, otp_id, *args, otp_id, *args)
+        self._flush()
         rows = self._db.execute(sql, values)
         return [Message.from_record(jsoncodec.loads(r[1])) for r in rows]
 
