@@ -195,7 +195,10 @@ class TableRetention:
 
     Call :meth:`inserted` after each new row (inside the writer's transaction) and
     :meth:`removed` after deleting rows yourself (a clear), :meth:`recount` after a
-    rollback.
+    rollback. ``on_delete``, if given, hears of each delete it makes: every row up to
+    an ``order`` value (``(last, [])``), or the rows too old (``(None, [their order
+    values])``, read with ``RETURNING``); the SQLite store cuts the links to the OTPs
+    it deleted.
     """
 
     def __init__(
