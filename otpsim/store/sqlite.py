@@ -605,9 +605,7 @@ class SqliteStore:
             "SELECT seq, record FROM messages INDEXED BY messages_orphan "
             f"WHERE otp_seq IS NULL AND otp_id = ?{narrower} ORDER BY seq DESC" + _limit(limit)
         )
-        values = (otp_id, otp_id, *args, otp_id, *args)
-        self._flush()
-        rows = self._db.execute(sql, values)
+        rows = self._read(sql, (otp_id, otp_id, *args, otp_id, *args))
         return [Message.from_record(jsoncodec.loads(r[1])) for r in rows]
 
     def queued_messages(self) -> list[Message]:
