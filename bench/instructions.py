@@ -90,16 +90,23 @@ async def created_ids(port: int, count: int) -> list[str]:
 
 
 def measure(checkout: str, args: argparse.Namespace) -> float:
+    """Instructions per request of ``otpsim serve`` (defaults) run from ``checkout``."""
     port = free_port()
-    out = Path(tempfile.mkdtemp()) / "callgrind.out"
     # PYTHONSAFEPATH: `python -m` would otherwise put the current directory first.
     env = dict(os.environ, PYTHONPATH=str(Path(checkout).resolve()), PYTHONSAFEPATH="1")
+    command = [sys.executable, "-m", "otpsim", "serve", "--port", str(port)]
+    return measure_command(command, port, args, env)
+
+
+def measure_command(
+    command: list[str], port: int, args: argparse.Namespace, env: dict[str, str] | None = None
+) -> float:
+    """Instructions per request of the server that ``command`` starts on ``port``
+    (run under callgrind; ``args`` as this script's options)."""
+    out = Path(tempfile.mkdtemp()) / "callgrind.out"
     server = subprocess.Popen(
-        [
-            "valgrind", "--tool=callgrind", "--instr-atstart=no",
-            f"--callgrind-out-file={out}", sys.executable, "-m", "otpsim", "serve",
-            "--port", str(port),
-        ],
+        ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
+         *command],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
