@@ -205,3 +205,68 @@ async def test_json_answers_are_what_aiohttps_response_writes(
             answers[kind] = DATE.sub(b"\r\nDate: <date>\r\n", answer)
         case = (status, method, version, connection)
         assert answers["ours"] == answers["aiohttp"], case
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "allow"),
+    [
+        ("GET", "/nowhere", 404, None),
+        ("GET", "/otp/x/y", 404, None),
+        ("GET", "/_sim/nope", 404, None),
+        ("HEAD", "/nowhere", 404, None),
+        ("PUT", "/otp", 405, "POST"),
+        ("GET", "/otp", 405, "POST"),
+        ("PATCH", "/otp/x", 405, "DELETE,GET,HEAD,POST"),
+        ("POST", "/", 405, "GET,HEAD"),
+        ("DELETE", "/_sim/clock", 405, "GET,HEAD,POST"),
+        ("POST", "/_sim/callbacks/x", 405, "GET,HEAD"),
+    ],
+)
+async def test_what_no_route_takes(
+    make_client: Any, method: str, path: str, status: int, allow: str | None
+) -> None:
+    """A request no route takes: 404, or 405 with the methods the path has, in the
+    provider's shape with the middleware's headers (it runs for these too)."""
+    client = await make_client()
+    response = await client.request(method, path, headers={"X-API-KEY": "heads"})
+    assert response.status == status
+    assert response.headers.get("Allow") == allow
+    assert len(response.headers["X-Request-Id"]) == 32
+    if method != "HEAD":
+        error = (await response.json())["error"]
+        assert error["type"] == ("not_found" if status == 404 else "invalid_method")
+        assert f"{method} {path}" in error["message"] or f"on {path} " in error["message"]
+        if allow:
+            assert error["message"].endswith(f"(allowed: {allow})")
+
+
+async def test_the_middleware_is_not_an_aiohttp_layer() -> None:
+    """The one middleware runs as each route's handler, not in aiohttp's middleware chain:
+    an app with middlewares gets, per request, aiohttp's chain lookup and its
+    ``_fix_request_current_app`` layer (a coroutine more) on top (3 % of a POST /otp)."""
+    from otpsim.server.app import create_app, serve
+
+    app = create_app(Settings())
+    assert list(app.middlewares) == []
+    handlers = {route.handler for route in app.router.routes()}
+    assert all(getattr(h, "func", None) is serve for h in handlers), handlers
+
+
+@pytest.mark.parametrize(
+    "target", [b"CONNECT 127.0.0.1:443", b"GET http://127.0.0.1", b"GET http://127.0.0.1?x=1"]
+)
+async def test_a_request_with_no_path_is_refused_in_the_providers_shape(
+    make_client: Any, target: bytes
+) -> None:
+    """A proxy's request (authority form, or an absolute URL without a path) has an empty
+    path, which aiohttp's router refuses before looking at any route: still a 404 in the
+    provider's shape, with the middleware's headers, and journaled."""
+    client = await make_client()
+    raw = target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    [answer] = await exchange(client.server.port, raw, [False])
+    head = shape(answer)
+    assert head[:4] == ["HTTP/1.1 404 Not Found", JSON, *IDS]
+    method = target.split()[0].decode()
+    assert f"No such endpoint: {method} ".encode() in answer
+    [entry] = (await (await client.get("/_sim/requests")).json())["requests"]
+    assert (entry["method"], entry["path"], entry["status"]) == (method, "", 404)
