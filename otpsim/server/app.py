@@ -88,7 +88,9 @@ def log_sms(settings: Settings) -> Callable[[Event], None]:
     return listener
 
 
-async def serve(handler: Handler, request: web.Request) -> web.StreamResponse:
+async def serve(
+    app: web.Application, route: str | None, handler: Handler, request: web.Request
+) -> web.StreamResponse:
     """The one middleware, every route's handler (``routing.through``), in this order for
     every request:
 
@@ -104,13 +106,13 @@ async def serve(handler: Handler, request: web.Request) -> web.StreamResponse:
     One function rather than a stack: each aiohttp middleware layer costs a coroutine
     per request, and the steps are easier to follow in one place. Not registered as an
     aiohttp middleware either (that adds aiohttp's chain lookup and a layer of its own per
-    request): each route's handler is ``partial(serve, handler)``, and requests no route
-    takes (404, 405) reach it through ``routing.Unrouted``.
+    request): each route's handler is ``partial(serve, app, route_name, handler)``
+    (``routing.through``; the app and the route's name bound once, not read through
+    ``request.match_info`` each time), and requests no route takes (404, 405) reach it
+    through the router's ``resolve``.
     """
     started = time.perf_counter()
     request[REQUEST_ID] = request_id = new_request_id()
-    route = request.match_info.route.name
-    app = request.app  # a property chain each time: read once
     sim = app[SIM]
     begun = journal.begin(sim) if journal.journaled(request.path) else None
     try:

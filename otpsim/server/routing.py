@@ -5,7 +5,7 @@ middleware chain and a layer of aiohttp's own on top of ours
 (``_fix_request_current_app``: a coroutine that sets ``match_info.current_app``, which
 only sub-applications need; otpsim has none): ~3 % of a ``POST /otp``. An app without
 middlewares calls the matched route's handler directly. So :func:`through` makes every
-route's handler ``partial(serve, handler)`` (the same function, the same order of
+route's handler ``partial(serve, app, name, handler)`` (the same function, the same order of
 steps, for every route). What no route takes, aiohttp's router answers with a match of
 its own whose handler raises its decision (404, or 405 with the methods the path has)
 outside any handler; here the router's ``resolve`` hands that decision, unchanged, to a
@@ -36,7 +36,9 @@ from yarl import URL
 if TYPE_CHECKING:
     from aiohttp.web_urldispatcher import _InfoDict, _Resolve
 
-Serve = Callable[[Handler, web.Request], Coroutine[Any, Any, web.StreamResponse]]
+Serve = Callable[
+    [web.Application, str | None, Handler, web.Request], Coroutine[Any, Any, web.StreamResponse]
+]
 
 
 class Unrouted(web.AbstractResource):
@@ -80,7 +82,8 @@ def through(app: web.Application, serve: Serve) -> None:
     router = app.router
     for route in router.routes():
         handler = route._handler
-        route._handler = update_wrapper(partial(serve, handler), handler)
+        bound = partial(serve, app, route.name, handler)
+        route._handler = update_wrapper(bound, handler)
     unrouted = Unrouted()
     resolve = router.resolve
 
@@ -89,7 +92,7 @@ def through(app: web.Application, serve: Serve) -> None:
         refusal = match.http_exception
         if refusal is None:
             return match
-        answer = partial(serve, partial(_refuse, refusal))
+        answer = partial(serve, app, None, partial(_refuse, refusal))
         return web.UrlMappingMatchInfo({}, web.ResourceRoute(hdrs.METH_ANY, answer, unrouted))
 
     router.resolve = resolve_or_refuse  # type: ignore[method-assign]
