@@ -29,7 +29,9 @@ the rare long-lived cycle, and can wait for a quiet moment:
   generation) and the requests in flight: pauses of ~1-3 ms, and less collector CPU
   than before (each survivor walked once, not twice). Every 20 ms was tried: pauses
   no shorter than ~0.7 ms (the 50 requests in flight are walked each time) at twice
-  the CPU. An idle server is not woken for them;
+  the CPU. None when CPython's own trigger fired meanwhile (a young store, filling,
+  makes it fire every few dozen requests): no second walk. An idle server is not
+  woken for them;
 * a full collection runs at most once every ``every`` seconds (60), when the server
   has been idle for a check interval (its process used < 5 % of a CPU), and otherwise
   at the latest every ``at_latest`` seconds (600) even under continuous load, or
@@ -94,10 +96,13 @@ async def collect_garbage_on_schedule(
         floor = blocks()  # the fewest blocks seen since the last full collection
         cycles = _cycles_freed()
         busy = False
+        ran = _young_collections()
         while True:
             await asyncio.sleep(min(young_every, check) if busy else check)
             if busy:
-                gc.collect(1)  # the young generations' survivors, walked once
+                if _young_collections() == ran:  # CPython's own trigger has not fired
+                    gc.collect(1)  # the young generations' survivors, walked once
+                ran = _young_collections()
                 if time.monotonic() - last_check < check:
                     continue
             now, used = time.monotonic(), cpu()
@@ -118,6 +123,12 @@ async def collect_garbage_on_schedule(
     finally:
         gc.set_threshold(young, middle, old)
         gc.unfreeze()
+
+
+def _young_collections() -> int:
+    """Young and middle collections so far (CPython's own and ours)."""
+    young, middle, _ = gc.get_stats()
+    return int(young["collections"]) + int(middle["collections"])
 
 
 def _cycles_freed() -> int:
