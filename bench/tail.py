@@ -292,7 +292,7 @@ def probe(args: argparse.Namespace) -> None:
     events = [
         {**e, "at": e["at"] - load_from}
         for e in json.loads(Path(out).read_text())
-        if e["what"] == "types" or e["at"] >= load_from
+        if e["what"] in ("types", "threads", "handles") or e["at"] >= load_from
     ]
     os.unlink(out)
     if args.dump:
@@ -348,6 +348,12 @@ CAUSES = ("gc0", "gc1", "gc2", "compact", "map put", "save_message", "expect_exp
           "save_request", "count")  # fmt: skip
 
 
+# A slow insert into one of these is a dict (or OrderedDict) rebuilding its table.
+REBUILDS = dict.fromkeys(
+    ("map put", "save_message", "expect_expiry", "save_request"), "dict rebuild (retained maps)"
+)
+
+
 def pause_table(events: list[dict[str, Any]], seconds: float, verbose: bool = False) -> None:
     """Every handle the loop ran for longer than PAUSE_MS, by what ran inside it (the
     longest probe event within it), with the loop thread's CPU: a handle whose CPU is
@@ -393,7 +399,7 @@ def pause_table(events: list[dict[str, Any]], seconds: float, verbose: bool = Fa
             collections = [e for e in inside if e["what"] in ("gc0", "gc1", "gc2", "compact")]
             if collections and max(e["cpu_ms"] for e in collections) >= top["cpu_ms"] / 2:
                 top = max(collections, key=lambda e: e["cpu_ms"])
-            cause = top["what"]
+            cause = REBUILDS.get(top["what"], top["what"])
         elif h["cpu_ms"] < h["ms"] / 2:
             cause = "off the CPU (other threads or processes)"
         else:
