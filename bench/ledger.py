@@ -25,7 +25,8 @@ the same 201 but, e.g., without a journal entry, rate headers or an SMS line. Fe
 * ``store``: keeping the OTP and its message;
 * ``balance``: the account's balance check and charge.
 
-Internal (used by the runs above): ``python bench/ledger.py --serve FEATURES PORT``.
+Each server runs as ``bench/instructions.py``'s do (wall-clock cadences spaced by
+``--slowdown``); ``ledger.switch_off(FEATURES)`` is what each applies before it starts.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from instructions import free_port, measure_command  # noqa: E402
+from instructions import free_port, measure_command, serve_command  # noqa: E402
 
 
 def _nothing(*args: Any, **kwargs: Any) -> None:
@@ -131,12 +132,10 @@ FEATURES: dict[str, Callable[[], None]] = {
 }
 
 
-def serve(features: str, port: str) -> int:
+def switch_off(features: str) -> None:
+    """Apply the patches of ``features`` (comma-separated) to this process."""
     for name in filter(None, features.split(",")):
         FEATURES[name]()
-    from otpsim.cli import main
-
-    return main(["serve", "--port", port])
 
 
 def main() -> None:
@@ -147,10 +146,8 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(FEATURES), help="features to switch off")
     parser.add_argument("--no-references", action="store_true", help="skip lean and ceiling")
     parser.add_argument("--us-per-k", type=float, default=212.3 / 581.5)
-    parser.add_argument("--serve", nargs=2, metavar=("FEATURES", "PORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--slowdown", type=float, default=50.0, help="see instructions.py")
     args = parser.parse_args()
-    if args.serve:
-        sys.exit(serve(*args.serve))
     args.path, args.method, args.keep = "/otp", "POST", False
     chosen = [f for f in args.only.split(",") if f]
     unknown = [f for f in chosen if f not in FEATURES]
@@ -159,8 +156,12 @@ def main() -> None:
 
     def otpsim(off: str) -> float:
         port = free_port()
-        command = [sys.executable, str(HERE / "ledger.py"), "--serve", off, str(port)]
-        return measure_command(command, port, args)
+        patch = [
+            f"sys.path.insert(0, {str(HERE)!r})",
+            "import ledger",
+            f"ledger.switch_off({off!r})",
+        ]
+        return measure_command(serve_command(port, args.slowdown, *patch), port, args)
 
     def show(name: str, per: float, saved: float | None) -> None:
         line = f"{name:>22}: {per / 1000:8.1f} k instructions/request"

@@ -81,11 +81,13 @@ async def collect_garbage_on_schedule(
     at_latest: float = FULL_COLLECTION_AT_LATEST,
     cpu: Callable[[], float] = time.process_time,
     blocks: Callable[[], int] = sys.getallocatedblocks,
-    young_every: float = YOUNG_EVERY,
+    young_every: float | None = None,
 ) -> None:
-    """Run until cancelled: young collections on a cadence while busy, full ones in
-    idle moments (see the module docs). Restores the collector's thresholds and
+    """Run until cancelled: young collections on a cadence while busy (every
+    ``young_every`` seconds, by default ``YOUNG_EVERY`` as it is when called), full ones
+    in idle moments (see the module docs). Restores the collector's thresholds and
     unfreezes what it froze when cancelled."""
+    young_every = YOUNG_EVERY if young_every is None else young_every
     check = min(every, CHECK_EVERY)
     young, middle, old = gc.get_threshold()
     gc.set_threshold(young, 0, 1_000_000_000)
