@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -351,3 +352,34 @@ def test_help_imports_no_server() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+# What `otpsim serve` (defaults) needs only for its pages, scenario files, a --db or a
+# metrics scrape: loaded when first used, not before the first answer (issue 18: start to
+# healthy < 0.5 s).
+NOT_BEFORE_FIRST_ANSWER = (
+    "jinja2", "markupsafe", "yaml", "prometheus_client", "sqlite3", "otpsim.scenario",
+    "otpsim.yamlutil", "otpsim.server.apiref", "otpsim.client",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("args", [(), ("--log-format", "json")], ids=["defaults", "json"])
+def test_serve_answers_before_loading_what_only_pages_and_scenarios_use(
+    start_server: Any, args: tuple[str, ...]
+) -> None:
+    """The modules a default ``serve`` imported by the time it answered its health check
+    and a POST /otp (PYTHONPROFILEIMPORTTIME lists each import on stderr)."""
+    proc, base = start_server(*args, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    lines: list[str] = []
+    pump = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    pump.start()  # the server never blocks on a full stderr pipe
+    assert call("GET", f"{base}/_sim/health")[0] == 200
+    created = call("POST", f"{base}/otp", {"phoneNumber": "+33612345678"}, {"X-API-KEY": "k"})
+    assert created[0] == 201, created
+    proc.send_signal(signal.SIGTERM)  # nothing else asked: the stop imports none of them
+    assert proc.wait(timeout=30) == 0
+    pump.join(timeout=30)
+    imported = {line.rsplit("|", 1)[1].strip() for line in lines if "import time:" in line}
+    assert "aiohttp.web" in imported  # the listing is there
+    loaded = sorted(m for m in imported if m.startswith(NOT_BEFORE_FIRST_ANSWER))
+    assert loaded == [], loaded
