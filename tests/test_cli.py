@@ -358,7 +358,7 @@ def test_help_imports_no_server() -> None:
 # metrics scrape: loaded when first used, not before the first answer (issue 18: start to
 # healthy < 0.5 s).
 NOT_BEFORE_FIRST_ANSWER = (
-    "jinja2", "markupsafe", "yaml", "prometheus_client", "sqlite3", "otpsim.scenario",
+    "jinja2", "markupsafe", "yaml", "prometheus_client", "sqlite3", "re2", "otpsim.scenario",
     "otpsim.yamlutil", "otpsim.server.apiref", "otpsim.client",
 )  # fmt: skip
 
