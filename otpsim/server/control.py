@@ -12,7 +12,6 @@ import functools
 import json
 import math
 from collections.abc import Awaitable
-from importlib.resources import files
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
@@ -310,6 +309,8 @@ async def delete_scenario(request: web.Request) -> web.Response:
 
 @functools.lru_cache(maxsize=1)
 def _openapi_source() -> str:
+    from importlib.resources import files
+
     import yaml  # not needed before the document is first asked for
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser when built

@@ -8,7 +8,7 @@ piece of message text reaches the page through ``textContent``, never as HTML.
 from __future__ import annotations
 
 import functools
-from importlib.resources import files
+import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +20,17 @@ from otpsim.server.keys import SIM
 if TYPE_CHECKING:
     import jinja2
 
-STATIC_DIR = Path(str(files("otpsim.web") / "static"))
+
+def _folder(package: str) -> Path:
+    """A package's folder (a real directory, as add_static needs), found without
+    loading importlib.resources and its zipfile machinery at start-up."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"{package} is not installed as a folder")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+STATIC_DIR = _folder("otpsim.web") / "static"
 
 
 @functools.cache
