@@ -3,6 +3,7 @@
     python bench/start.py                                  # this checkout, 10 starts
     python bench/start.py --times 12 old=/work/base new=.  # interleaved A/B, median each
     python bench/start.py --no-pyc old=... new=...         # compile the sources every start
+    python bench/start.py --firsts old=... new=...         # and each first request after
 
 Each spec is ``name=DIR``: a checkout whose ``.venv`` has otpsim installed (editable) from
 that DIR; the runs alternate between specs so that the machine's load falls on each alike.
@@ -44,25 +45,63 @@ def cpu_seconds(pid: int) -> float:
     return total / 1e9
 
 
-def start_to_healthy(python: str, env: dict[str, str], timeout: float = 30) -> tuple[float, float]:
-    """Seconds from spawning ``otpsim serve`` to the first 200 from ``/_sim/health``,
-    and the CPU seconds the server used by then (less moved by the machine's load)."""
+# The first request of each kind after start-up, each on the same fresh server (what a
+# lazily loaded module would slow): (label, method, path, body).
+FIRSTS = (
+    ("POST /otp", "POST", "/otp", b'{"phoneNumber": "+33612345678"}'),
+    ("GET / (inbox page)", "GET", "/", None),
+    ("GET /_sim/api", "GET", "/_sim/api", None),
+    ("GET /_sim/metrics", "GET", "/_sim/metrics", None),
+    ("PUT /_sim/scenario", "PUT", "/_sim/scenario", b"network:\n  rules: []\n"),
+)
+
+
+def first_requests(base: str) -> dict[str, float]:
+    """Seconds each of FIRSTS took, in order, on a server that has only answered health."""
+    took = {}
+    for label, method, path, body in FIRSTS:
+        request = urllib.request.Request(base + path, data=body, method=method)
+        request.add_header("X-API-KEY", "bench")
+        request.add_header("Content-Type", "application/json")
+        began = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            answer.read()
+        took[label] = time.perf_counter() - began
+    return took
+
+
+def start_to_healthy(
+    python: str, env: dict[str, str], *, firsts: bool = False, timeout: float = 30
+) -> dict[str, float]:
+    """Seconds from spawning ``otpsim serve`` to the first 200 from ``/_sim/health``
+    ("healthy"), the CPU seconds the server used by then ("cpu": less moved by the
+    machine's load) and, with ``firsts``, the seconds of each first request after."""
     port = free_port()
-    url = f"http://127.0.0.1:{port}/_sim/health"
+    base = f"http://127.0.0.1:{port}"
     command = [python, "-m", "otpsim", "serve", "--port", str(port)]
     began = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    # Run from the checkout's folder: ``-m`` puts the working directory first on sys.path,
+    # so another checkout's otpsim there would be the one imported.
+    root = Path(python).parents[2]
+    proc = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=root
+    )
     try:
         while True:
             try:
-                with urllib.request.urlopen(url, timeout=2) as answer:
+                with urllib.request.urlopen(base + "/_sim/health", timeout=2) as answer:
                     if answer.status == 200:
-                        return time.perf_counter() - began, cpu_seconds(proc.pid)
+                        took = {"healthy": time.perf_counter() - began}
+                        took["cpu"] = cpu_seconds(proc.pid)
+                        break
             except (urllib.error.URLError, OSError):
                 pass
             if time.perf_counter() - began > timeout or proc.poll() is not None:
                 raise RuntimeError(f"no answer from {' '.join(command)}")
             time.sleep(0.002)
+        if firsts:
+            took.update(first_requests(base))
+        return took
     finally:
         proc.terminate()
         try:
@@ -77,6 +116,9 @@ def main() -> int:
     parser.add_argument("specs", nargs="*", help="name=DIR (default: this checkout)")
     parser.add_argument("--times", type=int, default=10, help="starts per spec (default 10)")
     parser.add_argument("--no-pyc", action="store_true", help="compile the sources every start")
+    parser.add_argument(
+        "--firsts", action="store_true", help="also time the first request of each kind"
+    )
     args = parser.parse_args()
     specs = [s.partition("=")[::2] for s in args.specs] or [("this", str(HERE.parent))]
     env = dict(os.environ)
@@ -95,25 +137,27 @@ def main() -> int:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
     for name in pythons:  # warm the page cache once, not measured
         start_to_healthy(pythons[name], env)
-    runs: dict[str, list[float]] = {name: [] for name in pythons}
-    cpu: dict[str, list[float]] = {name: [] for name in pythons}
+    runs: dict[str, dict[str, list[float]]] = {name: {} for name in pythons}
     for _ in range(args.times):
         for name, python in pythons.items():
-            wall, used = start_to_healthy(python, env)
-            runs[name].append(wall)
-            cpu[name].append(used)
+            for figure, seconds in start_to_healthy(python, env, firsts=args.firsts).items():
+                runs[name].setdefault(figure, []).append(seconds)
     first = next(iter(runs))
-    for name, times in runs.items():
+    for name, figures in runs.items():
+        times, cpu = figures["healthy"], figures["cpu"]
         median = statistics.median(times)
-        ratio = median / statistics.median(runs[first])
+        ratio = median / statistics.median(runs[first]["healthy"])
         spread = f"{min(times) * 1000:.0f}-{max(times) * 1000:.0f}"
-        used = statistics.median(cpu[name])
+        used = statistics.median(cpu)
         print(
             f"{name:<8} start to healthy: median {median * 1000:4.0f} ms "
             f"(min-max {spread} ms, n={len(times)}) {ratio:.2f} x {first}; "
             f"server CPU by then {used * 1000:.0f} ms "
-            f"({used / statistics.median(cpu[first]):.2f} x)"
+            f"({used / statistics.median(runs[first]['cpu']):.2f} x)"
         )
+        for label, *_ in FIRSTS if args.firsts else ():
+            took = statistics.median(figures[label]) * 1000
+            print(f"{name:<8}   first {label:<22} median {took:6.1f} ms")
     return 0
 
 
