@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -384,3 +386,31 @@ def test_serve_answers_before_loading_what_only_pages_and_scenarios_use(
     assert "aiohttp.web" in imported  # the listing is there
     loaded = sorted(m for m in imported if m.startswith(NOT_BEFORE_FIRST_ANSWER))
     assert loaded == [], loaded
+
+
+def test_what_loads_on_first_use_serves_concurrent_first_users(start_server: Any) -> None:
+    """The first scenario activations (their machinery loads in worker threads), the first
+    pages and the first scrape, all at once on a fresh server: each is answered as usual."""
+    _, base = start_server()
+    scenario = (
+        'name: first\nnetwork:\n  rules:\n    - match: {regex: "^\\\\+336"}\n      error: 503\n'
+    )
+
+    def fetch(method: str, path: str, body: str | None = None) -> tuple[int, str]:
+        data = None if body is None else body.encode()
+        request = urllib.request.Request(base + path, data=data, method=method)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode()
+
+    asks = [("PUT", "/_sim/scenario", scenario)] * 4 + [
+        ("GET", "/", None), ("GET", "/_sim/api", None), ("GET", "/_sim/metrics", None),
+        ("GET", "/_sim/openapi.json", None),
+    ]  # fmt: skip
+    with concurrent.futures.ThreadPoolExecutor(len(asks)) as pool:
+        answers = list(pool.map(lambda ask: fetch(*ask), asks))
+    assert [status for status, _ in answers] == [200] * len(asks)
+    assert all(json.loads(text)["name"] == "first" for _, text in answers[:4])
+    assert "<html" in answers[4][1]
+    assert "<html" in answers[5][1]
+    assert "otpsim_http_requests_total" in answers[6][1]
+    assert json.loads(answers[7][1])["openapi"].startswith("3.")
