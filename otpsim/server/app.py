@@ -53,7 +53,6 @@ from otpsim.server.live import LiveHub
 from otpsim.server.metrics import Metrics, metrics
 from otpsim.store import Store
 from otpsim.store.retention import Retention
-from otpsim.store.sqlite import SqliteStore
 
 log = logging.getLogger("otpsim")
 access_log = logging.getLogger("otpsim.access")
@@ -351,6 +350,8 @@ def create_app(
     settings = settings or Settings()
     app = web.Application(client_max_size=settings.max_body_bytes)
     if store is None and settings.db:
+        from otpsim.store.sqlite import SqliteStore  # sqlite3: only with --db
+
         retention = Retention(settings.max_messages, settings.max_age, settings.max_requests)
         store = SqliteStore(settings.db, retention=retention, durability=settings.db_sync)
     sim = Simulator(settings, clock=clock, rng=rng, store=store)
