@@ -90,16 +90,41 @@ async def created_ids(port: int, count: int) -> list[str]:
 
 
 def measure(checkout: str, args: argparse.Namespace) -> float:
+    """Instructions per request of ``otpsim serve`` (defaults) run from ``checkout``."""
     port = free_port()
-    out = Path(tempfile.mkdtemp()) / "callgrind.out"
     # PYTHONSAFEPATH: `python -m` would otherwise put the current directory first.
     env = dict(os.environ, PYTHONPATH=str(Path(checkout).resolve()), PYTHONSAFEPATH="1")
-    server = subprocess.Popen(
+    return measure_command(serve_command(port, args.slowdown), port, args, env)
+
+
+def serve_command(port: int, slowdown: float, *before: str) -> list[str]:
+    """``otpsim serve --port PORT`` with work that runs on a wall-clock cadence (the
+    young collections of ``gcpolicy``, where the checkout has them) spaced ``slowdown``
+    times further apart: valgrind runs the server ~50 x slower, so a 0.1 s cadence
+    would otherwise come ~50 x as often per request as it does outside valgrind.
+    ``before``: Python statements run first (e.g. bench/ledger.py's patches)."""
+    code = "; ".join(
         [
-            "valgrind", "--tool=callgrind", "--instr-atstart=no",
-            f"--callgrind-out-file={out}", sys.executable, "-m", "otpsim", "serve",
-            "--port", str(port),
-        ],
+            "import sys",
+            "import otpsim.gcpolicy as g",
+            f"g.YOUNG_EVERY = getattr(g, 'YOUNG_EVERY', 0) * {slowdown}",
+            *before,
+            "from otpsim.cli import main",
+            f"sys.exit(main(['serve', '--port', '{port}']))",
+        ]
+    )
+    return [sys.executable, "-c", code]
+
+
+def measure_command(
+    command: list[str], port: int, args: argparse.Namespace, env: dict[str, str] | None = None
+) -> float:
+    """Instructions per request of the server that ``command`` starts on ``port``
+    (run under callgrind; ``args`` as this script's options)."""
+    out = Path(tempfile.mkdtemp()) / "callgrind.out"
+    server = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
+         *command],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -147,6 +172,10 @@ def main() -> None:
     parser.add_argument("--path", default="/otp", choices=["/otp", "/otp/{id}"])
     parser.add_argument("--method", default="POST", choices=["POST", "GET"])
     parser.add_argument("--keep", action="store_true", help="print the callgrind file's path")
+    parser.add_argument(
+        "--slowdown", type=float, default=50.0,
+        help="valgrind's slowdown: wall-clock cadences are spaced this much further apart",
+    )  # fmt: skip
     parser.add_argument("specs", nargs="+", metavar="NAME=CHECKOUT")
     args = parser.parse_args()
     first = None

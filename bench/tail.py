@@ -91,6 +91,7 @@ def install_probe(out_path: str) -> None:
         )  # fmt: skip
 
     scheduler_module.Scheduler._compact = timed_compact  # type: ignore[method-assign]
+    install_pause_probes(events)
 
     async def lag_timer() -> None:
         period = 0.005
@@ -127,9 +128,109 @@ def install_probe(out_path: str) -> None:
 
             kinds = collections.Counter(type(o).__name__ for o in gc.get_objects())
             events.append({"what": "types", "at": 0, "ms": 0, "top": kinds.most_common(12)})
+            events.append({"what": "threads", "at": 0, "ms": 0, "cpu": thread_cpu()})
+            events.append({"what": "handles", "at": 0, "ms": 0, "hist": _HANDLE_HISTOGRAM})
             Path(out_path).write_text(json.dumps(events))  # noqa: ASYNC240 (at exit)
 
     cli.serve = serve  # type: ignore[assignment]
+
+
+# Handles run by the loop, by wall-clock duration: bucket upper bounds in ms -> count.
+_BUCKETS = (0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 1e9)
+_HANDLE_HISTOGRAM: dict[str, int] = {str(b): 0 for b in _BUCKETS}
+PAUSE_MS = 2.0  # a handle (one callback or task step) longer than this is recorded
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds each thread of this process has used, by thread name."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            comm = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[f"{comm} ({task.name})"] = (int(fields[11]) + int(fields[12])) / ticks
+    return found
+
+
+def _callback_name(callback: Any) -> str:
+    """A handle's callback, named: a task's step by its coroutine."""
+    task = getattr(callback, "__self__", None)
+    if isinstance(task, asyncio.Task):
+        coro = task.get_coro()
+        return f"task {getattr(coro, '__qualname__', repr(coro))}"[:60]
+    return str(getattr(callback, "__qualname__", repr(callback)))[:60]
+
+
+def install_pause_probes(events: list[dict[str, Any]]) -> None:
+    """Time what may pause the loop: every handle the loop runs (a histogram, and the
+    ones above PAUSE_MS with the loop thread's CPU in them), the calls that insert into
+    the retained maps (a dict rebuild shows as one slow call), the log writer's flushes
+    (in its own thread: its CPU is taken from the server's one CPU)."""
+    import asyncio.events as asyncio_events
+    from bisect import bisect_left
+
+    from otpsim import logs
+    from otpsim.engine import simulator as simulator_module
+    from otpsim.store import memory as memory_module
+    from otpsim.store import retention as retention_module
+
+    perf, cpu = time.perf_counter, time.thread_time
+    bounds = [float(b) for b in _BUCKETS]
+    keys = [str(b) for b in _BUCKETS]
+    hist = _HANDLE_HISTOGRAM
+    run = asyncio_events.Handle._run
+
+    def timed_run(self: Any) -> None:
+        begin, begin_cpu = perf(), cpu()
+        run(self)
+        ms = (perf() - begin) * 1000
+        hist[keys[bisect_left(bounds, ms)]] += 1
+        if ms > PAUSE_MS:
+            events.append(
+                {"what": "handle", "at": begin, "ms": ms, "cpu_ms": (cpu() - begin_cpu) * 1000,
+                 "cb": _callback_name(self._callback)}
+            )  # fmt: skip
+
+    asyncio_events.Handle._run = timed_run  # type: ignore[method-assign]
+
+    def timed(owner: Any, name: str, label: str, slow_ms: float = 1.0) -> None:
+        original = getattr(owner, name)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            begin, begin_cpu = perf(), cpu()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                ms = (perf() - begin) * 1000
+                if ms > slow_ms:
+                    events.append(
+                        {"what": label, "at": begin, "ms": ms,
+                         "cpu_ms": (cpu() - begin_cpu) * 1000}
+                    )  # fmt: skip
+
+        setattr(owner, name, wrapper)
+
+    # Each retained map's insert (the store's OTPs and messages), the by-phone index
+    # (in save_message, outside the map's put), the simulator's expiring-jobs map.
+    timed(retention_module.RetainedMap, "put", "map put")
+    timed(memory_module.MemoryStore, "save_message", "save_message")
+    timed(memory_module.MemoryStore, "save_request", "save_request")
+    timed(simulator_module.Simulator, "_expect_expiry", "expect_expiry")
+    flush = logs.LineSink.flush
+
+    def timed_flush(self: Any) -> None:
+        begin, begin_cpu = perf(), cpu()
+        waiting = len(self._lines)
+        flush(self)
+        events.append(
+            {"what": "logflush", "at": begin, "ms": (perf() - begin) * 1000,
+             "cpu_ms": (cpu() - begin_cpu) * 1000, "lines": waiting}
+        )  # fmt: skip
+
+    logs.LineSink.flush = timed_flush  # type: ignore[method-assign]
 
 
 def probe_server() -> None:
@@ -191,9 +292,11 @@ def probe(args: argparse.Namespace) -> None:
     events = [
         {**e, "at": e["at"] - load_from}
         for e in json.loads(Path(out).read_text())
-        if e["what"] == "types" or e["at"] >= load_from
+        if e["what"] in ("types", "threads", "handles") or e["at"] >= load_from
     ]
     os.unlink(out)
+    if args.dump:
+        Path(args.dump).write_text(json.dumps(events))
     print(f"wrk -c50 {args.seconds:g}s at the cap ({args.count:,}): {figures['rate']:,.0f} "
           f"req/s, p50 {figures['p50']:.2f} ms, p99 {figures['p99']:.2f} ms, "
           f"max {figures['max']:.0f} ms")  # fmt: skip
@@ -238,6 +341,85 @@ def probe(args: argparse.Namespace) -> None:
                   f"{causes or 'requests only'}")  # fmt: skip
     for cause, lags in sorted(by_cause.items()):
         print(f"own stalls with {cause}: {len(lags)}, max {max(lags):.0f} ms")
+    pause_table(events, args.seconds, args.verbose)
+
+
+CAUSES = ("gc0", "gc1", "gc2", "compact", "map put", "save_message", "expect_expiry",
+          "save_request", "count")  # fmt: skip
+
+
+# A slow insert into one of these is a dict (or OrderedDict) rebuilding its table.
+REBUILDS = dict.fromkeys(
+    ("map put", "save_message", "expect_expiry", "save_request"), "dict rebuild (retained maps)"
+)
+
+
+def pause_table(events: list[dict[str, Any]], seconds: float, verbose: bool = False) -> None:
+    """Every handle the loop ran for longer than PAUSE_MS, by what ran inside it (the
+    longest probe event within it), with the loop thread's CPU: a handle whose CPU is
+    under half its wall time was mostly waiting for the CPU (other processes, or the
+    log writer thread)."""
+    for e in events:
+        if e["what"] == "threads":
+            total = sum(e["cpu"].values()) or 1.0
+            print("CPU by thread: " + ", ".join(
+                f"{name} {sec:.2f} s ({sec / total:.1%})" for name, sec in e["cpu"].items()
+            ))  # fmt: skip
+        if e["what"] == "handles":
+            hist, total = e["hist"], sum(e["hist"].values()) or 1
+            print("handles by wall time (ms, upper bound: count): " + ", ".join(
+                f"{k}: {n:,}" for k, n in hist.items() if n
+            ) + f"; total {total:,}")  # fmt: skip
+    flushes = [e for e in events if e["what"] == "logflush"]
+    if flushes:
+        cpu = sorted(e["cpu_ms"] for e in flushes)
+        lines = sorted(e["lines"] for e in flushes)
+        print(f"log writer: {len(flushes) / seconds:.1f} flushes/s, lines per flush median "
+              f"{statistics.median(lines):.0f}, CPU per flush median "
+              f"{statistics.median(cpu):.3f} ms, p99 {cpu[int(len(cpu) * 0.99)]:.3f} ms, "
+              f"total {sum(cpu):.0f} ms")  # fmt: skip
+    for what in ("gc0", "gc1"):
+        cpu = sorted(e["cpu_ms"] for e in events if e["what"] == what)
+        if cpu:
+            print(f"{what}: {len(cpu) / seconds:.1f}/s, CPU median {statistics.median(cpu):.2f}"
+                  f" ms, p90 {cpu[int(len(cpu) * 0.9)]:.2f}, max {cpu[-1]:.2f}")  # fmt: skip
+    handles = [e for e in events if e["what"] == "handle"]
+    inner = [e for e in events if e["what"] in CAUSES]
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for h in handles:
+        end = h["at"] + h["ms"] / 1000
+        inside = [
+            e for e in inner
+            if e["at"] >= h["at"] - 0.0005 and e["at"] < end
+            and e["cpu_ms"] >= max(0.5, h["cpu_ms"] / 3)  # (a call preempted is not a cause)
+        ]  # fmt: skip
+        if inside:
+            # The innermost first: a collection inside a map's put is the collection's.
+            top = max(inside, key=lambda e: e["cpu_ms"])
+            collections = [e for e in inside if e["what"] in ("gc0", "gc1", "gc2", "compact")]
+            if collections and max(e["cpu_ms"] for e in collections) >= top["cpu_ms"] / 2:
+                top = max(collections, key=lambda e: e["cpu_ms"])
+            cause = REBUILDS.get(top["what"], top["what"])
+        elif h["cpu_ms"] < h["ms"] / 2:
+            cause = "off the CPU (other threads or processes)"
+        else:
+            cause = "the handle's own work"
+        rows.setdefault(cause, []).append(h)
+        if verbose and h["cpu_ms"] >= 1.0:
+            print(f"  pause at {h['at']:6.2f}s: {h['ms']:5.1f} ms ({h['cpu_ms']:.1f} CPU) "
+                  f"{h['cb']} <- {cause}: " + ", ".join(
+                      f"{e['what']} {e['cpu_ms']:.1f}" for e in inside))  # fmt: skip
+    print(
+        f"\n| pauses > {PAUSE_MS:g} ms (one loop handle) | how often | loop CPU per pause "
+        "(median, max) | stall (median, max) |"
+    )
+    print("|---|---|---|---|")
+    for cause, found in sorted(rows.items(), key=lambda kv: -len(kv[1])):
+        cpu = [h["cpu_ms"] for h in found]
+        wall = [h["ms"] for h in found]
+        print(f"| {cause} | {len(found)} ({len(found) / seconds * 60:.0f}/min) | "
+              f"{statistics.median(cpu):.1f}, {max(cpu):.1f} ms | "
+              f"{statistics.median(wall):.1f}, {max(wall):.1f} ms |")  # fmt: skip
 
 
 def latency(args: argparse.Namespace) -> None:
@@ -309,6 +491,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=75)
     p.add_argument("--count", type=int, default=100_000)
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--dump", help="write the probe's events (JSON) to this file")
     p.add_argument("checkout", nargs="?", help="@DIR: another checkout's code")
     lat = sub.add_parser("latency")
     lat.add_argument("--seconds", type=float, default=8)

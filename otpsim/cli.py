@@ -198,7 +198,6 @@ async def serve(settings: Settings, *, out: Any = None) -> None:
     from aiohttp import web
 
     from otpsim.clock import iso
-    from otpsim.scenario.model import load_scenario
     from otpsim.server.app import create_app
     from otpsim.server.callbacks import points_at_self
     from otpsim.server.edge import EdgeRunner, connection_cap, raise_fd_limit
@@ -209,6 +208,8 @@ async def serve(settings: Settings, *, out: Any = None) -> None:
     sim = app[SIM]
     recovery = sim.recover()  # done by create_app: what it found
     if settings.scenario:
+        from otpsim.scenario.model import load_scenario  # yaml, jinja2: not otherwise needed
+
         scenario = load_scenario(settings.scenario)
         sim.use_scenario(scenario.network, name=scenario.name, keep_clock=recovery.clock_restored)
     fd_limit = raise_fd_limit()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -9,7 +10,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -351,3 +354,63 @@ def test_help_imports_no_server() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+# What `otpsim serve` (defaults) needs only for its pages, scenario files, a --db or a
+# metrics scrape: loaded when first used, not before the first answer (issue 18: start to
+# healthy < 0.5 s).
+NOT_BEFORE_FIRST_ANSWER = (
+    "jinja2", "markupsafe", "yaml", "prometheus_client", "sqlite3", "re2", "otpsim.scenario",
+    "otpsim.yamlutil", "otpsim.server.apiref", "otpsim.client", "importlib.resources",
+    "zipfile",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("args", [(), ("--log-format", "json")], ids=["defaults", "json"])
+def test_serve_answers_before_loading_what_only_pages_and_scenarios_use(
+    start_server: Any, args: tuple[str, ...]
+) -> None:
+    """The modules a default ``serve`` imported by the time it answered its health check
+    and a POST /otp (PYTHONPROFILEIMPORTTIME lists each import on stderr)."""
+    proc, base = start_server(*args, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    lines: list[str] = []
+    pump = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    pump.start()  # the server never blocks on a full stderr pipe
+    assert call("GET", f"{base}/_sim/health")[0] == 200
+    created = call("POST", f"{base}/otp", {"phoneNumber": "+33612345678"}, {"X-API-KEY": "k"})
+    assert created[0] == 201, created
+    proc.send_signal(signal.SIGTERM)  # nothing else asked: the stop imports none of them
+    assert proc.wait(timeout=30) == 0
+    pump.join(timeout=30)
+    imported = {line.rsplit("|", 1)[1].strip() for line in lines if "import time:" in line}
+    assert "aiohttp.web" in imported  # the listing is there
+    loaded = sorted(m for m in imported if m.startswith(NOT_BEFORE_FIRST_ANSWER))
+    assert loaded == [], loaded
+
+
+def test_what_loads_on_first_use_serves_concurrent_first_users(start_server: Any) -> None:
+    """The first scenario activations (their machinery loads in worker threads), the first
+    pages and the first scrape, all at once on a fresh server: each is answered as usual."""
+    _, base = start_server()
+    scenario = (
+        'name: first\nnetwork:\n  rules:\n    - match: {regex: "^\\\\+336"}\n      error: 503\n'
+    )
+
+    def fetch(method: str, path: str, body: str | None = None) -> tuple[int, str]:
+        data = None if body is None else body.encode()
+        request = urllib.request.Request(base + path, data=data, method=method)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode()
+
+    asks = [("PUT", "/_sim/scenario", scenario)] * 4 + [
+        ("GET", "/", None), ("GET", "/_sim/api", None), ("GET", "/_sim/metrics", None),
+        ("GET", "/_sim/openapi.json", None),
+    ]  # fmt: skip
+    with concurrent.futures.ThreadPoolExecutor(len(asks)) as pool:
+        answers = list(pool.map(lambda ask: fetch(*ask), asks))
+    assert [status for status, _ in answers] == [200] * len(asks)
+    assert all(json.loads(text)["name"] == "first" for _, text in answers[:4])
+    assert "<html" in answers[4][1]
+    assert "<html" in answers[5][1]
+    assert "otpsim_http_requests_total" in answers[6][1]
+    assert json.loads(answers[7][1])["openapi"].startswith("3.")

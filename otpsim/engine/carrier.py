@@ -43,8 +43,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-import re2
-
 from otpsim.domain.message import Message
 from otpsim.engine.scheduler import Job, Kind, Scheduler
 
@@ -65,6 +63,8 @@ class Regex:
             raise ValueError(
                 f"invalid regular expression: longer than {MAX_REGEX_CHARS} characters"
             )
+        import re2  # loaded with the first rule that has a regex, not at start-up
+
         options = re2.Options()
         options.log_errors = False  # the error is ours to report, once
         try:

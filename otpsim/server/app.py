@@ -25,7 +25,7 @@ from otpsim.engine import Caller, Simulator
 from otpsim.errors import E, ProviderError
 from otpsim.events import Event
 from otpsim.logs import log_line, mask_pin, text_line
-from otpsim.server import control, inbox, journal, provider, security
+from otpsim.server import control, inbox, journal, provider, routing, security
 from otpsim.server.callbacks import INSTANCE_HEADER, CallbackDispatcher
 from otpsim.server.edge import Streams
 from otpsim.server.faults import latency_pause
@@ -53,7 +53,6 @@ from otpsim.server.live import LiveHub
 from otpsim.server.metrics import Metrics, metrics
 from otpsim.store import Store
 from otpsim.store.retention import Retention
-from otpsim.store.sqlite import SqliteStore
 
 log = logging.getLogger("otpsim")
 access_log = logging.getLogger("otpsim.access")
@@ -88,9 +87,11 @@ def log_sms(settings: Settings) -> Callable[[Event], None]:
     return listener
 
 
-@web.middleware
-async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The one middleware, in this order for every request:
+async def serve(
+    app: web.Application, route: str | None, handler: Handler, request: web.Request
+) -> web.StreamResponse:
+    """The one middleware, every route's handler (``routing.through``), in this order for
+    every request:
 
     1. a request id and a start time (``X-Request-Id``, ``X-Response-Time``);
     2. the control API's guard (cross-site refusal, admin token), see ``security``;
@@ -102,12 +103,15 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
        (``journal``).
 
     One function rather than a stack: each aiohttp middleware layer costs a coroutine
-    per request, and the steps are easier to follow in one place.
+    per request, and the steps are easier to follow in one place. Not registered as an
+    aiohttp middleware either (that adds aiohttp's chain lookup and a layer of its own per
+    request): each route's handler is ``partial(serve, app, route_name, handler)``
+    (``routing.through``; the app and the route's name bound once, not read through
+    ``request.match_info`` each time), and requests no route takes (404, 405) reach it
+    through the router's ``resolve``.
     """
     started = time.perf_counter()
     request[REQUEST_ID] = request_id = new_request_id()
-    route = request.match_info.route.name
-    app = request.app  # a property chain each time: read once
     sim = app[SIM]
     begun = journal.begin(sim) if journal.journaled(request.path) else None
     try:
@@ -344,11 +348,10 @@ def create_app(
     tests never patch them.
     """
     settings = settings or Settings()
-    app = web.Application(
-        middlewares=[middleware],
-        client_max_size=settings.max_body_bytes,
-    )
+    app = web.Application(client_max_size=settings.max_body_bytes)
     if store is None and settings.db:
+        from otpsim.store.sqlite import SqliteStore  # sqlite3: only with --db
+
         retention = Retention(settings.max_messages, settings.max_age, settings.max_requests)
         store = SqliteStore(settings.db, retention=retention, durability=settings.db_sync)
     sim = Simulator(settings, clock=clock, rng=rng, store=store)
@@ -373,6 +376,7 @@ def create_app(
     inbox.add_routes(app)
     security.add_routes(app)
     use_expect_handler(app)
+    routing.through(app, serve)  # last: every route above, and what none takes
     return app
 
 

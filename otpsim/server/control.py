@@ -12,10 +12,8 @@ import functools
 import json
 import math
 from collections.abc import Awaitable
-from importlib.resources import files
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import yaml
 from aiohttp import web
 
 from otpsim import __version__
@@ -24,15 +22,16 @@ from otpsim.domain.numbers import normalize_phone
 from otpsim.domain.otp import Status
 from otpsim.engine import MAX_CREDENTIAL, too_long
 from otpsim.errors import E, OtpsimError, ProviderError
-from otpsim.scenario.model import parse_scenario
 from otpsim.server.callbacks import State
 from otpsim.server.http import json_response, query_number, read_json_object
 from otpsim.server.keys import DISPATCHER, SIM, STOPPING, STREAMS
 
+if TYPE_CHECKING:
+    from otpsim.scenario.model import Scenario
+
 T = TypeVar("T")
 
 MAX_LIST = 10_000
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser when built
 
 
 def _phone_filter(request: web.Request) -> str | None:
@@ -282,7 +281,7 @@ async def put_scenario(request: web.Request) -> web.Response:
     except UnicodeDecodeError:
         raise ProviderError(E.SCENARIO_INVALID, "The scenario is not UTF-8 text") from None
     try:
-        scenario = await asyncio.to_thread(parse_scenario, text, "<request body>")
+        scenario = await asyncio.to_thread(_parse_scenario, text)
     except OtpsimError as exc:
         raise ProviderError(E.SCENARIO_INVALID, str(exc)) from None
     if scenario.network is None:
@@ -290,6 +289,14 @@ async def put_scenario(request: web.Request) -> web.Response:
     sim = request.app[SIM]
     sim.use_scenario(scenario.network, name=scenario.name, account=account)
     return json_response(sim.scenario_json(account))
+
+
+def _parse_scenario(text: str) -> Scenario:
+    """In the worker thread: the scenario machinery (yaml, jinja2) is loaded on the first
+    activation, not at start-up, and its loading does not hold up the event loop."""
+    from otpsim.scenario.model import parse_scenario
+
+    return parse_scenario(text, "<request body>")
 
 
 async def delete_scenario(request: web.Request) -> web.Response:
@@ -302,7 +309,12 @@ async def delete_scenario(request: web.Request) -> web.Response:
 
 @functools.lru_cache(maxsize=1)
 def _openapi_source() -> str:
-    return json.dumps(yaml.load((files("otpsim") / "openapi.yaml").read_text("utf-8"), _Loader))
+    from importlib.resources import files
+
+    import yaml  # not needed before the document is first asked for
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser when built
+    return json.dumps(yaml.load((files("otpsim") / "openapi.yaml").read_text("utf-8"), loader))
 
 
 def openapi_document(max_wait: float) -> dict[str, Any]:

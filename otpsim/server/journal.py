@@ -1,7 +1,7 @@
 """The request journal's front end: which requests are journaled, the entry the
 middleware builds for each, and ``/_sim/requests`` (list, long-poll, clear).
 
-The middleware (``app.middleware``) calls :func:`begin` as a provider-API request
+The middleware (``app.serve``) calls :func:`begin` as a provider-API request
 arrives and :func:`record` once its answer is known, whatever it is (a 201, a 401 before
 any handler ran, a 404 on an unknown path, a 503 from a scenario rule). The entry is
 built from what the request already holds: the body as its handler read it (``BODY``,

@@ -11,21 +11,18 @@
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.exposition import generate_latest
-from prometheus_client.registry import Collector
 
 from otpsim.events import Event, EventBus
+
+if TYPE_CHECKING:  # prometheus_client is loaded at the first scrape, not at start-up
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import Metric
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -34,27 +31,28 @@ BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 StatusCounts = Callable[[], tuple[dict[str, int], dict[str, int]]]
 
 
-class _StoreCollector(Collector):
+class _StoreCounts:
     """Counts by status, read from the store at scrape time."""
 
     def __init__(self, counts: StatusCounts) -> None:
         self._counts = counts
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterable[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
         by_otp_status, by_sms_status = self._counts()
         otps = GaugeMetricFamily("otpsim_otps", "OTPs stored, by status", labels=["status"])
         for status, count in sorted(by_otp_status.items()):
             otps.add_metric([status], count)
-        yield otps
         messages = GaugeMetricFamily(
             "otpsim_messages", "SMS stored, by delivery status", labels=["status"]
         )
         for status, count in sorted(by_sms_status.items()):
             messages.add_metric([status], count)
-        yield messages
+        return [otps, messages]
 
 
-class _RequestStats(Collector):
+class _RequestStats:
     """HTTP request counts and durations, kept as plain numbers and shaped into
     Prometheus metrics at scrape time.
 
@@ -77,13 +75,14 @@ class _RequestStats(Collector):
         entry[0][bisect_left(BUCKETS, seconds)] += 1
         entry[1][0] += seconds
 
-    def collect(self) -> Iterator[Metric]:
+    def collect(self) -> Iterable[Metric]:
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+
         requests = CounterMetricFamily(
             "otpsim_http_requests", "HTTP requests answered", labels=["route", "method", "status"]
         )
         for (route, method, status), count in sorted(self.counts.items()):
             requests.add_metric([route, method, str(status)], count)
-        yield requests
         latency = HistogramMetricFamily(
             "otpsim_http_request_duration_seconds",
             "Time to answer an HTTP request",
@@ -96,7 +95,52 @@ class _RequestStats(Collector):
                 running += count
                 cumulative.append((bound, running))
             latency.add_metric([route, method], cumulative, total[0])
-        yield latency
+        return [requests, latency]
+
+
+class _Attempts:
+    """Callback attempts by outcome, as prometheus_client's labelled Counter shows them
+    (``_total``, and ``_created``: when the outcome was first counted), in the order
+    the outcomes first occurred."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, list[float]] = {}  # outcome -> [count, created]
+
+    def inc(self, outcome: str) -> None:
+        entry = self.counts.get(outcome)
+        if entry is None:
+            entry = self.counts[outcome] = [0.0, time.time()]
+        entry[0] += 1
+
+    def collect(self) -> Iterable[Metric]:
+        from prometheus_client.core import CounterMetricFamily
+
+        attempts = CounterMetricFamily(
+            "otpsim_callback_attempts",
+            "Callback delivery attempts, by outcome",
+            labels=["outcome"],
+        )
+        for outcome, (count, created) in self.counts.items():
+            attempts.add_metric([outcome], count, created=created)
+        return [attempts]
+
+
+def _registry(*sources: Callable[[], Iterable[Metric]]) -> CollectorRegistry:
+    """One registry (this simulator's own) collecting ``sources`` in order."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.registry import Collector
+
+    class Source(Collector):
+        def __init__(self, collect: Callable[[], Iterable[Metric]]) -> None:
+            self._collect = collect
+
+        def collect(self) -> Iterable[Metric]:
+            return self._collect()
+
+    registry = CollectorRegistry(auto_describe=True)
+    for source in sources:
+        registry.register(Source(source))
+    return registry
 
 
 def attempt_outcome(status_code: int | None, error: str | None) -> str:
@@ -113,33 +157,34 @@ class Metrics:
     """Gets the bus (callback attempts) and a status count, not the simulator."""
 
     def __init__(self, bus: EventBus, counts: StatusCounts) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.registry.register(_StoreCollector(counts))
+        self._counts = _StoreCounts(counts)
         self.requests = _RequestStats()
-        self.registry.register(self.requests)
-        self.callback_attempts = Counter(
-            "otpsim_callback_attempts",
-            "Callback delivery attempts, by outcome",
-            ["outcome"],
-            registry=self.registry,
-        )
+        self._attempts = _Attempts()
+        self._registry: CollectorRegistry | None = None  # made at the first scrape
         bus.subscribe(self._on_event, "callback.attempt")
 
     def _on_event(self, event: Event) -> None:  # callback.attempt
         attempt = event.data["attempt"]
-        outcome = attempt_outcome(attempt["statusCode"], attempt["error"])
-        self.callback_attempts.labels(outcome).inc()
+        self._attempts.inc(attempt_outcome(attempt["statusCode"], attempt["error"]))
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.observe(route, method, status, seconds)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        from prometheus_client.exposition import generate_latest
+
+        if self._registry is None:
+            self._registry = _registry(
+                self._counts.collect, self.requests.collect, self._attempts.collect
+            )
+        return generate_latest(self._registry)
 
 
 METRICS = web.AppKey("metrics", Metrics)
 
 
 async def metrics(request: web.Request) -> web.Response:
+    from prometheus_client import CONTENT_TYPE_LATEST
+
     body = request.app[METRICS].render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

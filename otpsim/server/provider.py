@@ -2,7 +2,7 @@
 ``/numbers/validate/{phoneNumber}``, as the contract says.
 
 Handlers only parse, call the simulator, and serialize. Authentication and rate
-limiting happen in ``app.middleware`` for every route named ``api.*``.
+limiting happen in ``app.serve`` for every route named ``api.*``.
 """
 
 from __future__ import annotations
