@@ -195,14 +195,26 @@ class TableRetention:
 
     Call :meth:`inserted` after each new row (inside the writer's transaction) and
     :meth:`removed` after deleting rows yourself (a clear), :meth:`recount` after a
-    rollback.
+    rollback. ``on_delete``, if given, hears of each delete it makes: every row up to
+    an ``order`` value (``(last, [])``), or the rows too old (``(None, [their order
+    values])``, read with ``RETURNING``); the SQLite store cuts the links to the OTPs
+    it deleted.
     """
 
-    def __init__(self, db: _Connection, table: str, order: str, retention: Retention) -> None:
+    def __init__(
+        self,
+        db: _Connection,
+        table: str,
+        order: str,
+        retention: Retention,
+        on_delete: Callable[[int | None, list[int]], None] | None = None,
+    ) -> None:
         self._db = db
         self.table = table
         self.order = order
         self.retention = retention
+        # Told of each delete: every row up to this ``order`` value, or these rows.
+        self._on_delete = on_delete
         self.count = 0
         self.oldest = math.inf
         self.recount()
@@ -230,7 +242,12 @@ class TableRetention:
         removed = 0
         if self.oldest < cutoff:
             sql = f"DELETE FROM {self.table} WHERE created_at < ?"
-            removed += self._db.execute(sql, (cutoff,)).rowcount
+            if self._on_delete is None:
+                removed += self._db.execute(sql, (cutoff,)).rowcount
+            else:
+                gone = self._db.execute(f"{sql} RETURNING {self.order}", (cutoff,)).fetchall()
+                removed += len(gone)
+                self._on_delete(None, [row[0] for row in gone])
         if self.count - removed > retention.max_messages:
             # Down to max_messages - batch + 1 rows: the next batch - 1 inserts delete nothing.
             excess = self.count - removed - retention.max_messages + retention.batch - 1
@@ -242,6 +259,8 @@ class TableRetention:
             if last is not None:
                 sql = f"DELETE FROM {table} WHERE {order} <= ?"
                 removed += self._db.execute(sql, (last[0],)).rowcount
+                if self._on_delete is not None:
+                    self._on_delete(last[0], [])
         if removed:
             self.count -= removed
             self._find_oldest()

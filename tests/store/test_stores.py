@@ -271,9 +271,10 @@ async def test_sqlite_at_its_cap_writes_few_more_pages_per_insert_than_young(
 ) -> None:
     """Issue 18: at the retention cap each insert also deletes the oldest row; every
     index page that touches costs a WAL frame (and a checkpoint copy). Counted in
-    pages, not time: here young ~3.1 pages per OTP + message, at the cap ~2.6 more
-    (before schema 4, with the random message_id index: young ~3.7, at the cap ~3.5
-    more)."""
+    pages, not time: here young ~2.6 pages per OTP + message, at the cap ~1.9 more
+    (schema 4, with the messages' otp_id index keyed by the random OTP id: young ~3.1,
+    at the cap ~2.6 more; before schema 4, with the random message_id index too:
+    young ~3.7, at the cap ~3.5 more)."""
 
     async def frames_per_insert(store: SqliteStore, first: int, count: int) -> float:
         store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -301,8 +302,8 @@ async def test_sqlite_at_its_cap_writes_few_more_pages_per_insert_than_young(
     finally:
         young.close()
         full.close()
-    assert at_young < 3.45, at_young
-    assert at_cap - at_young < 3.0, (at_young, at_cap)
+    assert at_young < 2.85, (at_young, at_cap)
+    assert at_cap - at_young < 2.25, (at_young, at_cap)
 
 
 @pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="needs Linux's /proc/self/io")
@@ -647,3 +648,261 @@ def test_sqlite_deletes_the_oldest_in_batches_by_an_indexed_range(tmp_path: Path
         assert 990 <= len(seqs) <= 1000
     finally:
         store.close()
+
+
+# -- round 5: messages found by their OTP's insertion order (schema 5) ---------------------
+
+
+def _version_4_file(path: Path, count: int = 6) -> None:
+    """A database as otpsim wrote it at schema 4, with its statements: messages found
+    by OTP through an index keyed by the random ``otp_id``. otp-2 has two messages;
+    the last OTP's message outlived its OTP (retention took the OTP first)."""
+    with sqlite3.connect(path) as db:
+        for step in MIGRATIONS[:4]:
+            db.executescript(step)
+        db.execute("PRAGMA user_version = 4")
+        db.execute("PRAGMA journal_mode = WAL")
+        for n in range(1, count + 1):
+            account = "a" if n < 5 else "b"
+            one, sms = otp(n, account=account), message(n, account=account)
+            if n < count:
+                db.execute(
+                    "INSERT OR IGNORE INTO otps (otp_id, account, phone, status, created_at, "
+                    "record) VALUES (?, ?, ?, ?, ?, ?)",
+                    (one.otp_id, account, one.request.phone_number, one.status.value, 0.0,
+                     jsoncodec.dumps_text(one)),
+                )  # fmt: skip
+            db.execute(
+                "INSERT INTO messages (message_id, seq, otp_id, account, phone, status,"
+                " created_at, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (sms.message_id, sms.seq, sms.otp_id, account, sms.phone_number,
+                 sms.status.value, 0.0, jsoncodec.dumps_text(sms)),
+            )  # fmt: skip
+        again = message(count + 1)
+        again.otp_id = "otp-2"  # a second SMS for otp-2
+        db.execute(
+            "INSERT INTO messages (message_id, seq, otp_id, account, phone, status,"
+            " created_at, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (again.message_id, again.seq, again.otp_id, "a", again.phone_number,
+             again.status.value, 0.0, jsoncodec.dumps_text(again)),
+        )  # fmt: skip
+        db.execute(
+            "INSERT INTO meta VALUES ('clock', ?)",
+            (jsoncodec.dumps_text(ClockState(12.5, None)),),
+        )
+    db.close()  # (the last close checkpoints: the file alone holds it all, to be copied)
+
+
+def _by_otp_agrees_with_the_full_listing(store: SqliteStore, otp_ids: list[str]) -> None:
+    """Every query by OTP returns what the unfiltered listing (which no OTP index
+    serves), filtered here, says it must: the same messages, newest first."""
+    everything = store.list_messages()
+    delivered = SmsStatus.DELIVERED
+    for otp_id in otp_ids:
+        mine = [m for m in everything if m.otp_id == otp_id]
+        assert store.list_messages(otp_id=otp_id) == mine, otp_id
+        assert store.list_messages(otp_id=otp_id, limit=1) == mine[:1], otp_id
+        for account in ("a", "b"):
+            theirs = [m for m in mine if m.account == account]
+            assert store.list_messages(otp_id=otp_id, account=account) == theirs, otp_id
+        latest = [m for m in mine if m.status is delivered][:1]
+        assert store.list_messages(otp_id=otp_id, status=delivered, limit=1) == latest
+
+
+def test_sqlite_opens_a_version_4_file_and_finds_every_message_by_its_otp(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v4.db"
+    _version_4_file(path)
+    ids = [f"otp-{n}" for n in range(0, 9)]
+    store = SqliteStore(path)
+    try:
+        assert [m.seq for m in store.list_messages()] == [7, 6, 5, 4, 3, 2, 1]
+        assert [m.seq for m in store.list_messages(otp_id="otp-2")] == [7, 2]
+        assert [m.seq for m in store.list_messages(otp_id="otp-6")] == [6]  # its OTP is gone
+        assert store.list_messages(otp_id="otp-0") == []
+        assert [o.otp_id for o in store.list_otps()] == [f"otp-{n}" for n in range(5, 0, -1)]
+        assert store.load_clock() == ClockState(12.5, None)
+        _by_otp_agrees_with_the_full_listing(store, ids)
+        store.save_otp(otp(8))
+        store.save_message(message(8))
+        delivered = message(2)
+        delivered.deliver(5.0)
+        store.save_message(delivered)  # an update of a migrated row: no second row
+        assert [m.seq for m in store.list_messages(otp_id="otp-2")] == [7, 2]
+        assert store.list_messages(otp_id="otp-2", status=SmsStatus.DELIVERED) == [delivered]
+        _by_otp_agrees_with_the_full_listing(store, ids)
+    finally:
+        store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        full = {  # indexes on the random otp_id over every message: none
+            row[0]
+            for row in db.execute(
+                "SELECT i.name FROM pragma_index_list('messages') AS i, "
+                "pragma_index_info(i.name) AS c WHERE c.name = 'otp_id' AND i.partial = 0"
+            )
+        }
+        assert full == set()
+    reopened = SqliteStore(path)
+    try:
+        _by_otp_agrees_with_the_full_listing(reopened, ids)
+    finally:
+        reopened.close()
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_sqlite_finds_messages_by_otp_whatever_became_of_the_otp(
+    tmp_path: Path, seed: int
+) -> None:
+    """Messages are found by OTP through the OTP's own row: this checks every way the
+    two can part. Random operations (an OTP with or without its messages, a message
+    before its OTP or without one, several per OTP, status changes, the count and the
+    age retention taking OTPs before their messages, a clock moved back and forth, an
+    OTP id used again after retention took it, a clear of one account, batches that
+    roll back, a reopen), then every query by OTP against the full listing."""
+    draw = random.Random(seed)
+    now = [1000.0]
+    retention = Retention(max_messages=draw.choice([7, 40, 300]), max_age=50.0)
+    retention.now = lambda: now[0]
+    path = tmp_path / "otpsim.db"
+    store = SqliteStore(path, retention=retention, checkpoint_every=3600)
+    ids = [f"otp-{n}" for n in range(60)]
+    seq = 0
+    sent: list[Message] = []
+    try:
+        for step in range(900):
+            roll = draw.random()
+            otp_id = draw.choice(ids)
+            account = draw.choice("ab")
+            if roll < 0.35:
+                one = otp(0, account=account, at=now[0])
+                one.otp_id = otp_id
+                store.save_otp(one)
+            if roll < 0.75:
+                seq += 1
+                sms = message(seq, account=draw.choice([account, account, "b"]), at=now[0])
+                sms.otp_id = otp_id
+                store.save_message(sms)
+                sent.append(sms)
+            elif roll < 0.85 and sent:
+                sms = draw.choice(sent[-30:])
+                sms.deliver(now[0])
+                store.save_message(sms)
+            elif roll < 0.93:
+                now[0] += draw.choice([-80.0, -5.0, 1.0, 5.0, 30.0, 60.0])
+            elif roll < 0.95:
+                store.clear(draw.choice("ab"))
+            elif roll < 0.96:
+                store.save_otp(otp(0, account="k\udcff"))  # cannot be written: the batch
+                with pytest.raises(StoreUnavailable):  # rolls back, and only it
+                    await store.durable()
+            if step % 7 == 6:
+                await store.durable()
+            if step % 150 == 149:
+                _by_otp_agrees_with_the_full_listing(store, ids)
+        await store.durable()
+        _by_otp_agrees_with_the_full_listing(store, ids)
+        store.close()
+        store = SqliteStore(path, retention=retention, checkpoint_every=3600)
+        _by_otp_agrees_with_the_full_listing(store, ids)
+        for n in range(50):  # and it goes on from there
+            seq += 1
+            sms = message(seq, at=now[0])
+            sms.otp_id = ids[n % 5]
+            store.save_otp(otp(n % 5))
+            store.save_message(sms)
+        _by_otp_agrees_with_the_full_listing(store, ids)
+    finally:
+        store.close()
+
+
+def test_sqlite_a_query_by_otp_reads_no_table_at_its_cap(tmp_path: Path) -> None:
+    """``/_sim/messages/latest?otpId=`` for an unknown or old OTP (a harness polls it)
+    is served by indexes: a walk of the messages table took 258 ms at 100,000 rows, on
+    the event loop. Counted in SQLite's virtual-machine steps, which a walk of the
+    table's 5,000 rows multiplies by thousands, not in time."""
+    retention = Retention(max_messages=5000)
+    store = SqliteStore(tmp_path / "otpsim.db", retention=retention, checkpoint_every=3600)
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    try:
+        for n in range(6000):  # past the cap: the first 1,000 are gone
+            store.save_otp(otp(n))
+            store.save_message(message(n))
+        store._db.set_progress_handler(count, 10)
+        for otp_id in ("otp-5", "otp-5999", "otp-3000", "nobody"):
+            steps[0] = 0
+            found = store.list_messages(otp_id=otp_id, status=SmsStatus.QUEUED, limit=1)
+            assert [m.otp_id for m in found] == ([] if otp_id in ("otp-5", "nobody") else [otp_id])
+            assert steps[0] < 50, (otp_id, steps[0] * 10)
+            for narrower in ({"account": "a"}, {"phone_number": "+33612345678"}):
+                steps[0] = 0  # (the account's or phone's index alone walks them all)
+                store.list_messages(otp_id=otp_id, limit=1, **narrower)  # type: ignore[arg-type]
+                assert steps[0] < 50, (otp_id, narrower, steps[0] * 10)
+    finally:
+        store._db.set_progress_handler(None, 0)
+        store.close()
+
+
+_MIGRATE_AND_DIE = """
+import os, signal, sys
+from otpsim.store.sqlite import SqliteStore
+
+steps = [0]
+def tick():
+    steps[0] += 1
+    if steps[0] == int(sys.argv[2]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return 0
+
+original = SqliteStore._migrate
+def migrate(self):
+    self._db.set_progress_handler(tick, 100)
+    original(self)
+SqliteStore._migrate = migrate
+SqliteStore(sys.argv[1]).close()
+print(steps[0])
+"""
+
+
+def test_sqlite_a_kill_mid_migration_leaves_schema_4_or_a_complete_5(tmp_path: Path) -> None:
+    """The 4 -> 5 migration is one transaction: killed (SIGKILL) at any point, the file
+    is the schema-4 one, or the complete schema 5; either opens and serves identically."""
+    src = tmp_path / "v4.db"
+    _version_4_file(src, count=400)
+    probe = tmp_path / "probe.db"
+    probe.write_bytes(src.read_bytes())
+    done = subprocess.run(
+        [sys.executable, "-c", _MIGRATE_AND_DIE, str(probe), "0"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    total = int(done.stdout)  # progress ticks a whole migration takes
+    assert total > 20
+    expected: list[Message] | None = None
+    for at in (1, total // 4, total // 2, total - 1):
+        path = tmp_path / f"killed-{at}.db"
+        path.write_bytes(src.read_bytes())
+        killed = subprocess.run(
+            [sys.executable, "-c", _MIGRATE_AND_DIE, str(path), str(at)],
+            capture_output=True, timeout=60,
+        )  # fmt: skip
+        assert killed.returncode == -9, killed.stderr
+        with sqlite3.connect(path) as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            columns = {r[1] for r in db.execute("PRAGMA table_info('messages')")}
+            assert (version, "otp_seq" in columns) in ((4, False), (5, True)), at
+            assert db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 401
+            assert db.execute("SELECT COUNT(*) FROM otps").fetchone()[0] == 399
+        store = SqliteStore(path)
+        try:
+            listing = store.list_messages()
+            assert expected is None or listing == expected
+            expected = listing
+            _by_otp_agrees_with_the_full_listing(store, ["otp-2", "otp-400", "otp-7", "none"])
+        finally:
+            store.close()
