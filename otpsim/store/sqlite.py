@@ -214,6 +214,9 @@ def _dumps(data: Any) -> str:
 
 class SqliteStore:
     CACHE_KIB = 16_384  # the writer's page cache (allocated as used)
+    # Links to OTPs deleted in one flush are cut one probe each up to this many; beyond,
+    # by one walk of the messages linked into their range (``_unlink_dead``).
+    UNLINK_EACH_UP_TO = 64
 
     def __init__(
         self,
@@ -346,9 +349,12 @@ class SqliteStore:
         otps, self._pending_otps = self._pending_otps, {}
         messages, self._pending_messages = self._pending_messages, {}
         requests, self._pending_requests = self._pending_requests, []
-        # Outside a batch, one transaction of its own: an OTP deleted by retention and
-        # the links to it cut (at the end) are written together, or not at all.
-        own = not self._db.in_transaction
+        # Outside a batch, OTPs and messages get one transaction of their own: an OTP
+        # deleted by retention and the links to it cut (at the end) are written together,
+        # or not at all. Journal entries alone (a read that must see them) need none:
+        # one that cannot be written is dropped (``_write_requests``), and the read
+        # answers, whatever the disk says at a COMMIT.
+        own = not self._db.in_transaction and bool(otps or messages)
         try:
             if own:
                 self._db.execute("BEGIN")
@@ -388,6 +394,17 @@ class SqliteStore:
             self._dead_upto = None
         if self._dead:
             dead, self._dead = self._dead, []
+            if len(dead) > self.UNLINK_EACH_UP_TO:
+                # Many at once (an age purge after a clock jump): the messages linked into
+                # their range, each checked against the OTPs still there, rather than a
+                # probe per deleted OTP (most find nothing: their messages went with them).
+                low, high = min(dead), max(dead)
+                self._db.execute(
+                    "UPDATE messages SET otp_seq = NULL WHERE otp_seq BETWEEN ? AND ? "
+                    "AND otp_seq NOT IN (SELECT seq FROM otps WHERE seq BETWEEN ? AND ?)",
+                    (low, high, low, high),
+                )
+                return
             sql = "UPDATE messages SET otp_seq = NULL WHERE otp_seq = ?"
             self._db.executemany(sql, [(seq,) for seq in dead])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -302,6 +303,53 @@ async def test_a_journal_that_cannot_be_written_costs_no_answer(
     await sim_of(client).wait_durable()
     assert len((await (await client.get("/_sim/otps")).json())["otps"]) == 3
     assert caplog.text.count("request journal entries dropped") == 1  # once per outage
+
+
+class FullDisk:
+    """A store's connection on a disk that fills up: once ``full``, every write and
+    every COMMIT fails as SQLite's would ("database or disk is full")."""
+
+    WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "COMMIT")
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self.full = False
+
+    def _check(self, sql: str) -> None:
+        if self.full and sql.lstrip().split(None, 1)[0].upper() in self.WRITES:
+            raise sqlite3.OperationalError("database or disk is full")
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        self._check(sql)
+        return self._db.execute(sql, *args)
+
+    def executemany(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        self._check(sql)
+        return self._db.executemany(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+async def test_reads_answer_while_the_disk_is_full_and_the_journal_is_dropped(
+    make_client: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A read writes the journal entries still pending first (it must see them); on a
+    full disk those are dropped, once logged, and the read answers as usual."""
+    store = SqliteStore(tmp_path / "j.db")
+    client = await make_client(store=store)
+    otp = await create(client)
+    await sim_of(client).wait_durable()
+    disk = FullDisk(store._db)
+    store._db = disk  # type: ignore[assignment]
+    disk.full = True
+    for _ in range(3):
+        assert (await client.get("/nope", headers=KEY)).status == 404  # journaled, behind
+        assert (await client.get(f"/otp/{otp['otpId']}", headers=KEY)).status == 200
+        assert (await client.get("/_sim/otps")).status == 200
+    assert "unexpected error" not in caplog.text
+    assert caplog.text.count("request journal entries dropped") == 1  # once per outage
+    disk.full = False
 
 
 async def test_an_endpoint_fault_is_journaled_with_its_rule(client: Any) -> None:

@@ -751,16 +751,20 @@ def test_sqlite_opens_a_version_4_file_and_finds_every_message_by_its_otp(
         reopened.close()
 
 
+@pytest.mark.parametrize("unlink_each_up_to", [64, 0])
 @pytest.mark.parametrize("seed", range(6))
 async def test_sqlite_finds_messages_by_otp_whatever_became_of_the_otp(
-    tmp_path: Path, seed: int
+    tmp_path: Path, seed: int, unlink_each_up_to: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Messages are found by OTP through the OTP's own row: this checks every way the
     two can part. Random operations (an OTP with or without its messages, a message
     before its OTP or without one, several per OTP, status changes, the count and the
     age retention taking OTPs before their messages, a clock moved back and forth, an
     OTP id used again after retention took it, a clear of one account, batches that
-    roll back, a reopen), then every query by OTP against the full listing."""
+    roll back, a reopen), then every query by OTP against the full listing. With
+    ``unlink_each_up_to`` 0, links to deleted OTPs are cut by the range walk that a
+    large purge takes, every time."""
+    monkeypatch.setattr(SqliteStore, "UNLINK_EACH_UP_TO", unlink_each_up_to)
     draw = random.Random(seed)
     now = [1000.0]
     retention = Retention(max_messages=draw.choice([7, 40, 300]), max_age=50.0)
