@@ -113,6 +113,7 @@ class _Attempts:
         entry[0] += 1
 
     def collect(self) -> Iterable[Metric]:
+        from prometheus_client import metrics
         from prometheus_client.core import CounterMetricFamily
 
         attempts = CounterMetricFamily(
@@ -120,8 +121,11 @@ class _Attempts:
             "Callback delivery attempts, by outcome",
             labels=["outcome"],
         )
+        # ``_created`` as its Counter would: unless PROMETHEUS_DISABLE_CREATED_SERIES or
+        # disable_created_metrics() turned it off (the switch it keeps for its metrics).
+        shown = metrics._use_created
         for outcome, (count, created) in self.counts.items():
-            attempts.add_metric([outcome], count, created=created)
+            attempts.add_metric([outcome], count, created=created if shown else None)
         return [attempts]
 
 

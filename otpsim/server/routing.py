@@ -14,9 +14,12 @@ the provider's shape as before (and journaled, for any path, even an empty one: 
 proxy's ``CONNECT host:port`` or ``GET http://host``).
 
 Relies on a route's ``_handler`` (aiohttp keeps it per route, as ``_expect_handler``
-which ``app.use_expect_handler`` sets) and on ``Application`` resolving through its
-router's ``resolve`` attribute; ``tests/server/test_answer_head.py`` pins both: every
-route's handler is ``serve``'s partial, and 404/405 keep their shape and ``Allow``.
+which ``app.use_expect_handler`` sets), on ``Application`` resolving through its
+router's ``resolve`` attribute, and on the app freezing its router through the router's
+``freeze`` attribute when it starts (routes added after ``through`` are wrapped then);
+``tests/server/test_answer_head.py`` pins them: every route's handler is ``serve``'s
+partial (a route added after ``create_app`` too), and 404/405 keep their shape and
+``Allow``.
 
 Example::
 
@@ -78,12 +81,27 @@ async def _refuse(refusal: web.HTTPException, request: web.Request) -> NoReturn:
 def through(app: web.Application, serve: Serve) -> None:
     """Every route's handler called through ``serve`` (each looks like its handler, as
     aiohttp's middleware chain does: name, module, source), and what no route takes
-    too. Call it once every route is added."""
+    too. Call it once the app's own routes are added; routes added later (by an app
+    that embeds this one, a fixture, a startup hook) are wrapped when the router
+    freezes, as the app starts (aiohttp refuses routes after that)."""
     router = app.router
-    for route in router.routes():
-        handler = route._handler
-        bound = partial(serve, app, route.name, handler)
-        route._handler = update_wrapper(bound, handler)
+
+    def wrap_every_route() -> None:
+        for route in router.routes():
+            handler = route._handler
+            if getattr(handler, "func", None) is serve:
+                continue  # wrapped already
+            bound = partial(serve, app, route.name, handler)
+            route._handler = update_wrapper(bound, handler)
+
+    freeze = router.freeze
+
+    def wrap_then_freeze() -> None:
+        wrap_every_route()
+        freeze()
+
+    wrap_every_route()
+    router.freeze = wrap_then_freeze  # type: ignore[method-assign]
     unrouted = Unrouted()
     resolve = router.resolve
 

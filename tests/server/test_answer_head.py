@@ -252,6 +252,29 @@ async def test_the_middleware_is_not_an_aiohttp_layer() -> None:
     assert all(getattr(h, "func", None) is serve for h in handlers), handlers
 
 
+async def test_a_route_added_after_create_app_goes_through_the_middleware_too(
+    aiohttp_client: Any,
+) -> None:
+    """Routes are wrapped when the router freezes (the app starting), not only those that
+    existed when ``create_app`` returned: a route an embedding app or a fixture adds
+    later still gets the Host allow-list, the request id, the journal, the error shape."""
+    from otpsim.server.app import create_app
+
+    app = create_app(Settings())
+
+    async def extra(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    app.router.add_get("/_sim/extra", extra)
+    client = await aiohttp_client(app)
+    refused = await client.get("/_sim/extra", headers={"Host": "evil.example"})
+    assert refused.status == 403
+    assert (await refused.json())["error"]["type"] == "access_denied"
+    answered = await client.get("/_sim/extra")
+    assert answered.status == 200
+    assert len(answered.headers["X-Request-Id"]) == 32
+
+
 @pytest.mark.parametrize(
     "target", [b"CONNECT 127.0.0.1:443", b"GET http://127.0.0.1", b"GET http://127.0.0.1?x=1"]
 )

@@ -86,3 +86,28 @@ def test_duration_buckets_are_cumulative_and_inclusive() -> None:
     assert got[("otpsim_http_request_duration_seconds_sum", route)] == pytest.approx(9.0073)
     assert got[("otpsim_http_requests_total", (*route, ("status", "404")))] == 1
     assert got[("otpsim_http_requests_total", (*route, ("status", "200")))] == 5
+
+
+def test_callback_attempts_leave_out_created_when_prometheus_client_does() -> None:
+    """``_created`` series follow prometheus_client's switch
+    (``PROMETHEUS_DISABLE_CREATED_SERIES``, ``disable_created_metrics()``), as its own
+    Counter did before the attempts were counted in a plain dict."""
+    import prometheus_client
+    from prometheus_client import metrics as client_metrics
+
+    from otpsim.server.metrics import _Attempts
+
+    attempts = _Attempts()
+    attempts.inc("success")
+
+    def names() -> set[str]:
+        return {sample.name for family in attempts.collect() for sample in family.samples}
+
+    was = client_metrics._use_created
+    try:
+        prometheus_client.enable_created_metrics()
+        assert names() == {"otpsim_callback_attempts_total", "otpsim_callback_attempts_created"}
+        prometheus_client.disable_created_metrics()
+        assert names() == {"otpsim_callback_attempts_total"}
+    finally:
+        client_metrics._use_created = was
