@@ -163,17 +163,17 @@ async def test_json_answers_are_what_aiohttps_response_writes(
     closes the connection itself), ``json_response`` writes the same bytes as aiohttp's
     own ``web.Response`` given the same body and headers (the Date aside, checked for
     shape). It relies on aiohttp's ``StreamResponse`` internals (``_prepare_headers``'s
-    rules: Content-Length, Date, Server, Connection): this is what pins them."""
-    from otpsim.server.http import json_response
+    rules: Content-Length, Date, Server, Connection): this is what pins them, on whatever
+    aiohttp is installed (``json_response`` uses it on the minor version checked here)."""
+    from otpsim import jsoncodec
+    from otpsim.server.http import JsonResponse
 
     async def answer(request: web.Request) -> web.StreamResponse:
         status = int(request.query["status"])
         data = {"status": status, "text": "é"}
         if request.query["kind"] == "ours":
-            response: web.StreamResponse = json_response(data, status=status)
+            response: web.StreamResponse = JsonResponse(jsoncodec.dumps(data), status)
         else:
-            from otpsim import jsoncodec
-
             response = web.Response(
                 body=jsoncodec.dumps(data), status=status,
                 headers={"Content-Type": "application/json; charset=utf-8"},
@@ -205,6 +205,18 @@ async def test_json_answers_are_what_aiohttps_response_writes(
             answers[kind] = DATE.sub(b"\r\nDate: <date>\r\n", answer)
         case = (status, method, version, connection)
         assert answers["ours"] == answers["aiohttp"], case
+
+
+def test_json_answers_take_the_one_step_path_on_the_aiohttp_it_was_checked_on() -> None:
+    """On aiohttp 3.14 (what CI installs) the provider's answers are ``JsonResponse``s;
+    on another minor version, aiohttp's own ``web.Response`` (the same bytes). When a new
+    aiohttp comes, the test above says whether ``JsonResponse`` still writes its bytes."""
+    import aiohttp
+
+    from otpsim.server.http import JsonResponse, json_response
+
+    checked = aiohttp.__version__.startswith("3.14.")
+    assert isinstance(json_response({"ok": True}), JsonResponse) is checked
 
 
 @pytest.mark.parametrize(
