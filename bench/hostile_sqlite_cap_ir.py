@@ -7,7 +7,8 @@ gap being measured; instructions do not. For each checkout: a young database (a 
 file) and one filled to the cap (``bench/prefilled.py``'s rows, written beforehand by
 that checkout's own code, outside valgrind), each served by ``otpsim serve --db`` with
 defaults under callgrind (all threads: the checkpointer's work counts too), loaded with
-POST /otp as ``bench/instructions.py`` does. Prints instructions per request, young and
+POST /otp by ``bench/instructions.py``'s own measurement (wall-clock cadences spaced by
+``--slowdown``). Prints instructions per request, young and
 at the cap, and their ratio (young / at the cap: the ">= 0.9 x" figure). Instructions
 are not time: the WAL frames a commit writes are kernel work, counted by
 ``bench/store_cap.py``. Needs valgrind; ~2 minutes per checkout. Loopback only.
@@ -16,20 +17,15 @@ are not time: the WAL frames a commit writes are kernel work, counted by
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from instructions import free_port, load, request_bytes  # noqa: E402
+from instructions import checkout_env, free_port, measure_command, serve_command  # noqa: E402
 
 PREFILL = """
 import sys
@@ -42,46 +38,11 @@ store.close()
 """
 
 
-def environment(checkout: str) -> dict[str, str]:
-    # PYTHONSAFEPATH: `python -m` would otherwise put the current directory first.
-    return dict(os.environ, PYTHONPATH=str(Path(checkout).resolve()), PYTHONSAFEPATH="1")
-
-
 def measure(checkout: str, db: Path, args: argparse.Namespace) -> float:
     port = free_port()
+    command = serve_command(port, args.slowdown, flags=("--db", str(db)))
     out = db.parent / f"{db.stem}.callgrind"
-    server = subprocess.Popen(
-        [
-            "valgrind", "--tool=callgrind", "--instr-atstart=no",
-            f"--callgrind-out-file={out}", sys.executable, "-m", "otpsim", "serve",
-            "--port", str(port), "--db", str(db),
-        ],
-        env=environment(checkout), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("the server did not start") from None
-                time.sleep(0.5)
-        raw = request_bytes("POST", "/otp", port)
-        asyncio.run(load(port, raw, args.warmup, args.connections))
-        for switch in ("on", "off"):
-            subprocess.run(["callgrind_control", "-i", switch, str(server.pid)], check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-            if switch == "on":
-                asyncio.run(load(port, raw, args.requests, args.connections))
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=300)
-    totals = [int(x.split()[1]) for x in out.read_text().splitlines() if x.startswith("totals:")]
-    if not totals or not totals[-1]:
-        raise RuntimeError("no totals in the callgrind output")
-    return totals[-1] / args.requests
+    return measure_command(command, port, args, checkout_env(checkout), out=out)
 
 
 def main() -> None:
@@ -92,8 +53,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--keep", metavar="DIR", help="write the files (and callgrind's) here")
+    parser.add_argument("--slowdown", type=float, default=50.0, help="see instructions.py")
     parser.add_argument("specs", nargs="+", metavar="NAME=CHECKOUT")
     args = parser.parse_args()
+    args.path, args.method = "/otp", "POST"  # (what instructions.measure_command loads)
     with tempfile.TemporaryDirectory() as scratch:
         folder = args.keep or scratch
         for spec in args.specs:
@@ -102,7 +65,7 @@ def main() -> None:
             young, full = Path(folder) / f"{name}-young.db", Path(folder) / f"{name}-full.db"
             subprocess.run(
                 [sys.executable, "-c", PREFILL, str(full), str(args.cap), str(BENCH)],
-                env=environment(checkout), check=True,
+                env=checkout_env(checkout), check=True,
             )  # fmt: skip
             at_young = measure(checkout, young, args)
             at_cap = measure(checkout, full, args)

@@ -92,17 +92,24 @@ async def created_ids(port: int, count: int) -> list[str]:
 def measure(checkout: str, args: argparse.Namespace) -> float:
     """Instructions per request of ``otpsim serve`` (defaults) run from ``checkout``."""
     port = free_port()
-    # PYTHONSAFEPATH: `python -m` would otherwise put the current directory first.
-    env = dict(os.environ, PYTHONPATH=str(Path(checkout).resolve()), PYTHONSAFEPATH="1")
-    return measure_command(serve_command(port, args.slowdown), port, args, env)
+    return measure_command(serve_command(port, args.slowdown), port, args, checkout_env(checkout))
 
 
-def serve_command(port: int, slowdown: float, *before: str) -> list[str]:
-    """``otpsim serve --port PORT`` with work that runs on a wall-clock cadence (the
-    young collections of ``gcpolicy``, where the checkout has them) spaced ``slowdown``
-    times further apart: valgrind runs the server ~50 x slower, so a 0.1 s cadence
-    would otherwise come ~50 x as often per request as it does outside valgrind.
+def checkout_env(checkout: str) -> dict[str, str]:
+    """The environment that runs ``checkout``'s otpsim (PYTHONSAFEPATH: ``python -m`` or
+    ``-c`` would otherwise put the current directory, maybe another checkout, first)."""
+    return dict(os.environ, PYTHONPATH=str(Path(checkout).resolve()), PYTHONSAFEPATH="1")
+
+
+def serve_command(
+    port: int, slowdown: float, *before: str, flags: tuple[str, ...] = ()
+) -> list[str]:
+    """``otpsim serve --port PORT [flags]`` with work that runs on a wall-clock cadence
+    (the young collections of ``gcpolicy``, where the checkout has them) spaced
+    ``slowdown`` times further apart: valgrind runs the server ~50 x slower, so a 0.1 s
+    cadence would otherwise come ~50 x as often per request as it does outside valgrind.
     ``before``: Python statements run first (e.g. bench/ledger.py's patches)."""
+    argv = ["serve", "--port", str(port), *flags]
     code = "; ".join(
         [
             "import sys",
@@ -110,25 +117,30 @@ def serve_command(port: int, slowdown: float, *before: str) -> list[str]:
             f"g.YOUNG_EVERY = getattr(g, 'YOUNG_EVERY', 0) * {slowdown}",
             *before,
             "from otpsim.cli import main",
-            f"sys.exit(main(['serve', '--port', '{port}']))",
+            f"sys.exit(main({argv!r}))",
         ]
     )
     return [sys.executable, "-c", code]
 
 
 def measure_command(
-    command: list[str], port: int, args: argparse.Namespace, env: dict[str, str] | None = None
+    command: list[str],
+    port: int,
+    args: argparse.Namespace,
+    env: dict[str, str] | None = None,
+    out: Path | None = None,
 ) -> float:
     """Instructions per request of the server that ``command`` starts on ``port``
-    (run under callgrind; ``args`` as this script's options)."""
-    out = Path(tempfile.mkdtemp()) / "callgrind.out"
+    (run under callgrind, its output to ``out`` or a temporary file; ``args`` as this
+    script's options)."""
+    out = out or Path(tempfile.mkdtemp()) / "callgrind.out"
     server = subprocess.Popen(
         ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
          *command],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 300  # (a large --db file is opened first)
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -155,7 +167,7 @@ def measure_command(
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     finally:
         server.send_signal(signal.SIGINT)
-        server.wait(timeout=120)
+        server.wait(timeout=300)
     totals = [int(x.split()[1]) for x in out.read_text().splitlines() if x.startswith("totals:")]
     if not totals or not totals[-1]:
         raise RuntimeError("no totals in the callgrind output")

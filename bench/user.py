@@ -26,7 +26,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import _flows, _pct, free_port, otpsim  # noqa: E402  (bench/ is not a package)
+from hostile_common import stop  # noqa: E402  (bench/ is not a package)
+from run import _flows, _pct, free_port, otpsim  # noqa: E402
 
 PY = sys.executable
 
@@ -48,12 +49,7 @@ def start_to_answer(command: list[str], url: str, timeout: float = 60) -> float:
                 time.sleep(0.005)
         return time.perf_counter() - began
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def median_of(times: int, measure: object) -> float:
