@@ -236,7 +236,7 @@ def _finish(
                 headers.setdefault(name, value)  # an error's own headers win
     route = route or "unmatched"
     status = response.status
-    app[METRICS].requests.observe(route, request.method, status, elapsed)  # (one call less)
+    app[METRICS].requests.observe(route, request.method, status, elapsed)
     # At info, a line for each request answered with an error; every request at debug.
     level = logging.INFO if status >= 400 else logging.DEBUG
     if access_log.isEnabledFor(level):
